@@ -1,0 +1,68 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "event-analytics",
+    platforms: [.macOS(.v14)],
+    products: [
+        .library(name: "ClickHouseNative", targets: ["ClickHouseNative"]),
+        .executable(name: "event-api", targets: ["event-api"]),
+        .executable(name: "event-consumer", targets: ["event-consumer"]),
+        .executable(name: "chnative", targets: ["chnative"]),
+        .executable(name: "event-bench", targets: ["event-bench"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+    ],
+    targets: [
+        // System libraries, found through pkg-config; `scripts/setup` installs the Debian packages.
+        .systemLibrary(name: "CLZ4", pkgConfig: "liblz4", providers: [.apt(["liblz4-dev"])]),
+        .systemLibrary(name: "CZSTD", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
+        .systemLibrary(name: "CRdKafka", pkgConfig: "rdkafka", providers: [.apt(["librdkafka-dev"])]),
+
+        // The standalone native-protocol client: depends on nothing of the pipeline.
+        .target(
+            name: "ClickHouseNative",
+            dependencies: [
+                "CLZ4", "CZSTD",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .target(
+            name: "Kafka",
+            dependencies: [
+                "CRdKafka",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .target(
+            name: "EventPipeline",
+            dependencies: [
+                "ClickHouseNative", "Kafka",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .executableTarget(name: "event-api", dependencies: ["EventPipeline"]),
+        .executableTarget(name: "event-consumer", dependencies: ["EventPipeline"]),
+        .executableTarget(
+            name: "chnative",
+            dependencies: [
+                "ClickHouseNative",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .executableTarget(
+            name: "event-bench",
+            dependencies: [
+                "ClickHouseNative", "EventPipeline",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "benchmark"
+        ),
+
+        .testTarget(name: "ClickHouseNativeTests", dependencies: ["ClickHouseNative"]),
+        .testTarget(name: "KafkaTests", dependencies: ["Kafka"]),
+        .testTarget(name: "EventPipelineTests", dependencies: ["EventPipeline"]),
+    ]
+)

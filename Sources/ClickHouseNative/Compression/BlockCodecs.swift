@@ -1,0 +1,88 @@
+import CLZ4
+import CZSTD
+
+/// Errors of the raw compression codecs.
+public enum CompressionError: Error, Equatable, Sendable, CustomStringConvertible {
+    case inputTooLarge(Int)
+    case corrupt(method: String, detail: String)
+    case sizeMismatch(method: String, expected: Int, actual: Int)
+
+    public var description: String {
+        switch self {
+        case let .inputTooLarge(size):
+            return "cannot compress \(size) bytes in one frame"
+        case let .corrupt(method, detail):
+            return "\(method) data is corrupt: \(detail)"
+        case let .sizeMismatch(method, expected, actual):
+            return "\(method) data decompressed to \(actual) bytes, the frame header says \(expected)"
+        }
+    }
+}
+
+/// LZ4 block format (no frame header), as ClickHouse's compression method 0x82 carries it.
+public enum LZ4Block {
+    public static func compress(_ input: UnsafeRawBufferPointer) throws -> [UInt8] {
+        guard input.count <= Int(LZ4_MAX_INPUT_SIZE) else { throw CompressionError.inputTooLarge(input.count) }
+        let bound = Int(LZ4_compressBound(Int32(input.count)))
+        return [UInt8](unsafeUninitializedCapacity: bound) { output, written in
+            let size = LZ4_compress_default(
+                input.baseAddress?.assumingMemoryBound(to: CChar.self),
+                UnsafeMutableRawPointer(output.baseAddress!).assumingMemoryBound(to: CChar.self),
+                Int32(input.count), Int32(bound))
+            written = Int(max(size, 0))
+        }
+    }
+
+    /// Decompresses into exactly `uncompressedSize` bytes; anything else is an error.
+    public static func decompress(_ input: UnsafeRawBufferPointer, uncompressedSize: Int) throws -> [UInt8] {
+        var failure: Int32 = 0
+        let output = [UInt8](unsafeUninitializedCapacity: uncompressedSize) { output, written in
+            let size = LZ4_decompress_safe(
+                input.baseAddress?.assumingMemoryBound(to: CChar.self),
+                UnsafeMutableRawPointer(output.baseAddress ?? UnsafeMutablePointer<UInt8>(bitPattern: 1)!)
+                    .assumingMemoryBound(to: CChar.self),
+                Int32(input.count), Int32(uncompressedSize))
+            if size < 0 { failure = size; written = 0 } else { written = Int(size) }
+        }
+        if failure < 0 { throw CompressionError.corrupt(method: "LZ4", detail: "decoder error \(failure)") }
+        if output.count != uncompressedSize {
+            throw CompressionError.sizeMismatch(method: "LZ4", expected: uncompressedSize, actual: output.count)
+        }
+        return output
+    }
+}
+
+/// One standard zstd frame, as ClickHouse's compression method 0x90 carries it.
+public enum ZSTDBlock {
+    public static func compress(_ input: UnsafeRawBufferPointer, level: Int32 = 1) throws -> [UInt8] {
+        let bound = ZSTD_compressBound(input.count)
+        var failure: String?
+        let output = [UInt8](unsafeUninitializedCapacity: bound) { output, written in
+            let size = ZSTD_compress(output.baseAddress, bound, input.baseAddress, input.count, level)
+            if ZSTD_isError(size) != 0 {
+                failure = String(cString: ZSTD_getErrorName(size)); written = 0
+            } else {
+                written = size
+            }
+        }
+        if let failure { throw CompressionError.corrupt(method: "ZSTD", detail: failure) }
+        return output
+    }
+
+    public static func decompress(_ input: UnsafeRawBufferPointer, uncompressedSize: Int) throws -> [UInt8] {
+        var failure: String?
+        let output = [UInt8](unsafeUninitializedCapacity: uncompressedSize) { output, written in
+            let size = ZSTD_decompress(output.baseAddress, uncompressedSize, input.baseAddress, input.count)
+            if ZSTD_isError(size) != 0 {
+                failure = String(cString: ZSTD_getErrorName(size)); written = 0
+            } else {
+                written = size
+            }
+        }
+        if let failure { throw CompressionError.corrupt(method: "ZSTD", detail: failure) }
+        if output.count != uncompressedSize {
+            throw CompressionError.sizeMismatch(method: "ZSTD", expected: uncompressedSize, actual: output.count)
+        }
+        return output
+    }
+}

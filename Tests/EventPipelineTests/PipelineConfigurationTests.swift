@@ -1,0 +1,45 @@
+import Testing
+@testable import EventPipeline
+
+@Suite struct PipelineConfigurationTests {
+    @Test func defaults() throws {
+        let configuration = try PipelineConfiguration(environment: [:])
+        #expect(configuration.apiPort == 8080)
+        #expect(configuration.clickHousePort == 9000)
+        #expect(configuration.clickHouseDatabase == "event_analytics")
+        #expect(configuration.clickHouseUser == "default")
+        #expect(configuration.clickHousePassword == "")
+        #expect(configuration.kafkaBrokers == "localhost:9092")
+        #expect(configuration.kafkaTopic == "events")
+        #expect(configuration.kafkaGroupID == "event-consumer-group")
+        #expect(configuration.consumerBatchSize == 500)
+        #expect(configuration.consumerFlushIntervalMilliseconds == 200)
+    }
+
+    @Test func overrides() throws {
+        let configuration = try PipelineConfiguration(environment: [
+            "API_PORT": "9999", "CLICKHOUSE_DATABASE": "analytics_2", "CONSUMER_BATCH_SIZE": "10000",
+        ])
+        #expect(configuration.apiPort == 9999)
+        #expect(configuration.clickHouseDatabase == "analytics_2")
+        #expect(configuration.consumerBatchSize == 10000)
+    }
+
+    @Test func invalidPort() {
+        #expect(throws: ConfigurationError(variable: "API_PORT", message: "must be an integer from 1 to 65535, got 'http'")) {
+            try PipelineConfiguration(environment: ["API_PORT": "http"])
+        }
+    }
+
+    @Test func batchSizeOutOfRange() {
+        #expect(throws: ConfigurationError(variable: "CONSUMER_BATCH_SIZE", message: "must be an integer from 1 to 1000000, got '0'")) {
+            try PipelineConfiguration(environment: ["CONSUMER_BATCH_SIZE": "0"])
+        }
+    }
+
+    @Test func databaseNameMustBeAnIdentifier() {
+        #expect(throws: ConfigurationError(variable: "CLICKHOUSE_DATABASE", message: "must be letters, digits and underscores, not starting with a digit, got 'x; DROP'")) {
+            try PipelineConfiguration(environment: ["CLICKHOUSE_DATABASE": "x; DROP"])
+        }
+    }
+}

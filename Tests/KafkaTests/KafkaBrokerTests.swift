@@ -1,0 +1,44 @@
+import Foundation
+import Testing
+@testable import Kafka
+
+/// Talks to the real broker that `scripts/services start` runs (KAFKA_BROKERS, default localhost:9092).
+@Suite struct KafkaBrokerTests {
+    static let brokers = ProcessInfo.processInfo.environment["KAFKA_BROKERS"] ?? "localhost:9092"
+    static let topic = ProcessInfo.processInfo.environment["KAFKA_TOPIC"] ?? "events"
+
+    @Test func loadedLibrdkafkaIsRecentEnough() {
+        // scripts/setup puts a librdkafka >= 2.1 on LD_LIBRARY_PATH when the system one is older.
+        #expect(KafkaLibrary.isSupported, "librdkafka \(KafkaLibrary.version) is loaded")
+    }
+
+    @Test func metadataListsTheEventTopics() throws {
+        let metadata = try KafkaClusterMetadata.fetch(configuration: KafkaConfiguration(brokers: Self.brokers))
+        #expect(metadata.brokerCount >= 1)
+        let events = try #require(metadata.topic(named: Self.topic))
+        #expect(events.partitionCount >= 1)
+        #expect(metadata.topic(named: Self.topic + ".dlq") != nil)
+    }
+
+    @Test func unreachableBrokerIsAnError() {
+        // Port 1 on loopback: nothing listens there.
+        let configuration = KafkaConfiguration(brokers: "127.0.0.1:1", ["log_level": "0"])
+        #expect(throws: KafkaError.self) {
+            try KafkaClusterMetadata.fetch(configuration: configuration, timeoutMilliseconds: 500)
+        }
+    }
+
+    @Test func invalidPropertyNamesTheProperty() {
+        let configuration = KafkaConfiguration(brokers: Self.brokers, ["no.such.property": "1"])
+        #expect(throws: KafkaError(code: -1, message: "invalid Kafka property no.such.property=1: No such configuration property: \"no.such.property\"")) {
+            try KafkaClusterMetadata.fetch(configuration: configuration)
+        }
+    }
+
+    @Test func propertiesFromEnvironment() {
+        let properties = KafkaConfiguration.properties(fromEnvironment: [
+            "KAFKA_PROPERTY_session.timeout.ms": "6000", "KAFKA_BROKERS": "x", "KAFKA_PROPERTY_": "ignored",
+        ])
+        #expect(properties == ["session.timeout.ms": "6000"])
+    }
+}

@@ -1,0 +1,63 @@
+"""Small admin helper for the local broker, used by scripts/services.
+
+  kafka_admin.py wait BROKERS TIMEOUT_S        exit 0 once a metadata request is answered
+  kafka_admin.py ensure-topic BROKERS NAME N   create topic NAME with N partitions unless it exists
+  kafka_admin.py describe BROKERS              one line per topic: name and partition count
+"""
+import sys
+import time
+
+from confluent_kafka.admin import AdminClient, NewTopic
+
+
+def client(brokers):
+    return AdminClient({"bootstrap.servers": brokers, "socket.timeout.ms": 2000, "log_level": 0})
+
+
+def wait(brokers, timeout_s):
+    deadline = time.monotonic() + float(timeout_s)
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            client(brokers).list_topics(timeout=2)
+            return 0
+        except Exception as exc:  # the broker is not up yet
+            last = exc
+            time.sleep(0.3)
+    print(f"no metadata answer from {brokers} within {timeout_s} s: {last}", file=sys.stderr)
+    return 1
+
+
+def ensure_topic(brokers, name, partitions):
+    admin = client(brokers)
+    if name in admin.list_topics(timeout=5).topics:
+        return 0
+    futures = admin.create_topics([NewTopic(name, num_partitions=int(partitions), replication_factor=1)])
+    futures[name].result(timeout=10)
+    # Metadata may lag the creation by a moment; wait until the topic is visible with its partitions.
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        topic = admin.list_topics(timeout=5).topics.get(name)
+        if topic is not None and len(topic.partitions) == int(partitions):
+            return 0
+        time.sleep(0.2)
+    print(f"topic {name} was created but is not visible with {partitions} partitions", file=sys.stderr)
+    return 1
+
+
+def describe(brokers):
+    for name, topic in sorted(client(brokers).list_topics(timeout=5).topics.items()):
+        print(f"{name}\t{len(topic.partitions)}")
+    return 0
+
+
+def main(argv):
+    commands = {"wait": wait, "ensure-topic": ensure_topic, "describe": describe}
+    if len(argv) < 3 or argv[1] not in commands:
+        print(__doc__, file=sys.stderr)
+        return 2
+    return commands[argv[1]](*argv[2:])
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
