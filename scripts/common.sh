@@ -20,12 +20,16 @@ RDKAFKA_LIB_DIR="$VENV/lib-rdkafka"
 export CLICKHOUSE_HOST CLICKHOUSE_PORT CLICKHOUSE_SECURE_PORT CLICKHOUSE_DATABASE CLICKHOUSE_USER \
     CLICKHOUSE_PASSWORD KAFKA_BROKERS KAFKA_TOPIC KAFKA_PARTITIONS
 
-if [ -f "$RDKAFKA_LIB_DIR/librdkafka.so.1" ]; then
+# Puts the bundled librdkafka on LD_LIBRARY_PATH when scripts/setup installed it. Scripts call it
+# again after running setup, since on a fresh machine the library appears only then.
+use_bundled_rdkafka() {
+    [ -f "$RDKAFKA_LIB_DIR/librdkafka.so.1" ] || return 0
     case ":${LD_LIBRARY_PATH:-}:" in
         *":$RDKAFKA_LIB_DIR:"*) ;;
         *) export LD_LIBRARY_PATH="$RDKAFKA_LIB_DIR${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" ;;
     esac
-fi
+}
+use_bundled_rdkafka
 
 say() { printf '%s\n' "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
