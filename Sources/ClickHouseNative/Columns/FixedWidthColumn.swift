@@ -1,0 +1,78 @@
+/// 16 raw bytes in wire order: UUID (two little-endian UInt64 halves, high half first) and IPv6
+/// (network byte order).
+public struct Bits128: Hashable, Sendable, BitwiseCopyable {
+    public var first: UInt64
+    public var second: UInt64
+    public init(first: UInt64, second: UInt64) {
+        self.first = first
+        self.second = second
+    }
+
+    /// The 16 bytes as they are on the wire.
+    public var bytes: [UInt8] { withUnsafeBytes(of: self) { Array($0) } }
+}
+
+/// A 256-bit little-endian integer (Int256, UInt256, Decimal256), as four 64-bit limbs, least significant first.
+public struct Bits256: Hashable, Sendable, BitwiseCopyable {
+    public var limb0: UInt64, limb1: UInt64, limb2: UInt64, limb3: UInt64
+    public init(limb0: UInt64, limb1: UInt64, limb2: UInt64, limb3: UInt64) {
+        (self.limb0, self.limb1, self.limb2, self.limb3) = (limb0, limb1, limb2, limb3)
+    }
+    public var limbs: [UInt64] { [limb0, limb1, limb2, limb3] }
+}
+
+/// Values of a fixed-width type, stored in wire layout: integers, floats, dates and times, enums,
+/// decimals, UUID, IP addresses, intervals, Bool. Element types: the matching Swift integer or
+/// float (`Date` as UInt16 days, `DateTime` as UInt32 seconds, `DateTime64` as Int64 ticks,
+/// `Enum8` as Int8, `Decimal(9, S)` as Int32 of value × 10^S, ...), ``Bits128``, ``Bits256``.
+public struct FixedWidthColumn<Element: BitwiseCopyable & Sendable>: Column {
+    public let type: ClickHouseType
+    public var values: [Element]
+
+    public init(type: ClickHouseType, values: [Element] = []) {
+        self.type = type
+        self.values = values
+    }
+
+    public var count: Int { values.count }
+    public subscript(row: Int) -> Element { values[row] }
+
+    public mutating func append(_ value: Element) { values.append(value) }
+    public mutating func append(contentsOf newValues: [Element]) { values.append(contentsOf: newValues) }
+    public mutating func reserveCapacity(_ n: Int) { values.reserveCapacity(n) }
+}
+
+struct FixedWidthCodec<Element: BitwiseCopyable & Sendable>: ColumnCodec {
+    let type: ClickHouseType
+
+    func read(_ reader: inout ByteReader, count: Int, prefix: PrefixState) throws -> any Column {
+        let stride = MemoryLayout<Element>.stride
+        guard reader.remaining / stride >= count else {
+            throw ColumnCodecError.unexpectedEnd(row: reader.remaining / stride)
+        }
+        return FixedWidthColumn(type: type, values: try reader.readFixedWidthArray(of: Element.self, count: count))
+    }
+
+    func write(_ column: any Column, to writer: inout ByteWriter) throws {
+        writer.writeFixedWidthArray(try cast(column, to: FixedWidthColumn<Element>.self).values)
+    }
+}
+
+/// `Nothing`: no values, one placeholder byte per row.
+public struct NothingColumn: Column {
+    public let type: ClickHouseType = .nothing
+    public var count: Int
+    public init(count: Int) { self.count = count }
+}
+
+struct NothingCodec: ColumnCodec {
+    let type: ClickHouseType
+    func read(_ reader: inout ByteReader, count: Int, prefix: PrefixState) throws -> any Column {
+        guard reader.remaining >= count else { throw ColumnCodecError.unexpectedEnd(row: reader.remaining) }
+        try reader.skip(count)
+        return NothingColumn(count: count)
+    }
+    func write(_ column: any Column, to writer: inout ByteWriter) throws {
+        writer.writeBytes(repeatElement(UInt8(ascii: "0"), count: column.count))
+    }
+}

@@ -1,0 +1,151 @@
+/// `String` values: all bytes in one buffer plus end offsets, so reading a block allocates twice,
+/// not once per value. Values are byte strings; ClickHouse does not require UTF-8.
+public struct StringColumn: Column {
+    public var type: ClickHouseType { .string }
+    /// The concatenated bytes of all values.
+    public var bytes: [UInt8]
+    /// `ends[i]` is the end of value i in ``bytes``; value i starts at `ends[i - 1]` (or 0).
+    public var ends: [Int]
+
+    public init() {
+        bytes = []
+        ends = []
+    }
+
+    public init<S: Sequence>(_ strings: S) where S.Element == String {
+        self.init()
+        for string in strings { append(string) }
+    }
+
+    public var count: Int { ends.count }
+
+    public func range(at row: Int) -> Range<Int> {
+        (row == 0 ? 0 : ends[row - 1])..<ends[row]
+    }
+
+    /// The raw bytes of value `row`.
+    public func bytes(at row: Int) -> ArraySlice<UInt8> { bytes[range(at: row)] }
+
+    /// Value `row` decoded as UTF-8 (invalid sequences are replaced).
+    public subscript(row: Int) -> String { String(decoding: bytes[range(at: row)], as: UTF8.self) }
+
+    public mutating func append(_ value: String) {
+        var value = value
+        value.withUTF8 { bytes.append(contentsOf: $0) }
+        ends.append(bytes.count)
+    }
+
+    public mutating func append<C: Collection>(bytes value: C) where C.Element == UInt8 {
+        bytes.append(contentsOf: value)
+        ends.append(bytes.count)
+    }
+
+    public mutating func reserveCapacity(rows: Int, bytes byteCount: Int) {
+        ends.reserveCapacity(rows)
+        bytes.reserveCapacity(byteCount)
+    }
+}
+
+struct StringCodec: ColumnCodec {
+    let type: ClickHouseType
+
+    func read(_ reader: inout ByteReader, count: Int, prefix: PrefixState) throws -> any Column {
+        // Pass 1 validates every length against the input and sums them; pass 2 copies. Allocation is
+        // bounded by the input size, whatever the lengths claim.
+        guard count <= reader.remaining else { throw ColumnCodecError.unexpectedEnd(row: reader.remaining) }
+        let start = reader.offset
+        var total = 0
+        for row in 0..<count {
+            let length = try rowContext(row) { try reader.readLength() }
+            try rowContext(row) { try reader.skip(length) }
+            total += length
+        }
+        reader.offset = start
+        var ends = [Int](repeating: 0, count: count)
+        let base = reader.base.baseAddress!
+        let bytes = [UInt8](unsafeUninitializedCapacity: total) { buffer, initialized in
+            var position = reader.offset
+            var written = 0
+            ends.withUnsafeMutableBufferPointer { ends in
+                for row in 0..<count {
+                    // Lengths were validated above; decode the VarUInt inline for speed.
+                    var length = 0
+                    var shift = 0
+                    while true {
+                        let byte = base.load(fromByteOffset: position, as: UInt8.self)
+                        position += 1
+                        length |= Int(byte & 0x7F) << shift
+                        if byte & 0x80 == 0 { break }
+                        shift += 7
+                    }
+                    (buffer.baseAddress! + written).initialize(from: (base + position).assumingMemoryBound(to: UInt8.self), count: length)
+                    position += length
+                    written += length
+                    ends[row] = written
+                }
+            }
+            initialized = written
+            reader.offset = position
+        }
+        var column = StringColumn()
+        column.bytes = bytes
+        column.ends = ends
+        return column
+    }
+
+    func write(_ column: any Column, to writer: inout ByteWriter) throws {
+        let strings = try cast(column, to: StringColumn.self)
+        writer.bytes.reserveCapacity(writer.count + strings.bytes.count + strings.count * 2)
+        strings.bytes.withUnsafeBytes { raw in
+            var start = 0
+            for end in strings.ends {
+                writer.writeVarUInt(UInt64(end - start))
+                writer.writeBytes(UnsafeRawBufferPointer(rebasing: raw[start..<end]))
+                start = end
+            }
+        }
+    }
+}
+
+/// `FixedString(N)` values: `count × N` bytes, shorter values padded with zero bytes.
+public struct FixedStringColumn: Column {
+    public let length: Int
+    public var bytes: [UInt8]
+    public var type: ClickHouseType { .fixedString(length: length) }
+    public var count: Int { length == 0 ? 0 : bytes.count / length }
+
+    public init(length: Int, bytes: [UInt8] = []) {
+        precondition(length > 0 && bytes.count % length == 0, "FixedString bytes must be a multiple of the length")
+        self.length = length
+        self.bytes = bytes
+    }
+
+    public subscript(row: Int) -> ArraySlice<UInt8> { bytes[row * length..<(row + 1) * length] }
+
+    /// Appends a value, padded with zero bytes; a longer value is an error, as on the server.
+    public mutating func append<C: Collection>(bytes value: C) throws where C.Element == UInt8 {
+        guard value.count <= length else {
+            throw ColumnCodecError.invalid("value of \(value.count) bytes is too long for FixedString(\(length))")
+        }
+        bytes.append(contentsOf: value)
+        bytes.append(contentsOf: repeatElement(0, count: length - value.count))
+    }
+}
+
+struct FixedStringCodec: ColumnCodec {
+    let type: ClickHouseType
+    let length: Int
+
+    func read(_ reader: inout ByteReader, count: Int, prefix: PrefixState) throws -> any Column {
+        guard reader.remaining / length >= count else { throw ColumnCodecError.unexpectedEnd(row: reader.remaining / length) }
+        return FixedStringColumn(length: length, bytes: Array(try reader.readBytes(count: count * length)))
+    }
+
+    func write(_ column: any Column, to writer: inout ByteWriter) throws {
+        let fixed = try cast(column, to: FixedStringColumn.self)
+        guard fixed.length == length else {
+            throw ColumnCodecError.columnMismatch(expected: type.name, actual: fixed.type.name)
+        }
+        writer.writeBytes(fixed.bytes)
+    }
+}

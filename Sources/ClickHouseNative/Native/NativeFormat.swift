@@ -1,0 +1,251 @@
+/// A named column of a block.
+public struct NamedColumn: Sendable {
+    public var name: String
+    public var column: any Column
+
+    public init(_ name: String, _ column: any Column) {
+        self.name = name
+        self.column = column
+    }
+}
+
+/// A block: columns of equal length, as the Native format and the native protocol carry them.
+public struct Block: Sendable {
+    public var columns: [NamedColumn]
+    /// Rows of the block (needed on its own for blocks without columns).
+    public var rowCount: Int
+
+    public init(columns: [NamedColumn], rowCount: Int? = nil) {
+        self.columns = columns
+        self.rowCount = rowCount ?? columns.first?.column.count ?? 0
+    }
+
+    public subscript(name: String) -> (any Column)? {
+        columns.first { $0.name == name }?.column
+    }
+}
+
+/// A block that cannot be decoded or encoded, naming the column.
+public struct NativeFormatError: Error, Equatable, Sendable, CustomStringConvertible {
+    public var message: String
+    /// True when the input simply ended too early (more bytes may complete it).
+    public var isTruncation: Bool
+
+    public init(_ message: String, isTruncation: Bool = false) {
+        self.message = message
+        self.isTruncation = isTruncation
+    }
+
+    public var description: String { message }
+}
+
+/// How blocks are framed: the Native file format has neither BlockInfo nor the per-column custom
+/// serialization byte; the TCP protocol adds them depending on the negotiated revision.
+public struct BlockLayout: Sendable, Equatable {
+    public var hasBlockInfo: Bool
+    public var hasCustomSerializationFlag: Bool
+
+    public init(hasBlockInfo: Bool, hasCustomSerializationFlag: Bool) {
+        self.hasBlockInfo = hasBlockInfo
+        self.hasCustomSerializationFlag = hasCustomSerializationFlag
+    }
+
+    /// The `FORMAT Native` file/stream layout.
+    public static let nativeFormat = BlockLayout(hasBlockInfo: false, hasCustomSerializationFlag: false)
+}
+
+/// Reads and writes blocks in ClickHouse's Native encoding.
+public enum NativeFormat {
+    /// Reads one block.
+    public static func readBlock(_ reader: inout ByteReader, layout: BlockLayout = .nativeFormat) throws -> Block {
+        do {
+            if layout.hasBlockInfo { try skipBlockInfo(&reader) }
+            let columnCount = try reader.readLength()
+            let rowCount = try reader.readVarUInt()
+            guard rowCount <= UInt64(Int.max) else { throw NativeFormatError("block row count \(rowCount) is impossible") }
+            var columns: [NamedColumn] = []
+            columns.reserveCapacity(columnCount)
+            for _ in 0..<columnCount {
+                columns.append(try readColumn(&reader, rows: Int(rowCount), layout: layout))
+            }
+            return Block(columns: columns, rowCount: Int(rowCount))
+        } catch let error as NativeFormatError {
+            throw error
+        } catch let error as WireError {
+            throw NativeFormatError("unexpected end of data in the block header: \(error)", isTruncation: true)
+        } catch {
+            throw NativeFormatError("\(error)")
+        }
+    }
+
+    static func skipBlockInfo(_ reader: inout ByteReader) throws {
+        while true {
+            let field = try reader.readVarUInt()
+            switch field {
+            case 0: return
+            case 1: _ = try reader.readUInt8()
+            case 2: _ = try reader.readInteger(as: Int32.self)
+            case 3:
+                let n = try reader.readLength(minimumElementSize: 4)
+                try reader.skip(n * 4)
+            default: throw NativeFormatError("unknown BlockInfo field \(field)")
+            }
+        }
+    }
+
+    static func readColumn(_ reader: inout ByteReader, rows: Int, layout: BlockLayout) throws -> NamedColumn {
+        let name = try reader.readString()
+        let typeName = try reader.readString()
+        let type: ClickHouseType
+        do { type = try ClickHouseType.parse(typeName) } catch {
+            throw NativeFormatError("column \(name): \(error.message)")
+        }
+        if layout.hasCustomSerializationFlag {
+            let hasCustom = try reader.readUInt8()
+            guard hasCustom == 0 else {
+                throw NativeFormatError("column \(name) of type \(typeName) uses a custom (sparse or replicated) serialization, which this client does not request")
+            }
+        }
+        if rows == 0 {
+            return NamedColumn(name, try emptyColumn(type))
+        }
+        do {
+            let codec = try makeCodec(for: type)
+            let prefix = try codec.readPrefix(&reader)
+            return NamedColumn(name, try codec.read(&reader, count: rows, prefix: prefix))
+        } catch let error as ColumnCodecError {
+            switch error {
+            case let .unexpectedEnd(row):
+                throw NativeFormatError("unexpected end of data in column \(name) of type \(typeName) at row \(row)", isTruncation: true)
+            default:
+                throw NativeFormatError("column \(name) of type \(typeName): \(error)")
+            }
+        } catch let error as WireError {
+            throw NativeFormatError("unexpected end of data in column \(name) of type \(typeName): \(error)", isTruncation: true)
+        }
+    }
+
+    /// An empty column of `type` (header blocks carry types but no data).
+    public static func emptyColumn(_ type: ClickHouseType) throws -> any Column {
+        let codec = try makeCodec(for: type)
+        var reader = ByteReader(UnsafeRawBufferPointer(start: nil, count: 0))
+        return try codec.read(&reader, count: 0, prefix: emptyPrefix(type))
+    }
+
+    private static func emptyPrefix(_ type: ClickHouseType) -> PrefixState {
+        switch type.storageType {
+        case let .variant(members): return .variant(mode: 0, members: members.map(emptyPrefix))
+        case .dynamic:
+            return .dynamic(DynamicStructure(version: DynamicCodec.v2, v1Slot: 0, typeNames: [], memberTypes: [.string], sharedVariantIndex: 0,
+                                             memberCodecs: [StringCodec(type: .string)], variantMode: 0, memberPrefixes: [.none]))
+        case .json: return .json(JSONStructure(version: JSONObjectCodec.v2, v1Slot: 0, dynamicPaths: [], typedPrefixes: [], dynamicStructures: []))
+        case let .tuple(elements): return .children(elements.map { emptyPrefix($0.type) })
+        case let .map(k, v): return .children([emptyPrefix(k), emptyPrefix(v)])
+        case let .array(inner), let .nullable(inner): return emptyPrefix(inner)
+        case let .lowCardinality(inner): return .lowCardinality(inner: emptyPrefix(inner))
+        default: return .none
+        }
+    }
+
+    /// Writes one block. Every column must have the block's row count.
+    public static func writeBlock(_ block: Block, to writer: inout ByteWriter, layout: BlockLayout = .nativeFormat) throws {
+        if layout.hasBlockInfo {
+            writer.writeBytes([0x01, 0x00, 0x02, 0xFF, 0xFF, 0xFF, 0xFF, 0x00])
+        }
+        writer.writeVarUInt(block.columns.count)
+        writer.writeVarUInt(block.rowCount)
+        for named in block.columns {
+            let column = named.column
+            guard column.count == block.rowCount else {
+                throw NativeFormatError("column \(named.name) has \(column.count) rows, the block has \(block.rowCount)")
+            }
+            writer.writeString(named.name)
+            writer.writeString(column.type.name)
+            if layout.hasCustomSerializationFlag { writer.writeUInt8(0) }
+            guard block.rowCount > 0 else { continue }
+            do {
+                let codec = try makeCodec(for: column.type)
+                try codec.writePrefix(column, to: &writer)
+                try codec.write(column, to: &writer)
+            } catch {
+                throw NativeFormatError("cannot encode column \(named.name) of type \(column.type.name): \(error)")
+            }
+        }
+    }
+
+    /// All blocks of a complete Native stream (e.g. a file written by `FORMAT Native`).
+    public static func decodeBlocks(_ bytes: [UInt8]) throws -> [Block] {
+        try bytes.withUnsafeBytes { raw -> [Block] in
+            var reader = ByteReader(raw)
+            var blocks: [Block] = []
+            while !reader.isAtEnd {
+                blocks.append(try readBlock(&reader))
+            }
+            return blocks
+        }
+    }
+
+    /// The Native bytes of `blocks`.
+    public static func encodeBlocks(_ blocks: [Block]) throws -> [UInt8] {
+        var writer = ByteWriter()
+        for block in blocks { try writeBlock(block, to: &writer) }
+        return writer.bytes
+    }
+}
+
+/// Decodes blocks from bytes that arrive in pieces (a file read in chunks, a pipe, a socket): feed
+/// bytes with ``append(_:)`` and take complete blocks with ``nextBlock()``.
+public struct NativeStreamDecoder: Sendable {
+    private var buffer: [UInt8] = []
+    private var start = 0
+    public let layout: BlockLayout
+    /// Largest block accepted; a block that claims more is an error rather than unbounded buffering.
+    public let maximumBlockBytes: Int
+
+    public init(layout: BlockLayout = .nativeFormat, maximumBlockBytes: Int = 1 << 30) {
+        self.layout = layout
+        self.maximumBlockBytes = maximumBlockBytes
+    }
+
+    public mutating func append<C: Collection>(_ bytes: C) where C.Element == UInt8 {
+        if start > 0 && start >= buffer.count / 2 {
+            buffer.removeFirst(start)
+            start = 0
+        }
+        buffer.append(contentsOf: bytes)
+    }
+
+    /// Bytes received but not yet decoded.
+    public var bufferedByteCount: Int { buffer.count - start }
+
+    /// The next complete block, or nil when more bytes are needed.
+    public mutating func nextBlock() throws -> Block? {
+        guard bufferedByteCount > 0 else { return nil }
+        let offset = start
+        let layout = self.layout
+        let result: (Block, Int)? = try buffer.withUnsafeBytes { raw -> (Block, Int)? in
+            var reader = ByteReader(raw, offset: offset)
+            do {
+                let block = try NativeFormat.readBlock(&reader, layout: layout)
+                return (block, reader.offset)
+            } catch let error as NativeFormatError where error.isTruncation {
+                return nil
+            }
+        }
+        guard let (block, end) = result else {
+            if bufferedByteCount > maximumBlockBytes {
+                throw NativeFormatError("a block is larger than the \(maximumBlockBytes)-byte limit (or its lengths are corrupt)")
+            }
+            return nil
+        }
+        start = end
+        return block
+    }
+
+    /// Call at the end of the input: leftover bytes mean the stream was cut inside a block.
+    public func finish() throws {
+        guard bufferedByteCount == 0 else {
+            throw NativeFormatError("the stream ended inside a block (\(bufferedByteCount) bytes left over)", isTruncation: true)
+        }
+    }
+}
