@@ -58,7 +58,9 @@ extension ColumnCodec {
 
     func cast<C: Column>(_ column: any Column, to _: C.Type) throws -> C {
         guard let typed = column as? C else {
-            throw ColumnCodecError.columnMismatch(expected: type.name, actual: column.type.name)
+            // Name the Swift column types too: FixedWidthColumn<Int> labelled UInt64 is a common slip.
+            throw ColumnCodecError.columnMismatch(expected: "\(type.name) (\(C.self))",
+                                                  actual: "\(column.type.name) (\(Swift.type(of: column)))")
         }
         return typed
     }

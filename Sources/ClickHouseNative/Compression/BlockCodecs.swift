@@ -86,3 +86,14 @@ public enum ZSTDBlock {
         return output
     }
 }
+
+extension ZSTDBlock {
+    /// Decompresses one zstd frame whose header records its content size (as the `zstd` tool writes).
+    public static func decompressFrame(_ input: UnsafeRawBufferPointer, maximumSize: Int = 1 << 30) throws -> [UInt8] {
+        let size = ZSTD_getFrameContentSize(input.baseAddress, input.count)
+        guard size != ZSTD_CONTENTSIZE_ERROR, size != ZSTD_CONTENTSIZE_UNKNOWN, size <= UInt64(maximumSize) else {
+            throw CompressionError.corrupt(method: "ZSTD", detail: "frame without a usable content size")
+        }
+        return try decompress(input, uncompressedSize: Int(size))
+    }
+}

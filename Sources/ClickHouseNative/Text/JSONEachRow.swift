@@ -1,0 +1,236 @@
+/// Renders blocks as `JSONEachRow` text the way ClickHouse writes it with default settings
+/// (one object per row, keys in column order).
+public enum JSONEachRow {
+    /// The lines of `block`, each ending in `\n`.
+    public static func render(_ block: Block) -> String {
+        var out = ""
+        for row in 0..<block.rowCount {
+            out += "{"
+            for (index, named) in block.columns.enumerated() {
+                if index > 0 { out += "," }
+                appendString(named.name, to: &out)
+                out += ":"
+                appendValue(named.column, row: row, to: &out)
+            }
+            out += "}\n"
+        }
+        return out
+    }
+
+    static func appendString<C: Collection>(bytes: C, to out: inout String) where C.Element == UInt8 {
+        appendString(String(decoding: bytes, as: UTF8.self), to: &out)
+    }
+
+    static func appendString(_ value: String, to out: inout String) {
+        out += "\""
+        for scalar in value.unicodeScalars {
+            switch scalar {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "/": out += "\\/"
+            case "\u{08}": out += "\\b"
+            case "\u{0C}": out += "\\f"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            default:
+                if scalar.value < 0x20 || scalar.value == 0x7F {
+                    let hex = String(scalar.value, radix: 16)
+                    out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+                } else {
+                    out.unicodeScalars.append(scalar)
+                }
+            }
+        }
+        out += "\""
+    }
+
+    static func load<T>(_ column: any Column, _ row: Int, as _: T.Type) -> T {
+        func open<E: BitwiseCopyable & Sendable>(_ c: FixedWidthColumn<E>) -> T {
+            c.values.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: row * MemoryLayout<E>.stride, as: T.self) }
+        }
+        switch column {
+        case let c as FixedWidthColumn<Int8>: return open(c)
+        case let c as FixedWidthColumn<Int16>: return open(c)
+        case let c as FixedWidthColumn<Int32>: return open(c)
+        case let c as FixedWidthColumn<Int64>: return open(c)
+        case let c as FixedWidthColumn<UInt8>: return open(c)
+        case let c as FixedWidthColumn<UInt16>: return open(c)
+        case let c as FixedWidthColumn<UInt32>: return open(c)
+        case let c as FixedWidthColumn<UInt64>: return open(c)
+        case let c as FixedWidthColumn<Int128>: return open(c)
+        case let c as FixedWidthColumn<UInt128>: return open(c)
+        case let c as FixedWidthColumn<Float>: return open(c)
+        case let c as FixedWidthColumn<Double>: return open(c)
+        case let c as FixedWidthColumn<Bits128>: return open(c)
+        case let c as FixedWidthColumn<Bits256>: return open(c)
+        default: fatalError("not a fixed-width column: \(column.type)")
+        }
+    }
+
+    static func limbs(_ column: any Column, _ row: Int, count: Int) -> [UInt64] {
+        (0..<count).map { i in
+            switch column {
+            case let c as FixedWidthColumn<Int128>: return c.values.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: row * 16 + i * 8, as: UInt64.self) }
+            case let c as FixedWidthColumn<UInt128>: return c.values.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: row * 16 + i * 8, as: UInt64.self) }
+            case let c as FixedWidthColumn<Bits256>: return c.values.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: row * 32 + i * 8, as: UInt64.self) }
+            default: return 0
+            }
+        }
+    }
+
+    /// Appends the JSON text of value `row` of `column`.
+    public static func appendValue(_ column: any Column, row: Int, to out: inout String) {
+        switch column.type {
+        case .int8: out += String(load(column, row, as: Int8.self))
+        case .int16: out += String(load(column, row, as: Int16.self))
+        case .int32: out += String(load(column, row, as: Int32.self))
+        case .int64: out += String(load(column, row, as: Int64.self))
+        case .uint8: out += String(load(column, row, as: UInt8.self))
+        case .uint16: out += String(load(column, row, as: UInt16.self))
+        case .uint32: out += String(load(column, row, as: UInt32.self))
+        case .uint64: out += String(load(column, row, as: UInt64.self))
+        case .int128: out += ValueText.integer(limbs: limbs(column, row, count: 2), signed: true)
+        case .uint128: out += ValueText.integer(limbs: limbs(column, row, count: 2), signed: false)
+        case .int256: out += ValueText.integer(limbs: limbs(column, row, count: 4), signed: true)
+        case .uint256: out += ValueText.integer(limbs: limbs(column, row, count: 4), signed: false)
+        case .float32: appendFloat(ValueText.float(load(column, row, as: Float.self).description), to: &out)
+        case .float64: appendFloat(ValueText.float(load(column, row, as: Double.self).description), to: &out)
+        case .bfloat16:
+            let value = Float(bitPattern: UInt32(load(column, row, as: UInt16.self)) << 16)
+            appendFloat(ValueText.float(value.description), to: &out)
+        case .bool: out += load(column, row, as: UInt8.self) != 0 ? "true" : "false"
+        case let .decimal(precision, scale):
+            let unscaled: String
+            switch precision {
+            case ...9: unscaled = String(load(column, row, as: Int32.self))
+            case ...18: unscaled = String(load(column, row, as: Int64.self))
+            case ...38: unscaled = ValueText.integer(limbs: limbs(column, row, count: 2), signed: true)
+            default: unscaled = ValueText.integer(limbs: limbs(column, row, count: 4), signed: true)
+            }
+            out += ValueText.decimal(unscaled: unscaled, scale: scale)
+        case .string:
+            appendString(bytes: (column as! StringColumn).bytes(at: row), to: &out)
+        case .fixedString:
+            appendString(bytes: (column as! FixedStringColumn)[row], to: &out)
+        case .date: appendString(ValueText.date(days: Int64(load(column, row, as: UInt16.self))), to: &out)
+        case .date32: appendString(ValueText.date(days: Int64(load(column, row, as: Int32.self))), to: &out)
+        case let .dateTime(tz):
+            appendString(ValueText.dateTime(seconds: Int64(load(column, row, as: UInt32.self)), timeZone: tz), to: &out)
+        case let .dateTime64(precision, tz):
+            appendString(ValueText.dateTime64(ticks: load(column, row, as: Int64.self), precision: precision, timeZone: tz), to: &out)
+        case .time: appendString(ValueText.time(ticks: Int64(load(column, row, as: Int32.self)), precision: 0), to: &out)
+        case let .time64(precision): appendString(ValueText.time(ticks: load(column, row, as: Int64.self), precision: precision), to: &out)
+        case .uuid: appendString(ValueText.uuid(load(column, row, as: Bits128.self)), to: &out)
+        case .ipv4: appendString(ValueText.ipv4(load(column, row, as: UInt32.self)), to: &out)
+        case .ipv6: appendString(ValueText.ipv6(load(column, row, as: Bits128.self)), to: &out)
+        case let .enum8(cases):
+            let value = Int(load(column, row, as: Int8.self))
+            appendString(cases.first { $0.value == value }?.name ?? String(value), to: &out)
+        case let .enum16(cases):
+            let value = Int(load(column, row, as: Int16.self))
+            appendString(cases.first { $0.value == value }?.name ?? String(value), to: &out)
+        case .interval: out += String(load(column, row, as: Int64.self))
+        case .nothing: out += "null"
+        case .nullable:
+            let nullable = column as! NullableColumn
+            if nullable.isNull(row) { out += "null" } else { appendValue(nullable.values, row: row, to: &out) }
+        case .array:
+            let array = column as! ArrayColumn
+            out += "["
+            for (n, i) in array.range(at: row).enumerated() {
+                if n > 0 { out += "," }
+                appendValue(array.elements, row: i, to: &out)
+            }
+            out += "]"
+        case .map:
+            let map = column as! MapColumn
+            out += "{"
+            for (n, i) in map.range(at: row).enumerated() {
+                if n > 0 { out += "," }
+                var key = ""
+                appendValue(map.keys, row: i, to: &key)
+                if key.hasPrefix("\"") { out += key } else { appendString(key, to: &out) }
+                out += ":"
+                appendValue(map.values, row: i, to: &out)
+            }
+            out += "}"
+        case let .tuple(elements):
+            let tuple = column as! TupleColumn
+            let named = !elements.isEmpty && elements.allSatisfy { $0.name != nil }
+            out += named ? "{" : "["
+            for (index, element) in tuple.elements.enumerated() {
+                if index > 0 { out += "," }
+                if named {
+                    appendString(elements[index].name!, to: &out)
+                    out += ":"
+                }
+                appendValue(element, row: row, to: &out)
+            }
+            out += named ? "}" : "]"
+        case .lowCardinality:
+            let lc = column as! LowCardinalityColumn
+            if lc.isNull(row) { out += "null" } else { appendValue(lc.dictionary, row: lc.indexes[row], to: &out) }
+        case .variant:
+            let variant = column as! VariantColumn
+            if variant.isNull(row) { out += "null" } else {
+                appendValue(variant.members[Int(variant.discriminators[row])], row: variant.positions[row], to: &out)
+            }
+        case .dynamic:
+            let dynamic = column as! DynamicColumn
+            appendValue(dynamic.variant, row: row, to: &out)
+        case .json:
+            appendJSONObject(column as! JSONObjectColumn, row: row, to: &out)
+        case .point, .ring, .lineString, .multiLineString, .polygon, .multiPolygon, .nested, .simpleAggregateFunction:
+            appendValue((column as! AliasColumn).storage, row: row, to: &out)
+        }
+    }
+
+    static func appendFloat(_ text: String, to out: inout String) {
+        // JSON has no NaN or infinities: ClickHouse writes null for them.
+        if text == "nan" || text == "inf" || text == "-inf" { out += "null" } else { out += text }
+    }
+
+    /// A JSON column's row as a nested object: paths sorted, dotted paths nested, absent paths omitted.
+    static func appendJSONObject(_ json: JSONObjectColumn, row: Int, to out: inout String) {
+        if let text = json.text {
+            out += text[row]
+            return
+        }
+        var entries: [(path: [Substring], value: String)] = []
+        for (name, column) in zip(json.typedPathNames, json.typedPaths) {
+            var value = ""
+            appendValue(column, row: row, to: &value)
+            entries.append((name.split(separator: ".", omittingEmptySubsequences: false), value))
+        }
+        for (name, column) in zip(json.dynamicPathNames, json.dynamicPaths) where !column.variant.isNull(row) {
+            var value = ""
+            appendValue(column, row: row, to: &value)
+            entries.append((name.split(separator: ".", omittingEmptySubsequences: false), value))
+        }
+        entries.sort { $0.path.lexicographicallyPrecedes($1.path) }
+        appendNested(entries[...], depth: 0, to: &out)
+    }
+
+    private static func appendNested(_ entries: ArraySlice<(path: [Substring], value: String)>, depth: Int, to out: inout String) {
+        out += "{"
+        var index = entries.startIndex
+        var first = true
+        while index < entries.endIndex {
+            let key = entries[index].path[depth]
+            var end = index
+            while end < entries.endIndex, entries[end].path[depth] == key { end += 1 }
+            if !first { out += "," }
+            first = false
+            appendString(String(key), to: &out)
+            out += ":"
+            if entries[index].path.count == depth + 1 {
+                out += entries[index].value
+            } else {
+                appendNested(entries[index..<end], depth: depth + 1, to: &out)
+            }
+            index = end
+        }
+        out += "}"
+    }
+}

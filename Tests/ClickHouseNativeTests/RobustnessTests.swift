@@ -1,0 +1,138 @@
+import Foundation
+import Testing
+@testable import ClickHouseNative
+
+/// Truncated and corrupted input ends in an error or a value: never a trap, a hang or a huge allocation.
+@Suite struct RobustnessTests {
+    /// A small deterministic generator (SplitMix64), so failures reproduce.
+    struct SplitMix64: RandomNumberGenerator {
+        var state: UInt64
+        mutating func next() -> UInt64 {
+            state &+= 0x9E37_79B9_7F4A_7C15
+            var z = state
+            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+            return z ^ (z >> 31)
+        }
+    }
+
+    static func decodeOutcome(_ bytes: [UInt8]) -> Bool {
+        do {
+            _ = try NativeFormat.decodeBlocks(bytes)
+            return true
+        } catch {
+            return false
+        }
+    }
+
+    @Test(arguments: Fixtures.smallCases)
+    func truncatedAtEveryOffset(_ fixture: Fixtures.Case) throws {
+        let bytes = try Fixtures.nativeBytes(fixture)
+        // Every offset for small files; an even sample of 2000 offsets for larger ones.
+        let step = max(1, bytes.count / 2000)
+        for cut in stride(from: 0, to: bytes.count, by: step) {
+            _ = Self.decodeOutcome(Array(bytes[..<cut]))
+        }
+        if bytes.count > 0 { #expect(Self.decodeOutcome(bytes)) }
+    }
+
+    @Test(arguments: Fixtures.smallCases)
+    func randomBitFlips(_ fixture: Fixtures.Case) throws {
+        let bytes = try Fixtures.nativeBytes(fixture)
+        guard !bytes.isEmpty else { return }
+        var random = SplitMix64(state: UInt64(truncatingIfNeeded: fixture.name.hashValue & 0) &+ UInt64(bytes.count))
+        for _ in 0..<200 {
+            var corrupted = bytes
+            for _ in 0..<Int.random(in: 1...4, using: &random) {
+                let index = Int.random(in: 0..<corrupted.count, using: &random)
+                corrupted[index] ^= UInt8(1) << UInt8.random(in: 0..<8, using: &random)
+            }
+            _ = Self.decodeOutcome(corrupted)
+        }
+    }
+
+    @Test func truncatedColumnNamesColumnTypeAndRow() throws {
+        // Two rows of String, cut inside the second value.
+        var writer = ByteWriter()
+        writer.writeVarUInt(1)
+        writer.writeVarUInt(2)
+        writer.writeString("s")
+        writer.writeString("String")
+        writer.writeString("abc")
+        writer.writeVarUInt(5)
+        writer.writeBytes(Array("de".utf8))
+        #expect(throws: NativeFormatError("unexpected end of data in column s of type String at row 1", isTruncation: true)) {
+            try NativeFormat.decodeBlocks(writer.bytes)
+        }
+    }
+
+    @Test func hostileLengthsDoNotAllocate() throws {
+        // A String column whose first value claims 2^62 bytes.
+        var writer = ByteWriter()
+        writer.writeVarUInt(1)
+        writer.writeVarUInt(1)
+        writer.writeString("s")
+        writer.writeString("String")
+        writer.writeVarUInt(UInt64(1) << 62)
+        #expect(throws: NativeFormatError("unexpected end of data in column s of type String at row 0", isTruncation: true)) {
+            try NativeFormat.decodeBlocks(writer.bytes)
+        }
+        // A block claiming 2^60 rows of UInt64 with 8 bytes present.
+        var rows = ByteWriter()
+        rows.writeVarUInt(1)
+        rows.writeVarUInt(UInt64(1) << 60)
+        rows.writeString("n")
+        rows.writeString("UInt64")
+        rows.writeInteger(UInt64(7))
+        #expect(throws: NativeFormatError("unexpected end of data in column n of type UInt64 at row 1", isTruncation: true)) {
+            try NativeFormat.decodeBlocks(rows.bytes)
+        }
+        // Array offsets claiming 2^40 elements.
+        var array = ByteWriter()
+        array.writeVarUInt(1)
+        array.writeVarUInt(1)
+        array.writeString("a")
+        array.writeString("Array(String)")
+        array.writeInteger(UInt64(1) << 40)
+        #expect(throws: NativeFormatError("unexpected end of data in column a of type Array(String) at row 1", isTruncation: true)) {
+            try NativeFormat.decodeBlocks(array.bytes)
+        }
+    }
+
+    @Test func invalidLowCardinalityFlags() throws {
+        var writer = ByteWriter()
+        writer.writeVarUInt(1)
+        writer.writeVarUInt(1)
+        writer.writeString("lc")
+        writer.writeString("LowCardinality(String)")
+        writer.writeInteger(UInt64(1))       // key version
+        writer.writeInteger(UInt64(0x100))   // NeedGlobalDictionary, never valid on the wire
+        #expect(throws: NativeFormatError("column lc of type LowCardinality(String): invalid LowCardinality flags 0x100")) {
+            try NativeFormat.decodeBlocks(writer.bytes)
+        }
+    }
+
+    @Test func mislabelledColumnIsAClearError() {
+        let block = Block(columns: [NamedColumn("n", FixedWidthColumn(type: .uint64, values: [1, 2, 3]))])
+        #expect(throws: NativeFormatError("cannot encode column n of type UInt64: expected a column of type UInt64 (FixedWidthColumn<UInt64>), got UInt64 (FixedWidthColumn<Int>)")) {
+            try NativeFormat.encodeBlocks([block])
+        }
+    }
+
+    @Test func streamDecoderWaitsForWholeBlocks() throws {
+        var writer = ByteWriter()
+        let block = Block(columns: [NamedColumn("n", FixedWidthColumn(type: .uint64, values: [UInt64(1), 2, 3])),
+                                    NamedColumn("s", StringColumn(["a", "bc", ""]))])
+        try NativeFormat.writeBlock(block, to: &writer)
+        try NativeFormat.writeBlock(block, to: &writer)
+        var decoder = NativeStreamDecoder()
+        var decoded: [Block] = []
+        for byte in writer.bytes {
+            decoder.append([byte])
+            while let next = try decoder.nextBlock() { decoded.append(next) }
+        }
+        try decoder.finish()
+        #expect(decoded.count == 2)
+        #expect(decoded.map(JSONEachRow.render).joined() == String(repeating: "{\"n\":1,\"s\":\"a\"}\n{\"n\":2,\"s\":\"bc\"}\n{\"n\":3,\"s\":\"\"}\n", count: 2))
+    }
+}

@@ -1,0 +1,9 @@
+import ArgumentParser
+
+@main
+struct EventBench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "event-bench",
+        abstract: "Benchmarks of the event-analytics stack; each prints its measurements.",
+        subcommands: [CodecBenchmark.self])
+}
