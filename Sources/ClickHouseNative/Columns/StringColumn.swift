@@ -53,22 +53,34 @@ struct StringCodec: ColumnCodec {
         // Pass 1 validates every length against the input and sums them; pass 2 copies. Allocation is
         // bounded by the input size, whatever the lengths claim.
         guard count <= reader.remaining else { throw ColumnCodecError.unexpectedEnd(row: reader.remaining) }
+        let base = reader.base.baseAddress!
+        let limit = reader.base.count
         let start = reader.offset
+        var position = start
         var total = 0
         for row in 0..<count {
-            let length = try rowContext(row) { try reader.readLength() }
-            try rowContext(row) { try reader.skip(length) }
+            var length = 0
+            var shift = 0
+            while true {
+                guard position < limit, shift < 64 else { throw ColumnCodecError.unexpectedEnd(row: row) }
+                let byte = base.load(fromByteOffset: position, as: UInt8.self)
+                position += 1
+                length |= Int(byte & 0x7F) << shift
+                if byte & 0x80 == 0 { break }
+                shift += 7
+            }
+            guard length >= 0, length <= limit - position else { throw ColumnCodecError.unexpectedEnd(row: row) }
+            position += length
             total += length
         }
-        reader.offset = start
-        var ends = [Int](repeating: 0, count: count)
-        let base = reader.base.baseAddress!
-        let bytes = [UInt8](unsafeUninitializedCapacity: total) { buffer, initialized in
-            var position = reader.offset
-            var written = 0
-            ends.withUnsafeMutableBufferPointer { ends in
+        let end = position
+        var column = StringColumn()
+        column.ends = [Int](unsafeUninitializedCapacity: count) { ends, endsInitialized in
+            column.bytes = [UInt8](unsafeUninitializedCapacity: total) { buffer, initialized in
+                var position = start
+                var written = 0
                 for row in 0..<count {
-                    // Lengths were validated above; decode the VarUInt inline for speed.
+                    // Lengths were validated in pass 1.
                     var length = 0
                     var shift = 0
                     while true {
@@ -78,18 +90,18 @@ struct StringCodec: ColumnCodec {
                         if byte & 0x80 == 0 { break }
                         shift += 7
                     }
-                    (buffer.baseAddress! + written).initialize(from: (base + position).assumingMemoryBound(to: UInt8.self), count: length)
+                    if length > 0 {
+                        UnsafeMutableRawPointer(buffer.baseAddress! + written).copyMemory(from: base + position, byteCount: length)
+                    }
                     position += length
                     written += length
                     ends[row] = written
                 }
+                initialized = written
             }
-            initialized = written
-            reader.offset = position
+            endsInitialized = count
         }
-        var column = StringColumn()
-        column.bytes = bytes
-        column.ends = ends
+        reader.offset = end
         return column
     }
 
