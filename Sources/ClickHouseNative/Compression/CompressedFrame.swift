@@ -1,0 +1,120 @@
+/// Network compression methods of the native protocol.
+public enum CompressionMethod: String, Sendable, CaseIterable {
+    case none, lz4, zstd
+
+    /// The method byte in a frame header.
+    var methodByte: UInt8 {
+        switch self {
+        case .none: return 0x02
+        case .lz4: return 0x82
+        case .zstd: return 0x90
+        }
+    }
+}
+
+/// Errors of compressed frames: each names what was wrong, e.g. the checksum.
+public enum CompressedFrameError: Error, Equatable, Sendable, CustomStringConvertible {
+    case checksumMismatch(expected: String, actual: String)
+    case unknownMethod(UInt8)
+    case invalidSize(compressed: UInt32, uncompressed: UInt32)
+    case decompression(String)
+
+    public var description: String {
+        switch self {
+        case let .checksumMismatch(expected, actual):
+            return "compressed frame checksum (CityHash128) mismatch: frame says \(expected), data hashes to \(actual)"
+        case let .unknownMethod(byte):
+            return "unknown compression method byte 0x\(String(byte, radix: 16))"
+        case let .invalidSize(compressed, uncompressed):
+            return "invalid compressed frame sizes (compressed \(compressed), uncompressed \(uncompressed))"
+        case let .decompression(message):
+            return "cannot decompress frame: \(message)"
+        }
+    }
+}
+
+/// ClickHouse's compressed frames: `checksum(16) | method(1) | compressed size(4) | uncompressed size(4) | body`,
+/// where the checksum is CityHash128 v1.0.2 of everything after it and the compressed size counts
+/// the 9 header bytes.
+public enum CompressedFrame {
+    public static let headerSize = 9
+    public static let checksumSize = 16
+    /// Data per frame when writing: ClickHouse flushes its compressing buffer every 1 MiB.
+    public static let maximumUncompressedChunk = 1 << 20
+    /// Reader limit for one frame (as the server's).
+    public static let maximumCompressedSize = 0x4000_0000
+
+    /// Appends `data` as one or more frames of at most 1 MiB of uncompressed data each.
+    public static func write(_ data: UnsafeRawBufferPointer, method: CompressionMethod, zstdLevel: Int32 = 1, to writer: inout ByteWriter) throws {
+        var start = 0
+        repeat {
+            let end = min(data.count, start + maximumUncompressedChunk)
+            let chunk = UnsafeRawBufferPointer(rebasing: data[start..<end])
+            let body: [UInt8]
+            switch method {
+            case .none: body = Array(chunk)
+            case .lz4: body = try LZ4Block.compress(chunk)
+            case .zstd: body = try ZSTDBlock.compress(chunk, level: zstdLevel)
+            }
+            var frame = ByteWriter(capacity: headerSize + body.count)
+            frame.writeUInt8(method.methodByte)
+            frame.writeInteger(UInt32(headerSize + body.count))
+            frame.writeInteger(UInt32(chunk.count))
+            frame.writeBytes(body)
+            let checksum = frame.bytes.withUnsafeBytes { CityHash128.hash($0) }
+            writer.writeInteger(checksum.first)
+            writer.writeInteger(checksum.second)
+            writer.writeBytes(frame.bytes)
+            start = end
+        } while start < data.count
+    }
+
+    /// Reads one frame and returns its uncompressed data; throws ``WireError`` when the frame is
+    /// not complete yet, ``CompressedFrameError`` when it is corrupt.
+    public static func read(_ reader: inout ByteReader) throws -> [UInt8] {
+        let start = reader.offset
+        let first = try reader.readInteger(as: UInt64.self)
+        let second = try reader.readInteger(as: UInt64.self)
+        let method = try reader.readUInt8()
+        let compressedSize = try reader.readInteger(as: UInt32.self)
+        let uncompressedSize = try reader.readInteger(as: UInt32.self)
+        guard compressedSize >= UInt32(headerSize), Int(compressedSize) <= maximumCompressedSize,
+              Int(uncompressedSize) <= maximumCompressedSize else {
+            throw CompressedFrameError.invalidSize(compressed: compressedSize, uncompressed: uncompressedSize)
+        }
+        reader.offset = start + checksumSize
+        let framed = try reader.readBytes(count: Int(compressedSize))
+        let actual = CityHash128.hash(framed)
+        guard actual.first == first, actual.second == second else {
+            throw CompressedFrameError.checksumMismatch(expected: hex(first, second), actual: hex(actual.first, actual.second))
+        }
+        let body = UnsafeRawBufferPointer(rebasing: framed[headerSize...])
+        do {
+            switch method {
+            case CompressionMethod.none.methodByte:
+                guard body.count == Int(uncompressedSize) else {
+                    throw CompressedFrameError.invalidSize(compressed: compressedSize, uncompressed: uncompressedSize)
+                }
+                return Array(body)
+            case CompressionMethod.lz4.methodByte:
+                return try LZ4Block.decompress(body, uncompressedSize: Int(uncompressedSize))
+            case CompressionMethod.zstd.methodByte:
+                return try ZSTDBlock.decompress(body, uncompressedSize: Int(uncompressedSize))
+            default:
+                throw CompressedFrameError.unknownMethod(method)
+            }
+        } catch let error as CompressionError {
+            throw CompressedFrameError.decompression(error.description)
+        }
+    }
+
+    static func hex(_ first: UInt64, _ second: UInt64) -> String {
+        var writer = ByteWriter()
+        writer.writeInteger(first)
+        writer.writeInteger(second)
+        return writer.bytes.map { byte in
+            let digits = String(byte, radix: 16)
+            return byte < 16 ? "0" + digits : digits
+        }.joined()
+    }
+}
