@@ -12,7 +12,11 @@ enum Fixtures {
         var name: String
         var rows: Int?
         var flags: [String]?
+        var readback_settings: [String: String]?
         var description: String { name }
+        /// The session time zone the engine rendered the expected text in (Native headers may
+        /// carry `DateTime` without its zone, as the Native format drops it).
+        var timeZone: String? { readback_settings?["session_timezone"] }
         var isLarge: Bool { flags?.contains("large") ?? false }
         var hasRawBytes: Bool { flags?.contains("bytes") ?? false }
     }
@@ -38,12 +42,16 @@ enum Fixtures {
         try String(contentsOf: directory.appendingPathComponent(name), encoding: .utf8)
     }
 
+    static func data(_ name: String) throws -> Data {
+        try Data(contentsOf: directory.appendingPathComponent(name))
+    }
+
     static func exists(_ name: String) -> Bool {
         FileManager.default.fileExists(atPath: directory.appendingPathComponent(name).path)
     }
 
     /// Renders blocks with String/FixedString values as upper-case hex (the `.hex.jsonl` companions).
-    static func renderHex(_ blocks: [Block]) -> String {
+    static func renderHex(_ blocks: [Block], timeZone: String?) -> String {
         var out = ""
         for block in blocks {
             for row in 0..<block.rowCount {
@@ -58,7 +66,7 @@ enum Fixtures {
                     if let bytes {
                         out += "\"" + bytes.map { String(format: "%02X", $0) }.joined() + "\""
                     } else {
-                        JSONEachRow.appendValue(named.column, row: row, to: &out)
+                        JSONEachRow.appendValue(named.column, row: row, to: &out, timeZone: timeZone)
                     }
                 }
                 out += "}\n"

@@ -15,10 +15,10 @@ import Testing
         let blocks = try NativeFormat.decodeBlocks(bytes)
         #expect(blocks.reduce(0) { $0 + $1.rowCount } == fixture.rows ?? blocks.reduce(0) { $0 + $1.rowCount })
         if fixture.hasRawBytes, Fixtures.exists("\(fixture.name).hex.jsonl") {
-            #expect(Fixtures.renderHex(blocks) == (try Fixtures.text("\(fixture.name).hex.jsonl")))
+            #expect(Fixtures.renderHex(blocks, timeZone: fixture.timeZone) == (try Fixtures.text("\(fixture.name).hex.jsonl")))
         } else {
             let expected = try Fixtures.text("\(fixture.name).jsonl")
-            let actual = blocks.map(JSONEachRow.render).joined()
+            let actual = blocks.map { JSONEachRow.render($0, timeZone: fixture.timeZone) }.joined()
             #expect(actual == expected)
         }
     }
@@ -58,9 +58,9 @@ import Testing
         #expect(try Fixtures.readBackWithChDB(outputDirectory: output, files: files) == 0)
         for fixture in Fixtures.smallCases where files.contains(where: { $0.lastPathComponent == "\(fixture.name).native" }) {
             let jsonl = output.appendingPathComponent("\(fixture.name).jsonl")
-            let actual = try? String(contentsOf: jsonl, encoding: .utf8)
+            let actual = try? Data(contentsOf: jsonl)
             let error = try? String(contentsOf: output.appendingPathComponent("\(fixture.name).error"), encoding: .utf8)
-            #expect(actual == (try Fixtures.text("\(fixture.name).jsonl")), "\(fixture.name): \(error ?? "")")
+            #expect(actual == (try Fixtures.data("\(fixture.name).jsonl")), "\(fixture.name): \(error ?? "")")
         }
     }
 }

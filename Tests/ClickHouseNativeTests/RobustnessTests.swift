@@ -133,6 +133,6 @@ import Testing
         }
         try decoder.finish()
         #expect(decoded.count == 2)
-        #expect(decoded.map(JSONEachRow.render).joined() == String(repeating: "{\"n\":1,\"s\":\"a\"}\n{\"n\":2,\"s\":\"bc\"}\n{\"n\":3,\"s\":\"\"}\n", count: 2))
+        #expect(decoded.map { JSONEachRow.render($0) }.joined() == String(repeating: "{\"n\":1,\"s\":\"a\"}\n{\"n\":2,\"s\":\"bc\"}\n{\"n\":3,\"s\":\"\"}\n", count: 2))
     }
 }

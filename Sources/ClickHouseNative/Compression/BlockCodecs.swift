@@ -88,12 +88,30 @@ public enum ZSTDBlock {
 }
 
 extension ZSTDBlock {
-    /// Decompresses one zstd frame whose header records its content size (as the `zstd` tool writes).
+    /// Decompresses one whole zstd frame (or several concatenated), whether or not its header records
+    /// the content size (the `zstd` tool omits it when compressing a pipe). Output is capped at `maximumSize`.
     public static func decompressFrame(_ input: UnsafeRawBufferPointer, maximumSize: Int = 1 << 30) throws -> [UInt8] {
         let size = ZSTD_getFrameContentSize(input.baseAddress, input.count)
-        guard size != ZSTD_CONTENTSIZE_ERROR, size != ZSTD_CONTENTSIZE_UNKNOWN, size <= UInt64(maximumSize) else {
-            throw CompressionError.corrupt(method: "ZSTD", detail: "frame without a usable content size")
+        if size != ZSTD_CONTENTSIZE_ERROR, size != ZSTD_CONTENTSIZE_UNKNOWN, size <= UInt64(maximumSize) {
+            return try decompress(input, uncompressedSize: Int(size))
         }
-        return try decompress(input, uncompressedSize: Int(size))
+        guard let stream = ZSTD_createDStream() else { throw CompressionError.corrupt(method: "ZSTD", detail: "cannot create a stream") }
+        defer { ZSTD_freeDStream(stream) }
+        var output: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 1 << 20)
+        var inBuffer = ZSTD_inBuffer(src: input.baseAddress, size: input.count, pos: 0)
+        while true {
+            let produced: Int = try chunk.withUnsafeMutableBytes { raw in
+                var outBuffer = ZSTD_outBuffer(dst: raw.baseAddress, size: raw.count, pos: 0)
+                let result = ZSTD_decompressStream(stream, &outBuffer, &inBuffer)
+                if ZSTD_isError(result) != 0 {
+                    throw CompressionError.corrupt(method: "ZSTD", detail: String(cString: ZSTD_getErrorName(result)))
+                }
+                return outBuffer.pos
+            }
+            output.append(contentsOf: chunk[0..<produced])
+            guard output.count <= maximumSize else { throw CompressionError.inputTooLarge(output.count) }
+            if inBuffer.pos == inBuffer.size && produced < chunk.count { return output }
+        }
     }
 }

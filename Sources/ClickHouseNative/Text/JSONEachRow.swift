@@ -2,7 +2,8 @@
 /// (one object per row, keys in column order).
 public enum JSONEachRow {
     /// The lines of `block`, each ending in `\n`.
-    public static func render(_ block: Block) -> String {
+    /// - Parameter timeZone: the server's time zone, used for `DateTime` columns that name none.
+    public static func render(_ block: Block, timeZone: String? = nil) -> String {
         var out = ""
         for row in 0..<block.rowCount {
             out += "{"
@@ -10,7 +11,7 @@ public enum JSONEachRow {
                 if index > 0 { out += "," }
                 appendString(named.name, to: &out)
                 out += ":"
-                appendValue(named.column, row: row, to: &out)
+                appendValue(named.column, row: row, to: &out, timeZone: timeZone)
             }
             out += "}\n"
         }
@@ -80,7 +81,7 @@ public enum JSONEachRow {
     }
 
     /// Appends the JSON text of value `row` of `column`.
-    public static func appendValue(_ column: any Column, row: Int, to out: inout String) {
+    public static func appendValue(_ column: any Column, row: Int, to out: inout String, timeZone: String? = nil) {
         switch column.type {
         case .int8: out += String(load(column, row, as: Int8.self))
         case .int16: out += String(load(column, row, as: Int16.self))
@@ -116,9 +117,9 @@ public enum JSONEachRow {
         case .date: appendString(ValueText.date(days: Int64(load(column, row, as: UInt16.self))), to: &out)
         case .date32: appendString(ValueText.date(days: Int64(load(column, row, as: Int32.self))), to: &out)
         case let .dateTime(tz):
-            appendString(ValueText.dateTime(seconds: Int64(load(column, row, as: UInt32.self)), timeZone: tz), to: &out)
+            appendString(ValueText.dateTime(seconds: Int64(load(column, row, as: UInt32.self)), timeZone: tz ?? timeZone), to: &out)
         case let .dateTime64(precision, tz):
-            appendString(ValueText.dateTime64(ticks: load(column, row, as: Int64.self), precision: precision, timeZone: tz), to: &out)
+            appendString(ValueText.dateTime64(ticks: load(column, row, as: Int64.self), precision: precision, timeZone: tz ?? timeZone), to: &out)
         case .time: appendString(ValueText.time(ticks: Int64(load(column, row, as: Int32.self)), precision: 0), to: &out)
         case let .time64(precision): appendString(ValueText.time(ticks: load(column, row, as: Int64.self), precision: precision), to: &out)
         case .uuid: appendString(ValueText.uuid(load(column, row, as: Bits128.self)), to: &out)
@@ -134,13 +135,13 @@ public enum JSONEachRow {
         case .nothing: out += "null"
         case .nullable:
             let nullable = column as! NullableColumn
-            if nullable.isNull(row) { out += "null" } else { appendValue(nullable.values, row: row, to: &out) }
+            if nullable.isNull(row) { out += "null" } else { appendValue(nullable.values, row: row, to: &out, timeZone: timeZone) }
         case .array:
             let array = column as! ArrayColumn
             out += "["
             for (n, i) in array.range(at: row).enumerated() {
                 if n > 0 { out += "," }
-                appendValue(array.elements, row: i, to: &out)
+                appendValue(array.elements, row: i, to: &out, timeZone: timeZone)
             }
             out += "]"
         case .map:
@@ -149,10 +150,10 @@ public enum JSONEachRow {
             for (n, i) in map.range(at: row).enumerated() {
                 if n > 0 { out += "," }
                 var key = ""
-                appendValue(map.keys, row: i, to: &key)
+                appendValue(map.keys, row: i, to: &key, timeZone: timeZone)
                 if key.hasPrefix("\"") { out += key } else { appendString(key, to: &out) }
                 out += ":"
-                appendValue(map.values, row: i, to: &out)
+                appendValue(map.values, row: i, to: &out, timeZone: timeZone)
             }
             out += "}"
         case let .tuple(elements):
@@ -165,24 +166,31 @@ public enum JSONEachRow {
                     appendString(elements[index].name!, to: &out)
                     out += ":"
                 }
-                appendValue(element, row: row, to: &out)
+                appendValue(element, row: row, to: &out, timeZone: timeZone)
             }
             out += named ? "}" : "]"
         case .lowCardinality:
             let lc = column as! LowCardinalityColumn
-            if lc.isNull(row) { out += "null" } else { appendValue(lc.dictionary, row: lc.indexes[row], to: &out) }
+            if lc.isNull(row) { out += "null" } else { appendValue(lc.dictionary, row: lc.indexes[row], to: &out, timeZone: timeZone) }
         case .variant:
             let variant = column as! VariantColumn
             if variant.isNull(row) { out += "null" } else {
-                appendValue(variant.members[Int(variant.discriminators[row])], row: variant.positions[row], to: &out)
+                appendValue(variant.members[Int(variant.discriminators[row])], row: variant.positions[row], to: &out, timeZone: timeZone)
             }
         case .dynamic:
             let dynamic = column as! DynamicColumn
-            appendValue(dynamic.variant, row: row, to: &out)
+            let d = dynamic.variant.discriminators[row]
+            if d != VariantColumn.nullDiscriminator, Int(d) == dynamic.sharedVariantIndex {
+                // A value of a type over the block's type limit: binary type + value inside a String.
+                let bytes = (dynamic.variant.members[Int(d)] as! StringColumn).bytes(at: dynamic.variant.positions[row])
+                RowBinaryText.appendSharedValue(bytes, to: &out, timeZone: timeZone)
+            } else {
+                appendValue(dynamic.variant, row: row, to: &out, timeZone: timeZone)
+            }
         case .json:
-            appendJSONObject(column as! JSONObjectColumn, row: row, to: &out)
+            appendJSONObject(column as! JSONObjectColumn, row: row, to: &out, timeZone: timeZone)
         case .point, .ring, .lineString, .multiLineString, .polygon, .multiPolygon, .nested, .simpleAggregateFunction:
-            appendValue((column as! AliasColumn).storage, row: row, to: &out)
+            appendValue((column as! AliasColumn).storage, row: row, to: &out, timeZone: timeZone)
         }
     }
 
@@ -192,7 +200,7 @@ public enum JSONEachRow {
     }
 
     /// A JSON column's row as a nested object: paths sorted, dotted paths nested, absent paths omitted.
-    static func appendJSONObject(_ json: JSONObjectColumn, row: Int, to out: inout String) {
+    static func appendJSONObject(_ json: JSONObjectColumn, row: Int, to out: inout String, timeZone: String?) {
         if let text = json.text {
             out += text[row]
             return
@@ -200,19 +208,29 @@ public enum JSONEachRow {
         var entries: [(path: [Substring], value: String)] = []
         for (name, column) in zip(json.typedPathNames, json.typedPaths) {
             var value = ""
-            appendValue(column, row: row, to: &value)
+            appendValue(column, row: row, to: &value, timeZone: timeZone)
             entries.append((name.split(separator: ".", omittingEmptySubsequences: false), value))
         }
         for (name, column) in zip(json.dynamicPathNames, json.dynamicPaths) where !column.variant.isNull(row) {
             var value = ""
-            appendValue(column, row: row, to: &value)
+            appendValue(column, row: row, to: &value, timeZone: timeZone)
             entries.append((name.split(separator: ".", omittingEmptySubsequences: false), value))
+        }
+        if let shared = json.sharedData {
+            // Paths over the dynamic-path limit: path plus binary type and value.
+            let paths = shared.keys as! StringColumn
+            let values = shared.values as! StringColumn
+            for i in shared.range(at: row) {
+                var value = ""
+                RowBinaryText.appendSharedValue(values.bytes(at: i), to: &value, timeZone: timeZone)
+                entries.append((paths[i].split(separator: ".", omittingEmptySubsequences: false), value))
+            }
         }
         entries.sort { $0.path.lexicographicallyPrecedes($1.path) }
         appendNested(entries[...], depth: 0, to: &out)
     }
 
-    private static func appendNested(_ entries: ArraySlice<(path: [Substring], value: String)>, depth: Int, to out: inout String) {
+    static func appendNested(_ entries: ArraySlice<(path: [Substring], value: String)>, depth: Int, to out: inout String) {
         out += "{"
         var index = entries.startIndex
         var first = true
