@@ -13,6 +13,8 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
     ],
     targets: [
@@ -27,6 +29,10 @@ let package = Package(
             dependencies: [
                 "CLZ4", "CZSTD",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "NIOTLS", package: "swift-nio"),
             ]
         ),
         .target(
@@ -61,7 +67,10 @@ let package = Package(
             path: "benchmark"
         ),
 
-        .testTarget(name: "ClickHouseNativeTests", dependencies: ["ClickHouseNative"]),
+        .testTarget(
+            name: "ClickHouseNativeTests",
+            dependencies: ["ClickHouseNative", .product(name: "NIOSSL", package: "swift-nio-ssl")]
+        ),
         .testTarget(name: "KafkaTests", dependencies: ["Kafka"]),
         .testTarget(name: "EventPipelineTests", dependencies: ["EventPipeline"]),
     ]

@@ -12,11 +12,15 @@ enum Fixtures {
         var name: String
         var rows: Int?
         var flags: [String]?
-        var readback_settings: [String: String]?
+        var readback_settings: ReadbackSettings?
         var description: String { name }
         /// The session time zone the engine rendered the expected text in (Native headers may
         /// carry `DateTime` without its zone, as the Native format drops it).
-        var timeZone: String? { readback_settings?["session_timezone"] }
+        var timeZone: String? { readback_settings?.session_timezone }
+
+        struct ReadbackSettings: Decodable, Sendable {
+            var session_timezone: String?
+        }
         var isLarge: Bool { flags?.contains("large") ?? false }
         var hasRawBytes: Bool { flags?.contains("bytes") ?? false }
     }
@@ -79,7 +83,9 @@ enum Fixtures {
     static func readBackWithChDB(outputDirectory: URL, files: [URL]) throws -> Int32 {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: python)
-        process.arguments = [root.appendingPathComponent("Fixtures/chdb_native_to_json.py").path, outputDirectory.path] + files.map(\.path)
+        process.arguments = [root.appendingPathComponent("Fixtures/chdb_native_to_json.py").path,
+                             "--settings-json", directory.appendingPathComponent("readback_settings.json").path,
+                             outputDirectory.path] + files.map(\.path)
         try process.run()
         process.waitUntilExit()
         return process.terminationStatus

@@ -39,6 +39,36 @@ import Testing
         #expect(blocks.reduce(0) { $0 + $1.rowCount } == summary["rows"] as? Int)
     }
 
+    /// Columns built with the builders (as the consumer builds its inserts) are read by the engine as meant.
+    @Test func engineReadsBuiltColumns() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("native-built-\(getpid())")
+        let output = directory.appendingPathComponent("out")
+        try FileManager.default.createDirectory(at: output, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        var tags = StringColumn()
+        var offsets: [UInt64] = []
+        for i in 0..<4 {
+            for t in 0..<i { tags.append("tag\(t)") }
+            offsets.append(UInt64(tags.count))
+        }
+        let block = Block(columns: [
+            NamedColumn("id", FixedWidthColumn(type: .uuid, values: (0..<4).map { Bits128(first: 0x0190_0000_0000_7000 | UInt64($0), second: 0x8000_0000_0000_0001) })),
+            NamedColumn("name", LowCardinalityColumn(strings: ["llm_call", "tool_call", "llm_call", "feedback"])),
+            NamedColumn("error", NullableColumn(strings: [nil, "timeout", nil, "it's \"quoted\""])),
+            NamedColumn("maybe", LowCardinalityColumn(strings: ["a", nil, "b", nil], nullable: true)),
+            NamedColumn("latency", FixedWidthColumn(type: .float64, values: [0.5, 1.25, 1e-7, 12345.0])),
+            NamedColumn("at", FixedWidthColumn(type: .dateTime64(precision: 3, timeZone: "UTC"), values: [Int64(1_700_000_000_123), 0, -1, 4_102_444_800_000])),
+            NamedColumn("tags", ArrayColumn(type: .array(.string), offsets: offsets, elements: tags)),
+            NamedColumn("scores", ArrayColumn(elementType: .int32, arrays: [[Int32(1)], [], [-2, 3], [Int32.max]])),
+        ])
+        let file = directory.appendingPathComponent("built.native")
+        try Data(try NativeFormat.encodeBlocks([block])).write(to: file)
+        #expect(try Fixtures.readBackWithChDB(outputDirectory: output, files: [file]) == 0)
+        let engine = try String(contentsOf: output.appendingPathComponent("built.jsonl"), encoding: .utf8)
+        #expect(engine == JSONEachRow.render(block))
+        #expect(engine.hasPrefix("{\"id\":\"01900000-0000-7000-8000-000000000001\",\"name\":\"llm_call\",\"error\":null,\"maybe\":\"a\",\"latency\":0.5,\"at\":\"2023-11-14 22:13:20.123\",\"tags\":[],\"scores\":[1]}"))
+    }
+
     /// Our encoder's bytes, read back by the real engine, print the same values.
     @Test func engineReadsOurEncoding() throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("native-readback-\(getpid())")

@@ -52,8 +52,10 @@ struct StringCodec: ColumnCodec {
     func read(_ reader: inout ByteReader, count: Int, prefix: PrefixState) throws -> any Column {
         // Pass 1 validates every length against the input and sums them; pass 2 copies. Allocation is
         // bounded by the input size, whatever the lengths claim.
-        guard count <= reader.remaining else { throw ColumnCodecError.unexpectedEnd(row: reader.remaining) }
-        let base = reader.base.baseAddress!
+        if count == 0 { return StringColumn() }
+        guard count <= reader.remaining, let base = reader.base.baseAddress else {
+            throw ColumnCodecError.unexpectedEnd(row: reader.remaining)
+        }
         let limit = reader.base.count
         let start = reader.offset
         var position = start

@@ -1,0 +1,101 @@
+import NIOCore
+import NIOTLS
+
+/// Bridges a channel's inbound bytes to one async reader, pulling: the channel runs with
+/// `autoRead` off and reads from the socket only when the reader asks for more. So a slow consumer
+/// of result blocks slows the server down instead of buffering the whole result in memory.
+/// All state is confined to the channel's event loop.
+final class ByteStreamHandler: ChannelInboundHandler, @unchecked Sendable {
+    typealias InboundIn = ByteBuffer
+
+    private var pending = CircularBuffer<ByteBuffer>()
+    private var waiter: EventLoopPromise<ByteBuffer?>?
+    private var failure: Error?
+    private var isInactive = false
+    private var context: ChannelHandlerContext?
+    private var timeoutTask: Scheduled<Void>?
+    /// While a TLS handshake runs, the handler keeps reading on its own: the handshake needs the
+    /// server's replies before any request bytes can go out.
+    private var handshaking: Bool
+
+    init(expectsTLSHandshake: Bool = false) {
+        self.handshaking = expectsTLSHandshake
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        if handshaking && context.channel.isActive { context.read() }
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        if handshaking { context.read() }
+        context.fireChannelActive()
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let tlsEvent = event as? TLSUserEvent, case .handshakeCompleted = tlsEvent { handshaking = false }
+        context.fireUserInboundEventTriggered(event)
+    }
+    func handlerRemoved(context: ChannelHandlerContext) { self.context = nil }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let buffer = unwrapInboundIn(data)
+        if let waiter {
+            self.waiter = nil
+            timeoutTask?.cancel()
+            waiter.succeed(buffer)
+        } else {
+            pending.append(buffer)
+        }
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        // A read that delivered nothing to us (TLS records still being assembled, a handshake in
+        // progress) must not stall a waiting reader: ask for more.
+        if waiter != nil || handshaking { context.read() }
+        context.fireChannelReadComplete()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        isInactive = true
+        finishWaiter()
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        if failure == nil { failure = error }
+        finishWaiter()
+        context.close(promise: nil)
+    }
+
+    private func finishWaiter() {
+        guard let waiter else { return }
+        self.waiter = nil
+        timeoutTask?.cancel()
+        if let failure { waiter.fail(failure) } else { waiter.succeed(nil) }
+    }
+
+    /// The next chunk of bytes, nil at the end of the stream. Must be called on the event loop.
+    /// Fails with a timeout (and closes the channel) when nothing arrives within `timeout`.
+    func nextChunk(eventLoop: EventLoop, timeout: TimeAmount) -> EventLoopFuture<ByteBuffer?> {
+        eventLoop.preconditionInEventLoop()
+        if let buffer = pending.popFirst() { return eventLoop.makeSucceededFuture(buffer) }
+        if let failure { return eventLoop.makeFailedFuture(failure) }
+        if isInactive { return eventLoop.makeSucceededFuture(nil) }
+        guard waiter == nil, let context else {
+            return eventLoop.makeFailedFuture(ClickHouseConnectionError.closed("concurrent reads on one connection"))
+        }
+        let promise = eventLoop.makePromise(of: ByteBuffer?.self)
+        waiter = promise
+        timeoutTask = eventLoop.scheduleTask(in: timeout) { [weak self] in
+            guard let self, let waiter = self.waiter else { return }
+            self.waiter = nil
+            let error = ClickHouseConnectionError.timeout("no data from the server for \(timeout.nanoseconds / 1_000_000) ms")
+            self.failure = error
+            waiter.fail(error)
+            self.context?.close(promise: nil)
+        }
+        context.read()
+        return promise.futureResult
+    }
+}

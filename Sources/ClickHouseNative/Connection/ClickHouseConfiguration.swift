@@ -1,0 +1,53 @@
+import NIOCore
+import NIOSSL
+
+/// How to reach and talk to one ClickHouse server.
+public struct ClickHouseConfiguration: Sendable {
+    public var host: String
+    public var port: Int
+    /// Default database of the connection; empty means the server's default.
+    public var database: String
+    public var user: String
+    public var password: String
+    /// Compression of data blocks in both directions.
+    public var compression: CompressionMethod
+    /// zstd level the server uses for its blocks when ``compression`` is `.zstd`.
+    public var zstdLevel: Int
+    /// TLS (the secure native port, usually 9440); nil for plain TCP.
+    public var tls: TLSConfiguration?
+    /// Host name for SNI and certificate checks; defaults to ``host``.
+    public var tlsServerName: String?
+    public var connectTimeout: Duration
+    /// Longest silence from the server while a response is expected (servers send progress every
+    /// 100 ms while a query runs, so this bounds stalls, not query length).
+    public var readTimeout: Duration
+    /// Settings sent with every query (per-query settings override them by name).
+    public var settings: [QuerySetting]
+    public var identity: ClientIdentity
+    public var quotaKey: String
+
+    public init(host: String = "127.0.0.1", port: Int = 9000, database: String = "", user: String = "default",
+                password: String = "", compression: CompressionMethod = .lz4) {
+        self.host = host
+        self.port = port
+        self.database = database
+        self.user = user
+        self.password = password
+        self.compression = compression
+        self.zstdLevel = 1
+        self.tls = nil
+        self.tlsServerName = nil
+        self.connectTimeout = .seconds(10)
+        self.readTimeout = .seconds(300)
+        self.settings = []
+        self.identity = ClientIdentity()
+        self.quotaKey = ""
+    }
+}
+
+extension Duration {
+    var timeAmount: TimeAmount {
+        let (seconds, attoseconds) = components
+        return .nanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
+    }
+}

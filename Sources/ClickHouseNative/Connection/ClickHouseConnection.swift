@@ -1,0 +1,440 @@
+import Logging
+import NIOCore
+import NIOPosix
+import NIOSSL
+
+/// One native-protocol connection to a ClickHouse server.
+///
+/// Requests run one at a time. A connection is reused only after its last response ended cleanly
+/// (EndOfStream or an Exception); a query whose results were not read to the end is cancelled and
+/// drained before the next request, and any decoding or protocol error closes the connection for
+/// good (``isUsable`` turns false).
+///
+/// ```swift
+/// let connection = try await ClickHouseConnection.connect(ClickHouseConfiguration(host: "localhost"))
+/// for try await block in try await connection.query("SELECT number FROM system.numbers LIMIT 10") {
+///     let numbers = block["number"] as! FixedWidthColumn<UInt64>
+///     print(numbers.values)
+/// }
+/// ```
+public actor ClickHouseConnection {
+    private let channel: Channel
+    private let handler: ByteStreamHandler
+    public nonisolated let configuration: ClickHouseConfiguration
+    private var machine = ConnectionStateMachine()
+    private var decoder = ServerPacketDecoder()
+    private var buffer: [UInt8] = []
+    private var start = 0
+    private var required = 0
+    private var queryToken = 0
+    private var cancelSent = false
+    private var eventHandler: (@Sendable (QueryEvent) -> Void)?
+    private var info: ServerInfo?
+    private let logger: Logger
+
+    /// What the server said about itself.
+    public var server: ServerInfo { info! }
+    /// False once the connection is closed or was found broken.
+    public var isUsable: Bool { !machine.isClosed && channel.isActive }
+    /// True when no request is in progress.
+    public var isIdle: Bool { machine.isIdle }
+
+    private init(channel: Channel, handler: ByteStreamHandler, configuration: ClickHouseConfiguration, logger: Logger) {
+        self.channel = channel
+        self.handler = handler
+        self.configuration = configuration
+        self.logger = logger
+    }
+
+    /// Opens a connection and completes the handshake. A wrong password or unknown database is the
+    /// server's ``ServerException`` (e.g. code 193 or 516, 81).
+    public static func connect(_ configuration: ClickHouseConfiguration,
+                               eventLoopGroup: EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
+                               logger: Logger = Logger(label: "ClickHouseNative")) async throws -> ClickHouseConnection {
+        let handler = ByteStreamHandler(expectsTLSHandshake: configuration.tls != nil)
+        let sslContext = try configuration.tls.map { try NIOSSLContext(configuration: $0) }
+        let serverName = configuration.tlsServerName ?? configuration.host
+        let bootstrap = ClientBootstrap(group: eventLoopGroup)
+            .connectTimeout(configuration.connectTimeout.timeAmount)
+            .channelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
+            .channelOption(ChannelOptions.autoRead, value: false)
+            .channelOption(ChannelOptions.recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 64 << 10, initial: 256 << 10, maximum: 4 << 20))
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    if let sslContext {
+                        let isAddress = (try? SocketAddress(ipAddress: serverName, port: 0)) != nil
+                        try channel.pipeline.syncOperations.addHandler(
+                            try NIOSSLClientHandler(context: sslContext, serverHostname: isAddress ? nil : serverName))
+                    }
+                    try channel.pipeline.syncOperations.addHandler(handler)
+                }
+            }
+        let channel: Channel
+        do {
+            channel = try await bootstrap.connect(host: configuration.host, port: configuration.port).get()
+        } catch {
+            throw ClickHouseConnectionError.connectFailed("\(configuration.host):\(configuration.port): \(error)")
+        }
+        let connection = ClickHouseConnection(channel: channel, handler: handler, configuration: configuration, logger: logger)
+        do {
+            try await connection.handshake()
+        } catch {
+            try? await channel.close()
+            throw error
+        }
+        return connection
+    }
+
+    private func handshake() async throws {
+        var writer = ByteWriter()
+        ClientPackets.hello(identity: configuration.identity, database: configuration.database,
+                            user: configuration.user, password: configuration.password, to: &writer)
+        try await send(writer.bytes)
+        let packet = try await nextPacket()
+        if case let .exception(error) = packet {
+            machine.closed("handshake failed")
+            throw error
+        }
+        switch machine.received(packet) {
+        case let .ready(serverInfo):
+            info = serverInfo
+            decoder.revision = serverInfo.negotiatedRevision
+            var addendum = ByteWriter()
+            ClientPackets.addendum(quotaKey: configuration.quotaKey, revision: serverInfo.negotiatedRevision, to: &addendum)
+            if addendum.count > 0 { try await send(addendum.bytes) }
+        default:
+            throw fail("unexpected \(packet.name) during the handshake")
+        }
+    }
+
+    /// Closes the connection.
+    public func close() async {
+        machine.closed("closed by the client")
+        try? await channel.close()
+    }
+
+    // MARK: Requests
+
+    /// Runs a query and returns its result blocks as they arrive. The first block is the header
+    /// (column names and types, no rows). Progress, logs, profile information, totals and extremes
+    /// go to `onEvent`.
+    public func query(_ sql: String, settings: [QuerySetting] = [], parameters: [String: String] = [:],
+                      queryID: String = "", onEvent: (@Sendable (QueryEvent) -> Void)? = nil) async throws -> QueryResult {
+        try await prepareForRequest()
+        let bytes = try encodeQuery(sql, settings: settings, parameters: parameters, queryID: queryID)
+        try machine.queryStarted()
+        eventHandler = onEvent
+        queryToken += 1
+        cancelSent = false
+        try await send(bytes)
+        return QueryResult(connection: self, token: queryToken)
+    }
+
+    /// Runs a statement (DDL, SET, ...) and waits for it to finish, discarding any result rows.
+    public func execute(_ sql: String, settings: [QuerySetting] = [], parameters: [String: String] = [:]) async throws {
+        for try await _ in try await query(sql, settings: settings, parameters: parameters) {}
+    }
+
+    /// Runs a query and collects all its blocks (including the header block).
+    public func collect(_ sql: String, settings: [QuerySetting] = [], parameters: [String: String] = [:]) async throws -> [Block] {
+        var blocks: [Block] = []
+        for try await block in try await query(sql, settings: settings, parameters: parameters) { blocks.append(block) }
+        return blocks
+    }
+
+    /// Sends Ping and waits for Pong.
+    public func ping() async throws {
+        try await prepareForRequest()
+        try machine.pingStarted()
+        var writer = ByteWriter()
+        ClientPackets.ping(to: &writer)
+        try await send(writer.bytes)
+        while true {
+            switch machine.received(try await nextPacket()) {
+            case .finished: return
+            case let .close(reason): throw fail(reason)
+            default: continue
+            }
+        }
+    }
+
+    /// Inserts blocks with `INSERT INTO table [(columns)] VALUES`, streaming them one at a time.
+    /// Every block must have exactly the columns (names and types) of the server's sample block;
+    /// a mismatch is reported before any data is sent. Returns after the server confirmed the insert.
+    public func insert<Blocks: AsyncSequence>(_ sql: String, blocks: Blocks, settings: [QuerySetting] = []) async throws
+    where Blocks.Element == Block {
+        try await prepareForRequest()
+        let bytes = try encodeQuery(sql, settings: settings, parameters: [:], queryID: "")
+        try machine.insertStarted()
+        eventHandler = nil
+        try await send(bytes)
+
+        var header: Block?
+        while header == nil {
+            switch machine.received(try await nextPacket()) {
+            case let .sendData(sample): header = sample
+            case .finished: return  // a statement that needed no data
+            case let .failed(error): throw error
+            case let .close(reason): throw fail(reason)
+            default: continue
+            }
+        }
+        let compression: CompressionMethod? = configuration.compression == .none ? nil : configuration.compression
+        let revision = server.negotiatedRevision
+        var sentAny = false
+        do {
+            for try await block in blocks {
+                if let mismatch = Self.mismatch(block, header!) {
+                    if sentAny {
+                        throw fail("INSERT block does not match the table: \(mismatch)")
+                    }
+                    try await finishInsert(compression: compression, revision: revision)
+                    throw ClickHouseConnectionError.insertMismatch(mismatch)
+                }
+                guard block.rowCount > 0 else { continue }
+                var writer = ByteWriter()
+                try ClientPackets.data(block, compression: compression, revision: revision, to: &writer)
+                try await send(writer.bytes)
+                sentAny = true
+            }
+        } catch let error as ClickHouseConnectionError {
+            throw error
+        } catch {
+            // The block source failed (or encoding failed) part-way: closing makes the server abort
+            // the INSERT instead of committing a partial one with our terminating block.
+            _ = fail("INSERT aborted: \(error)")
+            throw error
+        }
+        try await finishInsert(compression: compression, revision: revision)
+    }
+
+    /// Inserts one block into `table` (columns named after the block's).
+    public func insert(into table: String, _ block: Block, settings: [QuerySetting] = []) async throws {
+        let columns = block.columns.map { quoteIdentifier($0.name) }.joined(separator: ", ")
+        try await insert("INSERT INTO \(table) (\(columns)) VALUES", blocks: SingleBlockSequence(block: block), settings: settings)
+    }
+
+    private func finishInsert(compression: CompressionMethod?, revision: UInt64) async throws {
+        var writer = ByteWriter()
+        try ClientPackets.data(Block(columns: []), compression: compression, revision: revision, to: &writer)
+        try await send(writer.bytes)
+        machine.insertDataFinished()
+        while true {
+            switch machine.received(try await nextPacket()) {
+            case .finished: return
+            case let .failed(error): throw error
+            case let .close(reason): throw fail(reason)
+            default: continue
+            }
+        }
+    }
+
+    static func mismatch(_ block: Block, _ header: Block) -> String? {
+        let expected = header.columns.map { "\($0.name) \($0.column.type.name)" }
+        let actual = block.columns.map { "\($0.name) \($0.column.type.name)" }
+        guard expected != actual else { return nil }
+        let expectedNames = Set(header.columns.map(\.name))
+        let actualNames = Set(block.columns.map(\.name))
+        if let missing = header.columns.first(where: { !actualNames.contains($0.name) }) {
+            return "column \(missing.name) (\(missing.column.type.name)) is missing"
+        }
+        if let extra = block.columns.first(where: { !expectedNames.contains($0.name) }) {
+            return "column \(extra.name) is not in the table"
+        }
+        for (column, wanted) in zip(block.columns, header.columns) where column.name == wanted.name && column.column.type != wanted.column.type {
+            return "column \(column.name) has type \(column.column.type.name), the table has \(wanted.column.type.name)"
+        }
+        return "columns must be in the table's order: \(expected.joined(separator: ", "))"
+    }
+
+    private func encodeQuery(_ sql: String, settings: [QuerySetting], parameters: [String: String], queryID: String) throws -> [UInt8] {
+        guard let info else { throw ClickHouseConnectionError.closed("no handshake") }
+        var merged = configuration.settings.filter { base in !settings.contains { $0.name == base.name } } + settings
+        if configuration.compression == .zstd, !merged.contains(where: { $0.name == "network_compression_method" }) {
+            // 18.x spells method names in lower case; newer servers accept either.
+            merged.append(QuerySetting("network_compression_method", "zstd"))
+            merged.append(QuerySetting("network_zstd_compression_level", String(configuration.zstdLevel)))
+        }
+        let compressed = configuration.compression != .none
+        var writer = ByteWriter()
+        try ClientPackets.query(.init(id: queryID, text: sql, settings: merged, parameters: parameters,
+                                      compression: compressed, quotaKey: configuration.quotaKey),
+                                identity: configuration.identity, revision: info.negotiatedRevision, to: &writer)
+        // Every query is followed by the (empty) list of external tables.
+        try ClientPackets.data(Block(columns: []), compression: compressed ? configuration.compression : nil,
+                               revision: info.negotiatedRevision, to: &writer)
+        decoder.compression = compressed
+        return writer.bytes
+    }
+
+    /// Before a new request: finish what a previous consumer abandoned, or refuse if broken.
+    private func prepareForRequest() async throws {
+        switch machine.state {
+        case .idle: return
+        case let .closed(reason): throw ClickHouseConnectionError.closed(reason)
+        case .querying, .draining:
+            try await drain()
+        default:
+            throw fail("a previous request was interrupted in state \(machine.state)")
+        }
+    }
+
+    /// Sends Cancel (once) and reads the response to its end.
+    private func drain() async throws {
+        if !cancelSent {
+            var writer = ByteWriter()
+            ClientPackets.cancel(to: &writer)
+            try await send(writer.bytes)
+            cancelSent = true
+        }
+        machine.cancelSent()
+        while true {
+            switch machine.received(try await nextPacket()) {
+            case .finished, .failed: return
+            case let .close(reason): throw fail(reason)
+            default: continue
+            }
+        }
+    }
+
+    /// The next result block of query `token`, or nil when the response ended.
+    func nextBlock(token: Int) async throws -> Block? {
+        guard token == queryToken else { return nil }
+        while true {
+            if machine.isIdle { return nil }
+            if Task.isCancelled && !cancelSent {
+                try await drain()
+                throw CancellationError()
+            }
+            let packet = try await withTaskCancellationHandler {
+                try await nextPacket()
+            } onCancel: { [channel] in
+                // Ask the server to stop at once; the loop above drains what is already on its way.
+                var writer = ByteWriter()
+                ClientPackets.cancel(to: &writer)
+                channel.writeAndFlush(channel.allocator.buffer(bytes: writer.bytes), promise: nil)
+            }
+            if Task.isCancelled { cancelSent = true }
+            switch machine.received(packet) {
+            case let .deliverBlock(block):
+                if block.columns.isEmpty { continue }  // the end-of-data marker
+                if Task.isCancelled { continue }
+                return block
+            case let .deliverEvent(event):
+                eventHandler?(event)
+            case .finished:
+                eventHandler = nil
+                if Task.isCancelled { throw CancellationError() }
+                return nil
+            case let .failed(error):
+                eventHandler = nil
+                if Task.isCancelled { throw CancellationError() }
+                throw error
+            case let .close(reason):
+                throw fail(reason)
+            default:
+                continue
+            }
+        }
+    }
+
+    // MARK: I/O
+
+    private func send(_ bytes: [UInt8]) async throws {
+        do {
+            try await channel.writeAndFlush(channel.allocator.buffer(bytes: bytes)).get()
+        } catch {
+            throw fail("cannot send: \(error)")
+        }
+    }
+
+    /// Marks the connection broken, closes the socket and returns the error to throw.
+    private func fail(_ reason: String) -> ClickHouseConnectionError {
+        machine.closed(reason)
+        channel.close(promise: nil)
+        logger.debug("ClickHouse connection closed", metadata: ["reason": "\(reason)"])
+        return .closed(reason)
+    }
+
+    private func nextPacket() async throws -> ServerPacket {
+        while true {
+            if buffer.count > start && buffer.count >= required {
+                let decoder = self.decoder
+                let offset = start
+                do {
+                    let (packet, end) = try buffer.withUnsafeBytes { raw -> (ServerPacket, Int) in
+                        var reader = ByteReader(raw, offset: offset)
+                        let packet = try decoder.decode(&reader)
+                        return (packet, reader.offset)
+                    }
+                    start = end
+                    required = 0
+                    return packet
+                } catch let need as NeedMoreData {
+                    required = max(need.minimumBufferSize, buffer.count + 1)
+                } catch let error as ClickHouseProtocolError {
+                    throw fail(error.message)
+                } catch {
+                    throw fail("cannot decode a server packet: \(error)")
+                }
+            }
+            let chunk: ByteBuffer?
+            do {
+                chunk = try await channel.eventLoop.flatSubmit { [handler, channel, configuration] in
+                    handler.nextChunk(eventLoop: channel.eventLoop, timeout: configuration.readTimeout.timeAmount)
+                }.get()
+            } catch let error as ClickHouseConnectionError {
+                if case let .timeout(what) = error { _ = fail(what) }
+                throw error
+            } catch {
+                throw fail("read failed: \(error)")
+            }
+            guard let chunk else { throw fail("the server closed the connection") }
+            if start > 0 && start >= buffer.count / 2 {
+                buffer.removeFirst(start)
+                required = max(0, required - start)
+                start = 0
+            }
+            chunk.withUnsafeReadableBytes { buffer.append(contentsOf: $0) }
+        }
+    }
+}
+
+/// The result blocks of one query, read from the socket as they are consumed.
+public struct QueryResult: AsyncSequence, Sendable {
+    public typealias Element = Block
+    let connection: ClickHouseConnection
+    let token: Int
+
+    public struct AsyncIterator: AsyncIteratorProtocol {
+        let connection: ClickHouseConnection
+        let token: Int
+        public mutating func next() async throws -> Block? {
+            try await connection.nextBlock(token: token)
+        }
+    }
+
+    public func makeAsyncIterator() -> AsyncIterator { AsyncIterator(connection: connection, token: token) }
+}
+
+struct SingleBlockSequence: AsyncSequence, Sendable {
+    typealias Element = Block
+    let block: Block
+    struct AsyncIterator: AsyncIteratorProtocol {
+        var block: Block?
+        mutating func next() async -> Block? {
+            defer { block = nil }
+            return block
+        }
+    }
+    func makeAsyncIterator() -> AsyncIterator { AsyncIterator(block: block) }
+}
+
+func quoteIdentifier(_ name: String) -> String {
+    var result = "`"
+    for scalar in name.unicodeScalars {
+        if scalar == "`" || scalar == "\\" { result += "\\" }
+        result.unicodeScalars.append(scalar)
+    }
+    return result + "`"
+}

@@ -1,0 +1,259 @@
+import Foundation
+import NIOSSL
+import Testing
+@testable import ClickHouseNative
+
+/// Against the real server that `scripts/services start` runs (ClickHouse 18.16 on CLICKHOUSE_PORT).
+@Suite(.serialized) struct LiveServerTests {
+    static let environment = ProcessInfo.processInfo.environment
+    static let port = Int(environment["CLICKHOUSE_PORT"] ?? "") ?? 9000
+    static let securePort = Int(environment["CLICKHOUSE_SECURE_PORT"] ?? "") ?? 9440
+
+    static func configuration(_ compression: CompressionMethod = .lz4) -> ClickHouseConfiguration {
+        var configuration = ClickHouseConfiguration(host: "127.0.0.1", port: port, compression: compression)
+        configuration.readTimeout = .seconds(60)
+        return configuration
+    }
+
+    static func connect(_ compression: CompressionMethod = .lz4) async throws -> ClickHouseConnection {
+        try await ClickHouseConnection.connect(configuration(compression))
+    }
+
+    static func rows(_ blocks: [Block], timeZone: String? = "UTC") -> String {
+        blocks.map { JSONEachRow.render($0, timeZone: timeZone) }.joined()
+    }
+
+    @Test func handshakeNegotiatesDown() async throws {
+        let connection = try await Self.connect()
+        let server = await connection.server
+        #expect(server.name == "ClickHouse")
+        #expect(server.revision == 54412)
+        #expect(server.negotiatedRevision == 54412)
+        try await connection.ping()
+        await connection.close()
+    }
+
+    @Test(arguments: CompressionMethod.allCases)
+    func simpleSelect(compression: CompressionMethod) async throws {
+        let connection = try await Self.connect(compression)
+        let blocks = try await connection.collect("SELECT 1 AS x, 'ab' AS s, toDate('2024-03-15') AS d, [1, 2] AS a, NULL AS n")
+        #expect(blocks.first?.rowCount == 0, "the first block is the header")
+        #expect(Self.rows(blocks) == "{\"x\":1,\"s\":\"ab\",\"d\":\"2024-03-15\",\"a\":[1,2],\"n\":null}\n")
+        await connection.close()
+    }
+
+    @Test(arguments: CompressionMethod.allCases)
+    func tenMillionRowsStreamInBlocks(compression: CompressionMethod) async throws {
+        let connection = try await Self.connect(compression)
+        var rows = 0
+        var sum: UInt64 = 0
+        var blocks = 0
+        for try await block in try await connection.query("SELECT number FROM system.numbers LIMIT 10000000") {
+            guard block.rowCount > 0 else { continue }
+            let numbers = try #require(block["number"] as? FixedWidthColumn<UInt64>)
+            rows += numbers.count
+            sum = numbers.values.reduce(sum, &+)
+            blocks += 1
+        }
+        #expect(rows == 10_000_000)
+        #expect(sum == 49_999_995_000_000)
+        #expect(blocks > 1)
+        try await connection.ping()
+        await connection.close()
+    }
+
+    @Test func exceptionThenTheConnectionIsReused() async throws {
+        let connection = try await Self.connect()
+        await #expect(throws: ServerException.self) {
+            try await connection.execute("SELECT * FROM default.no_such_table_here")
+        }
+        do {
+            try await connection.execute("SELECT * FROM default.no_such_table_here")
+        } catch let error as ServerException {
+            #expect(error.code == 60)
+            #expect(error.description == "Code: 60. DB::Exception: Table default.no_such_table_here doesn't exist.")
+        }
+        #expect(Self.rows(try await connection.collect("SELECT 2 AS two")) == "{\"two\":2}\n")
+        await connection.close()
+    }
+
+    @Test func exceptionMidStreamThenReuse() async throws {
+        let connection = try await Self.connect()
+        var delivered = 0
+        do {
+            let result = try await connection.query("SELECT throwIf(number = 300000) AS t FROM system.numbers LIMIT 1000000",
+                                                    settings: [QuerySetting("max_block_size", "10000")])
+            for try await block in result { delivered += block.rowCount }
+            Issue.record("the query should have failed")
+        } catch let error as ServerException {
+            #expect(error.code == 395)
+        }
+        #expect(delivered > 0, "blocks before the exception were delivered")
+        #expect(Self.rows(try await connection.collect("SELECT 3 AS three")) == "{\"three\":3}\n")
+        await connection.close()
+    }
+
+    @Test func abandonedQueryIsCancelledAndDrained() async throws {
+        let connection = try await Self.connect()
+        var seen = 0
+        for try await block in try await connection.query("SELECT number FROM system.numbers LIMIT 100000000",
+                                                          settings: [QuerySetting("max_block_size", "65536")]) {
+            seen += block.rowCount
+            if seen > 200_000 { break }
+        }
+        // The next request drains the abandoned one (Cancel, then read to EndOfStream).
+        #expect(Self.rows(try await connection.collect("SELECT 4 AS four")) == "{\"four\":4}\n")
+        #expect(await connection.isUsable)
+        await connection.close()
+    }
+
+    @Test func taskCancellationCancelsTheQuery() async throws {
+        let connection = try await Self.connect()
+        let task = Task {
+            var rows = 0
+            for try await block in try await connection.query("SELECT number FROM system.numbers") {
+                rows += block.rowCount
+            }
+            return rows
+        }
+        try await Task.sleep(for: .milliseconds(300))
+        task.cancel()
+        await #expect(throws: CancellationError.self) { _ = try await task.value }
+        #expect(Self.rows(try await connection.collect("SELECT 5 AS five")) == "{\"five\":5}\n")
+        await connection.close()
+    }
+
+    @Test func wrongPasswordIsTheServersError() async throws {
+        var configuration = Self.configuration()
+        configuration.user = "auth_tester"
+        configuration.password = "wrong"
+        await #expect(throws: ServerException.self) { _ = try await ClickHouseConnection.connect(configuration) }
+        do {
+            _ = try await ClickHouseConnection.connect(configuration)
+        } catch let error as ServerException {
+            #expect(error.code == 193)
+            #expect(error.description == "Code: 193. DB::Exception: Wrong password for user auth_tester")
+        }
+        configuration.password = "tester-password"
+        let connection = try await ClickHouseConnection.connect(configuration)
+        #expect(Self.rows(try await connection.collect("SELECT 8 AS eight")) == "{\"eight\":8}\n")
+        await connection.close()
+    }
+
+    @Test func connectionRefused() async {
+        var configuration = Self.configuration()
+        configuration.port = 1
+        await #expect(throws: ClickHouseConnectionError.self) { _ = try await ClickHouseConnection.connect(configuration) }
+    }
+
+    @Test func queryParametersNeedANewerServer() async throws {
+        let connection = try await Self.connect()
+        await #expect(throws: ClickHouseClientError("the server (protocol revision 54412) does not support query parameters; they need revision 54459 (ClickHouse 22.8 or later)")) {
+            _ = try await connection.query("SELECT {x:UInt8}", parameters: ["x": "1"])
+        }
+        #expect(Self.rows(try await connection.collect("SELECT 6 AS six")) == "{\"six\":6}\n")
+        await connection.close()
+    }
+
+    @Test(arguments: CompressionMethod.allCases)
+    func insertAndReadBack(compression: CompressionMethod) async throws {
+        let connection = try await Self.connect(compression)
+        let table = "default.native_insert_\(compression.rawValue)"
+        try await connection.execute("DROP TABLE IF EXISTS \(table)")
+        try await connection.execute("""
+            CREATE TABLE \(table) (id UInt64, name String, score Nullable(Float64), tags Array(String),
+            created DateTime('UTC'), uid UUID, kind LowCardinality(String)) ENGINE = MergeTree ORDER BY id
+            """, settings: [QuerySetting("allow_experimental_low_cardinality_type", "1")])
+        let rows = 50_000
+        let uids = (0..<rows).map { Bits128(first: UInt64($0), second: 0xABCD) }
+        var tags = StringColumn()
+        var offsets: [UInt64] = []
+        for i in 0..<rows {
+            for t in 0..<(i % 3) { tags.append("t\(t)") }
+            offsets.append(UInt64(tags.count))
+        }
+        let block = Block(columns: [
+            NamedColumn("id", FixedWidthColumn(type: .uint64, values: (0..<UInt64(rows)).map { $0 })),
+            NamedColumn("name", StringColumn((0..<rows).map { "name-\($0)" })),
+            NamedColumn("score", NullableColumn(type: .float64, values: (0..<rows).map { $0 % 4 == 0 ? nil : Double($0) / 2 }, placeholder: 0)),
+            NamedColumn("tags", ArrayColumn(type: .array(.string), offsets: offsets, elements: tags)),
+            NamedColumn("created", FixedWidthColumn(type: .dateTime(timeZone: "UTC"), values: (0..<rows).map { UInt32(1_700_000_000 + $0) })),
+            NamedColumn("uid", FixedWidthColumn(type: .uuid, values: uids)),
+            NamedColumn("kind", LowCardinalityColumn(strings: (0..<rows).map { ["a", "b", "c"][$0 % 3] })),
+        ])
+        try await connection.insert(into: table, block)
+        let summary = try await connection.collect("""
+            SELECT count() AS c, sum(id) AS s, countIf(score IS NULL) AS nulls, sum(length(tags)) AS t,
+            max(created) AS m, uniqExact(kind) AS k FROM \(table)
+            """)
+        #expect(Self.rows(summary) == "{\"c\":50000,\"s\":1249975000,\"nulls\":12500,\"t\":49999,\"m\":\"2023-11-15 12:06:39\",\"k\":3}\n")
+        let first = try await connection.collect("SELECT * FROM \(table) WHERE id = 5")
+        #expect(Self.rows(first) == "{\"id\":5,\"name\":\"name-5\",\"score\":2.5,\"tags\":[\"t0\",\"t1\"],\"created\":\"2023-11-14 22:13:25\",\"uid\":\"00000000-0000-0005-0000-00000000abcd\",\"kind\":\"c\"}\n")
+        try await connection.execute("DROP TABLE \(table)")
+        await connection.close()
+    }
+
+    @Test func insertMismatchIsReportedBeforeData() async throws {
+        let connection = try await Self.connect()
+        try await connection.execute("DROP TABLE IF EXISTS default.native_mismatch")
+        try await connection.execute("CREATE TABLE default.native_mismatch (a UInt8, b String) ENGINE = Memory")
+        let wrongType = Block(columns: [NamedColumn("a", FixedWidthColumn(type: .uint16, values: [UInt16(1)])),
+                                        NamedColumn("b", StringColumn(["x"]))])
+        await #expect(throws: ClickHouseConnectionError.insertMismatch("column a has type UInt16, the table has UInt8")) {
+            try await connection.insert("INSERT INTO default.native_mismatch VALUES", blocks: SingleBlockSequence(block: wrongType))
+        }
+        let missing = Block(columns: [NamedColumn("a", FixedWidthColumn(type: .uint8, values: [UInt8(1)]))])
+        await #expect(throws: ClickHouseConnectionError.insertMismatch("column b (String) is missing")) {
+            try await connection.insert("INSERT INTO default.native_mismatch VALUES", blocks: SingleBlockSequence(block: missing))
+        }
+        #expect(Self.rows(try await connection.collect("SELECT count() AS c FROM default.native_mismatch")) == "{\"c\":0}\n")
+        try await connection.execute("DROP TABLE default.native_mismatch")
+        await connection.close()
+    }
+
+    @Test func manyBlocksInOneInsert() async throws {
+        let connection = try await Self.connect()
+        try await connection.execute("DROP TABLE IF EXISTS default.native_stream")
+        try await connection.execute("CREATE TABLE default.native_stream (n UInt64) ENGINE = Memory")
+        let blocks = AsyncStream<Block> { continuation in
+            for b in 0..<20 {
+                continuation.yield(Block(columns: [NamedColumn("n", FixedWidthColumn(type: .uint64, values: (0..<10_000).map { UInt64(b * 10_000 + $0) }))]))
+            }
+            continuation.finish()
+        }
+        try await connection.insert("INSERT INTO default.native_stream VALUES", blocks: blocks)
+        #expect(Self.rows(try await connection.collect("SELECT count() AS c, sum(n) AS s FROM default.native_stream")) == "{\"c\":200000,\"s\":19999900000}\n")
+        try await connection.execute("DROP TABLE default.native_stream")
+        await connection.close()
+    }
+
+    @Test func tlsOnTheSecurePort() async throws {
+        var configuration = Self.configuration()
+        configuration.port = Self.securePort
+        configuration.readTimeout = .seconds(5)
+        var tls = TLSConfiguration.makeClientConfiguration()
+        tls.certificateVerification = .none  // the local server's certificate is self-signed
+        configuration.tls = tls
+        let connection = try await ClickHouseConnection.connect(configuration)
+        #expect(Self.rows(try await connection.collect("SELECT 7 AS seven")) == "{\"seven\":7}\n")
+        await connection.close()
+    }
+
+    @Test func progressEventsArrive() async throws {
+        let connection = try await Self.connect()
+        let counter = ProgressCounter()
+        for try await _ in try await connection.query("SELECT count() FROM numbers(20000000)", onEvent: { event in
+            if case let .progress(p) = event { counter.add(p.rows) }
+        }) {}
+        // The server reports rows read, in whole blocks of the source: at least the 20M rows counted.
+        #expect(counter.total >= 20_000_000)
+        await connection.close()
+    }
+}
+
+final class ProgressCounter: @unchecked Sendable {
+    private let lock = NSLock()
+    private var rows: UInt64 = 0
+    func add(_ n: UInt64) { lock.lock(); rows += n; lock.unlock() }
+    var total: UInt64 { lock.lock(); defer { lock.unlock() }; return rows }
+}

@@ -1,0 +1,149 @@
+import Testing
+@testable import ClickHouseNative
+
+/// Server packets decoded from bytes captured from ClickHouse 18.16 (reference §16), without sockets.
+@Suite struct ServerPacketTests {
+    static func bytes(_ parts: [Any]) -> [UInt8] {
+        var out: [UInt8] = []
+        for part in parts {
+            if let text = part as? String { out += Array(text.utf8) } else if let byte = part as? Int { out.append(UInt8(byte)) } else if let array = part as? [Int] { out += array.map(UInt8.init) }
+        }
+        return out
+    }
+
+    static let blockInfo = [0x01, 0x00, 0x02, 0xFF, 0xFF, 0xFF, 0xFF, 0x00]
+
+    /// The full reply to `SELECT 1 AS x, 'ab' AS s` (uncompressed).
+    static let selectReply: [UInt8] = bytes([
+        [0x01, 0x00], blockInfo, [0x02, 0x00], 0x01, "x", 0x05, "UInt8", 0x01, "s", 0x06, "String",
+        [0x01, 0x00], blockInfo, [0x02, 0x01], 0x01, "x", 0x05, "UInt8", 0x01, 0x01, "s", 0x06, "String", 0x02, "ab",
+        [0x06, 0x01, 0x01, 0x1C, 0x00, 0x00, 0x01],
+        [0x03, 0x01, 0x01, 0x00],
+        [0x01, 0x00], blockInfo, [0x00, 0x00],
+        [0x05],
+    ])
+
+    static func decodeAll(_ bytes: [UInt8], revision: UInt64 = 54412) throws -> [ServerPacket] {
+        let decoder = ServerPacketDecoder(revision: revision, compression: false)
+        return try ByteReader.withReader(bytes) { reader in
+            var packets: [ServerPacket] = []
+            while !reader.isAtEnd { packets.append(try decoder.decode(&reader)) }
+            return packets
+        }
+    }
+
+    @Test func selectReplyAt54412() throws {
+        let packets = try Self.decodeAll(Self.selectReply)
+        #expect(packets.count == 6)
+        guard case let .data(header) = packets[0], case let .data(data) = packets[1],
+              case let .profileInfo(info) = packets[2], case let .progress(progress) = packets[3],
+              case let .data(empty) = packets[4], case .endOfStream = packets[5] else {
+            Issue.record("unexpected packet sequence \(packets)")
+            return
+        }
+        #expect(header.rowCount == 0 && header.columns.map(\.name) == ["x", "s"])
+        #expect(JSONEachRow.render(data) == "{\"x\":1,\"s\":\"ab\"}\n")
+        #expect(info.rows == 1 && info.bytes == 28 && info.calculatedRowsBeforeLimit)
+        #expect(progress.rows == 1 && progress.bytes == 1 && progress.totalRowsToRead == 0)
+        #expect(empty.columns.isEmpty && empty.rowCount == 0)
+    }
+
+    @Test func serverHello() throws {
+        // 18.16's Hello: name, 18, 16, revision 54412, time zone, display name, patch 1.
+        let hello = Self.bytes([0x00, 0x0A, "ClickHouse", 0x12, 0x10, [0x8C, 0xA9, 0x03], 0x07, "Etc/UTC", 0x02, "vm", 0x01])
+        guard case let .hello(info) = try Self.decodeAll(hello)[0] else { Issue.record("not a hello"); return }
+        #expect(info == ServerInfo(name: "ClickHouse", versionMajor: 18, versionMinor: 16, versionPatch: 1, revision: 54412, timeZone: "Etc/UTC", displayName: "vm"))
+        #expect(info.negotiatedRevision == 54412)
+    }
+
+    @Test func everyPrefixOfAPacketAsksForMoreData() throws {
+        let decoder = ServerPacketDecoder(revision: 54412, compression: false)
+        // The first two packets (header and data block): every cut before their end is "need more".
+        let firstTwo = try ByteReader.withReader(Self.selectReply) { reader -> Int in
+            _ = try decoder.decode(&reader)
+            _ = try decoder.decode(&reader)
+            return reader.offset
+        }
+        for cut in 0..<firstTwo {
+            let prefix = Array(Self.selectReply[..<cut])
+            var packets = 0
+            do {
+                try ByteReader.withReader(prefix) { reader in
+                    while !reader.isAtEnd {
+                        _ = try decoder.decode(&reader)
+                        packets += 1
+                    }
+                }
+            } catch is NeedMoreData {
+                continue
+            }
+            #expect(cut == 0 || packets >= 1, "prefix of \(cut) bytes decoded without asking for more")
+        }
+    }
+
+    @Test func nestedExceptions() throws {
+        var writer = ByteWriter()
+        writer.writeVarUInt(2)
+        for (index, message) in ["outer", "inner"].enumerated() {
+            writer.writeInteger(Int32(60 + index))
+            writer.writeString("DB::Exception")
+            writer.writeString(message)
+            writer.writeString("")
+            writer.writeUInt8(index == 0 ? 1 : 0)
+        }
+        guard case let .exception(exception) = try Self.decodeAll(writer.bytes)[0] else { Issue.record("not an exception"); return }
+        #expect(exception.description == "Code: 60. DB::Exception: outer")
+        #expect(exception.nested.map(\.description) == ["Code: 61. DB::Exception: inner"])
+    }
+
+    @Test func unknownPacketIsAProtocolError() {
+        #expect(throws: ClickHouseProtocolError("unknown packet 99 from the server")) {
+            try Self.decodeAll([99])
+        }
+    }
+
+    @Test func progressFieldsFollowTheRevision() throws {
+        // At 54460: rows, bytes, total rows, written rows, written bytes, elapsed ns.
+        guard case let .progress(p) = try Self.decodeAll([0x03, 10, 20, 30, 40, 50, 60], revision: 54460)[0] else { Issue.record("not progress"); return }
+        #expect([p.rows, p.bytes, p.totalRowsToRead, p.writtenRows, p.writtenBytes, p.elapsedNanoseconds] == [10, 20, 30, 40, 50, 60])
+    }
+}
+
+@Suite struct ClientPacketTests {
+    @Test func helloMatchesCapture() {
+        var identity = ClientIdentity()
+        identity.name = "probe"
+        var writer = ByteWriter()
+        ClientPackets.hello(identity: identity, database: "", user: "default", password: "", to: &writer)
+        #expect(writer.bytes == [0x00, 0x05, 0x70, 0x72, 0x6F, 0x62, 0x65, 0x01, 0x00, 0xBC, 0xA9, 0x03,
+                                 0x00, 0x07, 0x64, 0x65, 0x66, 0x61, 0x75, 0x6C, 0x74, 0x00])
+    }
+
+    @Test func emptyDataPacketMatchesCapture() throws {
+        var writer = ByteWriter()
+        try ClientPackets.data(Block(columns: []), compression: nil, revision: 54412, to: &writer)
+        #expect(writer.bytes == [0x02, 0x00, 0x01, 0x00, 0x02, 0xFF, 0xFF, 0xFF, 0xFF, 0x00, 0x00, 0x00])
+    }
+
+    @Test func parametersNeedARecentServer() {
+        var writer = ByteWriter()
+        let query = ClientPackets.Query(id: "", text: "SELECT {x:UInt8}", settings: [], parameters: ["x": "1"], compression: false, quotaKey: "")
+        #expect(throws: ClickHouseClientError("the server (protocol revision 54412) does not support query parameters; they need revision 54459 (ClickHouse 22.8 or later)")) {
+            try ClientPackets.query(query, identity: ClientIdentity(), revision: 54412, to: &writer)
+        }
+        #expect(writer.bytes.isEmpty)
+    }
+
+    @Test func unknownSettingIsRefusedForOldServers() {
+        var writer = ByteWriter()
+        let query = ClientPackets.Query(id: "", text: "SELECT 1", settings: [QuerySetting("no_such_setting", "1")], parameters: [:], compression: false, quotaKey: "")
+        #expect(throws: ClickHouseClientError("setting no_such_setting cannot be sent to a server of protocol revision 54412: such servers cannot skip settings they do not know, and this client does not know its type")) {
+            try ClientPackets.query(query, identity: ClientIdentity(), revision: 54412, to: &writer)
+        }
+    }
+
+    @Test(arguments: [("it's", "'it\\'s'"), ("5", "'5'"), ("a\\b", "'a\\\\\\\\b'"), ("tab\there", "'tab\\\\there'")])
+    func parameterQuoting(value: String, wire: String) {
+        #expect(ClientPackets.quoteParameter(value) == wire)
+    }
+}
