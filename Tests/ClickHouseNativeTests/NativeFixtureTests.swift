@@ -36,7 +36,50 @@ import Testing
     func largeFixturesMatchTheirSummary(_ fixture: Fixtures.Case) throws {
         let blocks = try NativeFormat.decodeBlocks(try Fixtures.nativeBytes(fixture))
         let summary = try JSONSerialization.jsonObject(with: Data(try Fixtures.text("\(fixture.name).summary.json").utf8)) as! [String: Any]
-        #expect(blocks.reduce(0) { $0 + $1.rowCount } == summary["rows"] as? Int)
+        let rows = blocks.reduce(0) { $0 + $1.rowCount }
+        #expect(rows == summary["rows"] as? Int)
+        let columns = summary["columns"] as! [String: [String: Any]]
+        for (name, expected) in columns {
+            let parts = blocks.compactMap { $0[name] }
+            func rendered(_ global: Int) -> String {
+                var index = global
+                for part in parts {
+                    if index < part.count {
+                        var out = ""
+                        JSONEachRow.appendValue(part, row: index, to: &out)
+                        return out
+                    }
+                    index -= part.count
+                }
+                return "?"
+            }
+            func parse(_ values: [String]) throws -> NSArray {
+                try JSONSerialization.jsonObject(with: Data("[\(values.joined(separator: ","))]".utf8)) as! NSArray
+            }
+            #expect(try parse((0..<3).map(rendered)) == (expected["first"] as! NSArray), "\(name) first")
+            #expect(try parse(((rows - 3)..<rows).map(rendered)) == (expected["last"] as! NSArray), "\(name) last")
+            var nulls = 0
+            var sum = 0.0
+            var totalLength = 0
+            for part in parts {
+                switch part {
+                case let c as FixedWidthColumn<UInt64>: sum += c.values.reduce(0.0) { $0 + Double($1) }
+                case let c as StringColumn: totalLength += c.bytes.count
+                case let c as NullableColumn:
+                    nulls += c.nulls.reduce(0) { $0 + Int($1) }
+                    if let values = c.values as? FixedWidthColumn<Double> {
+                        sum += zip(c.nulls, values.values).reduce(0.0) { $0 + ($1.0 == 0 ? $1.1 : 0) }
+                    }
+                case let c as LowCardinalityColumn:
+                    let dictionary = c.dictionary as! StringColumn
+                    for row in 0..<c.count { totalLength += dictionary.range(at: c.indexes[row]).count }
+                default: Issue.record("no summary check for \(part.type)")
+                }
+            }
+            #expect(nulls == ((expected["null_count"] as? NSNumber)?.intValue ?? -1), "\(name) nulls")
+            if let expectedSum = (expected["sum"] as? NSNumber)?.doubleValue { #expect(abs(sum - expectedSum) <= 1e-9 * abs(expectedSum), "\(name) sum") }
+            if let expectedLength = (expected["total_length"] as? NSNumber)?.intValue { #expect(totalLength == expectedLength, "\(name) total length") }
+        }
     }
 
     /// Columns built with the builders (as the consumer builds its inserts) are read by the engine as meant.
