@@ -1,0 +1,226 @@
+import Logging
+import NIOCore
+import NIOPosix
+
+/// A pool of native connections to one or more ClickHouse servers: the client application code uses.
+///
+/// - At most ``Options/maximumConnections`` connections are open; requests beyond that wait, served
+///   in arrival order, for at most ``Options/acquireTimeout``.
+/// - A connection that broke (or is mid-response) is never handed out again: it is closed and replaced.
+/// - A connection idle for longer than ``Options/healthCheckAfterIdle`` is pinged before use, and one
+///   idle for longer than ``Options/idleTimeout`` is closed.
+/// - New connections try the hosts in order, starting after the last one that failed, so a dead
+///   server fails over to the next.
+///
+/// ```swift
+/// let client = ClickHouseClient(hosts: [ClickHouseConfiguration(host: "localhost")])
+/// let blocks = try await client.collect("SELECT count() FROM events")
+/// try await client.withConnection { connection in
+///     for try await block in try await connection.query("SELECT * FROM events") { ... }
+/// }
+/// ```
+public actor ClickHouseClient {
+    public struct Options: Sendable {
+        public var maximumConnections = 8
+        public var acquireTimeout: Duration = .seconds(30)
+        public var idleTimeout: Duration = .seconds(300)
+        public var healthCheckAfterIdle: Duration = .seconds(5)
+        public init() {}
+    }
+
+    private struct IdleConnection {
+        let connection: ClickHouseConnection
+        let since: ContinuousClock.Instant
+    }
+
+    private struct Waiter {
+        let id: Int
+        let continuation: CheckedContinuation<ClickHouseConnection?, Error>
+    }
+
+    public nonisolated let hosts: [ClickHouseConfiguration]
+    public nonisolated let options: Options
+    private let eventLoopGroup: EventLoopGroup
+    private let logger: Logger
+    private var idle: [IdleConnection] = []
+    private var openCount = 0
+    private var waiters: [Waiter] = []
+    private var nextWaiterID = 0
+    private var preferredHost = 0
+    private var isShutDown = false
+
+    public init(hosts: [ClickHouseConfiguration], options: Options = Options(),
+                eventLoopGroup: EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
+                logger: Logger = Logger(label: "ClickHouseNative.pool")) {
+        precondition(!hosts.isEmpty, "a client needs at least one host")
+        self.hosts = hosts
+        self.options = options
+        self.eventLoopGroup = eventLoopGroup
+        self.logger = logger
+    }
+
+    /// Connections open now (idle and in use).
+    public var openConnections: Int { openCount }
+    public var idleConnections: Int { idle.count }
+
+    /// Runs `body` with a connection of the pool, returning it afterwards (or discarding it if broken).
+    public func withConnection<R: Sendable>(_ body: @Sendable (ClickHouseConnection) async throws -> R) async throws -> R {
+        let connection = try await acquire()
+        do {
+            let result = try await body(connection)
+            await release(connection)
+            return result
+        } catch {
+            await release(connection)
+            throw error
+        }
+    }
+
+    /// Collects all blocks of a query (the first is the header block).
+    public func collect(_ sql: String, settings: [QuerySetting] = [], parameters: [String: String] = [:]) async throws -> [Block] {
+        try await withConnection { try await $0.collect(sql, settings: settings, parameters: parameters) }
+    }
+
+    public func execute(_ sql: String, settings: [QuerySetting] = [], parameters: [String: String] = [:]) async throws {
+        try await withConnection { try await $0.execute(sql, settings: settings, parameters: parameters) }
+    }
+
+    public func insert(into table: String, _ block: Block, settings: [QuerySetting] = []) async throws {
+        try await withConnection { try await $0.insert(into: table, block, settings: settings) }
+    }
+
+    /// Closes idle connections and refuses new requests; waiting requests fail.
+    public func shutdown() async {
+        isShutDown = true
+        for waiter in waiters { waiter.continuation.resume(throwing: ClickHouseConnectionError.closed("the client was shut down")) }
+        waiters.removeAll()
+        let connections = idle.map(\.connection)
+        idle.removeAll()
+        openCount -= connections.count
+        for connection in connections { await connection.close() }
+    }
+
+    // MARK: Acquire and release
+
+    func acquire() async throws -> ClickHouseConnection {
+        let deadline = ContinuousClock.now + options.acquireTimeout
+        while true {
+            guard !isShutDown else { throw ClickHouseConnectionError.closed("the client was shut down") }
+            pruneIdle()
+            if let candidate = idle.popLast() {
+                if await isHealthy(candidate) { return candidate.connection }
+                openCount -= 1
+                await candidate.connection.close()
+                continue
+            }
+            if openCount < options.maximumConnections {
+                openCount += 1
+                do {
+                    return try await openConnection()
+                } catch {
+                    openCount -= 1
+                    handOffSlot()
+                    throw error
+                }
+            }
+            // Wait for a connection to come back (or a slot to free up), in arrival order.
+            if let connection = try await waitForRelease(until: deadline) { return connection }
+        }
+    }
+
+    func release(_ connection: ClickHouseConnection) async {
+        let usable = await connection.isUsable
+        let isIdle = await connection.isIdle
+        guard usable else {
+            openCount -= 1
+            await connection.close()
+            handOffSlot()
+            return
+        }
+        if !isIdle {
+            // A response was left unread: drain it before anyone else uses the connection.
+            do {
+                try await connection.ping()
+            } catch {
+                openCount -= 1
+                await connection.close()
+                handOffSlot()
+                return
+            }
+        }
+        if isShutDown {
+            openCount -= 1
+            await connection.close()
+        } else if !waiters.isEmpty {
+            waiters.removeFirst().continuation.resume(returning: connection)
+        } else {
+            idle.append(IdleConnection(connection: connection, since: .now))
+        }
+    }
+
+    /// A slot freed up (a connection was discarded): wake the first waiter so it can open a new one.
+    private func handOffSlot() {
+        if !waiters.isEmpty { waiters.removeFirst().continuation.resume(returning: nil) }
+    }
+
+    private func waitForRelease(until deadline: ContinuousClock.Instant) async throws -> ClickHouseConnection? {
+        nextWaiterID += 1
+        let id = nextWaiterID
+        let timeout = Task { [weak self] in
+            try await Task.sleep(until: deadline, clock: .continuous)
+            await self?.expireWaiter(id)
+        }
+        defer { timeout.cancel() }
+        return try await withCheckedThrowingContinuation { continuation in
+            waiters.append(Waiter(id: id, continuation: continuation))
+        }
+    }
+
+    private func expireWaiter(_ id: Int) {
+        guard let index = waiters.firstIndex(where: { $0.id == id }) else { return }
+        let waiter = waiters.remove(at: index)
+        waiter.continuation.resume(throwing: ClickHouseConnectionError.timeout(
+            "no connection free within \(options.acquireTimeout) (pool of \(options.maximumConnections))"))
+    }
+
+    private func pruneIdle() {
+        let now = ContinuousClock.now
+        let expired = idle.filter { now - $0.since > options.idleTimeout }
+        guard !expired.isEmpty else { return }
+        idle.removeAll { now - $0.since > options.idleTimeout }
+        openCount -= expired.count
+        for item in expired { Task { await item.connection.close() } }
+    }
+
+    private func isHealthy(_ candidate: IdleConnection) async -> Bool {
+        guard await candidate.connection.isUsable else { return false }
+        guard ContinuousClock.now - candidate.since > options.healthCheckAfterIdle else { return true }
+        do {
+            try await candidate.connection.ping()
+            return true
+        } catch {
+            logger.info("discarding a pooled ClickHouse connection that failed its health check", metadata: ["error": "\(error)"])
+            return false
+        }
+    }
+
+    /// Connects to the preferred host, failing over to the others in order.
+    private func openConnection() async throws -> ClickHouseConnection {
+        var failures: [String] = []
+        for attempt in 0..<hosts.count {
+            let index = (preferredHost + attempt) % hosts.count
+            let host = hosts[index]
+            do {
+                let connection = try await ClickHouseConnection.connect(host, eventLoopGroup: eventLoopGroup, logger: logger)
+                preferredHost = index
+                return connection
+            } catch let error as ServerException {
+                throw error  // the server answered (e.g. wrong password): another host would not help
+            } catch {
+                failures.append("\(host.host):\(host.port): \(error)")
+                logger.warning("ClickHouse host unreachable, trying the next", metadata: ["host": "\(host.host):\(host.port)"])
+            }
+        }
+        throw ClickHouseConnectionError.connectFailed(failures.joined(separator: "; "))
+    }
+}

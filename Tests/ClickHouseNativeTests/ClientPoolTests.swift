@@ -1,0 +1,79 @@
+import Foundation
+import Testing
+@testable import ClickHouseNative
+
+/// The pooled client against the real server.
+@Suite struct ClientPoolTests {
+    static func client(maximum: Int, hosts: [ClickHouseConfiguration]? = nil, acquireTimeout: Duration = .seconds(30)) -> ClickHouseClient {
+        var options = ClickHouseClient.Options()
+        options.maximumConnections = maximum
+        options.acquireTimeout = acquireTimeout
+        return ClickHouseClient(hosts: hosts ?? [LiveServerTests.configuration()], options: options)
+    }
+
+    @Test func sixtyFourConcurrentQueriesThroughEightConnections() async throws {
+        let client = Self.client(maximum: 8)
+        let results = try await withThrowingTaskGroup(of: (Int, String).self) { group in
+            for i in 0..<64 {
+                group.addTask {
+                    let blocks = try await client.collect("SELECT sum(number) AS s FROM numbers(\(100_000 + i))")
+                    return (i, LiveServerTests.rows(blocks))
+                }
+            }
+            var results: [Int: String] = [:]
+            for try await (i, text) in group { results[i] = text }
+            return results
+        }
+        for i in 0..<64 {
+            let n = 100_000 + i
+            #expect(results[i] == "{\"s\":\(n * (n - 1) / 2)}\n")
+        }
+        #expect(await client.openConnections <= 8)
+        #expect(await client.openConnections >= 1)
+        await client.shutdown()
+    }
+
+    @Test func exceptionMidStreamThenTheSamePooledConnection() async throws {
+        let client = Self.client(maximum: 1)
+        await #expect(throws: ServerException.self) {
+            _ = try await client.collect("SELECT throwIf(number = 100000) FROM numbers(1000000)", settings: [QuerySetting("max_block_size", "1000")])
+        }
+        #expect(await client.openConnections == 1, "the connection survived the exception")
+        #expect(LiveServerTests.rows(try await client.collect("SELECT 9 AS nine")) == "{\"nine\":9}\n")
+        #expect(await client.openConnections == 1)
+        await client.shutdown()
+    }
+
+    @Test func abandonedStreamIsDrainedBeforeReuse() async throws {
+        let client = Self.client(maximum: 1)
+        try await client.withConnection { connection in
+            for try await block in try await connection.query("SELECT number FROM numbers(50000000)") where block.rowCount > 0 {
+                break
+            }
+        }
+        #expect(LiveServerTests.rows(try await client.collect("SELECT 10 AS ten")) == "{\"ten\":10}\n")
+        await client.shutdown()
+    }
+
+    @Test func waitersTimeOut() async throws {
+        let client = Self.client(maximum: 1, acquireTimeout: .milliseconds(300))
+        let holder = Task {
+            try await client.withConnection { _ in try await Task.sleep(for: .seconds(2)) }
+        }
+        try await Task.sleep(for: .milliseconds(100))
+        await #expect(throws: ClickHouseConnectionError.timeout("no connection free within 0.3 seconds (pool of 1)")) {
+            _ = try await client.collect("SELECT 1")
+        }
+        try await holder.value
+        #expect(LiveServerTests.rows(try await client.collect("SELECT 11 AS eleven")) == "{\"eleven\":11}\n")
+        await client.shutdown()
+    }
+
+    @Test func failsOverToTheNextHost() async throws {
+        var dead = LiveServerTests.configuration()
+        dead.port = 1
+        let client = Self.client(maximum: 2, hosts: [dead, LiveServerTests.configuration()])
+        #expect(LiveServerTests.rows(try await client.collect("SELECT 12 AS twelve")) == "{\"twelve\":12}\n")
+        await client.shutdown()
+    }
+}
