@@ -55,6 +55,7 @@ let package = Package(
             name: "chnative",
             dependencies: [
                 "ClickHouseNative",
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

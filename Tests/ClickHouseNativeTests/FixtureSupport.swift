@@ -70,7 +70,7 @@ enum Fixtures {
                     if let bytes {
                         out += "\"" + bytes.map { String(format: "%02X", $0) }.joined() + "\""
                     } else {
-                        JSONEachRow.appendValue(named.column, row: row, to: &out, timeZone: timeZone)
+                        JSONEachRow.appendValue(named.column, row: row, to: &out, settings: TextFormatSettings(timeZone: timeZone))
                     }
                 }
                 out += "}\n"

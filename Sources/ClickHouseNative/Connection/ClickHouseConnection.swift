@@ -239,7 +239,7 @@ public actor ClickHouseConnection {
             return "column \(missing.name) (\(missing.column.type.name)) is missing"
         }
         if let extra = block.columns.first(where: { !expectedNames.contains($0.name) }) {
-            return "column \(extra.name) is not in the table"
+            return "column \(extra.name) is not in the table (\(expected.joined(separator: ", ")))"
         }
         for (column, wanted) in zip(block.columns, header.columns) where column.name == wanted.name && column.column.type != wanted.column.type {
             return "column \(column.name) has type \(column.column.type.name), the table has \(wanted.column.type.name)"

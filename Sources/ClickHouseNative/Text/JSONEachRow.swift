@@ -3,7 +3,11 @@
 public enum JSONEachRow {
     /// The lines of `block`, each ending in `\n`.
     /// - Parameter timeZone: the server's time zone, used for `DateTime` columns that name none.
-    public static func render(_ block: Block, timeZone: String? = nil) -> String {
+    public static func render(_ block: Block, timeZone: String?) -> String {
+        render(block, settings: TextFormatSettings(timeZone: timeZone))
+    }
+
+    public static func render(_ block: Block, settings: TextFormatSettings = TextFormatSettings()) -> String {
         var out = ""
         for row in 0..<block.rowCount {
             out += "{"
@@ -11,7 +15,7 @@ public enum JSONEachRow {
                 if index > 0 { out += "," }
                 appendString(named.name, to: &out)
                 out += ":"
-                appendValue(named.column, row: row, to: &out, timeZone: timeZone)
+                appendValue(named.column, row: row, to: &out, settings: settings)
             }
             out += "}\n"
         }
@@ -81,20 +85,20 @@ public enum JSONEachRow {
     }
 
     /// Appends the JSON text of value `row` of `column`.
-    public static func appendValue(_ column: any Column, row: Int, to out: inout String, timeZone: String? = nil) {
+    public static func appendValue(_ column: any Column, row: Int, to out: inout String, settings: TextFormatSettings = TextFormatSettings()) {
         switch column.type {
         case .int8: out += String(load(column, row, as: Int8.self))
         case .int16: out += String(load(column, row, as: Int16.self))
         case .int32: out += String(load(column, row, as: Int32.self))
-        case .int64: out += String(load(column, row, as: Int64.self))
+        case .int64: appendInteger(String(load(column, row, as: Int64.self)), quoted: settings.quote64BitIntegers, to: &out)
         case .uint8: out += String(load(column, row, as: UInt8.self))
         case .uint16: out += String(load(column, row, as: UInt16.self))
         case .uint32: out += String(load(column, row, as: UInt32.self))
-        case .uint64: out += String(load(column, row, as: UInt64.self))
-        case .int128: out += ValueText.integer(limbs: limbs(column, row, count: 2), signed: true)
-        case .uint128: out += ValueText.integer(limbs: limbs(column, row, count: 2), signed: false)
-        case .int256: out += ValueText.integer(limbs: limbs(column, row, count: 4), signed: true)
-        case .uint256: out += ValueText.integer(limbs: limbs(column, row, count: 4), signed: false)
+        case .uint64: appendInteger(String(load(column, row, as: UInt64.self)), quoted: settings.quote64BitIntegers, to: &out)
+        case .int128: appendInteger(ValueText.integer(limbs: limbs(column, row, count: 2), signed: true), quoted: settings.quote64BitIntegers, to: &out)
+        case .uint128: appendInteger(ValueText.integer(limbs: limbs(column, row, count: 2), signed: false), quoted: settings.quote64BitIntegers, to: &out)
+        case .int256: appendInteger(ValueText.integer(limbs: limbs(column, row, count: 4), signed: true), quoted: settings.quote64BitIntegers, to: &out)
+        case .uint256: appendInteger(ValueText.integer(limbs: limbs(column, row, count: 4), signed: false), quoted: settings.quote64BitIntegers, to: &out)
         case .float32: appendFloat(ValueText.float(load(column, row, as: Float.self).description), to: &out)
         case .float64: appendFloat(ValueText.float(load(column, row, as: Double.self).description), to: &out)
         case .bfloat16:
@@ -109,17 +113,21 @@ public enum JSONEachRow {
             case ...38: unscaled = ValueText.integer(limbs: limbs(column, row, count: 2), signed: true)
             default: unscaled = ValueText.integer(limbs: limbs(column, row, count: 4), signed: true)
             }
-            out += ValueText.decimal(unscaled: unscaled, scale: scale)
+            out += ValueText.decimal(unscaled: unscaled, scale: scale, trailingZeros: settings.decimalTrailingZeros)
         case .string:
             appendString(bytes: (column as! StringColumn).bytes(at: row), to: &out)
         case .fixedString:
             appendString(bytes: (column as! FixedStringColumn)[row], to: &out)
-        case .date: appendString(ValueText.date(days: Int64(load(column, row, as: UInt16.self))), to: &out)
+        case .date:
+            let days = load(column, row, as: UInt16.self)
+            appendString(days == 0 && settings.zeroDateAsZeros ? "0000-00-00" : ValueText.date(days: Int64(days)), to: &out)
         case .date32: appendString(ValueText.date(days: Int64(load(column, row, as: Int32.self))), to: &out)
         case let .dateTime(tz):
-            appendString(ValueText.dateTime(seconds: Int64(load(column, row, as: UInt32.self)), timeZone: tz ?? timeZone), to: &out)
+            let seconds = load(column, row, as: UInt32.self)
+            appendString(seconds == 0 && settings.zeroDateAsZeros ? "0000-00-00 00:00:00"
+                         : ValueText.dateTime(seconds: Int64(seconds), timeZone: tz ?? settings.timeZone), to: &out)
         case let .dateTime64(precision, tz):
-            appendString(ValueText.dateTime64(ticks: load(column, row, as: Int64.self), precision: precision, timeZone: tz ?? timeZone), to: &out)
+            appendString(ValueText.dateTime64(ticks: load(column, row, as: Int64.self), precision: precision, timeZone: tz ?? settings.timeZone), to: &out)
         case .time: appendString(ValueText.time(ticks: Int64(load(column, row, as: Int32.self)), precision: 0), to: &out)
         case let .time64(precision): appendString(ValueText.time(ticks: load(column, row, as: Int64.self), precision: precision), to: &out)
         case .uuid: appendString(ValueText.uuid(load(column, row, as: Bits128.self)), to: &out)
@@ -131,17 +139,17 @@ public enum JSONEachRow {
         case let .enum16(cases):
             let value = Int(load(column, row, as: Int16.self))
             appendString(cases.first { $0.value == value }?.name ?? String(value), to: &out)
-        case .interval: out += String(load(column, row, as: Int64.self))
+        case .interval: appendInteger(String(load(column, row, as: Int64.self)), quoted: settings.quote64BitIntegers, to: &out)
         case .nothing: out += "null"
         case .nullable:
             let nullable = column as! NullableColumn
-            if nullable.isNull(row) { out += "null" } else { appendValue(nullable.values, row: row, to: &out, timeZone: timeZone) }
+            if nullable.isNull(row) { out += "null" } else { appendValue(nullable.values, row: row, to: &out, settings: settings) }
         case .array:
             let array = column as! ArrayColumn
             out += "["
             for (n, i) in array.range(at: row).enumerated() {
                 if n > 0 { out += "," }
-                appendValue(array.elements, row: i, to: &out, timeZone: timeZone)
+                appendValue(array.elements, row: i, to: &out, settings: settings)
             }
             out += "]"
         case .map:
@@ -150,10 +158,10 @@ public enum JSONEachRow {
             for (n, i) in map.range(at: row).enumerated() {
                 if n > 0 { out += "," }
                 var key = ""
-                appendValue(map.keys, row: i, to: &key, timeZone: timeZone)
+                appendValue(map.keys, row: i, to: &key, settings: settings)
                 if key.hasPrefix("\"") { out += key } else { appendString(key, to: &out) }
                 out += ":"
-                appendValue(map.values, row: i, to: &out, timeZone: timeZone)
+                appendValue(map.values, row: i, to: &out, settings: settings)
             }
             out += "}"
         case let .tuple(elements):
@@ -166,16 +174,16 @@ public enum JSONEachRow {
                     appendString(elements[index].name!, to: &out)
                     out += ":"
                 }
-                appendValue(element, row: row, to: &out, timeZone: timeZone)
+                appendValue(element, row: row, to: &out, settings: settings)
             }
             out += named ? "}" : "]"
         case .lowCardinality:
             let lc = column as! LowCardinalityColumn
-            if lc.isNull(row) { out += "null" } else { appendValue(lc.dictionary, row: lc.indexes[row], to: &out, timeZone: timeZone) }
+            if lc.isNull(row) { out += "null" } else { appendValue(lc.dictionary, row: lc.indexes[row], to: &out, settings: settings) }
         case .variant:
             let variant = column as! VariantColumn
             if variant.isNull(row) { out += "null" } else {
-                appendValue(variant.members[Int(variant.discriminators[row])], row: variant.positions[row], to: &out, timeZone: timeZone)
+                appendValue(variant.members[Int(variant.discriminators[row])], row: variant.positions[row], to: &out, settings: settings)
             }
         case .dynamic:
             let dynamic = column as! DynamicColumn
@@ -183,15 +191,19 @@ public enum JSONEachRow {
             if d != VariantColumn.nullDiscriminator, Int(d) == dynamic.sharedVariantIndex {
                 // A value of a type over the block's type limit: binary type + value inside a String.
                 let bytes = (dynamic.variant.members[Int(d)] as! StringColumn).bytes(at: dynamic.variant.positions[row])
-                RowBinaryText.appendSharedValue(bytes, to: &out, timeZone: timeZone)
+                RowBinaryText.appendSharedValue(bytes, to: &out, settings: settings)
             } else {
-                appendValue(dynamic.variant, row: row, to: &out, timeZone: timeZone)
+                appendValue(dynamic.variant, row: row, to: &out, settings: settings)
             }
         case .json:
-            appendJSONObject(column as! JSONObjectColumn, row: row, to: &out, timeZone: timeZone)
+            appendJSONObject(column as! JSONObjectColumn, row: row, to: &out, settings: settings)
         case .point, .ring, .lineString, .multiLineString, .polygon, .multiPolygon, .nested, .simpleAggregateFunction:
-            appendValue((column as! AliasColumn).storage, row: row, to: &out, timeZone: timeZone)
+            appendValue((column as! AliasColumn).storage, row: row, to: &out, settings: settings)
         }
+    }
+
+    static func appendInteger(_ digits: String, quoted: Bool, to out: inout String) {
+        if quoted { out += "\"" + digits + "\"" } else { out += digits }
     }
 
     static func appendFloat(_ text: String, to out: inout String) {
@@ -200,7 +212,7 @@ public enum JSONEachRow {
     }
 
     /// A JSON column's row as a nested object: paths sorted, dotted paths nested, absent paths omitted.
-    static func appendJSONObject(_ json: JSONObjectColumn, row: Int, to out: inout String, timeZone: String?) {
+    static func appendJSONObject(_ json: JSONObjectColumn, row: Int, to out: inout String, settings: TextFormatSettings) {
         if let text = json.text {
             out += text[row]
             return
@@ -208,12 +220,12 @@ public enum JSONEachRow {
         var entries: [(path: [Substring], value: String)] = []
         for (name, column) in zip(json.typedPathNames, json.typedPaths) {
             var value = ""
-            appendValue(column, row: row, to: &value, timeZone: timeZone)
+            appendValue(column, row: row, to: &value, settings: settings)
             entries.append((name.split(separator: ".", omittingEmptySubsequences: false), value))
         }
         for (name, column) in zip(json.dynamicPathNames, json.dynamicPaths) where !column.variant.isNull(row) {
             var value = ""
-            appendValue(column, row: row, to: &value, timeZone: timeZone)
+            appendValue(column, row: row, to: &value, settings: settings)
             entries.append((name.split(separator: ".", omittingEmptySubsequences: false), value))
         }
         if let shared = json.sharedData {
@@ -222,7 +234,7 @@ public enum JSONEachRow {
             let values = shared.values as! StringColumn
             for i in shared.range(at: row) {
                 var value = ""
-                RowBinaryText.appendSharedValue(values.bytes(at: i), to: &value, timeZone: timeZone)
+                RowBinaryText.appendSharedValue(values.bytes(at: i), to: &value, settings: settings)
                 entries.append((paths[i].split(separator: ".", omittingEmptySubsequences: false), value))
             }
         }

@@ -2,13 +2,13 @@
 /// values of types over their limit this way (binary type, then the value), and so does JSON's
 /// shared data.
 enum RowBinaryText {
-    static func appendSharedValue(_ bytes: ArraySlice<UInt8>, to out: inout String, timeZone: String?) {
+    static func appendSharedValue(_ bytes: ArraySlice<UInt8>, to out: inout String, settings: TextFormatSettings) {
         let rendered: String? = Array(bytes).withUnsafeBytes { raw in
             var reader = ByteReader(raw)
             var text = ""
             do {
                 let type = try BinaryTypeEncoding.decode(&reader)
-                try appendValue(type, &reader, to: &text, timeZone: timeZone)
+                try appendValue(type, &reader, to: &text, settings: settings)
                 return text
             } catch {
                 return nil
@@ -17,7 +17,7 @@ enum RowBinaryText {
         out += rendered ?? "null"
     }
 
-    static func appendValue(_ type: ClickHouseType, _ reader: inout ByteReader, to out: inout String, timeZone: String?) throws {
+    static func appendValue(_ type: ClickHouseType, _ reader: inout ByteReader, to out: inout String, settings: TextFormatSettings) throws {
         switch type.storageType {
         case .nothing:
             out += "null"
@@ -27,17 +27,17 @@ enum RowBinaryText {
             // One value in row-binary form has the same bytes as a one-row Native column.
             let codec = try makeCodec(for: type)
             let column = try codec.read(&reader, count: 1, prefix: .none)
-            JSONEachRow.appendValue(column, row: 0, to: &out, timeZone: timeZone)
+            JSONEachRow.appendValue(column, row: 0, to: &out, settings: settings)
         case let .nullable(inner):
-            if try reader.readUInt8() != 0 { out += "null" } else { try appendValue(inner, &reader, to: &out, timeZone: timeZone) }
+            if try reader.readUInt8() != 0 { out += "null" } else { try appendValue(inner, &reader, to: &out, settings: settings) }
         case let .lowCardinality(inner):
-            try appendValue(inner, &reader, to: &out, timeZone: timeZone)
+            try appendValue(inner, &reader, to: &out, settings: settings)
         case let .array(inner):
             let n = try reader.readLength()
             out += "["
             for i in 0..<n {
                 if i > 0 { out += "," }
-                try appendValue(inner, &reader, to: &out, timeZone: timeZone)
+                try appendValue(inner, &reader, to: &out, settings: settings)
             }
             out += "]"
         case let .map(key, value):
@@ -46,10 +46,10 @@ enum RowBinaryText {
             for i in 0..<n {
                 if i > 0 { out += "," }
                 var keyText = ""
-                try appendValue(key, &reader, to: &keyText, timeZone: timeZone)
+                try appendValue(key, &reader, to: &keyText, settings: settings)
                 if keyText.hasPrefix("\"") { out += keyText } else { JSONEachRow.appendString(keyText, to: &out) }
                 out += ":"
-                try appendValue(value, &reader, to: &out, timeZone: timeZone)
+                try appendValue(value, &reader, to: &out, settings: settings)
             }
             out += "}"
         case let .tuple(elements):
@@ -61,17 +61,17 @@ enum RowBinaryText {
                     JSONEachRow.appendString(element.name!, to: &out)
                     out += ":"
                 }
-                try appendValue(element.type, &reader, to: &out, timeZone: timeZone)
+                try appendValue(element.type, &reader, to: &out, settings: settings)
             }
             out += named ? "}" : "]"
         case let .variant(members):
             let d = try reader.readUInt8()
             if d == VariantColumn.nullDiscriminator { out += "null"; return }
             guard Int(d) < members.count else { throw ColumnCodecError.invalid("Variant discriminator \(d) out of range") }
-            try appendValue(members[Int(d)], &reader, to: &out, timeZone: timeZone)
+            try appendValue(members[Int(d)], &reader, to: &out, settings: settings)
         case .dynamic:
             let inner = try BinaryTypeEncoding.decode(&reader)
-            try appendValue(inner, &reader, to: &out, timeZone: timeZone)
+            try appendValue(inner, &reader, to: &out, settings: settings)
         case let .json(parameters):
             // Number of paths, then (path, value): typed paths in their type, others as Dynamic
             // (binary type, then value; `Nothing` for a path this row lacks).
@@ -81,11 +81,11 @@ enum RowBinaryText {
                 let path = try reader.readString()
                 var value = ""
                 if let typed = parameters.typedPathList.first(where: { $0.name == path }) {
-                    try appendValue(typed.type, &reader, to: &value, timeZone: timeZone)
+                    try appendValue(typed.type, &reader, to: &value, settings: settings)
                 } else {
                     let inner = try BinaryTypeEncoding.decode(&reader)
                     if inner == .nothing { continue }
-                    try appendValue(inner, &reader, to: &value, timeZone: timeZone)
+                    try appendValue(inner, &reader, to: &value, settings: settings)
                 }
                 entries.append((path.split(separator: ".", omittingEmptySubsequences: false), value))
             }

@@ -138,21 +138,21 @@ enum ValueText {
     }
 
     /// A decimal from its unscaled integer text: `scale` digits after the point, trailing zeros dropped.
-    static func decimal(unscaled: String, scale: Int) -> String {
+    static func decimal(unscaled: String, scale: Int, trailingZeros: Bool = false) -> String {
         guard scale > 0 else { return unscaled }
         let negative = unscaled.hasPrefix("-")
         var digits = Array(negative ? unscaled.dropFirst() : Substring(unscaled))
         if digits.count <= scale { digits = Array(repeating: "0", count: scale - digits.count + 1) + digits }
         var integerPart = String(digits[0..<(digits.count - scale)])
         var fraction = String(digits[(digits.count - scale)...])
-        while fraction.last == "0" { fraction.removeLast() }
+        if !trailingZeros { while fraction.last == "0" { fraction.removeLast() } }
         if integerPart.isEmpty { integerPart = "0" }
         let text = fraction.isEmpty ? integerPart : integerPart + "." + fraction
         return negative && text != "0" ? "-" + text : text
     }
 
-    /// ClickHouse's float text: the shortest digits that round-trip, in plain notation for exponents
-    /// from -5 to 20 and as `1.5e300` / `1e-7` otherwise; `nan`, `inf`, `-inf` as such.
+    /// ClickHouse's float text: the shortest digits that round-trip, in plain notation for decimal exponents
+    /// from -6 to 20 and as `1.5e300` / `1e-7` otherwise; `nan`, `inf`, `-inf` as such.
     static func float(_ description: String) -> String {
         // `description` is Swift's shortest round-trip text (e.g. "1e-05", "1.5e+300", "123.0").
         if description == "nan" || description == "-nan" { return "nan" }
@@ -179,7 +179,7 @@ enum ValueText {
         if digits == "0" { return negative ? "-0" : "0" }
         let decimalExponent = pointPosition - 1
         var result: String
-        if decimalExponent >= -5 && decimalExponent <= 20 {
+        if decimalExponent >= -6 && decimalExponent <= 20 {
             if pointPosition <= 0 {
                 result = "0." + String(repeating: "0", count: -pointPosition) + digits
             } else if pointPosition >= digits.count {
@@ -194,5 +194,36 @@ enum ValueText {
             result = (rest.isEmpty ? first : first + "." + rest) + "e" + String(decimalExponent)
         }
         return negative ? "-" + result : result
+    }
+}
+
+/// Choices that change how values are written as text, matching a server's defaults.
+public struct TextFormatSettings: Sendable, Equatable {
+    /// Zone for `DateTime` columns that name none (the server's time zone).
+    public var timeZone: String?
+    /// JSON: write Int64/UInt64 and wider as strings (the default before ClickHouse 25.x).
+    public var quote64BitIntegers: Bool
+    /// Decimals with all `scale` digits (the default before ClickHouse 21.9) rather than trimmed.
+    public var decimalTrailingZeros: Bool
+
+    /// The zero Date/DateTime as `0000-00-00` / `0000-00-00 00:00:00` (seen on ClickHouse 18.16;
+    /// current servers print `1970-01-01`).
+    public var zeroDateAsZeros: Bool
+
+    public init(timeZone: String? = nil, quote64BitIntegers: Bool = false, decimalTrailingZeros: Bool = false,
+                zeroDateAsZeros: Bool = false) {
+        self.timeZone = timeZone
+        self.quote64BitIntegers = quote64BitIntegers
+        self.decimalTrailingZeros = decimalTrailingZeros
+        self.zeroDateAsZeros = zeroDateAsZeros
+    }
+
+    /// The defaults of a given server version, as its own clients print values.
+    public init(server: ServerInfo) {
+        let version = (server.versionMajor, server.versionMinor)
+        self.init(timeZone: server.timeZone,
+                  quote64BitIntegers: version < (25, 8),
+                  decimalTrailingZeros: version < (21, 9),
+                  zeroDateAsZeros: version < (20, 1))
     }
 }

@@ -1,0 +1,168 @@
+/// Renders blocks as `TabSeparated` text the way ClickHouse writes it: values escaped at the top
+/// level, quoted inside arrays, tuples and maps, `\N` for NULL.
+public enum TabSeparated {
+    /// The rows of `block`, each ending in `\n`; with `names`, a header line of column names first.
+    public static func render(_ block: Block, settings: TextFormatSettings = TextFormatSettings(), names: Bool = false) -> String {
+        var out = ""
+        if names { out += header(block) }
+        for row in 0..<block.rowCount {
+            for (index, named) in block.columns.enumerated() {
+                if index > 0 { out += "\t" }
+                appendValue(named.column, row: row, to: &out, settings: settings, quoted: false)
+            }
+            out += "\n"
+        }
+        return out
+    }
+
+    /// The column-name line of `TabSeparatedWithNames`.
+    public static func header(_ block: Block) -> String {
+        var out = ""
+        for (index, named) in block.columns.enumerated() {
+            if index > 0 { out += "\t" }
+            appendEscaped(Array(named.name.utf8)[...], to: &out)
+        }
+        return out + "\n"
+    }
+
+    /// ClickHouse's escaped form: backslash escapes for `\b \f \n \r \t \0 \\ '`; other bytes as they are.
+    static func appendEscaped(_ bytes: ArraySlice<UInt8>, to out: inout String) {
+        var escaped: [UInt8] = []
+        escaped.reserveCapacity(bytes.count)
+        for byte in bytes {
+            switch byte {
+            case 0x08: escaped += [0x5C, UInt8(ascii: "b")]
+            case 0x0C: escaped += [0x5C, UInt8(ascii: "f")]
+            case 0x0A: escaped += [0x5C, UInt8(ascii: "n")]
+            case 0x0D: escaped += [0x5C, UInt8(ascii: "r")]
+            case 0x09: escaped += [0x5C, UInt8(ascii: "t")]
+            case 0x00: escaped += [0x5C, UInt8(ascii: "0")]
+            case 0x5C: escaped += [0x5C, 0x5C]
+            case 0x27: escaped += [0x5C, 0x27]
+            default: escaped.append(byte)
+            }
+        }
+        out += String(decoding: escaped, as: UTF8.self)
+    }
+
+    static func appendString(_ bytes: ArraySlice<UInt8>, to out: inout String, quoted: Bool) {
+        if quoted { out += "'" }
+        appendEscaped(bytes, to: &out)
+        if quoted { out += "'" }
+    }
+
+    static func appendText(_ text: String, to out: inout String, quoted: Bool) {
+        appendString(Array(text.utf8)[...], to: &out, quoted: quoted)
+    }
+
+    /// Appends value `row` of `column`; `quoted` inside composite values.
+    public static func appendValue(_ column: any Column, row: Int, to out: inout String,
+                                   settings: TextFormatSettings = TextFormatSettings(), quoted: Bool = false) {
+        typealias J = JSONEachRow
+        switch column.type {
+        case .string: appendString((column as! StringColumn).bytes(at: row), to: &out, quoted: quoted)
+        case .fixedString: appendString((column as! FixedStringColumn)[row], to: &out, quoted: quoted)
+        case .float32: out += ValueText.float(J.load(column, row, as: Float.self).description)
+        case .float64: out += ValueText.float(J.load(column, row, as: Double.self).description)
+        case .bfloat16: out += ValueText.float(Float(bitPattern: UInt32(J.load(column, row, as: UInt16.self)) << 16).description)
+        case .int64, .uint64, .int128, .uint128, .int256, .uint256, .interval:
+            var text = ""
+            J.appendValue(column, row: row, to: &text, settings: TextFormatSettings(quote64BitIntegers: false))
+            out += text
+        case .decimal:
+            J.appendValue(column, row: row, to: &out, settings: settings)
+        case .date, .date32, .dateTime, .dateTime64, .time, .time64, .uuid, .ipv4, .ipv6, .enum8, .enum16:
+            // The JSON form of these is a JSON string of exactly the text form.
+            var json = ""
+            J.appendValue(column, row: row, to: &json, settings: settings)
+            appendText(decodeJSONString(json), to: &out, quoted: quoted)
+        case .nothing: out += quoted ? "NULL" : "\\N"
+        case .nullable:
+            let nullable = column as! NullableColumn
+            if nullable.isNull(row) { out += quoted ? "NULL" : "\\N" } else {
+                appendValue(nullable.values, row: row, to: &out, settings: settings, quoted: quoted)
+            }
+        case .array:
+            let array = column as! ArrayColumn
+            out += "["
+            for (n, i) in array.range(at: row).enumerated() {
+                if n > 0 { out += "," }
+                appendValue(array.elements, row: i, to: &out, settings: settings, quoted: true)
+            }
+            out += "]"
+        case .map:
+            let map = column as! MapColumn
+            out += "{"
+            for (n, i) in map.range(at: row).enumerated() {
+                if n > 0 { out += "," }
+                appendValue(map.keys, row: i, to: &out, settings: settings, quoted: true)
+                out += ":"
+                appendValue(map.values, row: i, to: &out, settings: settings, quoted: true)
+            }
+            out += "}"
+        case .tuple:
+            let tuple = column as! TupleColumn
+            out += "("
+            for (index, element) in tuple.elements.enumerated() {
+                if index > 0 { out += "," }
+                appendValue(element, row: row, to: &out, settings: settings, quoted: true)
+            }
+            out += ")"
+        case .lowCardinality:
+            let lc = column as! LowCardinalityColumn
+            if lc.isNull(row) { out += quoted ? "NULL" : "\\N" } else {
+                appendValue(lc.dictionary, row: lc.indexes[row], to: &out, settings: settings, quoted: quoted)
+            }
+        case .variant:
+            let variant = column as! VariantColumn
+            if variant.isNull(row) { out += quoted ? "NULL" : "\\N" } else {
+                appendValue(variant.members[Int(variant.discriminators[row])], row: variant.positions[row], to: &out, settings: settings, quoted: quoted)
+            }
+        case .dynamic:
+            let dynamic = column as! DynamicColumn
+            let d = dynamic.variant.discriminators[row]
+            if d == VariantColumn.nullDiscriminator { out += quoted ? "NULL" : "\\N" } else if Int(d) == dynamic.sharedVariantIndex {
+                var json = ""
+                J.appendValue(dynamic, row: row, to: &json, settings: settings)
+                appendText(json, to: &out, quoted: quoted)
+            } else {
+                appendValue(dynamic.variant, row: row, to: &out, settings: settings, quoted: quoted)
+            }
+        case .json:
+            var json = ""
+            J.appendValue(column, row: row, to: &json, settings: settings)
+            appendText(json, to: &out, quoted: quoted)
+        case .point, .ring, .lineString, .multiLineString, .polygon, .multiPolygon, .nested, .simpleAggregateFunction:
+            appendValue((column as! AliasColumn).storage, row: row, to: &out, settings: settings, quoted: quoted)
+        default:
+            // Integers up to 32 bits, Bool, intervals: the same text as JSON.
+            J.appendValue(column, row: row, to: &out, settings: settings)
+        }
+    }
+
+    /// The text inside a JSON string literal that ``JSONEachRow`` wrote (only its own escapes occur).
+    static func decodeJSONString(_ json: String) -> String {
+        guard json.hasPrefix("\""), json.hasSuffix("\""), json.count >= 2 else { return json }
+        var result = ""
+        var iterator = json.unicodeScalars.dropFirst().dropLast().makeIterator()
+        while let scalar = iterator.next() {
+            guard scalar == "\\", let escaped = iterator.next() else {
+                result.unicodeScalars.append(scalar)
+                continue
+            }
+            switch escaped {
+            case "n": result += "\n"
+            case "t": result += "\t"
+            case "r": result += "\r"
+            case "b": result += "\u{08}"
+            case "f": result += "\u{0C}"
+            case "u":
+                var hex = ""
+                for _ in 0..<4 { if let h = iterator.next() { hex.unicodeScalars.append(h) } }
+                if let value = UInt32(hex, radix: 16), let s = Unicode.Scalar(value) { result.unicodeScalars.append(s) }
+            default: result.unicodeScalars.append(escaped)
+            }
+        }
+        return result
+    }
+}
