@@ -1,9 +1,9 @@
 import ArgumentParser
 
 @main
-struct EventBench: ParsableCommand {
+struct EventBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "event-bench",
         abstract: "Benchmarks of the event-analytics stack; each prints its measurements.",
-        subcommands: [CodecBenchmark.self])
+        subcommands: [CodecBenchmark.self, ReadBenchmark.self, InsertBenchmark.self])
 }

@@ -1,0 +1,151 @@
+import ArgumentParser
+import ClickHouseNative
+import Foundation
+
+struct ServerOptions: ParsableArguments {
+    @Option(help: "ClickHouse host.") var host = ProcessInfo.processInfo.environment["CLICKHOUSE_HOST"] ?? "127.0.0.1"
+    @Option(help: "ClickHouse native port.") var port = Int(ProcessInfo.processInfo.environment["CLICKHOUSE_PORT"] ?? "") ?? 9000
+
+    func configuration(_ compression: CompressionMethod) -> ClickHouseConfiguration {
+        ClickHouseConfiguration(host: host, port: port, compression: compression)
+    }
+
+    var clientArguments: [String] { ["clickhouse-client", "--host", host, "--port", String(port)] }
+}
+
+/// `event-bench read`: streaming a large result and discarding it, next to clickhouse-client.
+struct ReadBenchmark: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "read", abstract: "Read throughput against clickhouse-client --format Null.")
+    @OptionGroup var server: ServerOptions
+    @Option(help: "Rows to read.") var rows = 100_000_000
+
+    func run() async throws {
+        let sql = "SELECT number FROM system.numbers_mt LIMIT \(rows)"
+        print("read benchmark: \(sql)")
+        print(pad("run", 34) + pad("wall s", 10) + pad("client CPU s", 14) + pad("wall ratio", 12) + "CPU ratio")
+        for (method, flag) in [(CompressionMethod.none, "0"), (.lz4, "1")] {
+            let peer = try Measurement.child(server.clientArguments + ["--compression", flag, "--format", "Null", "--query", sql])
+            let connection = try await ClickHouseConnection.connect(server.configuration(method))
+            var received = 0
+            let ours = try await Measurement.inProcess {
+                for try await block in try await connection.query(sql) { received += block.rowCount }
+            }
+            await connection.close()
+            guard received == rows else { throw ValidationFailure("received \(received) rows, expected \(rows)") }
+            print(pad("clickhouse-client --compression \(flag)", 34) + pad(fmt(peer.wallSeconds), 10) + pad(fmt(peer.cpuSeconds), 14))
+            print(pad("ClickHouseNative (\(method.rawValue))", 34) + pad(fmt(ours.wallSeconds), 10) + pad(fmt(ours.cpuSeconds), 14)
+                  + pad(ratio(ours.wallSeconds, peer.wallSeconds), 12) + ratio(ours.cpuSeconds, peer.cpuSeconds))
+        }
+    }
+}
+
+/// `event-bench insert`: event rows into MergeTree from a Native file and from in-memory columns,
+/// next to `clickhouse-client --query "INSERT ... FORMAT Native" < file`.
+struct InsertBenchmark: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "insert", abstract: "Insert throughput of event rows against clickhouse-client.")
+    @OptionGroup var server: ServerOptions
+    @Option(help: "Rows to insert.") var rows = 10_000_000
+    @Option(help: "Rows per block.") var blockRows = 100_000
+
+    func run() async throws {
+        let table = "default.bench_events"
+        let schema = """
+            (id UUID, conversation_id String, event_name String, input String, output String, latency Float64,
+             error Nullable(String), timestamp DateTime64(3, 'UTC'), version UInt64, is_deleted UInt8)
+            """.replacingOccurrences(of: "DateTime64(3, 'UTC')", with: "UInt64")  // 18.16 has no DateTime64
+        let connection = try await ClickHouseConnection.connect(server.configuration(.none))
+        func recreate() async throws {
+            try await connection.execute("DROP TABLE IF EXISTS \(table)")
+            try await connection.execute("CREATE TABLE \(table) \(schema) ENGINE = MergeTree ORDER BY (conversation_id, id)")
+        }
+        // One block of the event schema, reused for every insert (as 18.16 lacks DateTime64, the
+        // timestamp is sent as UInt64 milliseconds).
+        let template = Self.eventBlock(blockRows)
+        let blocks = (rows + blockRows - 1) / blockRows
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("bench-events-\(getpid()).native")
+        defer { try? FileManager.default.removeItem(at: file) }
+        FileManager.default.createFile(atPath: file.path, contents: nil)
+        let handle = try FileHandle(forWritingTo: file)
+        let encoded = try NativeFormat.encodeBlocks([template])
+        for _ in 0..<blocks { handle.write(Data(encoded)) }
+        try handle.close()
+        let megabytes = Double(encoded.count * blocks) / 1e6
+        print("insert benchmark: \(blocks * blockRows) event rows in blocks of \(blockRows), Native file \(fmt(megabytes)) MB")
+        print(pad("run", 34) + pad("wall s", 10) + pad("client CPU s", 14) + pad("peak RSS MB", 13) + pad("wall ratio", 12) + "CPU ratio")
+
+        try await recreate()
+        let peer = try Measurement.child(server.clientArguments + ["--query", "INSERT INTO \(table) FORMAT Native"], input: file)
+        print(pad("clickhouse-client < file", 34) + pad(fmt(peer.wallSeconds), 10) + pad(fmt(peer.cpuSeconds), 14) + pad(fmt(peer.peakResidentMegabytes), 13))
+
+        try await recreate()
+        let fromFile = try await Measurement.inProcess {
+            try await connection.insert("INSERT INTO \(table) VALUES", blocks: NativeFileBlocks(url: file))
+        }
+        print(pad("ClickHouseNative from file", 34) + pad(fmt(fromFile.wallSeconds), 10) + pad(fmt(fromFile.cpuSeconds), 14)
+              + pad(fmt(fromFile.peakResidentMegabytes), 13) + pad(ratio(fromFile.wallSeconds, peer.wallSeconds), 12) + ratio(fromFile.cpuSeconds, peer.cpuSeconds))
+
+        try await recreate()
+        let fromMemory = try await Measurement.inProcess {
+            try await connection.insert("INSERT INTO \(table) VALUES", blocks: RepeatedBlocks(block: template, count: blocks))
+        }
+        print(pad("ClickHouseNative from columns", 34) + pad(fmt(fromMemory.wallSeconds), 10) + pad(fmt(fromMemory.cpuSeconds), 14)
+              + pad(fmt(fromMemory.peakResidentMegabytes), 13) + pad(ratio(fromMemory.wallSeconds, peer.wallSeconds), 12) + ratio(fromMemory.cpuSeconds, peer.cpuSeconds))
+        let count = try await connection.collect("SELECT count() AS c FROM \(table)")
+        print("rows in table after the last run: \(JSONEachRow.render(count[1]).trimmingCharacters(in: .whitespacesAndNewlines))")
+        try await connection.execute("DROP TABLE \(table)")
+        await connection.close()
+    }
+
+    static func eventBlock(_ rows: Int) -> Block {
+        let block = CodecBenchmark.eventBlock(rows)
+        return Block(columns: block.columns.map { named in
+            switch named.name {
+            case "event_name":
+                let lc = named.column as! LowCardinalityColumn
+                let dictionary = lc.dictionary as! StringColumn
+                return NamedColumn(named.name, StringColumn((0..<rows).map { dictionary[lc.indexes[$0]] }))
+            case "timestamp":
+                let ticks = named.column as! FixedWidthColumn<Int64>
+                return NamedColumn(named.name, FixedWidthColumn(type: .uint64, values: ticks.values.map { UInt64($0) }))
+            default:
+                return named
+            }
+        })
+    }
+}
+
+/// Blocks read from a Native file in 1 MiB chunks: memory stays bounded by the block size.
+struct NativeFileBlocks: AsyncSequence, Sendable {
+    typealias Element = Block
+    let url: URL
+    struct AsyncIterator: AsyncIteratorProtocol {
+        let handle: FileHandle?
+        var decoder = NativeStreamDecoder()
+        var finished = false
+        mutating func next() async throws -> Block? {
+            while true {
+                if let block = try decoder.nextBlock() { return block }
+                if finished { try decoder.finish(); return nil }
+                let chunk = handle?.readData(ofLength: 1 << 20) ?? Data()
+                if chunk.isEmpty { finished = true } else { decoder.append(chunk) }
+            }
+        }
+    }
+    func makeAsyncIterator() -> AsyncIterator { AsyncIterator(handle: try? FileHandle(forReadingFrom: url)) }
+}
+
+struct RepeatedBlocks: AsyncSequence, Sendable {
+    typealias Element = Block
+    let block: Block
+    let count: Int
+    struct AsyncIterator: AsyncIteratorProtocol {
+        let block: Block
+        var remaining: Int
+        mutating func next() async -> Block? {
+            guard remaining > 0 else { return nil }
+            remaining -= 1
+            return block
+        }
+    }
+    func makeAsyncIterator() -> AsyncIterator { AsyncIterator(block: block, remaining: count) }
+}
