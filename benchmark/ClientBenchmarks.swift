@@ -32,8 +32,8 @@ struct ReadBenchmark: AsyncParsableCommand {
             }
             await connection.close()
             guard received == rows else { throw ValidationFailure("received \(received) rows, expected \(rows)") }
-            print(pad("clickhouse-client --compression \(flag)", 34) + pad(fmt(peer.wallSeconds), 10) + pad(fmt(peer.cpuSeconds), 14))
-            print(pad("ClickHouseNative (\(method.rawValue))", 34) + pad(fmt(ours.wallSeconds), 10) + pad(fmt(ours.cpuSeconds), 14)
+            print(pad("clickhouse-client --compression \(flag)", 34) + pad(fmt3(peer.wallSeconds), 10) + pad(fmt3(peer.cpuSeconds), 14))
+            print(pad("ClickHouseNative (\(method.rawValue))", 34) + pad(fmt3(ours.wallSeconds), 10) + pad(fmt3(ours.cpuSeconds), 14)
                   + pad(ratio(ours.wallSeconds, peer.wallSeconds), 12) + ratio(ours.cpuSeconds, peer.cpuSeconds))
         }
     }
@@ -124,7 +124,7 @@ struct NativeFileBlocks: AsyncSequence, Sendable {
         var finished = false
         mutating func next() async throws -> Block? {
             while true {
-                if let block = try decoder.nextBlock() { return block }
+                if let block = try decoder.nextBlock(endOfInput: finished) { return block }
                 if finished { try decoder.finish(); return nil }
                 let chunk = handle?.readData(ofLength: 1 << 20) ?? Data()
                 if chunk.isEmpty { finished = true } else { decoder.append(chunk) }

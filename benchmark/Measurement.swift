@@ -18,19 +18,19 @@ struct Measurement {
     /// Measures work done in this process (all its threads).
     static func inProcess(_ body: () async throws -> Void) async rethrows -> Measurement {
         var before = rusage()
-        getrusage(RUSAGE_SELF, &before)
+        getrusage(RUSAGE_SELF.rawValue, &before)
         let start = ContinuousClock.now
         try await body()
         let wall = seconds(ContinuousClock.now - start)
         var after = rusage()
-        getrusage(RUSAGE_SELF, &after)
+        getrusage(RUSAGE_SELF.rawValue, &after)
         return Measurement(wallSeconds: wall, cpuSeconds: cpu(after) - cpu(before), peakResidentMegabytes: Double(after.ru_maxrss) / 1024)
     }
 
     /// Runs a command (stdin from `input` if given, stdout discarded) and measures it.
     static func child(_ arguments: [String], input: URL? = nil) throws -> Measurement {
         var before = rusage()
-        getrusage(RUSAGE_CHILDREN, &before)
+        getrusage(RUSAGE_CHILDREN.rawValue, &before)
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments = arguments
@@ -44,7 +44,7 @@ struct Measurement {
             throw ValidationFailure("\(arguments.joined(separator: " ")) exited with \(process.terminationStatus)")
         }
         var after = rusage()
-        getrusage(RUSAGE_CHILDREN, &after)
+        getrusage(RUSAGE_CHILDREN.rawValue, &after)
         return Measurement(wallSeconds: wall, cpuSeconds: cpu(after) - cpu(before), peakResidentMegabytes: Double(after.ru_maxrss) / 1024)
     }
 }
@@ -55,3 +55,4 @@ struct ValidationFailure: Error, CustomStringConvertible {
 }
 
 func ratio(_ ours: Double, _ theirs: Double) -> String { String(format: "%.2fx", ours / max(theirs, 1e-9)) }
+func fmt3(_ x: Double) -> String { String(format: "%.3f", x) }

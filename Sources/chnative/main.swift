@@ -103,7 +103,7 @@ struct NativeInputBlocks: AsyncSequence, Sendable {
         var finished = false
         mutating func next() async throws -> Block? {
             while true {
-                if let block = try decoder.nextBlock() { return block }
+                if let block = try decoder.nextBlock(endOfInput: finished) { return block }
                 if finished {
                     try decoder.finish()
                     return nil
@@ -253,6 +253,7 @@ struct Convert: ParsableCommand {
             decoder.append(chunk)
             while let block = try decoder.nextBlock() { try printer.print(block) }
         }
+        while let block = try decoder.nextBlock(endOfInput: true) { try printer.print(block) }
         try decoder.finish()
         printer.flush()
     }

@@ -131,6 +131,7 @@ import Testing
             decoder.append([byte])
             while let next = try decoder.nextBlock() { decoded.append(next) }
         }
+        while let next = try decoder.nextBlock(endOfInput: true) { decoded.append(next) }
         try decoder.finish()
         #expect(decoded.count == 2)
         #expect(decoded.map { JSONEachRow.render($0) }.joined() == String(repeating: "{\"n\":1,\"s\":\"a\"}\n{\"n\":2,\"s\":\"bc\"}\n{\"n\":3,\"s\":\"\"}\n", count: 2))

@@ -198,6 +198,9 @@ public enum NativeFormat {
 public struct NativeStreamDecoder: Sendable {
     private var buffer: [UInt8] = []
     private var start = 0
+    /// Buffered bytes at the last attempt that found the block incomplete: the next attempt waits
+    /// until the buffer has doubled, so a large block is decoded O(log n) times, not once per chunk.
+    private var lastIncompleteSize = 0
     public let layout: BlockLayout
     /// Largest block accepted; a block that claims more is an error rather than unbounded buffering.
     public let maximumBlockBytes: Int
@@ -218,9 +221,11 @@ public struct NativeStreamDecoder: Sendable {
     /// Bytes received but not yet decoded.
     public var bufferedByteCount: Int { buffer.count - start }
 
-    /// The next complete block, or nil when more bytes are needed.
-    public mutating func nextBlock() throws -> Block? {
+    /// The next complete block, or nil when more bytes are needed. Pass `endOfInput: true` once no
+    /// more bytes will come, so the last block is attempted whatever its size.
+    public mutating func nextBlock(endOfInput: Bool = false) throws -> Block? {
         guard bufferedByteCount > 0 else { return nil }
+        if !endOfInput && bufferedByteCount < 2 * lastIncompleteSize { return nil }
         let offset = start
         let layout = self.layout
         let result: (Block, Int)? = try buffer.withUnsafeBytes { raw -> (Block, Int)? in
@@ -233,12 +238,14 @@ public struct NativeStreamDecoder: Sendable {
             }
         }
         guard let (block, end) = result else {
+            lastIncompleteSize = bufferedByteCount
             if bufferedByteCount > maximumBlockBytes {
                 throw NativeFormatError("a block is larger than the \(maximumBlockBytes)-byte limit (or its lengths are corrupt)")
             }
             return nil
         }
         start = end
+        lastIncompleteSize = 0
         return block
     }
 
