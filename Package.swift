@@ -68,6 +68,9 @@ let package = Package(
             path: "benchmark"
         ),
 
+        // Fuzz target over the server-packet decoder; see scripts/fuzz.
+        .executableTarget(name: "server-packet-fuzzer", dependencies: ["ClickHouseNative"]),
+
         .testTarget(
             name: "ClickHouseNativeTests",
             dependencies: ["ClickHouseNative", .product(name: "NIOSSL", package: "swift-nio-ssl")]

@@ -139,7 +139,9 @@ struct ConnectionStateMachine: Sendable {
              let (.sendingData, .profileEvents(block)), let (.awaitingInsertEnd, .profileEvents(block)):
             return .deliverEvent(.profileEvents(block))
         case (.querying, .tableColumns), (.querying, .timezoneUpdate), (.querying, .ignored),
-             (.awaitingSampleBlock, .timezoneUpdate), (.draining, _) where !packet.endsResponse:
+             (.awaitingSampleBlock, .timezoneUpdate):
+            return .none
+        case (.draining, _) where !packet.endsResponse:
             return .none
 
         case (.querying, .endOfStream), (.awaitingInsertEnd, .endOfStream), (.draining, .endOfStream):

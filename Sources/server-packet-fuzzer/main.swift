@@ -1,0 +1,35 @@
+// Fuzz target over the server-packet decoder (and so over every column codec, compressed frames
+// and the type-name parser). scripts/fuzz builds it with `-sanitize=fuzzer,address -DFUZZING` and it
+// hands control to libFuzzer's driver. Built normally, it replays the files given as arguments, so
+// an input the fuzzer found can be rerun as a plain program.
+import ClickHouseNative
+import Foundation
+
+/// Decodes every packet in `bytes` at a few protocol settings; errors are expected, traps are bugs.
+func decodeEverything(_ bytes: UnsafeRawBufferPointer) {
+    for (revision, compression) in [(UInt64(54412), false), (54460, false), (54460, true)] {
+        ServerPacketFuzzing.decodeAll(bytes, revision: revision, compression: compression)
+    }
+}
+
+#if FUZZING
+typealias FuzzCallback = @convention(c) (UnsafePointer<UInt8>?, Int) -> CInt
+
+@_silgen_name("LLVMFuzzerRunDriver")
+func runFuzzerDriver(_ argc: UnsafeMutablePointer<CInt>,
+                     _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>>,
+                     _ callback: FuzzCallback) -> CInt
+
+var argc = CommandLine.argc
+var argv = CommandLine.unsafeArgv
+exit(runFuzzerDriver(&argc, &argv) { data, size in
+    decodeEverything(UnsafeRawBufferPointer(start: data, count: size))
+    return 0
+})
+#else
+for path in CommandLine.arguments.dropFirst() {
+    guard let data = FileManager.default.contents(atPath: path) else { continue }
+    data.withUnsafeBytes { decodeEverything($0) }
+    print("decoded \(path): \(data.count) bytes, no crash")
+}
+#endif
