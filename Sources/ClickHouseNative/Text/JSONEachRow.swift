@@ -118,27 +118,8 @@ public enum JSONEachRow {
             appendString(bytes: (column as! StringColumn).bytes(at: row), to: &out)
         case .fixedString:
             appendString(bytes: (column as! FixedStringColumn)[row], to: &out)
-        case .date:
-            let days = load(column, row, as: UInt16.self)
-            appendString(days == 0 && settings.zeroDateAsZeros ? "0000-00-00" : ValueText.date(days: Int64(days)), to: &out)
-        case .date32: appendString(ValueText.date(days: Int64(load(column, row, as: Int32.self))), to: &out)
-        case let .dateTime(tz):
-            let seconds = load(column, row, as: UInt32.self)
-            appendString(seconds == 0 && settings.zeroDateAsZeros ? "0000-00-00 00:00:00"
-                         : ValueText.dateTime(seconds: Int64(seconds), timeZone: tz ?? settings.timeZone), to: &out)
-        case let .dateTime64(precision, tz):
-            appendString(ValueText.dateTime64(ticks: load(column, row, as: Int64.self), precision: precision, timeZone: tz ?? settings.timeZone), to: &out)
-        case .time: appendString(ValueText.time(ticks: Int64(load(column, row, as: Int32.self)), precision: 0), to: &out)
-        case let .time64(precision): appendString(ValueText.time(ticks: load(column, row, as: Int64.self), precision: precision), to: &out)
-        case .uuid: appendString(ValueText.uuid(load(column, row, as: Bits128.self)), to: &out)
-        case .ipv4: appendString(ValueText.ipv4(load(column, row, as: UInt32.self)), to: &out)
-        case .ipv6: appendString(ValueText.ipv6(load(column, row, as: Bits128.self)), to: &out)
-        case let .enum8(cases):
-            let value = Int(load(column, row, as: Int8.self))
-            appendString(cases.first { $0.value == value }?.name ?? String(value), to: &out)
-        case let .enum16(cases):
-            let value = Int(load(column, row, as: Int16.self))
-            appendString(cases.first { $0.value == value }?.name ?? String(value), to: &out)
+        case .date, .date32, .dateTime, .dateTime64, .time, .time64, .uuid, .ipv4, .ipv6, .enum8, .enum16:
+            appendString(scalarText(column, row: row, settings: settings), to: &out)
         case .interval: appendInteger(String(load(column, row, as: Int64.self)), quoted: settings.quote64BitIntegers, to: &out)
         case .nothing: out += "null"
         case .nullable:
@@ -199,6 +180,36 @@ public enum JSONEachRow {
             appendJSONObject(column as! JSONObjectColumn, row: row, to: &out, settings: settings)
         case .point, .ring, .lineString, .multiLineString, .polygon, .multiPolygon, .nested, .simpleAggregateFunction:
             appendValue((column as! AliasColumn).storage, row: row, to: &out, settings: settings)
+        }
+    }
+
+    /// The text form of a date, time, UUID, IP address or enum value, shared by the text formats
+    /// (JSON quotes it, TabSeparated escapes it).
+    static func scalarText(_ column: any Column, row: Int, settings: TextFormatSettings) -> String {
+        switch column.type {
+        case .date:
+            let days = load(column, row, as: UInt16.self)
+            return days == 0 && settings.zeroDateAsZeros ? "0000-00-00" : ValueText.date(days: Int64(days))
+        case .date32: return ValueText.date(days: Int64(load(column, row, as: Int32.self)))
+        case let .dateTime(tz):
+            let seconds = load(column, row, as: UInt32.self)
+            return seconds == 0 && settings.zeroDateAsZeros ? "0000-00-00 00:00:00"
+                : ValueText.dateTime(seconds: Int64(seconds), timeZone: tz ?? settings.timeZone)
+        case let .dateTime64(precision, tz):
+            return ValueText.dateTime64(ticks: load(column, row, as: Int64.self), precision: precision, timeZone: tz ?? settings.timeZone)
+        case .time: return ValueText.time(ticks: Int64(load(column, row, as: Int32.self)), precision: 0)
+        case let .time64(precision): return ValueText.time(ticks: load(column, row, as: Int64.self), precision: precision)
+        case .uuid: return ValueText.uuid(load(column, row, as: Bits128.self))
+        case .ipv4: return ValueText.ipv4(load(column, row, as: UInt32.self))
+        case .ipv6: return ValueText.ipv6(load(column, row, as: Bits128.self))
+        case let .enum8(cases):
+            let value = Int(load(column, row, as: Int8.self))
+            return cases.first { $0.value == value }?.name ?? String(value)
+        case let .enum16(cases):
+            let value = Int(load(column, row, as: Int16.self))
+            return cases.first { $0.value == value }?.name ?? String(value)
+        default:
+            preconditionFailure("no scalar text form for \(column.type)")
         }
     }
 

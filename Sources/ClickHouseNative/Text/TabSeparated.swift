@@ -72,10 +72,7 @@ public enum TabSeparated {
         case .decimal:
             J.appendValue(column, row: row, to: &out, settings: settings)
         case .date, .date32, .dateTime, .dateTime64, .time, .time64, .uuid, .ipv4, .ipv6, .enum8, .enum16:
-            // The JSON form of these is a JSON string of exactly the text form.
-            var json = ""
-            J.appendValue(column, row: row, to: &json, settings: settings)
-            appendText(decodeJSONString(json), to: &out, quoted: quoted)
+            appendText(J.scalarText(column, row: row, settings: settings), to: &out, quoted: quoted)
         case .nothing: out += quoted ? "NULL" : "\\N"
         case .nullable:
             let nullable = column as! NullableColumn
@@ -138,31 +135,5 @@ public enum TabSeparated {
             // Integers up to 32 bits, Bool, intervals: the same text as JSON.
             J.appendValue(column, row: row, to: &out, settings: settings)
         }
-    }
-
-    /// The text inside a JSON string literal that ``JSONEachRow`` wrote (only its own escapes occur).
-    static func decodeJSONString(_ json: String) -> String {
-        guard json.hasPrefix("\""), json.hasSuffix("\""), json.count >= 2 else { return json }
-        var result = ""
-        var iterator = json.unicodeScalars.dropFirst().dropLast().makeIterator()
-        while let scalar = iterator.next() {
-            guard scalar == "\\", let escaped = iterator.next() else {
-                result.unicodeScalars.append(scalar)
-                continue
-            }
-            switch escaped {
-            case "n": result += "\n"
-            case "t": result += "\t"
-            case "r": result += "\r"
-            case "b": result += "\u{08}"
-            case "f": result += "\u{0C}"
-            case "u":
-                var hex = ""
-                for _ in 0..<4 { if let h = iterator.next() { hex.unicodeScalars.append(h) } }
-                if let value = UInt32(hex, radix: 16), let s = Unicode.Scalar(value) { result.unicodeScalars.append(s) }
-            default: result.unicodeScalars.append(escaped)
-            }
-        }
-        return result
     }
 }
