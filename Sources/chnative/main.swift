@@ -11,7 +11,7 @@ struct ChNative: AsyncParsableCommand {
         discussion: """
             Connection defaults come from CLICKHOUSE_HOST, CLICKHOUSE_PORT, CLICKHOUSE_USER, CLICKHOUSE_PASSWORD and
             CLICKHOUSE_DATABASE. Query parameters: --param_NAME=VALUE for each {NAME:Type} in the query.
-            INSERT ... FORMAT Native reads its data from standard input.
+            INSERT ... FORMAT Native|TabSeparated|TabSeparatedWithNames|JSONEachRow reads its data from standard input.
             """,
         subcommands: [Query.self, Convert.self],
         defaultSubcommand: Query.self)
@@ -116,6 +116,28 @@ struct NativeInputBlocks: AsyncSequence, Sendable {
     func makeAsyncIterator() -> AsyncIterator { AsyncIterator() }
 }
 
+/// Reads standard input in chunks and yields blocks of parsed text rows.
+struct TextInputBlocks: AsyncSequence {
+    typealias Element = Block
+    let decoder: TextInputDecoder
+    struct AsyncIterator: AsyncIteratorProtocol {
+        var decoder: TextInputDecoder
+        var finished = false
+        mutating func next() async throws -> Block? {
+            while true {
+                if let block = try decoder.nextBlock(endOfInput: finished) { return block }
+                if finished {
+                    try decoder.finish()
+                    return nil
+                }
+                let chunk = FileHandle.standardInput.readData(ofLength: 1 << 20)
+                if chunk.isEmpty { finished = true } else { decoder.append(chunk) }
+            }
+        }
+    }
+    func makeAsyncIterator() -> AsyncIterator { AsyncIterator(decoder: decoder) }
+}
+
 struct Query: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "query", abstract: "Run a query (the default subcommand).")
 
@@ -143,6 +165,10 @@ struct Query: AsyncParsableCommand {
         } catch let error as ClickHouseConnectionError {
             FileHandle.standardError.write(Data("chnative: \(error)\n".utf8))
             throw ExitCode(210 % 256)
+        } catch let error as TextInputError {
+            // Bad input aborts the INSERT (the connection is closed, so nothing partial is committed).
+            FileHandle.standardError.write(Data("chnative: \(error)\n".utf8))
+            throw ExitCode(27)
         }
     }
 
@@ -163,12 +189,20 @@ struct Query: AsyncParsableCommand {
         let server = await connection.server
 
         if let inputFormat = Self.insertFormat(query) {
-            guard inputFormat.lowercased() == "native" else {
-                throw ValidationError("INSERT input format \(inputFormat) is not supported yet; use FORMAT Native")
-            }
             // The data format is the client's business: the protocol carries blocks. A FORMAT clause
             // in the query text would make the server look for inline data instead.
-            try await connection.insert(Self.withoutFormatClause(query), blocks: NativeInputBlocks())
+            let sql = Self.withoutFormatClause(query)
+            if inputFormat.lowercased() == "native" {
+                try await connection.insert(sql, blocks: NativeInputBlocks())
+            } else if let textFormat = TextInputFormat(name: inputFormat) {
+                let timeZone = server.timeZone
+                try await connection.insert(sql, blocksFor: { header in
+                    TextInputBlocks(decoder: TextInputDecoder(format: textFormat, structure: header.columns.map { ($0.name, $0.column.type) },
+                                                              timeZone: timeZone))
+                })
+            } else {
+                throw ValidationError("INSERT input format \(inputFormat) is not supported; use Native, TabSeparated, TabSeparatedWithNames or JSONEachRow")
+            }
         } else {
             let progress = ProgressLine(enabled: isatty(2) == 1)
             var printer = BlockPrinter(format: format, settings: TextFormatSettings(server: server))
@@ -238,24 +272,46 @@ struct Convert: ParsableCommand {
         commandName: "convert", abstract: "Convert data between formats offline (no server): standard input to standard output.")
 
     @Option(help: "Column structure, e.g. \"a UInt8, b Array(String)\" (optional for Native input).") var structure: String?
-    @Option(name: .customLong("input-format"), help: "Input format: Native.") var inputFormat: String
+    @Option(name: .customLong("input-format"), help: "Input format: Native, TabSeparated, TabSeparatedWithNames, JSONEachRow.") var inputFormat: String
     @Option(name: .customLong("output-format"), help: "Output format: TabSeparated, TabSeparatedWithNames, JSONEachRow, Native.") var outputFormat: OutputFormat
 
     func run() throws {
-        guard inputFormat.lowercased() == "native" else {
-            throw ValidationError("input format \(inputFormat) is not supported yet; use Native")
-        }
-        var decoder = NativeStreamDecoder()
         var printer = BlockPrinter(format: outputFormat, settings: TextFormatSettings())
+        if inputFormat.lowercased() == "native" {
+            var decoder = NativeStreamDecoder()
+            try Self.readStandardInput { chunk, endOfInput in
+                if let chunk { decoder.append(chunk) }
+                while let block = try decoder.nextBlock(endOfInput: endOfInput) { try printer.print(block) }
+                if endOfInput { try decoder.finish() }
+            }
+        } else if let format = TextInputFormat(name: inputFormat) {
+            guard let structure else { throw ValidationError("--structure is needed for \(format.rawValue) input") }
+            var decoder = TextInputDecoder(format: format, structure: try TextInputDecoder.parseStructure(structure))
+            do {
+                try Self.readStandardInput { chunk, endOfInput in
+                    if let chunk { decoder.append(chunk) }
+                    while let block = try decoder.nextBlock(endOfInput: endOfInput) { try printer.print(block) }
+                    if endOfInput { try decoder.finish() }
+                }
+            } catch let error as TextInputError {
+                printer.flush()
+                FileHandle.standardError.write(Data("chnative: \(error)\n".utf8))
+                throw ExitCode(27)  // CANNOT_PARSE_INPUT_ASSERTION_FAILED, as clickhouse-local reports bad input
+            }
+        } else {
+            throw ValidationError("input format \(inputFormat) is not supported; use Native, TabSeparated, TabSeparatedWithNames or JSONEachRow")
+        }
+        printer.flush()
+    }
+
+    /// Calls `body` with each 1 MiB chunk of standard input, then once with nil at the end.
+    static func readStandardInput(_ body: (Data?, Bool) throws -> Void) throws {
         while true {
             let chunk = FileHandle.standardInput.readData(ofLength: 1 << 20)
             if chunk.isEmpty { break }
-            decoder.append(chunk)
-            while let block = try decoder.nextBlock() { try printer.print(block) }
+            try body(chunk, false)
         }
-        while let block = try decoder.nextBlock(endOfInput: true) { try printer.print(block) }
-        try decoder.finish()
-        printer.flush()
+        try body(nil, true)
     }
 }
 

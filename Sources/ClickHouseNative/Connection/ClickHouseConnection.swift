@@ -163,6 +163,14 @@ public actor ClickHouseConnection {
     /// a mismatch is reported before any data is sent. Returns after the server confirmed the insert.
     public func insert<Blocks: AsyncSequence>(_ sql: String, blocks: Blocks, settings: [QuerySetting] = []) async throws
     where Blocks.Element == Block {
+        try await insert(sql, settings: settings, blocksFor: { _ in blocks })
+    }
+
+    /// Inserts the blocks that `blocksFor` makes from the server's sample block (the table's
+    /// column names and types), e.g. text input parsed into exactly those columns.
+    public func insert<Blocks: AsyncSequence>(_ sql: String, settings: [QuerySetting] = [],
+                                              blocksFor: (Block) throws -> Blocks) async throws
+    where Blocks.Element == Block {
         try await prepareForRequest()
         let bytes = try encodeQuery(sql, settings: settings, parameters: [:], queryID: "")
         try machine.insertStarted()
@@ -183,7 +191,7 @@ public actor ClickHouseConnection {
         let revision = server.negotiatedRevision
         var sentAny = false
         do {
-            for try await block in blocks {
+            for try await block in try blocksFor(header!) {
                 if let mismatch = Self.mismatch(block, header!) {
                     if sentAny {
                         throw fail("INSERT block does not match the table: \(mismatch)")
