@@ -16,6 +16,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
     ],
     targets: [
         // System libraries, found through pkg-config; `scripts/setup` installs the Debian packages.
@@ -47,10 +50,20 @@ let package = Package(
             dependencies: [
                 "ClickHouseNative", "Kafka",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Hummingbird", package: "hummingbird"),
             ]
         ),
-        .executableTarget(name: "event-api", dependencies: ["EventPipeline"]),
-        .executableTarget(name: "event-consumer", dependencies: ["EventPipeline"]),
+        .executableTarget(
+            name: "event-api",
+            dependencies: ["EventPipeline", .product(name: "Hummingbird", package: "hummingbird")],
+            resources: [.embedInCode("openapi.yaml")]
+        ),
+        .executableTarget(
+            name: "event-consumer",
+            dependencies: ["EventPipeline", .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")]
+        ),
         .executableTarget(
             name: "chnative",
             dependencies: [

@@ -119,9 +119,10 @@ public actor ClickHouseConnection {
     /// (column names and types, no rows). Progress, logs, profile information, totals and extremes
     /// go to `onEvent`.
     public func query(_ sql: String, settings: [QuerySetting] = [], parameters: [String: String] = [:],
+                      externalTables: [ExternalTable] = [],
                       queryID: String = "", onEvent: (@Sendable (QueryEvent) -> Void)? = nil) async throws -> QueryResult {
         try await prepareForRequest()
-        let bytes = try encodeQuery(sql, settings: settings, parameters: parameters, queryID: queryID)
+        let bytes = try encodeQuery(sql, settings: settings, parameters: parameters, externalTables: externalTables, queryID: queryID)
         try machine.queryStarted()
         eventHandler = onEvent
         queryToken += 1
@@ -136,9 +137,10 @@ public actor ClickHouseConnection {
     }
 
     /// Runs a query and collects all its blocks (including the header block).
-    public func collect(_ sql: String, settings: [QuerySetting] = [], parameters: [String: String] = [:]) async throws -> [Block] {
+    public func collect(_ sql: String, settings: [QuerySetting] = [], parameters: [String: String] = [:],
+                        externalTables: [ExternalTable] = []) async throws -> [Block] {
         var blocks: [Block] = []
-        for try await block in try await query(sql, settings: settings, parameters: parameters) { blocks.append(block) }
+        for try await block in try await query(sql, settings: settings, parameters: parameters, externalTables: externalTables) { blocks.append(block) }
         return blocks
     }
 
@@ -255,7 +257,8 @@ public actor ClickHouseConnection {
         return "columns must be in the table's order: \(expected.joined(separator: ", "))"
     }
 
-    private func encodeQuery(_ sql: String, settings: [QuerySetting], parameters: [String: String], queryID: String) throws -> [UInt8] {
+    private func encodeQuery(_ sql: String, settings: [QuerySetting], parameters: [String: String],
+                             externalTables: [ExternalTable] = [], queryID: String) throws -> [UInt8] {
         guard let info else { throw ClickHouseConnectionError.closed("no handshake") }
         var merged = configuration.settings.filter { base in !settings.contains { $0.name == base.name } } + settings
         if configuration.compression == .zstd, !merged.contains(where: { $0.name == "network_compression_method" }) {
@@ -268,7 +271,11 @@ public actor ClickHouseConnection {
         try ClientPackets.query(.init(id: queryID, text: sql, settings: merged, parameters: parameters,
                                       compression: compressed, quotaKey: configuration.quotaKey),
                                 identity: configuration.identity, revision: info.negotiatedRevision, to: &writer)
-        // Every query is followed by the (empty) list of external tables.
+        // Every query is followed by its external tables, then an empty block that ends the list.
+        for table in externalTables {
+            try ClientPackets.data(table.block, table: table.name, compression: compressed ? configuration.compression : nil,
+                                   revision: info.negotiatedRevision, to: &writer)
+        }
         try ClientPackets.data(Block(columns: []), compression: compressed ? configuration.compression : nil,
                                revision: info.negotiatedRevision, to: &writer)
         decoder.compression = compressed

@@ -200,9 +200,9 @@ enum ClientPackets {
 
     /// A Data packet: table name (never compressed), then the block, in compressed frames when the
     /// query uses compression (the block always ends a frame).
-    static func data(_ block: Block, compression: CompressionMethod?, revision: UInt64, to writer: inout ByteWriter) throws {
+    static func data(_ block: Block, table: String = "", compression: CompressionMethod?, revision: UInt64, to writer: inout ByteWriter) throws {
         writer.writeVarUInt(ClientPacketCode.data.rawValue)
-        writer.writeString("")
+        writer.writeString(table)
         let layout = BlockLayout(hasBlockInfo: true, hasCustomSerializationFlag: revision >= ProtocolRevision.withCustomSerialization)
         if let compression {
             var blockWriter = ByteWriter()
@@ -215,4 +215,16 @@ enum ClientPackets {
 
     static func cancel(to writer: inout ByteWriter) { writer.writeVarUInt(ClientPacketCode.cancel.rawValue) }
     static func ping(to writer: inout ByteWriter) { writer.writeVarUInt(ClientPacketCode.ping.rawValue) }
+}
+
+/// A table sent along with a query (the protocol's external data): the query reads it by `name`
+/// like a temporary table. It carries values into a query without putting them in its text, on
+/// every server version (query parameters need revision 54459).
+public struct ExternalTable: Sendable {
+    public var name: String
+    public var block: Block
+    public init(name: String, block: Block) {
+        self.name = name
+        self.block = block
+    }
 }

@@ -77,8 +77,9 @@ public actor ClickHouseClient {
     }
 
     /// Collects all blocks of a query (the first is the header block).
-    public func collect(_ sql: String, settings: [QuerySetting] = [], parameters: [String: String] = [:]) async throws -> [Block] {
-        try await withConnection { try await $0.collect(sql, settings: settings, parameters: parameters) }
+    public func collect(_ sql: String, settings: [QuerySetting] = [], parameters: [String: String] = [:],
+                        externalTables: [ExternalTable] = []) async throws -> [Block] {
+        try await withConnection { try await $0.collect(sql, settings: settings, parameters: parameters, externalTables: externalTables) }
     }
 
     public func execute(_ sql: String, settings: [QuerySetting] = [], parameters: [String: String] = [:]) async throws {
