@@ -1,0 +1,249 @@
+import CRdKafka
+import Foundation
+import Logging
+
+/// Where the broker stored an acknowledged message.
+public struct KafkaDeliveryReport: Sendable, Equatable {
+    public var partition: Int32
+    public var offset: Int64
+}
+
+/// An idempotent producer (`enable.idempotence=true`, `acks=all`, LZ4) whose `send` returns once the
+/// broker acknowledged the message.
+///
+/// librdkafka serves delivery reports from `rd_kafka_poll`, which a dedicated thread calls; each
+/// pending `send` holds a retained box that the report resumes. While every broker is down, `send`
+/// fails at once rather than queueing messages that would only time out later.
+public final class KafkaProducer: @unchecked Sendable {
+    /// Defaults applied unless the configuration names the property itself.
+    public static let defaultProperties: [String: String] = [
+        "enable.idempotence": "true",
+        "acks": "all",
+        "compression.codec": "lz4",
+        "linger.ms": "5",
+        // A message not acknowledged within this time fails, so an API request never waits long.
+        "message.timeout.ms": "10000",
+        "queue.buffering.max.messages": "100000",
+    ]
+
+    private let handle: OpaquePointer
+    private let state: ProducerState
+    private let logger: Logger
+    private let topicsLock = NSLock()
+    private var topicHandles: [String: OpaquePointer] = [:]
+    private let pollThread: Thread
+    private var closed = false
+
+    public init(configuration: KafkaConfiguration, logger: Logger = Logger(label: "kafka.producer")) throws {
+        guard KafkaLibrary.isSupported else {
+            throw KafkaError(code: -1, message: "librdkafka \(KafkaLibrary.version) is too old (2.1 or newer is required)")
+        }
+        var merged = configuration
+        for (key, value) in Self.defaultProperties where merged[key] == nil { merged[key] = value }
+        let conf = try merged.makeNativeConfiguration()
+        let state = ProducerState(logger: logger)
+        rd_kafka_conf_set_opaque(conf, Unmanaged.passUnretained(state).toOpaque())
+        rd_kafka_conf_set_dr_msg_cb(conf, producerDeliveryCallback)
+        rd_kafka_conf_set_error_cb(conf, producerErrorCallback)
+        var errorText = [CChar](repeating: 0, count: 512)
+        guard let handle = rd_kafka_new(RD_KAFKA_PRODUCER, conf, &errorText, errorText.count) else {
+            rd_kafka_conf_destroy(conf)
+            throw KafkaError(code: -1, message: "cannot create Kafka producer: \(cString(errorText))")
+        }
+        self.handle = handle
+        self.state = state
+        self.logger = logger
+        // The thread holds only the handle and the state, never self, so deinit can still run.
+        let pollable = UncheckedHandle(handle)
+        pollThread = Thread { [state] in
+            while !state.isStopping {
+                rd_kafka_poll(pollable.pointer, 100)
+                state.probeBrokersIfDown(pollable.pointer)
+            }
+        }
+        pollThread.name = "kafka-producer-poll"
+        pollThread.start()
+        logger.info("Kafka producer started", metadata: ["librdkafka": "\(KafkaLibrary.version)",
+                                                          "brokers": "\(merged["bootstrap.servers"] ?? "")"])
+    }
+
+    deinit {
+        close(timeoutMilliseconds: 0)
+    }
+
+    /// Why sends fail at once right now (every broker down, fatal producer error), or nil.
+    public var unavailableReason: String? { state.unavailableReason }
+
+    /// Sends `value` with `key` (messages with equal keys keep their order in one partition) and
+    /// returns when the broker acknowledged it. Fails at once when the local queue is full or no
+    /// broker is reachable, and after `message.timeout.ms` when the broker never acknowledges.
+    public func send(topic: String, key: [UInt8], value: [UInt8]) async throws -> KafkaDeliveryReport {
+        if let reason = state.unavailableReason {
+            throw KafkaError(code: RD_KAFKA_RESP_ERR__TRANSPORT.rawValue, message: "Kafka unavailable: \(reason)")
+        }
+        let topicHandle = try self.topicHandle(topic)
+        return try await withCheckedThrowingContinuation { continuation in
+            let box = Unmanaged.passRetained(DeliveryBox(continuation)).toOpaque()
+            let result = value.withUnsafeBytes { payload in
+                key.withUnsafeBytes { keyBytes in
+                    // RD_KAFKA_MSG_F_COPY (0x2): librdkafka copies the bytes, so ours can go at once.
+                    rd_kafka_produce(topicHandle, -1, 0x2, UnsafeMutableRawPointer(mutating: payload.baseAddress), payload.count,
+                                     keyBytes.baseAddress, keyBytes.count, box)
+                }
+            }
+            if result != 0 {
+                let error = rd_kafka_last_error()
+                Unmanaged<DeliveryBox>.fromOpaque(box).release()
+                continuation.resume(throwing: KafkaError(error, context: "cannot queue a message for \(topic)"))
+            }
+        }
+    }
+
+    /// Waits until every queued message was delivered or failed; false on timeout.
+    @discardableResult
+    public func flush(timeoutMilliseconds: Int32) -> Bool {
+        rd_kafka_flush(handle, timeoutMilliseconds) == RD_KAFKA_RESP_ERR_NO_ERROR
+    }
+
+    /// Messages queued locally or in flight.
+    public var outstandingMessages: Int { Int(rd_kafka_outq_len(handle)) }
+
+    /// Asks the brokers for metadata (readiness checks); throws when none answers in time.
+    public func checkBrokers(timeoutMilliseconds: Int32 = 2000) throws {
+        var metadata: UnsafePointer<rd_kafka_metadata>?
+        let error = rd_kafka_metadata(handle, 0, nil, &metadata, timeoutMilliseconds)
+        if let metadata { rd_kafka_metadata_destroy(metadata) }
+        guard error == RD_KAFKA_RESP_ERR_NO_ERROR else { throw KafkaError(error, context: "Kafka metadata request failed") }
+        state.markAvailable()
+    }
+
+    /// Flushes what is queued (up to `timeoutMilliseconds`), then releases librdkafka's resources.
+    /// Messages still undelivered then fail their `send` with a purge error.
+    public func close(timeoutMilliseconds: Int32 = 10_000) {
+        topicsLock.lock()
+        guard !closed else {
+            topicsLock.unlock()
+            return
+        }
+        closed = true
+        topicsLock.unlock()
+        if rd_kafka_flush(handle, timeoutMilliseconds) != RD_KAFKA_RESP_ERR_NO_ERROR {
+            logger.warning("Kafka producer closing with undelivered messages", metadata: ["count": "\(outstandingMessages)"])
+            rd_kafka_purge(handle, 0x1 | 0x2)  // RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT
+            rd_kafka_poll(handle, 0)  // serve the purged messages' reports
+        }
+        state.stop()
+        while !pollThread.isFinished { usleep(1000) }
+        for (_, topic) in topicHandles { rd_kafka_topic_destroy(topic) }
+        topicHandles.removeAll()
+        rd_kafka_destroy(handle)
+    }
+
+    private func topicHandle(_ name: String) throws -> OpaquePointer {
+        topicsLock.lock()
+        defer { topicsLock.unlock() }
+        guard !closed else { throw KafkaError(code: -1, message: "the Kafka producer is closed") }
+        if let existing = topicHandles[name] { return existing }
+        guard let topic = rd_kafka_topic_new(handle, name, nil) else {
+            throw KafkaError(rd_kafka_last_error(), context: "cannot open topic \(name)")
+        }
+        topicHandles[name] = topic
+        return topic
+    }
+}
+
+/// librdkafka handles are safe to use from any thread.
+struct UncheckedHandle: @unchecked Sendable {
+    let pointer: OpaquePointer
+    init(_ pointer: OpaquePointer) { self.pointer = pointer }
+}
+
+/// The continuation of one `send`, retained while librdkafka holds the message.
+final class DeliveryBox {
+    let continuation: CheckedContinuation<KafkaDeliveryReport, any Error>
+    init(_ continuation: CheckedContinuation<KafkaDeliveryReport, any Error>) { self.continuation = continuation }
+}
+
+/// Producer state shared with librdkafka's callbacks (through the configuration's opaque pointer).
+final class ProducerState: @unchecked Sendable {
+    private let lock = NSLock()
+    private var downReason: String?
+    private var fatalReason: String?
+    private var stopping = false
+    private var lastProbe = ContinuousClock.now
+    let logger: Logger
+
+    init(logger: Logger) { self.logger = logger }
+
+    var isStopping: Bool { lock.withLock { stopping } }
+    func stop() { lock.withLock { stopping = true } }
+
+    var unavailableReason: String? { lock.withLock { fatalReason ?? downReason } }
+
+    func markDown(_ reason: String) {
+        let changed = lock.withLock { () -> Bool in
+            defer { downReason = reason }
+            return downReason == nil
+        }
+        if changed { logger.error("all Kafka brokers are down; sends fail until one answers", metadata: ["reason": "\(reason)"]) }
+    }
+
+    func markAvailable() {
+        let changed = lock.withLock { () -> Bool in
+            defer { downReason = nil }
+            return downReason != nil
+        }
+        if changed { logger.info("Kafka brokers reachable again") }
+    }
+
+    func markFatal(_ reason: String) {
+        lock.withLock { fatalReason = reason }
+        logger.critical("fatal Kafka producer error", metadata: ["reason": "\(reason)"])
+    }
+
+    /// While the brokers are marked down, asks for metadata once a second to notice their return.
+    func probeBrokersIfDown(_ handle: OpaquePointer) {
+        let due = lock.withLock { () -> Bool in
+            guard downReason != nil, ContinuousClock.now - lastProbe > .seconds(1) else { return false }
+            lastProbe = ContinuousClock.now
+            return true
+        }
+        guard due else { return }
+        var metadata: UnsafePointer<rd_kafka_metadata>?
+        if rd_kafka_metadata(handle, 0, nil, &metadata, 500) == RD_KAFKA_RESP_ERR_NO_ERROR { markAvailable() }
+        if let metadata { rd_kafka_metadata_destroy(metadata) }
+    }
+}
+
+private func producerDeliveryCallback(_ handle: OpaquePointer?, _ message: UnsafePointer<rd_kafka_message_t>?,
+                                      _ opaque: UnsafeMutableRawPointer?) {
+    guard let message, let boxPointer = message.pointee._private else { return }
+    let box = Unmanaged<DeliveryBox>.fromOpaque(boxPointer).takeRetainedValue()
+    let error = message.pointee.err
+    if error == RD_KAFKA_RESP_ERR_NO_ERROR {
+        if let opaque { Unmanaged<ProducerState>.fromOpaque(opaque).takeUnretainedValue().markAvailable() }
+        box.continuation.resume(returning: KafkaDeliveryReport(partition: message.pointee.partition, offset: message.pointee.offset))
+    } else {
+        box.continuation.resume(throwing: KafkaError(error, context: "message not delivered"))
+    }
+}
+
+private func producerErrorCallback(_ handle: OpaquePointer?, _ code: Int32, _ reason: UnsafePointer<CChar>?,
+                                   _ opaque: UnsafeMutableRawPointer?) {
+    guard let opaque else { return }
+    let state = Unmanaged<ProducerState>.fromOpaque(opaque).takeUnretainedValue()
+    let text = reason.map { String(cString: $0) } ?? "unknown"
+    if code == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN.rawValue {
+        state.markDown(text)
+    } else if code == RD_KAFKA_RESP_ERR__FATAL.rawValue, let handle {
+        var buffer = [CChar](repeating: 0, count: 512)
+        let fatal = rd_kafka_fatal_error(handle, &buffer, buffer.count)
+        state.markFatal("\(String(cString: rd_kafka_err2str(fatal))): \(cString(buffer))")
+    } else {
+        state.logger.warning("Kafka producer error", metadata: ["code": "\(code)", "reason": "\(text)"])
+    }
+}
+
+func cString(_ buffer: [CChar]) -> String {
+    String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+}
