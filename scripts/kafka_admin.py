@@ -32,7 +32,9 @@ def ensure_topic(brokers, name, partitions):
     admin = client(brokers)
     if name in admin.list_topics(timeout=5).topics:
         return 0
-    futures = admin.create_topics([NewTopic(name, num_partitions=int(partitions), replication_factor=1)])
+    # The message size limit sits above the API body limit (1 MiB) plus the envelope, as in docker-compose.yml.
+    futures = admin.create_topics([NewTopic(name, num_partitions=int(partitions), replication_factor=1,
+                                            config={"max.message.bytes": "2097152"})])
     futures[name].result(timeout=10)
     # Metadata may lag the creation by a moment; wait until the topic is visible with its partitions.
     deadline = time.monotonic() + 10

@@ -1,3 +1,7 @@
+import ClickHouseNative
+import Foundation
+import Kafka
+
 /// Configuration of the pipeline's processes, read from environment variables.
 ///
 /// Every variable has a default that works with `scripts/services` on one machine. Invalid values are
@@ -14,6 +18,16 @@ public struct PipelineConfiguration: Sendable, Equatable {
     public var kafkaGroupID: String
     public var consumerBatchSize: Int
     public var consumerFlushIntervalMilliseconds: Int
+    public var consumerMetricsPort: Int
+    /// Events whose latest row the consumer keeps in memory, so updates need no ClickHouse lookup.
+    public var consumerCacheRows: Int
+    public var kafkaDeadLetterTopic: String
+    /// Extra librdkafka properties from `KAFKA_PROPERTY_<name>` variables.
+    public var kafkaProperties: [String: String]
+    /// Largest accepted body of a single-event request; the Kafka message limit is set above it.
+    public var apiMaxBodyBytes: Int
+    /// Bearer tokens accepted by the API; empty: no authentication.
+    public var apiKeys: [String]
 
     public init(environment: [String: String]) throws(ConfigurationError) {
         let reader = EnvironmentReader(environment)
@@ -28,6 +42,29 @@ public struct PipelineConfiguration: Sendable, Equatable {
         kafkaGroupID = try reader.string("KAFKA_GROUP_ID", default: "event-consumer-group")
         consumerBatchSize = try reader.integer("CONSUMER_BATCH_SIZE", default: 500, in: 1...1_000_000)
         consumerFlushIntervalMilliseconds = try reader.integer("CONSUMER_FLUSH_INTERVAL_MS", default: 200, in: 1...3_600_000)
+        consumerMetricsPort = try reader.integer("CONSUMER_METRICS_PORT", default: 9464, in: 1...65535)
+        consumerCacheRows = try reader.integer("CONSUMER_CACHE_ROWS", default: 200_000, in: 0...100_000_000)
+        kafkaDeadLetterTopic = try reader.string("KAFKA_DLQ_TOPIC", default: "events.dlq")
+        kafkaProperties = KafkaConfiguration.properties(fromEnvironment: environment)
+        apiMaxBodyBytes = try reader.integer("API_MAX_BODY_BYTES", default: 1 << 20, in: 1024...(1 << 20))
+        apiKeys = (environment["API_KEYS"] ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+    }
+
+    /// librdkafka properties: the brokers, a message size limit above the API's body limit
+    /// (envelope overhead included) and whatever `KAFKA_PROPERTY_*` adds or overrides.
+    public var kafka: KafkaConfiguration {
+        var properties = ["message.max.bytes": String(Self.kafkaMessageMaxBytes)]
+        properties.merge(kafkaProperties) { $1 }
+        return KafkaConfiguration(brokers: kafkaBrokers, properties)
+    }
+
+    /// 2 MiB: an envelope is never longer than the request body plus a few hundred bytes (re-encoding
+    /// a string never takes more bytes than its escaped form in the request), so 1 MiB bodies fit.
+    public static let kafkaMessageMaxBytes = 2 << 20
+
+    public var clickHouse: ClickHouseConfiguration {
+        ClickHouseConfiguration(host: clickHouseHost, port: clickHousePort, database: "", user: clickHouseUser,
+                                password: clickHousePassword, compression: .lz4)
     }
 }
 

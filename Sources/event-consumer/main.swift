@@ -1,6 +1,53 @@
-// Placeholder until issue #5 lands: the target exists so the package layout is complete, and it says
-// so plainly instead of pretending to work.
+import ClickHouseNative
+import EventPipeline
 import Foundation
+import Kafka
+import Logging
+import ServiceLifecycle
 
-FileHandle.standardError.write(Data("event-consumer: not implemented yet (see issue #5)\n".utf8))
-exit(2)
+/// event-consumer: Kafka topic `events` → ClickHouse, configured by environment variables
+/// (see README's configuration table). SIGTERM/SIGINT: stop fetching, write and commit what is
+/// in hand, exit 0.
+LoggingSystem.bootstrap { label in
+    var handler = StreamLogHandler.standardError(label: label)
+    handler.logLevel = Logger.Level(rawValue: ProcessInfo.processInfo.environment["LOG_LEVEL"] ?? "info") ?? .info
+    return handler
+}
+let logger = Logger(label: "event-consumer")
+
+let configuration: PipelineConfiguration
+do {
+    configuration = try PipelineConfiguration(environment: ProcessInfo.processInfo.environment)
+} catch {
+    FileHandle.standardError.write(Data("event-consumer: invalid configuration: \(error)\n".utf8))
+    exit(2)
+}
+logger.info("starting", metadata: [
+    "librdkafka": "\(KafkaLibrary.version)", "brokers": "\(configuration.kafkaBrokers)", "topic": "\(configuration.kafkaTopic)",
+    "group": "\(configuration.kafkaGroupID)", "clickhouse": "\(configuration.clickHouseHost):\(configuration.clickHousePort)",
+    "database": "\(configuration.clickHouseDatabase)", "batch_size": "\(configuration.consumerBatchSize)",
+    "flush_interval_ms": "\(configuration.consumerFlushIntervalMilliseconds)",
+])
+
+let client = ClickHouseClient(hosts: [configuration.clickHouse], logger: Logger(label: "clickhouse"))
+let metrics = ConsumerMetrics()
+let consumer = EventConsumer(options: .init(configuration), kafka: configuration.kafka,
+                             repository: EventRepository(client: client, database: configuration.clickHouseDatabase),
+                             metrics: metrics, logger: logger)
+let group = ServiceGroup(
+    configuration: .init(
+        services: [
+            .init(service: consumer, successTerminationBehavior: .gracefullyShutdownGroup, failureTerminationBehavior: .gracefullyShutdownGroup),
+            .init(service: makeMetricsServer(registry: metrics.registry, port: configuration.consumerMetricsPort)),
+        ],
+        gracefulShutdownSignals: [.sigterm, .sigint],
+        logger: logger))
+do {
+    try await group.run()
+    await client.shutdown()
+    logger.info("stopped")
+} catch {
+    logger.critical("stopped with an error", metadata: ["error": "\(error)"])
+    await client.shutdown()
+    exit(1)
+}

@@ -1,0 +1,355 @@
+import ClickHouseNative
+import Foundation
+import Kafka
+import Logging
+import ServiceLifecycle
+
+/// Moves events from Kafka into ClickHouse: batches of up to `CONSUMER_BATCH_SIZE` messages (or
+/// whatever arrived within `CONSUMER_FLUSH_INTERVAL_MS`), one INSERT per batch, offsets committed
+/// only after the INSERT succeeded. At-least-once delivery; replays write identical rows or
+/// nothing (see ``BatchPlanner``), so no duplicate is ever visible.
+///
+/// The loop runs on a thread of its own: librdkafka calls the rebalance handler inside `poll`,
+/// and on revoke the batch in hand must be written and committed before the partitions go, which
+/// means waiting there for ClickHouse.
+public final class EventConsumer: Service, @unchecked Sendable {
+    public struct Options: Sendable {
+        public var batchSize: Int
+        public var flushInterval: Duration
+        public var cacheRows: Int
+        public var topic: String
+        public var deadLetterTopic: String
+        public var groupID: String
+        /// Longest wait between two attempts of a failing INSERT.
+        public var maximumBackoff: Duration = .seconds(5)
+        /// How long a revoke or shutdown keeps trying to write the batch in hand; after that its
+        /// offsets stay uncommitted and the next owner of the partitions consumes it again.
+        public var finalFlushTimeout: Duration = .seconds(20)
+
+        public init(_ configuration: PipelineConfiguration) {
+            batchSize = configuration.consumerBatchSize
+            flushInterval = .milliseconds(configuration.consumerFlushIntervalMilliseconds)
+            cacheRows = configuration.consumerCacheRows
+            topic = configuration.kafkaTopic
+            deadLetterTopic = configuration.kafkaDeadLetterTopic
+            groupID = configuration.kafkaGroupID
+        }
+    }
+
+    let options: Options
+    let kafkaConfiguration: KafkaConfiguration
+    let repository: EventRepository
+    let metrics: ConsumerMetrics
+    let logger: Logger
+    private let stopLock = NSLock()
+    private var stopRequested = false
+
+    // State of the loop thread (only touched there, including inside rebalance callbacks).
+    private var consumer: KafkaConsumer?
+    private var deadLetters: KafkaProducer?
+    private var batch: [KafkaMessage] = []
+    private var batchStarted: ContinuousClock.Instant?
+    private var overflow: [KafkaMessage] = []
+    private var cache: RowCache
+    private var flushing = false
+    private var revokedWhileFlushing = Set<TopicPartition>()
+
+    public init(options: Options, kafka: KafkaConfiguration, repository: EventRepository, metrics: ConsumerMetrics, logger: Logger) {
+        self.options = options
+        self.kafkaConfiguration = kafka
+        self.repository = repository
+        self.metrics = metrics
+        self.logger = logger
+        self.cache = RowCache(capacity: options.cacheRows)
+    }
+
+    private var isStopping: Bool { stopLock.withLock { stopRequested } }
+
+    public func run() async throws {
+        try await withGracefulShutdownHandler {
+            try await migrateWhenReachable()
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, Error>) in
+                let thread = Thread { [self] in
+                    do {
+                        try loop()
+                        continuation.resume()
+                    } catch {
+                        logger.critical("consumer loop failed", metadata: ["error": "\(error)"])
+                        continuation.resume(throwing: error)
+                    }
+                }
+                thread.name = "event-consumer"
+                thread.start()
+            }
+        } onGracefulShutdown: { [self] in
+            logger.info("shutting down: stop fetching, flush, commit")
+            stopLock.withLock { stopRequested = true }
+        }
+    }
+
+    /// Creates the schema, retrying while ClickHouse is not reachable yet (containers start in any order).
+    private func migrateWhenReachable() async throws {
+        var delay = Duration.milliseconds(200)
+        while true {
+            do {
+                try await repository.schema.migrate(repository.client)
+                return
+            } catch {
+                if isStopping || Task.isCancelled { throw error }
+                logger.warning("schema migration failed; retrying", metadata: ["error": "\(error)", "retry_in": "\(delay)"])
+                try await Task.sleep(for: delay)
+                delay = min(delay * 2, options.maximumBackoff)
+            }
+        }
+    }
+
+    // MARK: The loop (consumer thread)
+
+    private func loop() throws {
+        let consumer = try KafkaConsumer(
+            configuration: kafkaConfiguration, groupID: options.groupID, topics: [options.topic],
+            rebalance: KafkaRebalanceHandler(
+                assigned: { [weak self] partitions in self?.metrics.assignedPartitions.set(to: Double(partitions.count)) },
+                revoked: { [weak self] partitions in self?.partitionsRevoked(partitions) }),
+            logger: logger)
+        let deadLetters = try KafkaProducer(configuration: kafkaConfiguration, logger: logger)
+        self.consumer = consumer
+        self.deadLetters = deadLetters
+        var lastLagUpdate = ContinuousClock.now
+        while !isStopping {
+            let message: KafkaMessage?
+            if !overflow.isEmpty {
+                message = overflow.removeFirst()
+            } else {
+                message = try consumer.poll(timeoutMilliseconds: pollTimeout())
+            }
+            if let message {
+                if batch.isEmpty { batchStarted = .now }
+                batch.append(message)
+                metrics.messagesConsumed.increment()
+            }
+            if batch.count >= options.batchSize || (batchStarted.map { .now - $0 >= options.flushInterval } ?? false) {
+                flush(deadline: nil)
+            }
+            if ContinuousClock.now - lastLagUpdate > .seconds(1) {
+                metrics.lag.set(to: Double(consumer.lag))
+                lastLagUpdate = .now
+            }
+        }
+        // Graceful shutdown: write and commit what is in hand, then leave the group.
+        flush(deadline: .now + options.finalFlushTimeout)
+        consumer.close()
+        deadLetters.close(timeoutMilliseconds: 10_000)
+        self.consumer = nil
+        self.deadLetters = nil
+        logger.info("consumer stopped")
+    }
+
+    private func pollTimeout() -> Int32 {
+        guard let started = batchStarted else { return 100 }
+        let remaining = options.flushInterval - (.now - started)
+        let milliseconds = remaining.components.seconds * 1000 + remaining.components.attoseconds / 1_000_000_000_000_000
+        return Int32(max(0, min(100, milliseconds)))
+    }
+
+    /// Revoke: write and commit the batch in hand while the partitions are still ours.
+    private func partitionsRevoked(_ partitions: [TopicPartition]) {
+        metrics.assignedPartitions.set(to: 0)
+        if flushing {
+            // Called from a poll inside a retry of the batch being written: finish it, but do not
+            // commit the revoked partitions (their next owner starts from the last commit and
+            // writes identical rows).
+            revokedWhileFlushing.formUnion(partitions)
+        } else {
+            flush(deadline: .now + options.finalFlushTimeout, polling: false)
+        }
+        let revoked = Set(partitions)
+        batch.removeAll { revoked.contains($0.topicPartition) }
+        overflow.removeAll { revoked.contains($0.topicPartition) }
+        if batch.isEmpty { batchStarted = nil }
+        cache.forget(partitions: Set(partitions.map(\.partition)))
+    }
+
+    /// Writes the batch: plan, dead letters, one INSERT, commit. Retries failures with capped
+    /// backoff (pausing the partitions) until it succeeds or `deadline` passes.
+    private func flush(deadline initialDeadline: ContinuousClock.Instant?, polling: Bool = true) {
+        guard !batch.isEmpty, let consumer else {
+            batchStarted = nil
+            return
+        }
+        flushing = true
+        defer {
+            flushing = false
+            revokedWhileFlushing.removeAll()
+        }
+        let messages = batch
+        let events = messages.map { message in
+            ConsumedEvent(partition: message.partition, offset: message.offset,
+                          envelope: Result { () throws(EnvelopeError) -> EventEnvelope in try EventEnvelope.decode(message.value) })
+        }
+        var deadline = initialDeadline
+        var partitionOf: [UUID: Int32] = [:]
+        for event in events {
+            if case let .success(envelope) = event.envelope { partitionOf[envelope.eventID] = event.partition }
+        }
+        var paused: [TopicPartition] = []
+        var attempt = 0
+        let started = ContinuousClock.now
+        defer { consumer.resume(paused) }
+        while true {
+            do {
+                let plan = try planBatch(events)
+                try sendDeadLetters(plan.deadLetters, messages: messages)
+                let insertStarted = ContinuousClock.now
+                try blocking { [repository] in try await repository.insert(plan.rows) }
+                metrics.insertDuration.record(ContinuousClock.now - insertStarted)
+                metrics.rowsInserted.increment(by: Int64(plan.rows.count))
+                metrics.batchSize.record(Double(messages.count))
+                metrics.replays.increment(by: Int64(plan.replays))
+                metrics.duplicateCreates.increment(by: Int64(plan.duplicateCreates))
+                for row in plan.rows { cache.store(row, partition: partitionOf[row.id]) }
+                commit(messages, consumer: consumer)
+                logger.debug("batch written", metadata: ["messages": "\(messages.count)", "rows": "\(plan.rows.count)",
+                                                          "dead_letters": "\(plan.deadLetters.count)", "ms": "\(ContinuousClock.now - started)"])
+                break
+            } catch {
+                attempt += 1
+                metrics.insertRetries.increment()
+                let backoff = min(Duration.milliseconds(100) * (1 << min(attempt, 10)), options.maximumBackoff)
+                if let deadline, ContinuousClock.now + backoff > deadline {
+                    logger.error("batch not written before the deadline; its offsets stay uncommitted and it will be consumed again",
+                                 metadata: ["error": "\(error)", "messages": "\(messages.count)"])
+                    break
+                }
+                logger.warning("batch write failed; retrying", metadata: ["error": "\(error)", "attempt": "\(attempt)", "retry_in": "\(backoff)"])
+                if paused.isEmpty {
+                    paused = consumer.assignment
+                    consumer.pause(paused)
+                }
+                if polling {
+                    // Keep polling so the group does not evict us; whatever still arrives waits.
+                    let waitUntil = ContinuousClock.now + backoff
+                    while ContinuousClock.now < waitUntil {
+                        if let message = try? consumer.poll(timeoutMilliseconds: 100) { overflow.append(message) }
+                    }
+                } else {
+                    Thread.sleep(forTimeInterval: Double(backoff.components.seconds) + Double(backoff.components.attoseconds) / 1e18)
+                }
+                if isStopping && deadline == nil {
+                    // Shutdown while ClickHouse is down: the batch gets the final-flush time, no more.
+                    deadline = .now + options.finalFlushTimeout
+                }
+            }
+        }
+        batch.removeAll()
+        batchStarted = nil
+    }
+
+    /// Looks up the stored rows the batch needs (cache first, then one query) and plans it.
+    private func planBatch(_ events: [ConsumedEvent]) throws -> BatchPlan {
+        let needed = BatchPlanner.idsToLookUp(events)
+        var current: [UUID: EventRow] = [:]
+        var missing: [UUID] = []
+        for id in needed {
+            if let row = cache.row(id) { current[id] = row } else { missing.append(id) }
+        }
+        if !missing.isEmpty {
+            let lookup = missing
+            let fetched = try blocking { [repository] in try await repository.currentRows(lookup) }
+            metrics.lookups.increment(by: Int64(missing.count))
+            current.merge(fetched) { $1 }
+        }
+        return BatchPlanner.plan(events, current: current)
+    }
+
+    private func sendDeadLetters(_ letters: [DeadLetter], messages: [KafkaMessage]) throws {
+        guard !letters.isEmpty, let deadLetters else { return }
+        let topic = options.deadLetterTopic
+        let sourceTopic = options.topic
+        let payloads: [(key: [UInt8], value: [UInt8])] = letters.map { letter in
+            let original = messages.first { $0.partition == letter.partition && $0.offset == letter.offset }
+            var json = JSONWriter()
+            json.bytes.append(UInt8(ascii: "{"))
+            json.key("reason", first: true)
+            json.string(letter.reason)
+            json.key("topic")
+            json.string(sourceTopic)
+            json.key("partition")
+            json.integer(letter.partition)
+            json.key("offset")
+            json.integer(letter.offset)
+            json.key("event_id")
+            if let id = letter.eventID { json.string(id.lowercasedString) } else { json.null() }
+            json.key("message")
+            let value = original?.value ?? []
+            if let text = String(validating: value, as: UTF8.self) { json.string(text) } else { json.string(Data(value).base64EncodedString()) }
+            json.bytes.append(UInt8(ascii: "}"))
+            return (original?.key ?? [], json.bytes)
+        }
+        try blocking {
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for payload in payloads {
+                    group.addTask { _ = try await deadLetters.send(topic: topic, key: payload.key, value: payload.value) }
+                }
+                try await group.waitForAll()
+            }
+        }
+        metrics.deadLetters.increment(by: Int64(letters.count))
+        for letter in letters {
+            logger.warning("message sent to the dead-letter topic", metadata: [
+                "partition": "\(letter.partition)", "offset": "\(letter.offset)", "reason": "\(letter.reason)"])
+        }
+    }
+
+    private func commit(_ messages: [KafkaMessage], consumer: KafkaConsumer) {
+        var offsets: [TopicPartition: Int64] = [:]
+        for message in messages where !revokedWhileFlushing.contains(message.topicPartition) {
+            offsets[message.topicPartition] = max(offsets[message.topicPartition] ?? 0, message.offset + 1)
+        }
+        do {
+            try consumer.commit(offsets)
+        } catch {
+            // The rows are written; a failed commit only means these messages come again and change nothing.
+            logger.warning("offset commit failed; the batch will be consumed again", metadata: ["error": "\(error)"])
+        }
+    }
+
+    /// Runs async work from the consumer thread and waits for it.
+    private func blocking<T: Sendable>(_ operation: @escaping @Sendable () async throws -> T) throws -> T {
+        let semaphore = DispatchSemaphore(value: 0)
+        let box = ResultBox<T>()
+        Task {
+            do { box.result = .success(try await operation()) } catch { box.result = .failure(error) }
+            semaphore.signal()
+        }
+        semaphore.wait()
+        return try box.result!.get()
+    }
+}
+
+private final class ResultBox<T>: @unchecked Sendable {
+    var result: Result<T, Error>?
+}
+
+/// The latest row of recently written events, per Kafka partition, so updates and deletes of
+/// them need no ClickHouse lookup. Valid while this consumer owns the partition (no one else
+/// writes those events then); entries of a revoked partition are dropped. Bounded by row count:
+/// when full, it starts over (recent events are written again soon enough).
+struct RowCache {
+    let capacity: Int
+    private var rows: [UUID: (row: EventRow, partition: Int32)] = [:]
+
+    init(capacity: Int) { self.capacity = capacity }
+
+    func row(_ id: UUID) -> EventRow? { rows[id]?.row }
+
+    mutating func store(_ row: EventRow, partition: Int32?) {
+        guard capacity > 0, let partition else { return }
+        if rows.count >= capacity, rows[row.id] == nil { rows.removeAll(keepingCapacity: true) }
+        rows[row.id] = (row, partition)
+    }
+
+    mutating func forget(partitions: Set<Int32>) {
+        rows = rows.filter { !partitions.contains($0.value.partition) }
+    }
+}

@@ -1,0 +1,149 @@
+import Foundation
+
+/// What happens to an event.
+public enum EventOperation: Sendable, Equatable {
+    case create(EventFields, idSuppliedByClient: Bool)
+    case update(EventPatch)
+    case delete
+
+    var name: String {
+        switch self {
+        case .create: return "create"
+        case .update: return "update"
+        case .delete: return "delete"
+        }
+    }
+}
+
+/// The Kafka message of one accepted write: key = event id (so one event's messages stay in one
+/// partition, in order), value = this envelope as JSON:
+///
+///     {"v":1,"op":"create","event_id":"…","received_at_ms":1764237600123,"id_supplied":false,
+///      "fields":{"conversation_id":"…","event_name":"…","input":"…","output":"…","latency":12.5,
+///                "error":false,"timestamp_ms":1764237600123}}
+///
+/// Updates carry only the changed fields; deletes carry none. See ARCHITECTURE.md.
+public struct EventEnvelope: Sendable, Equatable {
+    public static let version = 1
+
+    public var eventID: UUID
+    public var operation: EventOperation
+    /// When the API accepted the request (Unix milliseconds). Informational: row versions come
+    /// from Kafka order, never from clocks.
+    public var receivedAtMilliseconds: Int64
+
+    public init(eventID: UUID, operation: EventOperation, receivedAtMilliseconds: Int64) {
+        self.eventID = eventID
+        self.operation = operation
+        self.receivedAtMilliseconds = receivedAtMilliseconds
+    }
+
+    /// The Kafka key: the event id's text.
+    public var key: [UInt8] { Array(eventID.lowercasedString.utf8) }
+
+    public func encoded() -> [UInt8] {
+        var json = JSONWriter(capacity: 256)
+        json.bytes.append(UInt8(ascii: "{"))
+        json.key("v", first: true)
+        json.integer(Self.version)
+        json.key("op")
+        json.string(operation.name)
+        json.key("event_id")
+        json.string(eventID.lowercasedString)
+        json.key("received_at_ms")
+        json.integer(receivedAtMilliseconds)
+        switch operation {
+        case let .create(fields, supplied):
+            json.key("id_supplied")
+            json.bool(supplied)
+            json.key("fields")
+            json.bytes.append(UInt8(ascii: "{"))
+            json.key("conversation_id", first: true)
+            json.string(fields.conversationID)
+            json.key("event_name")
+            json.string(fields.eventName)
+            json.key("input")
+            json.string(fields.input)
+            json.key("output")
+            json.string(fields.output)
+            json.key("latency")
+            json.number(fields.latency)
+            json.key("error")
+            json.bool(fields.error)
+            json.key("timestamp_ms")
+            json.integer(fields.timestampMilliseconds)
+            json.bytes.append(UInt8(ascii: "}"))
+        case let .update(patch):
+            json.key("fields")
+            json.bytes.append(UInt8(ascii: "{"))
+            var first = true
+            func next(_ key: StaticString) {
+                json.key(key, first: first)
+                first = false
+            }
+            if let value = patch.eventName { next("event_name"); json.string(value) }
+            if let value = patch.input { next("input"); json.string(value) }
+            if let value = patch.output { next("output"); json.string(value) }
+            if let value = patch.latency { next("latency"); json.number(value) }
+            if let value = patch.error { next("error"); json.bool(value) }
+            json.bytes.append(UInt8(ascii: "}"))
+        case .delete:
+            break
+        }
+        json.bytes.append(UInt8(ascii: "}"))
+        return json.bytes
+    }
+
+    /// Reads an envelope; the error says why a message cannot be used (it goes to the DLQ with it).
+    public static func decode(_ bytes: [UInt8]) throws(EnvelopeError) -> EventEnvelope {
+        let json: JSONValue
+        do {
+            json = try JSONParser.parse(bytes)
+        } catch {
+            throw EnvelopeError("not JSON: \(error)")
+        }
+        guard case .number(let version)? = json["v"], version == Double(Self.version) else {
+            throw EnvelopeError("unsupported envelope version \(json["v"].map { "\($0)" } ?? "(none)")")
+        }
+        guard case let .string(idText)? = json["event_id"], let id = UUID(uuidString: idText) else {
+            throw EnvelopeError("event_id missing or not a UUID")
+        }
+        guard case let .number(received)? = json["received_at_ms"] else { throw EnvelopeError("received_at_ms missing") }
+        guard case let .string(op)? = json["op"] else { throw EnvelopeError("op missing") }
+        let fields = json["fields"] ?? .object([])
+        let operation: EventOperation
+        switch op {
+        case "create":
+            guard case let .number(timestamp)? = fields["timestamp_ms"], Timestamp.supportedRange.contains(Int64(timestamp)) else {
+                throw EnvelopeError("create without a valid timestamp_ms")
+            }
+            guard case let .bool(supplied)? = json["id_supplied"] else { throw EnvelopeError("id_supplied missing") }
+            var body = fields
+            if case let .object(pairs) = fields { body = .object(pairs.filter { $0.0 != "timestamp_ms" }) }
+            do {
+                let create = try EventValidation.create(body, receivedAtMilliseconds: Int64(timestamp))
+                operation = .create(create.fields, idSuppliedByClient: supplied)
+            } catch {
+                throw EnvelopeError("invalid create: \(error)")
+            }
+        case "update":
+            do {
+                operation = .update(try EventValidation.patch(fields))
+            } catch {
+                throw EnvelopeError("invalid update: \(error)")
+            }
+        case "delete":
+            operation = .delete
+        default:
+            throw EnvelopeError("unknown op \(op)")
+        }
+        return EventEnvelope(eventID: id, operation: operation, receivedAtMilliseconds: Int64(received))
+    }
+}
+
+/// Why a Kafka message is not a usable envelope.
+public struct EnvelopeError: Error, Equatable, Sendable, CustomStringConvertible {
+    public var reason: String
+    public init(_ reason: String) { self.reason = reason }
+    public var description: String { reason }
+}

@@ -1,0 +1,201 @@
+import ClickHouseNative
+import Foundation
+
+/// Reads and writes of the `events` table over the native client.
+///
+/// Every read deduplicates by itself: per event, the values of its highest version
+/// (`argMax(column, version)`, grouped by `event_id`), with deleted events dropped afterwards. Not
+/// `FINAL`: on 18.16 a `WHERE is_deleted = 0` next to `FINAL` may be moved to PREWHERE and
+/// evaluated before the versions collapse, which shows an older, undeleted version of a deleted
+/// event (`EventRepositoryTests` shows the trap on the live server). Filters on columns an update
+/// cannot change (event_id, conversation_id, timestamp) are applied before grouping, all others
+/// after. User-supplied strings travel as external tables, never in the SQL text; numbers and
+/// UUIDs are validated before they are formatted into it.
+public struct EventRepository: Sendable {
+    public let client: ClickHouseClient
+    public let schema: EventSchema
+
+    public init(client: ClickHouseClient, database: String) {
+        self.client = client
+        self.schema = EventSchema(database: database)
+    }
+
+    /// The latest version of each event in `prefilter`'s scope, deleted ones included.
+    func latestVersions(where prefilter: String) -> String {
+        // Inner aliases differ from the column names: ClickHouse resolves an alias anywhere in its
+        // SELECT, so `max(version) AS version` would turn every argMax(…, version) into a nested aggregate.
+        let latest = ["conversation_id", "event_name", "input", "output", "latency", "error", "timestamp_ms", "received_at", "is_deleted"]
+        return """
+            SELECT event_id, \(latest.map { "latest_\($0) AS \($0)" }.joined(separator: ", ")), latest_version AS version
+            FROM (SELECT event_id, \(latest.map { "argMax(\($0), version) AS latest_\($0)" }.joined(separator: ", ")), max(version) AS latest_version
+                  FROM \(schema.table) WHERE \(prefilter) GROUP BY event_id)
+            """
+    }
+
+    static func uuidLiteral(_ id: UUID) -> String { "toUUID('\(id.lowercasedString)')" }
+
+    static func stringTable(_ name: String, _ values: [String]) -> ExternalTable {
+        ExternalTable(name: name, block: Block(columns: [NamedColumn("value", StringColumn(values))]))
+    }
+
+    // MARK: Writes (consumer)
+
+    /// Inserts rows in one native INSERT.
+    public func insert(_ rows: [EventRow]) async throws {
+        guard !rows.isEmpty else { return }
+        try await client.insert(into: schema.table, EventRow.block(rows))
+    }
+
+    /// The latest stored version of each id (deleted ones included), in one query.
+    public func currentRows(_ ids: [UUID]) async throws -> [UUID: EventRow] {
+        guard !ids.isEmpty else { return [:] }
+        let list = ids.map(Self.uuidLiteral).joined(separator: ",")
+        var result: [UUID: EventRow] = [:]
+        for block in try await client.collect(latestVersions(where: "event_id IN (\(list))")) {
+            for row in try EventRow.rows(block) { result[row.id] = row }
+        }
+        return result
+    }
+
+    // MARK: Reads (API)
+
+    public func event(_ id: UUID) async throws -> EventRow? {
+        let sql = "SELECT * FROM (\(latestVersions(where: "event_id = \(Self.uuidLiteral(id))"))) WHERE is_deleted = 0"
+        return try await client.collect(sql).flatMap { try EventRow.rows($0) }.first
+    }
+
+    /// A page of a conversation's events in (timestamp, event id) order, after `cursor`.
+    public func conversation(_ conversationID: String, limit: Int, after cursor: ConversationCursor?) async throws
+        -> (events: [EventRow], next: ConversationCursor?) {
+        var after = ""
+        if let cursor {
+            after = " AND (timestamp_ms > \(cursor.timestampMilliseconds) OR (timestamp_ms = \(cursor.timestampMilliseconds) AND event_id > \(Self.uuidLiteral(cursor.eventID))))"
+        }
+        let sql = """
+            SELECT * FROM (\(latestVersions(where: "conversation_id IN (SELECT value FROM conversation)\(after)")))
+            WHERE is_deleted = 0 ORDER BY timestamp_ms, event_id LIMIT \(limit + 1)
+            """
+        var rows = try await client.collect(sql, externalTables: [Self.stringTable("conversation", [conversationID])])
+            .flatMap { try EventRow.rows($0) }
+        var next: ConversationCursor?
+        if rows.count > limit {
+            rows.removeLast(rows.count - limit)
+            next = rows.last.map { ConversationCursor(timestampMilliseconds: $0.fields.timestampMilliseconds, eventID: $0.id) }
+        }
+        return (rows, next)
+    }
+
+    public struct DailyErrors: Sendable, Equatable {
+        public var date: String
+        public var errors: UInt64
+        public var total: UInt64
+    }
+
+    /// Errors and events per UTC day over the last `days` days (today included), optionally of one event name.
+    public func errorCounts(eventName: String?, days: Int, now: Date = Date()) async throws -> [DailyErrors] {
+        let today = Int64(now.timeIntervalSince1970) / 86_400
+        let start = (today - Int64(days - 1)) * 86_400
+        let nameFilter = eventName == nil ? "" : " AND event_name IN (SELECT value FROM filter)"
+        let sql = """
+            SELECT toDate(toDateTime(intDiv(timestamp_ms, 1000), 'UTC')) AS day, sum(error) AS errors, count() AS total
+            FROM (\(latestVersions(where: "timestamp >= toDateTime(\(start), 'UTC')")))
+            WHERE is_deleted = 0\(nameFilter) GROUP BY day ORDER BY day
+            """
+        let tables = eventName.map { [Self.stringTable("filter", [$0])] } ?? []
+        var result: [DailyErrors] = []
+        for block in try await client.collect(sql, externalTables: tables) where block.rowCount > 0 {
+            let day = try block.fixed("day", UInt16.self)
+            let errors = try block.fixed("errors", UInt64.self)
+            let total = try block.fixed("total", UInt64.self)
+            for row in 0..<block.rowCount {
+                result.append(DailyErrors(date: Timestamp.formatDate(days: Int64(day[row])), errors: errors[row], total: total[row]))
+            }
+        }
+        return result
+    }
+
+    public struct LatencyPercentile: Sendable, Equatable {
+        public var conversationID: String
+        public var eventName: String
+        public var p95: Double
+        public var count: UInt64
+    }
+
+    /// The exact 95th percentile of latency per (session, event name), highest first.
+    public func latencyPercentiles(limit: Int) async throws -> [LatencyPercentile] {
+        let sql = """
+            SELECT conversation_id, event_name, quantileExact(0.95)(latency) AS p95, count() AS events
+            FROM (\(latestVersions(where: "1"))) WHERE is_deleted = 0
+            GROUP BY conversation_id, event_name ORDER BY p95 DESC, conversation_id, event_name LIMIT \(limit)
+            """
+        var result: [LatencyPercentile] = []
+        for block in try await client.collect(sql) where block.rowCount > 0 {
+            let conversations = try block.strings("conversation_id")
+            let names = try block.strings("event_name")
+            let p95 = try block.fixed("p95", Double.self)
+            let counts = try block.fixed("events", UInt64.self)
+            for row in 0..<block.rowCount {
+                result.append(LatencyPercentile(conversationID: conversations[row], eventName: names[row], p95: p95[row], count: counts[row]))
+            }
+        }
+        return result
+    }
+
+    public struct SessionErrors: Sendable, Equatable {
+        public var conversationID: String
+        public var errors: UInt64
+        public var total: UInt64
+        public var errorRate: Double
+    }
+
+    /// Sessions with at least one error, by error rate, then error count, then id.
+    public func topErrorSessions(limit: Int) async throws -> [SessionErrors] {
+        let sql = """
+            SELECT conversation_id, sum(error) AS errors, count() AS total, errors / total AS rate
+            FROM (\(latestVersions(where: "1"))) WHERE is_deleted = 0
+            GROUP BY conversation_id HAVING errors > 0 ORDER BY rate DESC, errors DESC, conversation_id LIMIT \(limit)
+            """
+        var result: [SessionErrors] = []
+        for block in try await client.collect(sql) where block.rowCount > 0 {
+            let conversations = try block.strings("conversation_id")
+            let errors = try block.fixed("errors", UInt64.self)
+            let totals = try block.fixed("total", UInt64.self)
+            let rates = try block.fixed("rate", Double.self)
+            for row in 0..<block.rowCount {
+                result.append(SessionErrors(conversationID: conversations[row], errors: errors[row], total: totals[row], errorRate: rates[row]))
+            }
+        }
+        return result
+    }
+
+    /// Live (undeleted) events and their distinct ids, for verification.
+    public func liveEventCount() async throws -> UInt64 {
+        let sql = "SELECT count() AS n FROM (\(latestVersions(where: "1"))) WHERE is_deleted = 0"
+        return try await client.collect(sql).first { $0.rowCount > 0 }.map { try $0.fixed("n", UInt64.self)[0] } ?? 0
+    }
+}
+
+/// Where a conversation page ended: opaque to clients (base64url of `timestamp_ms:event_id`).
+public struct ConversationCursor: Sendable, Equatable {
+    public var timestampMilliseconds: Int64
+    public var eventID: UUID
+
+    public init(timestampMilliseconds: Int64, eventID: UUID) {
+        self.timestampMilliseconds = timestampMilliseconds
+        self.eventID = eventID
+    }
+
+    public var encoded: String {
+        Data("\(timestampMilliseconds):\(eventID.lowercasedString)".utf8).base64EncodedString()
+            .replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
+    }
+
+    public init?(encoded: String) {
+        var base64 = encoded.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
+        while base64.count % 4 != 0 { base64 += "=" }
+        guard encoded.count <= 128, let data = Data(base64Encoded: base64), let text = String(data: data, encoding: .utf8) else { return nil }
+        let parts = text.split(separator: ":", maxSplits: 1)
+        guard parts.count == 2, let ms = Int64(parts[0]), let id = UUID(uuidString: String(parts[1])) else { return nil }
+        self.init(timestampMilliseconds: ms, eventID: id)
+    }
+}

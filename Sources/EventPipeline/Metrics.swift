@@ -1,0 +1,52 @@
+import Hummingbird
+import Prometheus
+import ServiceLifecycle
+
+/// The consumer's Prometheus metrics.
+public struct ConsumerMetrics: Sendable {
+    public let registry: PrometheusCollectorRegistry
+    let messagesConsumed: Counter
+    let rowsInserted: Counter
+    let batchSize: ValueHistogram
+    let insertDuration: DurationHistogram
+    let insertRetries: Counter
+    let deadLetters: Counter
+    let replays: Counter
+    let duplicateCreates: Counter
+    let lookups: Counter
+    let lag: Gauge
+    let assignedPartitions: Gauge
+
+    public init(registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry()) {
+        self.registry = registry
+        messagesConsumed = registry.makeCounter(name: "consumer_messages_consumed_total", help: "Kafka messages consumed")
+        rowsInserted = registry.makeCounter(name: "consumer_rows_inserted_total", help: "Rows inserted into ClickHouse")
+        batchSize = registry.makeValueHistogram(name: "consumer_batch_size", buckets: [1, 10, 50, 100, 250, 500, 1000, 2500, 5000, 10000],
+                                                help: "Messages per written batch")
+        insertDuration = registry.makeDurationHistogram(
+            name: "consumer_insert_duration_seconds",
+            buckets: [.milliseconds(1), .milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50), .milliseconds(100),
+                      .milliseconds(250), .milliseconds(500), .seconds(1), .seconds(5)],
+            help: "Duration of one batch INSERT")
+        insertRetries = registry.makeCounter(name: "consumer_insert_retries_total", help: "Failed batch writes that were retried")
+        deadLetters = registry.makeCounter(name: "consumer_dead_letters_total", help: "Messages sent to the dead-letter topic")
+        replays = registry.makeCounter(name: "consumer_replayed_messages_total", help: "Redelivered messages that were already applied")
+        duplicateCreates = registry.makeCounter(name: "consumer_duplicate_creates_total", help: "Creates of existing event ids, ignored")
+        lookups = registry.makeCounter(name: "consumer_row_lookups_total", help: "Current rows fetched from ClickHouse for updates")
+        lag = registry.makeGauge(name: "consumer_lag_messages", help: "Messages in assigned partitions not yet consumed")
+        assignedPartitions = registry.makeGauge(name: "consumer_assigned_partitions", help: "Partitions assigned to this consumer")
+    }
+}
+
+/// `GET /metrics` (Prometheus text) and `GET /health` on a port of their own.
+public func makeMetricsServer(registry: PrometheusCollectorRegistry, host: String = "0.0.0.0", port: Int) -> some Service {
+    let router = Router()
+    router.get("metrics") { _, _ -> Response in
+        Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
+                 body: .init(byteBuffer: ByteBuffer(bytes: registry.emitToBuffer())))
+    }
+    router.get("health") { _, _ -> Response in
+        Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: #"{"status":"ok"}"#)))
+    }
+    return Application(router: router, configuration: .init(address: .hostname(host, port: port), serverName: "event-consumer"))
+}
