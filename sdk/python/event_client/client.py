@@ -1,0 +1,840 @@
+"""The :class:`EventClient`: a synchronous, thread-safe client for event-api."""
+
+from __future__ import annotations
+
+import email.utils
+import http.client
+import json
+import logging
+import math
+import numbers
+import random as _random_module
+import ssl
+import time
+import uuid
+from datetime import datetime, timezone
+from typing import (
+    Any,
+    Callable,
+    Dict,
+    Iterable,
+    Iterator,
+    List,
+    Mapping,
+    Optional,
+    Sequence,
+    Tuple,
+)
+from urllib.parse import quote, urlencode, urlsplit
+
+from ._version import __version__
+from .errors import (
+    ApiError,
+    EventClientError,
+    NotFound,
+    ServiceUnavailable,
+    Unauthorized,
+    ValidationError,
+)
+from .ids import new_event_id, normalize_uuid
+from .models import BatchItemResult, BatchResult
+from .timestamps import format_timestamp
+
+__all__ = ["EventClient"]
+
+logger = logging.getLogger("event_client")
+
+#: Most items the server accepts in one ``POST /events/batch``.
+MAX_BATCH_ITEMS = 1000
+#: Largest ``POST /events/batch`` body the server accepts (5 MiB).
+MAX_BATCH_BYTES = 5 * 1024 * 1024
+#: Longest ``conversation_id`` / ``event_name`` (in characters, i.e. Unicode code points).
+MAX_NAME_CHARS = 256
+
+_UPDATABLE_FIELDS = ("event_name", "input", "output", "latency", "error")
+_NOT_UPDATABLE_FIELDS = ("conversation_id", "timestamp", "event_id")
+_MAX_EXPONENT = 62  # keeps backoff_base * 2**n finite whatever the number of retries
+
+
+class _Response:
+    """A received HTTP response (internal)."""
+
+    __slots__ = ("status", "headers", "body")
+
+    def __init__(self, status: int, headers: Any, body: Any) -> None:
+        self.status = status
+        self.headers = headers
+        self.body = body
+
+    def header(self, name: str) -> Optional[str]:
+        value = self.headers.get(name)
+        return None if value is None else str(value)
+
+
+def _parse_retry_after(value: Optional[str], now: Optional[float] = None) -> Optional[float]:
+    """Seconds from a ``Retry-After`` header (delta-seconds, or an HTTP date), else ``None``."""
+    if value is None:
+        return None
+    value = value.strip()
+    if not value:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when is None:
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=timezone.utc)
+        current = time.time() if now is None else now
+        seconds = when.timestamp() - current
+    if math.isnan(seconds) or math.isinf(seconds):
+        return None
+    return max(0.0, seconds)
+
+
+def _encode_segment(value: str) -> str:
+    """Percent-encode one path segment: everything but RFC 3986 unreserved characters, so ``/``,
+    spaces, ``?``, ``#``, ``%`` and non-ASCII (as UTF-8) are escaped. A segment made only of dots
+    is escaped too, so no client, proxy or server can mistake it for ``.``/``..``."""
+    encoded = quote(value, safe="")
+    if encoded and set(encoded) == {"."}:
+        encoded = "%2E" * len(encoded)
+    return encoded
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def _check_name(field: str, value: Any, *, required: bool = True) -> None:
+    if value is None and not required:
+        return
+    if not isinstance(value, str):
+        raise ValidationError(
+            "%s must be a string, not %s" % (field, type(value).__name__), field=field
+        )
+    if not 1 <= len(value) <= MAX_NAME_CHARS:
+        raise ValidationError(
+            "%s must be 1..%d characters long (got %d)" % (field, MAX_NAME_CHARS, len(value)),
+            field=field,
+        )
+
+
+def _check_text(field: str, value: Any) -> None:
+    if not isinstance(value, str):
+        raise ValidationError(
+            "%s must be a string, not %s" % (field, type(value).__name__), field=field
+        )
+
+
+def _check_latency(value: Any, field: str = "latency") -> float:
+    if not _is_number(value):
+        raise ValidationError(
+            "%s must be a number of milliseconds, not %s" % (field, type(value).__name__),
+            field=field,
+        )
+    number = float(value)
+    if math.isnan(number) or math.isinf(number) or number < 0:
+        raise ValidationError("%s must be a finite number >= 0" % field, field=field)
+    return value if isinstance(value, int) else number
+
+
+def _check_bool(field: str, value: Any) -> None:
+    if not isinstance(value, bool):
+        raise ValidationError(
+            "%s must be a bool, not %s" % (field, type(value).__name__), field=field
+        )
+
+
+def _check_int_range(field: str, value: Any, low: int, high: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise ValidationError(
+            "%s must be an integer, not %s" % (field, type(value).__name__), field=field
+        )
+    if not low <= value <= high:
+        raise ValidationError(
+            "%s must be in %d..%d (got %d)" % (field, low, high, value), field=field
+        )
+    return int(value)
+
+
+def _event_id_arg(value: Any, field: str = "event_id") -> str:
+    normalized = normalize_uuid(value)
+    if normalized is None:
+        raise ValidationError("%s must be a UUID, got %r" % (field, value), field=field)
+    return normalized
+
+
+def _timestamp_arg(value: Any, field: str = "timestamp") -> str:
+    try:
+        return format_timestamp(value)
+    except (TypeError, ValueError) as exc:
+        raise ValidationError(str(exc), field=field) from None
+
+
+def _json_bytes(value: Any) -> bytes:
+    return json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode(
+        "utf-8"
+    )
+
+
+class EventClient:
+    """Client for the event-analytics HTTP API (event-api).
+
+    Args:
+        base_url: Root of the API, e.g. ``"http://localhost:8080"`` (a path prefix such as
+            ``"https://host/analytics"`` is kept in front of every route).
+        api_key: Sent as ``Authorization: Bearer <api_key>`` when given.
+        timeout: Seconds allowed for connecting and for each read, per attempt.
+        retries: Retries after the first attempt on 503 answers, connection failures and
+            timeouts (``0`` disables retrying). 4xx answers are never retried.
+        backoff_base: Ceiling of the first retry delay, in seconds; doubled for every retry.
+        backoff_max: Upper bound of any single retry delay, in seconds (applies to
+            ``Retry-After`` too, see :meth:`retry_delay`).
+        sleep: Called with the delay in seconds before each retry (default :func:`time.sleep`).
+        random: Returns a float in ``[0, 1)`` for the jitter (default :func:`random.random`).
+        ssl_context: TLS settings for ``https://`` base URLs (default: system trust store).
+        user_agent: Overrides the ``User-Agent`` header
+            (default ``event-client-python/<version>``).
+
+    The client holds no connection between calls (one connection per request), so one instance
+    can be shared by threads.
+
+    Every method that can send a request raises :class:`~event_client.ValidationError` (with
+    ``status is None``) before sending anything when an argument is obviously invalid.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: Optional[str] = None,
+        timeout: float = 10.0,
+        retries: int = 3,
+        backoff_base: float = 0.1,
+        backoff_max: float = 5.0,
+        *,
+        sleep: Optional[Callable[[float], Any]] = None,
+        random: Optional[Callable[[], float]] = None,
+        ssl_context: Optional[ssl.SSLContext] = None,
+        user_agent: Optional[str] = None,
+    ) -> None:
+        if not isinstance(base_url, str):
+            raise ValidationError("base_url must be a string", field="base_url")
+        parts = urlsplit(base_url.strip())
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValidationError(
+                "base_url must be an http:// or https:// URL with a host, got %r" % base_url,
+                field="base_url",
+            )
+        if parts.query or parts.fragment:
+            raise ValidationError("base_url must not have a query or fragment", field="base_url")
+        try:
+            port = parts.port
+        except ValueError:
+            raise ValidationError("base_url has an invalid port", field="base_url") from None
+        if api_key is not None and (not isinstance(api_key, str) or not api_key):
+            raise ValidationError("api_key must be a non-empty string", field="api_key")
+        if not _is_number(timeout) or not float(timeout) > 0:
+            raise ValidationError("timeout must be a number > 0", field="timeout")
+        if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+            raise ValidationError("retries must be an integer >= 0", field="retries")
+        for name, value in (("backoff_base", backoff_base), ("backoff_max", backoff_max)):
+            if not _is_number(value) or not 0 <= float(value) < math.inf:
+                raise ValidationError("%s must be a finite number >= 0" % name, field=name)
+
+        self.base_url = base_url.strip().rstrip("/")
+        self.api_key = api_key
+        self.timeout = float(timeout)
+        self.retries = retries
+        self.backoff_base = float(backoff_base)
+        self.backoff_max = float(backoff_max)
+        self.user_agent = user_agent or "event-client-python/%s" % __version__
+        self._sleep: Callable[[float], Any] = sleep if sleep is not None else time.sleep
+        self._random: Callable[[], float] = random if random is not None else _random_module.random
+        self._https = parts.scheme == "https"
+        self._host = parts.hostname
+        self._port = port
+        self._prefix = parts.path.rstrip("/")
+        self._ssl_context = ssl_context
+
+    def __repr__(self) -> str:
+        return "EventClient(%r, retries=%d, timeout=%g)" % (self.base_url, self.retries, self.timeout)
+
+    # ------------------------------------------------------------------ writes
+
+    def track_event(
+        self,
+        conversation_id: str,
+        event_name: str,
+        input: str = "",
+        output: str = "",
+        latency: float = 0.0,
+        error: bool = False,
+        timestamp: Any = None,
+        event_id: Any = None,
+    ) -> str:
+        """Create one event (``POST /event/``) and return its id.
+
+        The id is generated here (a UUIDv7) unless ``event_id`` is given, *before* the first
+        attempt, and every retry sends the same body: a create that reached the broker but whose
+        answer was lost is not duplicated (the pipeline ignores a second create with the same id).
+
+        Args:
+            conversation_id: Session id, 1..256 characters.
+            event_name: Event type, 1..256 characters.
+            input: Free text (e.g. the prompt).
+            output: Free text (e.g. the completion).
+            latency: Milliseconds, ``>= 0``, may be fractional.
+            error: Whether the event is an error.
+            timestamp: ``datetime`` (sent as RFC 3339 UTC with milliseconds; naive = UTC) or an
+                RFC 3339 string (sent as is). Default: the time the server receives the event.
+            event_id: A UUID (``str`` or :class:`uuid.UUID`) to use instead of a generated one.
+
+        Returns:
+            The event id (lower-case hyphenated UUID).
+
+        Raises:
+            ValidationError: invalid argument (client side) or 400 from the server.
+            Unauthorized, ServiceUnavailable, ApiError: see :mod:`event_client.errors`.
+        """
+        _check_name("conversation_id", conversation_id)
+        _check_name("event_name", event_name)
+        _check_text("input", input)
+        _check_text("output", output)
+        latency = _check_latency(latency)
+        _check_bool("error", error)
+        eid = new_event_id() if event_id is None else _event_id_arg(event_id)
+        body: Dict[str, Any] = {
+            "event_id": eid,
+            "conversation_id": conversation_id,
+            "event_name": event_name,
+            "input": input,
+            "output": output,
+            "latency": latency,
+            "error": error,
+        }
+        if timestamp is not None:
+            body["timestamp"] = _timestamp_arg(timestamp)
+        response = self._request("POST", "/event/", body=body)
+        returned = response.body.get("event_id") if isinstance(response.body, dict) else None
+        return returned if isinstance(returned, str) and returned else eid
+
+    def track_events(self, events: Iterable[Mapping[str, Any]]) -> BatchResult:
+        """Create many events with ``POST /events/batch`` and return per-item results.
+
+        Each item is a mapping with the fields of :meth:`track_event` (``conversation_id``,
+        ``event_name``, ``input``, ``output``, ``latency``, ``error``, ``timestamp``,
+        ``event_id``). Items without an ``event_id`` (or with ``None``) get a UUIDv7 assigned here,
+        before the first attempt, so retries are idempotent; ``datetime`` timestamps are formatted
+        as in :meth:`track_event`. The caller's mappings are not modified.
+
+        Field values are validated by the server, item by item: an invalid item is reported in
+        the result (``status`` 400, ``error``, ``field``) and does not fail the others. Only what
+        cannot be sent at all raises :class:`ValidationError` before any request (an item that is
+        not a mapping, a NaN/infinite number, a timestamp of an unsupported type).
+
+        Lists over 1000 items (or over the 5 MiB body limit) are sent as several consecutive
+        requests; ``results[i].index`` is always the position in ``events``. An empty list sends
+        nothing and returns an empty result.
+
+        If a request after the first one fails, the exception raised carries
+        ``exc.partial_result``: the results of the items answered before the failure.
+        Re-sending exactly the items that lack a result with the same ids is safe.
+
+        Returns:
+            A :class:`BatchResult`.
+        """
+        items = list(events)
+        encoded: List[bytes] = []
+        assigned: List[Optional[str]] = []
+        for index, item in enumerate(items):
+            if not isinstance(item, Mapping):
+                raise ValidationError(
+                    "events[%d] must be a mapping, not %s" % (index, type(item).__name__),
+                    field="events[%d]" % index,
+                )
+            body = dict(item)
+            raw_id = body.get("event_id")
+            if raw_id is None:
+                body["event_id"] = new_event_id()
+            elif isinstance(raw_id, uuid.UUID):
+                body["event_id"] = str(raw_id)
+            if isinstance(body.get("timestamp"), datetime):
+                body["timestamp"] = format_timestamp(body["timestamp"])
+            elif "timestamp" in body and body["timestamp"] is None:
+                del body["timestamp"]
+            assigned.append(body["event_id"] if isinstance(body["event_id"], str) else None)
+            encoded.append(self._encode_batch_item(index, body))
+
+        result = BatchResult()
+        if not items:
+            return result
+        for start, stop in self._batch_chunks(encoded):
+            data = b'{"events":[' + b",".join(encoded[start:stop]) + b"]}"
+            try:
+                response = self._request("POST", "/events/batch", data=data)
+                self._merge_batch(result, response, start, stop, assigned)
+            except EventClientError as exc:
+                exc.partial_result = result
+                raise
+        return result
+
+    def update_event(self, event_id: Any, /, **fields: Any) -> str:
+        """Change fields of an event (``PUT /event/{id}``) and return its id.
+
+        Updatable fields: ``event_name``, ``input``, ``output``, ``latency``, ``error``.
+        ``conversation_id``, ``timestamp`` and ``event_id`` cannot be updated.
+
+        The server answers 202 once the update is on the broker; it becomes visible to reads a
+        little later. Updating an id that was never created is accepted too (the pipeline sends
+        it to the dead-letter topic).
+
+        Example:
+            ``client.update_event(eid, output="fixed", error=False)``
+
+        Raises:
+            ValidationError: invalid id, no fields, a field that cannot be updated or is
+                unknown (``field`` names it), an invalid value, or 400 from the server.
+        """
+        eid = _event_id_arg(event_id)
+        if not fields:
+            raise ValidationError("no fields to update")
+        for name, value in fields.items():
+            if name in _NOT_UPDATABLE_FIELDS:
+                raise ValidationError("field cannot be updated", field=name)
+            if name not in _UPDATABLE_FIELDS:
+                raise ValidationError("unknown field", field=name)
+            if name == "event_name":
+                _check_name(name, value)
+            elif name in ("input", "output"):
+                _check_text(name, value)
+            elif name == "latency":
+                fields[name] = _check_latency(value)
+            else:
+                _check_bool(name, value)
+        self._request("PUT", "/event/" + _encode_segment(eid), body=fields)
+        return eid
+
+    def delete_event(self, event_id: Any) -> str:
+        """Soft-delete an event (``DELETE /event/{id}``) and return its id.
+
+        Reads stop returning the event once the pipeline has processed the deletion.
+        """
+        eid = _event_id_arg(event_id)
+        self._request("DELETE", "/event/" + _encode_segment(eid))
+        return eid
+
+    # ------------------------------------------------------------------- reads
+
+    def get_event(self, event_id: Any) -> Dict[str, Any]:
+        """Return the latest version of an event (``GET /event/{id}``).
+
+        The dict has ``event_id``, ``conversation_id``, ``event_name``, ``input``, ``output``,
+        ``latency`` (float, ms), ``error`` (bool) and ``timestamp`` (RFC 3339 UTC string).
+
+        Raises:
+            NotFound: unknown or deleted event (or not written to storage yet).
+        """
+        eid = _event_id_arg(event_id)
+        return self._get_json("/event/" + _encode_segment(eid))
+
+    def get_conversation(
+        self, conversation_id: str, limit: int = 100, cursor: Optional[str] = None
+    ) -> Dict[str, Any]:
+        """Return one page of a conversation's events
+        (``GET /events/conversation/{conversation_id}``).
+
+        Events are ordered by timestamp, then event id. The result is
+        ``{"events": [...], "next_cursor": str | None}``; pass ``next_cursor`` back as ``cursor``
+        for the next page (``None`` on the last page). See also :meth:`iter_conversation`.
+
+        Args:
+            conversation_id: 1..256 characters; any characters (it is URL-encoded).
+            limit: Page size, 1..1000.
+            cursor: Opaque cursor from a previous page.
+        """
+        _check_name("conversation_id", conversation_id)
+        limit = _check_int_range("limit", limit, 1, 1000)
+        query: List[Tuple[str, str]] = [("limit", str(limit))]
+        if cursor is not None:
+            if not isinstance(cursor, str) or not cursor:
+                raise ValidationError("cursor must be a non-empty string", field="cursor")
+            query.append(("cursor", cursor))
+        return self._get_json(
+            "/events/conversation/" + _encode_segment(conversation_id), query=query
+        )
+
+    def iter_conversation(self, conversation_id: str, page_size: int = 100) -> Iterator[Dict[str, Any]]:
+        """Yield every event of a conversation, in order, fetching pages of ``page_size``
+        (1..1000) and following ``next_cursor``. Arguments are validated immediately."""
+        _check_name("conversation_id", conversation_id)
+        page_size = _check_int_range("page_size", page_size, 1, 1000)
+
+        def pages() -> Iterator[Dict[str, Any]]:
+            cursor: Optional[str] = None
+            while True:
+                page = self.get_conversation(conversation_id, limit=page_size, cursor=cursor)
+                events = page.get("events")
+                if not isinstance(events, list):
+                    raise ApiError("malformed conversation page: no events list", body=page)
+                for event in events:
+                    yield event
+                next_cursor = page.get("next_cursor")
+                if next_cursor is None:
+                    return
+                if not isinstance(next_cursor, str) or not next_cursor or next_cursor == cursor:
+                    raise ApiError("malformed conversation page: bad next_cursor %r" % (next_cursor,), body=page)
+                cursor = next_cursor
+
+        return pages()
+
+    def get_error_counts(self, event_name: Optional[str] = None, days: int = 7) -> Dict[str, Any]:
+        """Daily error counts (``GET /analytics/errors``).
+
+        Returns ``{"event_name": str | None, "days": int, "counts": [{"date": "YYYY-MM-DD",
+        "errors": int, "total": int}, ...]}`` with one entry per UTC day that has events,
+        ascending.
+
+        Args:
+            event_name: Only this event type (all events when ``None``).
+            days: Window in days, 1..365.
+        """
+        _check_name("event_name", event_name, required=False)
+        days = _check_int_range("days", days, 1, 365)
+        query: List[Tuple[str, str]] = []
+        if event_name is not None:
+            query.append(("event_name", event_name))
+        query.append(("days", str(days)))
+        return self._get_json("/analytics/errors", query=query)
+
+    def get_latency(self, limit: int = 100) -> Dict[str, Any]:
+        """p95 latency per event type per session, highest first (``GET /analytics/latency``).
+
+        Returns ``{"results": [{"conversation_id", "event_name", "p95_latency", "count"}, ...]}``.
+
+        Args:
+            limit: Number of rows, 1..1000.
+        """
+        limit = _check_int_range("limit", limit, 1, 1000)
+        return self._get_json("/analytics/latency", query=[("limit", str(limit))])
+
+    def get_top_error_sessions(self, limit: int = 10) -> Dict[str, Any]:
+        """Sessions ranked by error rate, then error count (``GET /analytics/sessions/top-errors``).
+
+        Returns ``{"sessions": [{"conversation_id", "errors", "total", "error_rate"}, ...]}``.
+
+        Args:
+            limit: Number of sessions, 1..1000.
+        """
+        limit = _check_int_range("limit", limit, 1, 1000)
+        return self._get_json("/analytics/sessions/top-errors", query=[("limit", str(limit))])
+
+    def health(self) -> Dict[str, Any]:
+        """Liveness (``GET /health``): ``{"status": "ok"}``. Never needs an API key."""
+        return self._get_json("/health")
+
+    def ready(self) -> Dict[str, Any]:
+        """Readiness (``GET /ready``), answered without retrying.
+
+        Returns the server's report both when ready (``{"status": "ready", "clickhouse": "ok",
+        "kafka": "ok"}``) and when not (the 503 body: ``{"status": "unavailable", "clickhouse":
+        ..., "kafka": ..., "error": ...}``), so check ``result["status"] == "ready"``.
+
+        Raises:
+            ServiceUnavailable: no answer at all (connection failure, timeout), or a 503 without
+                a JSON report.
+        """
+        response = self._request("GET", "/ready", retry=False, accept=(503,))
+        if not isinstance(response.body, dict):
+            if response.status == 503:
+                raise ServiceUnavailable(
+                    "service unavailable",
+                    status=503,
+                    request_id=response.header("X-Request-Id"),
+                    body=response.body,
+                    retry_after=_parse_retry_after(response.header("Retry-After")),
+                )
+            raise ApiError(
+                "expected a JSON object in the response",
+                status=response.status,
+                request_id=response.header("X-Request-Id"),
+                body=response.body,
+            )
+        return response.body
+
+    # ---------------------------------------------------------------- retries
+
+    def retry_delay(self, retry: int, retry_after: Optional[float] = None) -> float:
+        """Seconds to wait before retry number ``retry`` (0 for the first retry).
+
+        Exponential backoff with full jitter: ``random() * min(backoff_max, backoff_base * 2**retry)``.
+        When the server sent ``Retry-After``, the delay is at least that many seconds
+        (``max(retry_after, jittered)``), and in every case at most ``backoff_max``: a
+        ``Retry-After`` longer than ``backoff_max`` is cut down so that a call never blocks
+        longer than ``retries * backoff_max`` in sleeps (plus the attempts themselves). Raise
+        ``backoff_max`` to honour long ``Retry-After`` values in full.
+        """
+        ceiling = min(self.backoff_max, self.backoff_base * (2.0 ** min(retry, _MAX_EXPONENT)))
+        delay = self._random() * ceiling
+        if retry_after is not None:
+            delay = max(delay, retry_after)
+        return max(0.0, min(delay, self.backoff_max))
+
+    # ---------------------------------------------------------------- internals
+
+    @staticmethod
+    def _encode_batch_item(index: int, body: Dict[str, Any]) -> bytes:
+        try:
+            return _json_bytes(body)
+        except ValueError:
+            for key, value in body.items():
+                if isinstance(value, float) and (math.isnan(value) or math.isinf(value)):
+                    raise ValidationError(
+                        "events[%d].%s must be a finite number" % (index, key),
+                        field="events[%d].%s" % (index, key),
+                    ) from None
+            raise ValidationError(
+                "events[%d] cannot be encoded as JSON" % index, field="events[%d]" % index
+            ) from None
+        except TypeError as exc:
+            for key, value in body.items():
+                try:
+                    _json_bytes(value)
+                except (TypeError, ValueError):
+                    if key == "timestamp":
+                        message = "events[%d].timestamp must be a datetime or an RFC 3339 string"
+                        raise ValidationError(
+                            message % index, field="events[%d].timestamp" % index
+                        ) from None
+                    raise ValidationError(
+                        "events[%d].%s cannot be encoded as JSON: %s" % (index, key, exc),
+                        field="events[%d].%s" % (index, key),
+                    ) from None
+            raise ValidationError(
+                "events[%d] cannot be encoded as JSON" % index, field="events[%d]" % index
+            ) from None
+
+    @staticmethod
+    def _batch_chunks(encoded: Sequence[bytes]) -> List[Tuple[int, int]]:
+        """Split item bodies into [start, stop) ranges of at most MAX_BATCH_ITEMS items and
+        MAX_BATCH_BYTES bytes of request body (an item too big on its own goes alone)."""
+        overhead = len(b'{"events":[]}')
+        chunks: List[Tuple[int, int]] = []
+        start = 0
+        size = overhead
+        for i, item in enumerate(encoded):
+            extra = len(item) + (1 if i > start else 0)
+            if i > start and (i - start >= MAX_BATCH_ITEMS or size + extra > MAX_BATCH_BYTES):
+                chunks.append((start, i))
+                start = i
+                size = overhead
+                extra = len(item)
+            size += extra
+        chunks.append((start, len(encoded)))
+        return chunks
+
+    @staticmethod
+    def _merge_batch(
+        result: BatchResult,
+        response: _Response,
+        start: int,
+        stop: int,
+        assigned: Sequence[Optional[str]],
+    ) -> None:
+        body = response.body
+        items = body.get("results") if isinstance(body, dict) else None
+        if not isinstance(items, list) or len(items) != stop - start:
+            raise ApiError(
+                "malformed batch response: expected %d results" % (stop - start),
+                status=response.status,
+                request_id=response.header("X-Request-Id"),
+                body=body,
+            )
+        chunk: List[Optional[BatchItemResult]] = [None] * (stop - start)
+        for position, item in enumerate(items):
+            if not isinstance(item, dict):
+                raise ApiError("malformed batch response item", status=response.status, body=body)
+            local = item.get("index", position)
+            status = item.get("status")
+            if (
+                isinstance(local, bool)
+                or not isinstance(local, int)
+                or not 0 <= local < stop - start
+                or chunk[local] is not None
+                or isinstance(status, bool)
+                or not isinstance(status, int)
+            ):
+                raise ApiError("malformed batch response item", status=response.status, body=body)
+            index = start + local
+            accepted = 200 <= status < 300
+            event_id = item.get("event_id")
+            if not isinstance(event_id, str):
+                event_id = assigned[index] if accepted else None
+            chunk[local] = BatchItemResult(
+                index=index,
+                status=status,
+                event_id=event_id,
+                error=None if accepted else item.get("error"),
+                field=None if accepted else item.get("field"),
+            )
+        for entry in chunk:
+            assert entry is not None
+            result.results.append(entry)
+            if entry.accepted:
+                result.accepted += 1
+            else:
+                result.rejected += 1
+
+    def _get_json(self, path: str, query: Optional[Sequence[Tuple[str, str]]] = None) -> Dict[str, Any]:
+        response = self._request("GET", path, query=query)
+        if not isinstance(response.body, dict):
+            raise ApiError(
+                "expected a JSON object in the response",
+                status=response.status,
+                request_id=response.header("X-Request-Id"),
+                body=response.body,
+            )
+        return response.body
+
+    def _target(self, path: str, query: Optional[Sequence[Tuple[str, str]]]) -> str:
+        target = self._prefix + path
+        if query:
+            target += "?" + urlencode(list(query), quote_via=quote, safe="")
+        return target
+
+    def _headers(self, request_id: str, has_body: bool) -> Dict[str, str]:
+        headers = {
+            "User-Agent": self.user_agent,
+            "Accept": "application/json",
+            "X-Request-Id": request_id,
+        }
+        if has_body:
+            headers["Content-Type"] = "application/json"
+        if self.api_key is not None:
+            headers["Authorization"] = "Bearer " + self.api_key
+        return headers
+
+    def _send(self, method: str, target: str, data: Optional[bytes], headers: Dict[str, str]) -> _Response:
+        connection: http.client.HTTPConnection
+        if self._https:
+            connection = http.client.HTTPSConnection(
+                self._host, self._port, timeout=self.timeout, context=self._ssl_context
+            )
+        else:
+            connection = http.client.HTTPConnection(self._host, self._port, timeout=self.timeout)
+        try:
+            connection.request(method, target, body=data, headers=headers)
+            raw = connection.getresponse()
+            payload = raw.read()
+            status = raw.status
+            response_headers = raw.headers
+        finally:
+            connection.close()
+        body: Any = None
+        if payload:
+            text = payload.decode("utf-8", errors="replace")
+            try:
+                body = json.loads(text)
+            except ValueError:
+                body = text
+        return _Response(status, response_headers, body)
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        query: Optional[Sequence[Tuple[str, str]]] = None,
+        body: Any = None,
+        data: Optional[bytes] = None,
+        retry: bool = True,
+        accept: Tuple[int, ...] = (),
+    ) -> _Response:
+        """Send a request with retries; return the 2xx (or ``accept``-ed) response, else raise.
+
+        The body is encoded once, so every attempt sends identical bytes (and the same
+        ``X-Request-Id``, which makes the attempts easy to correlate in server logs).
+        """
+        if body is not None:
+            data = _json_bytes(body)
+        target = self._target(path, query)
+        request_id = str(uuid.uuid4())
+        headers = self._headers(request_id, data is not None)
+        max_retries = self.retries if retry else 0
+        attempt = 0
+        while True:
+            try:
+                response = self._send(method, target, data, headers)
+            except ssl.SSLCertVerificationError as exc:
+                raise EventClientError(
+                    "TLS certificate verification failed: %s" % exc, request_id=request_id
+                ) from exc
+            except (OSError, http.client.HTTPException) as exc:
+                if attempt >= max_retries:
+                    raise ServiceUnavailable(
+                        "%s %s failed after %d attempt(s): %s: %s"
+                        % (method, path, attempt + 1, type(exc).__name__, exc),
+                        request_id=request_id,
+                        attempts=attempt + 1,
+                    ) from exc
+                delay = self.retry_delay(attempt)
+                logger.debug(
+                    "%s %s: %s (attempt %d), retrying in %.3fs", method, path, exc, attempt + 1, delay
+                )
+                self._sleep(delay)
+                attempt += 1
+                continue
+
+            if 200 <= response.status < 300 or response.status in accept:
+                return response
+            if response.status == 503 and attempt < max_retries:
+                retry_after = _parse_retry_after(response.header("Retry-After"))
+                delay = self.retry_delay(attempt, retry_after)
+                logger.debug(
+                    "%s %s: 503 (attempt %d, Retry-After %s), retrying in %.3fs",
+                    method,
+                    path,
+                    attempt + 1,
+                    retry_after,
+                    delay,
+                )
+                self._sleep(delay)
+                attempt += 1
+                continue
+            raise self._error(response, attempt + 1)
+
+    @staticmethod
+    def _error(response: _Response, attempts: int) -> EventClientError:
+        body = response.body
+        message: Optional[str] = None
+        field: Optional[str] = None
+        if isinstance(body, dict):
+            if isinstance(body.get("error"), str):
+                message = body["error"]
+            if isinstance(body.get("field"), str):
+                field = body["field"]
+        elif isinstance(body, str) and body.strip():
+            message = body.strip()[:500]
+        if not message:
+            message = "HTTP %d %s" % (
+                response.status,
+                http.client.responses.get(response.status, "error"),
+            )
+        request_id = response.header("X-Request-Id")
+        status = response.status
+        if status == 503:
+            return ServiceUnavailable(
+                message,
+                status=status,
+                field=field,
+                request_id=request_id,
+                body=body,
+                retry_after=_parse_retry_after(response.header("Retry-After")),
+                attempts=attempts,
+            )
+        cls = {400: ValidationError, 401: Unauthorized, 404: NotFound}.get(status, ApiError)
+        return cls(message, status=status, field=field, request_id=request_id, body=body)

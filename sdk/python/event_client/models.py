@@ -1,0 +1,77 @@
+"""Result types returned by :class:`event_client.EventClient`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional
+
+__all__ = ["BatchItemResult", "BatchResult"]
+
+
+@dataclass(frozen=True)
+class BatchItemResult:
+    """Outcome of one item of :meth:`EventClient.track_events`.
+
+    Attributes:
+        index: Position of the item in the list passed to ``track_events`` (across all the
+            requests a long list was split into).
+        status: Per-item HTTP-like status from the server: 202 accepted, 400 rejected, ...
+        event_id: The event id (the one the client assigned, or the item's own) when accepted;
+            for a rejected item, whatever id the server echoed (usually ``None``).
+        error: The server's message for a rejected item, else ``None``.
+        field: The field at fault for a rejected item (e.g. ``"latency"``), else ``None``.
+    """
+
+    index: int
+    status: int
+    event_id: Optional[str] = None
+    error: Optional[str] = None
+    field: Optional[str] = None
+
+    @property
+    def accepted(self) -> bool:
+        """Whether the server accepted this item (2xx status)."""
+        return 200 <= self.status < 300
+
+
+@dataclass
+class BatchResult:
+    """Outcome of :meth:`EventClient.track_events`.
+
+    Attributes:
+        accepted: Number of accepted items.
+        rejected: Number of rejected items.
+        results: One :class:`BatchItemResult` per item, in input order (``results[i].index == i``).
+    """
+
+    accepted: int = 0
+    rejected: int = 0
+    results: List[BatchItemResult] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """``True`` when every item was accepted."""
+        return self.rejected == 0 and all(r.accepted for r in self.results)
+
+    @property
+    def event_ids(self) -> List[Optional[str]]:
+        """The event id of every item, in input order (``None`` where the server gave none)."""
+        return [r.event_id for r in self.results]
+
+    @property
+    def errors(self) -> List[BatchItemResult]:
+        """The rejected items."""
+        return [r for r in self.results if not r.accepted]
+
+    def to_dict(self) -> Dict[str, Any]:
+        """The result in the server's JSON shape (``accepted``, ``rejected``, ``results``)."""
+        items = []
+        for r in self.results:
+            d: Dict[str, Any] = {"index": r.index, "status": r.status}
+            if r.event_id is not None:
+                d["event_id"] = r.event_id
+            if not r.accepted:
+                d["error"] = r.error
+                d["field"] = r.field
+            items.append(d)
+        return {"accepted": self.accepted, "rejected": self.rejected, "results": items}

@@ -1,0 +1,200 @@
+"""track_events: id assignment, result mapping, splitting at 1000 items / 5 MiB, failures."""
+
+from __future__ import annotations
+
+import copy
+import uuid
+from datetime import datetime, timezone
+
+import pytest
+
+import event_client.client as client_module
+from event_client import ApiError, BatchResult, ServiceUnavailable, ValidationError, uuid7_unix_ms
+from stubserver import Reply
+
+OWN_ID = "0193a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b"
+
+
+def batch_responder(request):
+    """Answers like event-api: 202 per valid item, 400 for negative latency or bad timestamps."""
+    events = request.json["events"]
+    results = []
+    for i, event in enumerate(events):
+        if not isinstance(event.get("latency", 0), (int, float)) or event.get("latency", 0) < 0:
+            results.append({"index": i, "status": 400, "error": "latency must be >= 0", "field": "latency"})
+        else:
+            results.append({"index": i, "status": 202, "event_id": event["event_id"]})
+    accepted = sum(1 for r in results if r["status"] == 202)
+    return Reply(207, {"accepted": accepted, "rejected": len(results) - accepted, "results": results})
+
+
+def test_batch_of_three_with_one_invalid(stub, client):
+    stub.responder = batch_responder
+    items = [
+        {"conversation_id": "c", "event_name": "a", "latency": 5},
+        {"conversation_id": "c", "event_name": "b", "latency": -1},
+        {"conversation_id": "c", "event_name": "c", "event_id": OWN_ID,
+         "timestamp": datetime(2026, 11, 27, 10, 0, 0, 123456, tzinfo=timezone.utc)},
+    ]
+    before = copy.deepcopy(items)
+
+    result = client.track_events(items)
+
+    assert isinstance(result, BatchResult)
+    assert (result.accepted, result.rejected) == (2, 1)
+    assert not result.ok
+    assert [r.index for r in result.results] == [0, 1, 2]
+    assert [r.status for r in result.results] == [202, 400, 202]
+    assert result.results[1].field == "latency"
+    assert result.results[1].error == "latency must be >= 0"
+    assert result.results[1].accepted is False
+    assert result.errors == [result.results[1]]
+
+    sent = stub.requests[0].json["events"]
+    assert stub.requests[0].target == "/events/batch"
+    assert result.results[0].event_id == sent[0]["event_id"]
+    assert uuid7_unix_ms(sent[0]["event_id"]) > 0  # assigned a UUIDv7
+    assert uuid7_unix_ms(sent[1]["event_id"]) > 0  # the rejected item got one too
+    assert sent[2]["event_id"] == OWN_ID  # an item's own id is kept
+    assert result.results[2].event_id == OWN_ID
+    assert sent[2]["timestamp"] == "2026-11-27T10:00:00.123Z"
+    assert items == before, "the caller's dicts must not be modified"
+    assert result.to_dict()["results"][1] == {
+        "index": 1, "status": 400, "error": "latency must be >= 0", "field": "latency"
+    }
+
+
+def test_uuid_objects_and_none_ids(stub, client):
+    stub.responder = batch_responder
+    own = uuid.UUID(OWN_ID)
+    client.track_events([
+        {"conversation_id": "c", "event_name": "a", "event_id": own},
+        {"conversation_id": "c", "event_name": "b", "event_id": None, "timestamp": None},
+    ])
+    sent = stub.requests[0].json["events"]
+    assert sent[0]["event_id"] == OWN_ID
+    assert uuid.UUID(sent[1]["event_id"]).version == 7
+    assert "timestamp" not in sent[1]
+
+
+def test_empty_batch_sends_nothing(stub, client):
+    result = client.track_events([])
+    assert (result.accepted, result.rejected, result.results) == (0, 0, [])
+    assert stub.requests == []
+
+
+def test_generator_input(stub, client):
+    stub.responder = batch_responder
+    result = client.track_events({"conversation_id": "c", "event_name": str(i)} for i in range(3))
+    assert result.accepted == 3
+
+
+def test_splits_over_1000_items(stub, client):
+    stub.responder = batch_responder
+    items = [
+        {"conversation_id": "c", "event_name": "e", "latency": -1 if i % 500 == 7 else i}
+        for i in range(2500)
+    ]
+    result = client.track_events(items)
+
+    sizes = [len(r.json["events"]) for r in stub.requests]
+    assert sizes == [1000, 1000, 500]
+    assert [r.index for r in result.results] == list(range(2500))
+    assert result.rejected == 5 and result.accepted == 2495
+    assert [r.index for r in result.errors] == [7, 507, 1007, 1507, 2007]
+    sent_ids = [e["event_id"] for r in stub.requests for e in r.json["events"]]
+    assert len(set(sent_ids)) == 2500
+    accepted_ids = [r.event_id for r in result.results if r.accepted]
+    assert accepted_ids == [sid for i, sid in enumerate(sent_ids) if i % 500 != 7]
+
+
+def test_exactly_1000_items_is_one_request(stub, client):
+    stub.responder = batch_responder
+    client.track_events([{"conversation_id": "c", "event_name": "e"}] * 1000)
+    assert [len(r.json["events"]) for r in stub.requests] == [1000]
+
+
+def test_splits_by_body_size(stub, client, monkeypatch):
+    monkeypatch.setattr(client_module, "MAX_BATCH_BYTES", 1000)
+    stub.responder = batch_responder
+    items = [{"conversation_id": "c", "event_name": "e", "input": "x" * 300} for _ in range(7)]
+    result = client.track_events(items)
+    assert result.accepted == 7
+    assert all(len(r.body) <= 1000 for r in stub.requests)
+    assert sum(len(r.json["events"]) for r in stub.requests) == 7
+    assert len(stub.requests) > 1
+
+
+def test_results_are_mapped_by_index_even_out_of_order(stub, client):
+    def respond(request):
+        events = request.json["events"]
+        return Reply(207, {"accepted": 2, "rejected": 0, "results": [
+            {"index": 1, "status": 202, "event_id": events[1]["event_id"]},
+            {"index": 0, "status": 202, "event_id": events[0]["event_id"]},
+        ]})
+
+    stub.responder = respond
+    result = client.track_events([
+        {"conversation_id": "c", "event_name": "a"},
+        {"conversation_id": "c", "event_name": "b"},
+    ])
+    sent = stub.requests[0].json["events"]
+    assert [r.event_id for r in result.results] == [sent[0]["event_id"], sent[1]["event_id"]]
+
+
+def test_batch_retry_resends_identical_body(stub, client, sleeps):
+    stub.queue(Reply(503, {"error": "queue full", "field": None}, {"Retry-After": "1"}))
+    stub.responder = batch_responder
+    result = client.track_events([{"conversation_id": "c", "event_name": "e"}] * 3)
+    assert result.accepted == 3
+    assert stub.requests[0].body == stub.requests[1].body
+    assert sleeps.calls == [1.0]
+
+
+def test_failure_in_a_later_request_carries_partial_result(stub, make_client):
+    calls = {"n": 0}
+
+    def respond(request):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            return Reply(503, {"error": "down", "field": None})
+        return batch_responder(request)
+
+    stub.responder = respond
+    client = make_client(retries=0)
+    with pytest.raises(ServiceUnavailable) as info:
+        client.track_events([{"conversation_id": "c", "event_name": "e"}] * 1500)
+    partial = info.value.partial_result
+    assert isinstance(partial, BatchResult)
+    assert partial.accepted == 1000
+    assert [r.index for r in partial.results] == list(range(1000))
+
+
+def test_whole_body_400_raises(stub, client):
+    stub.queue(Reply(400, {"error": "too many items", "field": "events"}))
+    with pytest.raises(ValidationError) as info:
+        client.track_events([{"conversation_id": "c", "event_name": "e"}])
+    assert info.value.field == "events"
+    assert info.value.partial_result is not None and info.value.partial_result.results == []
+
+
+def test_malformed_batch_response(stub, client):
+    stub.queue(Reply(207, {"accepted": 1, "rejected": 0, "results": []}))
+    with pytest.raises(ApiError):
+        client.track_events([{"conversation_id": "c", "event_name": "e"}])
+
+
+@pytest.mark.parametrize(
+    "items,field",
+    [
+        ([{"conversation_id": "c", "event_name": "e"}, "nope"], "events[1]"),
+        ([{"conversation_id": "c", "event_name": "e", "latency": float("nan")}], "events[0].latency"),
+        ([{"conversation_id": "c", "event_name": "e", "timestamp": object()}], "events[0].timestamp"),
+        ([{"conversation_id": "c", "event_name": "e", "input": {1, 2}}], "events[0].input"),
+    ],
+)
+def test_unsendable_items_raise_before_any_request(stub, client, items, field):
+    with pytest.raises(ValidationError) as info:
+        client.track_events(items)
+    assert info.value.field == field
+    assert stub.requests == []

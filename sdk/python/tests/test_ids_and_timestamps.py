@@ -1,0 +1,149 @@
+"""UUIDv7 generation and timestamp formatting."""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+import uuid
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from event_client import UUIDv7Generator, format_timestamp, new_event_id, uuid7, uuid7_unix_ms
+from stubserver import accepted
+
+UUID7_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
+
+
+def test_uuid7_layout():
+    before = time.time_ns() // 1_000_000
+    value = uuid7()
+    after = time.time_ns() // 1_000_000
+    assert value.version == 7
+    assert value.variant == uuid.RFC_4122
+    assert UUID7_RE.match(str(value))
+    assert before <= uuid7_unix_ms(value) <= after + 1  # +1: a same-ms counter overflow
+    text = new_event_id()
+    assert UUID7_RE.match(text)
+    assert text == text.lower()
+
+
+def test_uuid7_bits_by_hand():
+    generator = UUIDv7Generator(clock_ms=lambda: 0x0123456789AB)
+    value = generator().int
+    assert value >> 80 == 0x0123456789AB  # 48-bit unix ms
+    assert (value >> 76) & 0xF == 0x7  # version
+    assert (value >> 62) & 0x3 == 0b10  # variant
+    assert str(generator()).startswith("01234567-89ab-7")
+
+
+def test_uuid7_is_strictly_increasing_and_time_prefix_monotonic():
+    values = [uuid7() for _ in range(20_000)]
+    assert values == sorted(values, key=lambda u: u.int)
+    assert len({v.int for v in values}) == len(values)
+    prefixes = [uuid7_unix_ms(v) for v in values]
+    assert all(a <= b for a, b in zip(prefixes, prefixes[1:]))
+    # Lexicographic order of the strings follows generation order too.
+    strings = [str(v) for v in values]
+    assert strings == sorted(strings)
+
+
+def test_uuid7_same_millisecond_and_counter_overflow():
+    generator = UUIDv7Generator(clock_ms=lambda: 1_700_000_000_000)
+    values = [generator() for _ in range(10_000)]  # more than the 12-bit counter holds
+    assert [v.int for v in values] == sorted(v.int for v in values)
+    assert len(set(values)) == len(values)
+    prefixes = {uuid7_unix_ms(v) for v in values}
+    assert min(prefixes) == 1_700_000_000_000
+    assert max(prefixes) <= 1_700_000_000_000 + 10  # borrowed a few ms at most
+
+
+def test_uuid7_clock_going_backwards_keeps_order():
+    clock = [1_700_000_000_500]
+    generator = UUIDv7Generator(clock_ms=lambda: clock[0])
+    first = generator()
+    clock[0] -= 1000
+    second = generator()
+    assert second.int > first.int
+    assert uuid7_unix_ms(second) == uuid7_unix_ms(first)
+    clock[0] += 5000
+    third = generator()
+    assert uuid7_unix_ms(third) == 1_700_000_004_500
+
+
+def test_uuid7_thread_safety():
+    generator = UUIDv7Generator()
+    out = []
+    lock = threading.Lock()
+
+    def work():
+        local = [generator() for _ in range(2000)]
+        with lock:
+            out.extend(local)
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(set(out)) == 8000
+
+
+def test_uuid7_unix_ms_rejects_other_versions():
+    with pytest.raises(ValueError):
+        uuid7_unix_ms(uuid.uuid4())
+
+
+def test_track_event_id_is_a_fresh_uuid7(stub, client):
+    stub.responder = accepted
+    before = time.time_ns() // 1_000_000
+    event_id = client.track_event("c", "e")
+    assert UUID7_RE.match(event_id)
+    assert before <= uuid7_unix_ms(event_id) <= time.time_ns() // 1_000_000 + 1
+    assert stub.requests[0].json["event_id"] == event_id
+
+
+@pytest.mark.parametrize(
+    "value,expected",
+    [
+        (datetime(2026, 11, 27, 10, 0, 0, 123456, tzinfo=timezone.utc), "2026-11-27T10:00:00.123Z"),
+        (datetime(2026, 11, 27, 10, 0, 0, tzinfo=timezone.utc), "2026-11-27T10:00:00.000Z"),
+        (datetime(2026, 11, 27, 10, 0, 0, 999999, tzinfo=timezone.utc), "2026-11-27T10:00:00.999Z"),
+        (datetime(2026, 11, 27, 10, 0, 0, 1000), "2026-11-27T10:00:00.001Z"),  # naive = UTC
+        (
+            datetime(2026, 11, 27, 1, 30, 0, 500000, tzinfo=timezone(timedelta(hours=2))),
+            "2026-11-26T23:30:00.500Z",
+        ),
+        (
+            datetime(2026, 12, 31, 20, 0, 0, tzinfo=timezone(timedelta(hours=-5))),
+            "2027-01-01T01:00:00.000Z",
+        ),
+        (datetime(999, 1, 2, 3, 4, 5, tzinfo=timezone.utc), "0999-01-02T03:04:05.000Z"),
+        ("2026-11-27T10:00:00.123Z", "2026-11-27T10:00:00.123Z"),
+        ("2026-11-27T10:00:00+01:00", "2026-11-27T10:00:00+01:00"),
+        ("2026-11-27t10:00:00.5z", "2026-11-27t10:00:00.5z"),
+    ],
+)
+def test_format_timestamp(value, expected):
+    assert format_timestamp(value) == expected
+
+
+@pytest.mark.parametrize(
+    "value", ["2026-11-27", "2026-11-27T10:00:00", "2026-13-01T00:00:00Z", "10:00:00Z", "", "2026-11-27T10:00:00.Z"]
+)
+def test_format_timestamp_rejects_non_rfc3339(value):
+    with pytest.raises(ValueError):
+        format_timestamp(value)
+
+
+def test_format_timestamp_rejects_other_types():
+    with pytest.raises(TypeError):
+        format_timestamp(1_700_000_000)
+
+
+def test_track_event_sends_formatted_datetime(stub, client):
+    stub.responder = accepted
+    when = datetime(2026, 11, 27, 11, 0, 0, 123999, tzinfo=timezone(timedelta(hours=1)))
+    client.track_event("c", "e", timestamp=when)
+    assert stub.requests[0].json["timestamp"] == "2026-11-27T10:00:00.123Z"
