@@ -1,5 +1,6 @@
 import Hummingbird
 import Prometheus
+import Synchronization
 import ServiceLifecycle
 
 /// The consumer's Prometheus metrics.
@@ -49,4 +50,43 @@ public func makeMetricsServer(registry: PrometheusCollectorRegistry, host: Strin
         Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: #"{"status":"ok"}"#)))
     }
     return Application(router: router, configuration: .init(address: .hostname(host, port: port), serverName: "event-consumer"))
+}
+
+/// The API's Prometheus metrics: requests by route, method and status, latency per route,
+/// Kafka produce errors and ClickHouse read latency.
+public final class APIMetrics: Sendable {
+    public let registry: PrometheusCollectorRegistry
+    let produceErrors: Counter
+    let clickHouseErrors: Counter
+    let clickHouseQueryDuration: DurationHistogram
+    private let series = Mutex<[String: (Counter, DurationHistogram?)]>([:])
+    static let buckets: [Duration] = [.microseconds(500), .milliseconds(1), .milliseconds(2), .milliseconds(5), .milliseconds(10),
+                                      .milliseconds(25), .milliseconds(50), .milliseconds(100), .milliseconds(250), .milliseconds(500),
+                                      .seconds(1), .seconds(5)]
+
+    public init(registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry()) {
+        self.registry = registry
+        produceErrors = registry.makeCounter(name: "kafka_produce_errors_total", help: "Events the broker did not acknowledge")
+        clickHouseErrors = registry.makeCounter(name: "clickhouse_query_errors_total", help: "Failed ClickHouse reads")
+        clickHouseQueryDuration = registry.makeDurationHistogram(name: "clickhouse_query_duration_seconds", buckets: Self.buckets,
+                                                                 help: "Duration of ClickHouse reads")
+    }
+
+    func observe(route: String, method: String, status: Int, duration: Duration) {
+        let key = "\(route) \(method) \(status)"
+        let (counter, histogram) = series.withLock { cache in
+            if let existing = cache[key] { return existing }
+            let counter = registry.makeCounter(name: "http_requests_total", labels: [("route", route), ("method", method), ("status", String(status))],
+                                               help: "HTTP requests by route, method and status")
+            let histogramKey = "\(route) \(method)"
+            let histogram = cache[histogramKey]?.1 ?? registry.makeDurationHistogram(
+                descriptor: MetricNameDescriptor(metricName: "http_request_duration_seconds", helpText: "HTTP request latency by route"),
+                labels: [("route", route), ("method", method)], buckets: Self.buckets)
+            cache[key] = (counter, histogram)
+            if cache[histogramKey] == nil { cache[histogramKey] = (counter, histogram) }
+            return (counter, histogram)
+        }
+        counter.increment()
+        histogram?.record(duration)
+    }
 }

@@ -1,6 +1,90 @@
-// Placeholder until issue #6 lands: the target exists so the package layout is complete, and it says
-// so plainly instead of pretending to work.
+import ClickHouseNative
+import EventPipeline
 import Foundation
+import Hummingbird
+import Kafka
+import Logging
+import ServiceLifecycle
 
-FileHandle.standardError.write(Data("event-api: not implemented yet (see issue #6)\n".utf8))
-exit(2)
+/// event-api: the HTTP API (README's API reference, `GET /openapi.yaml`), configured by
+/// environment variables. SIGTERM/SIGINT: stop accepting, finish in-flight requests, flush Kafka.
+LoggingSystem.bootstrap { label in
+    var handler = StreamLogHandler.standardError(label: label)
+    handler.logLevel = Logger.Level(rawValue: ProcessInfo.processInfo.environment["LOG_LEVEL"] ?? "info") ?? .info
+    return handler
+}
+let logger = Logger(label: "event-api")
+
+let configuration: PipelineConfiguration
+do {
+    configuration = try PipelineConfiguration(environment: ProcessInfo.processInfo.environment)
+} catch {
+    FileHandle.standardError.write(Data("event-api: invalid configuration: \(error)\n".utf8))
+    exit(2)
+}
+
+let producer: KafkaProducer
+do {
+    producer = try KafkaProducer(configuration: configuration.kafka, logger: Logger(label: "kafka"))
+} catch {
+    FileHandle.standardError.write(Data("event-api: \(error)\n".utf8))
+    exit(2)
+}
+let client = ClickHouseClient(hosts: [configuration.clickHouse], logger: Logger(label: "clickhouse"))
+let repository = EventRepository(client: client, database: configuration.clickHouseDatabase)
+let api = EventAPI(sink: KafkaEventSink(producer: producer, topic: configuration.kafkaTopic), repository: repository,
+                   metrics: APIMetrics(), options: .init(maximumBodyBytes: configuration.apiMaxBodyBytes, apiKeys: configuration.apiKeys),
+                   openAPIDocument: PackageResources.openapi_yaml, logger: logger)
+let app = Application(responder: api, configuration: .init(address: .hostname("0.0.0.0", port: configuration.apiPort), serverName: "event-api"),
+                      logger: logger)
+
+/// Runs until shutdown, then flushes the producer: the group stops services in reverse order, so
+/// this runs after the HTTP server has finished its in-flight requests.
+struct ProducerFlush: Service {
+    let producer: KafkaProducer
+    let client: ClickHouseClient
+    func run() async throws {
+        try? await gracefulShutdown()
+        producer.close(timeoutMilliseconds: 10_000)
+        await client.shutdown()
+    }
+}
+
+/// Creates the schema when ClickHouse is reachable, so reads work before the consumer ever ran.
+struct Migration: Service {
+    let repository: EventRepository
+    let logger: Logger
+    func run() async throws {
+        var delay = Duration.milliseconds(200)
+        while !Task.isCancelled && !Task.isShuttingDownGracefully {
+            do {
+                try await repository.schema.migrate(repository.client)
+                return
+            } catch {
+                logger.warning("schema migration failed; retrying", metadata: ["error": "\(error)"])
+                try? await Task.sleep(for: delay)
+                delay = min(delay * 2, .seconds(5))
+            }
+        }
+    }
+}
+
+logger.info("starting", metadata: [
+    "port": "\(configuration.apiPort)", "librdkafka": "\(KafkaLibrary.version)", "brokers": "\(configuration.kafkaBrokers)",
+    "clickhouse": "\(configuration.clickHouseHost):\(configuration.clickHousePort)", "auth": "\(configuration.apiKeys.isEmpty ? "off" : "on")",
+])
+let group = ServiceGroup(
+    configuration: .init(
+        services: [
+            .init(service: ProducerFlush(producer: producer, client: client)),
+            .init(service: Migration(repository: repository, logger: logger), successTerminationBehavior: .ignore),
+            .init(service: app),
+        ],
+        gracefulShutdownSignals: [.sigterm, .sigint],
+        logger: logger))
+do {
+    try await group.run()
+} catch {
+    logger.critical("stopped with an error", metadata: ["error": "\(error)"])
+    exit(1)
+}

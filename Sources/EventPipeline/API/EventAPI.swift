@@ -1,0 +1,575 @@
+import ClickHouseNative
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdCore
+import Logging
+
+/// The HTTP API: a small table of routes over thin handlers. Writes are validated, encoded once
+/// as Kafka envelopes and answered 202 after the broker's acknowledgement; reads go to ClickHouse
+/// through ``EventRepository``. Every error is `{"error": "...", "field": ...}`.
+public struct EventAPI: HTTPResponder {
+    public typealias Context = BasicRequestContext
+
+    public struct Options: Sendable {
+        public var maximumBodyBytes: Int
+        public var maximumBatchBytes = 5 << 20
+        public var maximumBatchItems = 1000
+        public var apiKeys: [String]
+        public init(maximumBodyBytes: Int = 1 << 20, apiKeys: [String] = []) {
+            self.maximumBodyBytes = maximumBodyBytes
+            self.apiKeys = apiKeys
+        }
+    }
+
+    let sink: any EventSink
+    let repository: EventRepository
+    let metrics: APIMetrics
+    let options: Options
+    let openAPIDocument: [UInt8]
+    let logger: Logger
+    let now: @Sendable () -> Int64
+
+    public init(sink: any EventSink, repository: EventRepository, metrics: APIMetrics, options: Options, openAPIDocument: [UInt8],
+                logger: Logger = Logger(label: "event-api"),
+                now: @escaping @Sendable () -> Int64 = { Int64(Date().timeIntervalSince1970 * 1000) }) {
+        self.sink = sink
+        self.repository = repository
+        self.metrics = metrics
+        self.options = options
+        self.openAPIDocument = openAPIDocument
+        self.logger = logger
+        self.now = now
+    }
+
+    static let requestIDField = HTTPField.Name("X-Request-Id")!
+
+    public func respond(to request: Request, context: Context) async throws -> Response {
+        let started = ContinuousClock.now
+        let requestID = request.headers[Self.requestIDField].flatMap(Self.acceptableRequestID) ?? UUID().lowercasedString
+        var logger = self.logger
+        logger[metadataKey: "request_id"] = "\(requestID)"
+        let route = Route(request)
+        var response: Response
+        do {
+            response = try await handle(request, route: route, logger: logger)
+        } catch let error as APIError {
+            response = error.response
+        } catch {
+            logger.error("request failed", metadata: ["error": "\(error)", "path": "\(request.uri.path)"])
+            response = APIError(.internalServerError, "internal error").response
+        }
+        response.headers[Self.requestIDField] = requestID
+        metrics.observe(route: route.name, method: request.method.rawValue, status: response.status.code, duration: ContinuousClock.now - started)
+        return response
+    }
+
+    /// A client's request id, if it is short printable ASCII (it is echoed into a header and logs).
+    static func acceptableRequestID(_ value: String) -> String? {
+        guard (1...128).contains(value.utf8.count), value.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else { return nil }
+        return value
+    }
+
+    private func handle(_ request: Request, route: Route, logger: Logger) async throws -> Response {
+        guard route.kind != .unknown else { throw APIError(.notFound, "not found") }
+        guard route.allowed.contains(request.method) else {
+            var error = APIError(.methodNotAllowed, "method \(request.method.rawValue) not allowed")
+            error.headers[.allow] = route.allowed.map(\.rawValue).joined(separator: ", ")
+            throw error
+        }
+        if route.kind != .health, !options.apiKeys.isEmpty { try authorize(request) }
+        switch (route.kind, request.method) {
+        case (.createEvent, _): return try await create(request)
+        case (.event, .get): return try await getEvent(try route.eventID())
+        case (.event, .put): return try await update(request, id: try route.eventID())
+        case (.event, _): return try await write(EventEnvelope(eventID: try route.eventID(), operation: .delete, receivedAtMilliseconds: now()))
+        case (.batch, _): return try await batch(request)
+        case (.conversation, _): return try await conversation(route.parameter, request.uri.queryParameters)
+        case (.errors, _): return try await errorCounts(request.uri.queryParameters)
+        case (.latency, _): return try await latency(request.uri.queryParameters)
+        case (.topErrors, _): return try await topErrors(request.uri.queryParameters)
+        case (.health, _): return Self.json(.ok, Array(#"{"status":"ok"}"#.utf8))
+        case (.ready, _): return await ready()
+        case (.metrics, _):
+            return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
+                            body: .init(byteBuffer: ByteBuffer(bytes: metrics.registry.emitToBuffer())))
+        case (.openAPI, _):
+            return Response(status: .ok, headers: [.contentType: "application/yaml"], body: .init(byteBuffer: ByteBuffer(bytes: openAPIDocument)))
+        case (.unknown, _): throw APIError(.notFound, "not found")
+        }
+    }
+
+    /// `Authorization: Bearer <key>` against every configured key, in time independent of where they differ.
+    private func authorize(_ request: Request) throws {
+        let header = request.headers[.authorization] ?? ""
+        let prefix = "Bearer "
+        var matched = false
+        if header.hasPrefix(prefix) {
+            let presented = Array(header.utf8.dropFirst(prefix.utf8.count))
+            for key in options.apiKeys where Self.constantTimeEquals(presented, Array(key.utf8)) { matched = true }
+        }
+        guard matched else {
+            var error = APIError(.unauthorized, header.isEmpty ? "missing bearer token" : "invalid bearer token")
+            error.headers[.wwwAuthenticate] = "Bearer"
+            throw error
+        }
+    }
+
+    static func constantTimeEquals(_ a: [UInt8], _ b: [UInt8]) -> Bool {
+        var difference = UInt8(a.count == b.count ? 0 : 1)
+        let length = max(a.count, b.count)
+        for index in 0..<length {
+            difference |= (index < a.count ? a[index] : 0) ^ (index < b.count ? b[index] : 0)
+        }
+        return difference == 0
+    }
+
+    // MARK: Writes
+
+    private func create(_ request: Request) async throws -> Response {
+        let body = try await Self.parseBody(request, limit: options.maximumBodyBytes)
+        let receivedAt = now()
+        let create: EventCreate
+        do {
+            create = try EventValidation.create(body, receivedAtMilliseconds: receivedAt)
+        } catch {
+            throw APIError(.badRequest, error.message, field: error.field)
+        }
+        return try await write(EventEnvelope(eventID: create.id, operation: .create(create.fields, idSuppliedByClient: create.idSuppliedByClient),
+                                             receivedAtMilliseconds: receivedAt))
+    }
+
+    private func update(_ request: Request, id: UUID) async throws -> Response {
+        let body = try await Self.parseBody(request, limit: options.maximumBodyBytes)
+        let patch: EventPatch
+        do {
+            patch = try EventValidation.patch(body)
+        } catch {
+            throw APIError(.badRequest, error.message, field: error.field)
+        }
+        return try await write(EventEnvelope(eventID: id, operation: .update(patch), receivedAtMilliseconds: now()))
+    }
+
+    private func write(_ envelope: EventEnvelope) async throws -> Response {
+        try await send(envelope)
+        var json = JSONWriter(capacity: 80)
+        json.bytes.append(UInt8(ascii: "{"))
+        json.key("event_id", first: true)
+        json.string(envelope.eventID.lowercasedString)
+        json.key("status")
+        json.raw(#""accepted"}"#)
+        return Self.json(.accepted, json.bytes)
+    }
+
+    private func send(_ envelope: EventEnvelope) async throws {
+        if let reason = sink.unavailableReason { throw APIError.unavailable("Kafka unavailable: \(reason)") }
+        do {
+            try await sink.send(envelope)
+        } catch {
+            metrics.produceErrors.increment()
+            throw APIError.unavailable("Kafka did not accept the event: \(error)")
+        }
+    }
+
+    private func batch(_ request: Request) async throws -> Response {
+        let body = try await Self.parseBody(request, limit: options.maximumBatchBytes)
+        guard case let .array(items)? = body["events"] else {
+            throw APIError(.badRequest, "request body must be a JSON object with an \"events\" array", field: "events")
+        }
+        if case let .object(pairs) = body, let unknown = pairs.first(where: { $0.0 != "events" }) {
+            throw APIError(.badRequest, "unknown field", field: unknown.0)
+        }
+        guard (1...options.maximumBatchItems).contains(items.count) else {
+            throw APIError(.badRequest, "events must hold 1 to \(options.maximumBatchItems) items", field: "events")
+        }
+        if let reason = sink.unavailableReason { throw APIError.unavailable("Kafka unavailable: \(reason)") }
+        let receivedAt = now()
+        enum Outcome: Sendable {
+            case accepted(UUID)
+            case rejected(status: Int, message: String, field: String?)
+        }
+        var outcomes = [Outcome?](repeating: nil, count: items.count)
+        var envelopes: [(Int, EventEnvelope)] = []
+        for (index, item) in items.enumerated() {
+            do {
+                let create = try EventValidation.create(item, receivedAtMilliseconds: receivedAt)
+                envelopes.append((index, EventEnvelope(eventID: create.id, operation: .create(create.fields, idSuppliedByClient: create.idSuppliedByClient),
+                                                       receivedAtMilliseconds: receivedAt)))
+            } catch {
+                outcomes[index] = .rejected(status: 400, message: error.message, field: error.field)
+            }
+        }
+        let sink = self.sink
+        let metrics = self.metrics
+        await withTaskGroup(of: (Int, Outcome).self) { group in
+            for (index, envelope) in envelopes {
+                group.addTask {
+                    do {
+                        try await sink.send(envelope)
+                        return (index, .accepted(envelope.eventID))
+                    } catch {
+                        metrics.produceErrors.increment()
+                        return (index, .rejected(status: 503, message: "Kafka did not accept the event: \(error)", field: nil))
+                    }
+                }
+            }
+            for await (index, outcome) in group { outcomes[index] = outcome }
+        }
+        var json = JSONWriter(capacity: 64 * items.count)
+        let accepted = outcomes.filter { if case .accepted = $0 { return true } else { return false } }.count
+        json.raw(#"{"accepted":"#)
+        json.integer(accepted)
+        json.key("rejected")
+        json.integer(items.count - accepted)
+        json.key("results")
+        json.bytes.append(UInt8(ascii: "["))
+        for (index, outcome) in outcomes.enumerated() {
+            if index > 0 { json.bytes.append(UInt8(ascii: ",")) }
+            json.raw(#"{"index":"#)
+            json.integer(index)
+            switch outcome! {
+            case let .accepted(id):
+                json.raw(#","status":202,"event_id":"#)
+                json.string(id.lowercasedString)
+            case let .rejected(status, message, field):
+                json.key("status")
+                json.integer(status)
+                json.key("error")
+                json.string(message)
+                json.key("field")
+                if let field { json.string(field) } else { json.null() }
+            }
+            json.bytes.append(UInt8(ascii: "}"))
+        }
+        json.raw("]}")
+        return Self.json(.init(code: 207, reasonPhrase: "Multi-Status"), json.bytes)
+    }
+
+    // MARK: Reads
+
+    private func read<T: Sendable>(_ operation: () async throws -> T) async throws -> T {
+        let started = ContinuousClock.now
+        do {
+            let result = try await operation()
+            metrics.clickHouseQueryDuration.record(ContinuousClock.now - started)
+            return result
+        } catch {
+            metrics.clickHouseErrors.increment()
+            logger.warning("ClickHouse read failed", metadata: ["error": "\(error)"])
+            throw APIError.unavailable("ClickHouse unavailable: \(error)")
+        }
+    }
+
+    private func getEvent(_ id: UUID) async throws -> Response {
+        guard let row = try await read({ try await repository.event(id) }) else {
+            throw APIError(.notFound, "event not found", field: "id")
+        }
+        var json = JSONWriter(capacity: 256 + row.fields.input.utf8.count + row.fields.output.utf8.count)
+        Self.writeEvent(row, to: &json)
+        return Self.json(.ok, json.bytes)
+    }
+
+    private func conversation(_ conversationID: String, _ query: FlatDictionary<Substring, Substring>) async throws -> Response {
+        guard (1...EventValidation.maximumNameLength).contains(conversationID.count) else {
+            throw APIError(.badRequest, "must be 1 to \(EventValidation.maximumNameLength) characters", field: "conversation_id")
+        }
+        let limit = try Self.integer(query, "limit", default: 100, in: 1...1000)
+        var cursor: ConversationCursor?
+        if let raw = query["cursor"] {
+            guard let parsed = ConversationCursor(encoded: String(raw)) else { throw APIError(.badRequest, "invalid cursor", field: "cursor") }
+            cursor = parsed
+        }
+        let page = try await read({ try await repository.conversation(conversationID, limit: limit, after: cursor) })
+        var json = JSONWriter(capacity: 256 * page.events.count + 64)
+        json.raw(#"{"events":["#)
+        for (index, row) in page.events.enumerated() {
+            if index > 0 { json.bytes.append(UInt8(ascii: ",")) }
+            Self.writeEvent(row, to: &json)
+        }
+        json.raw(#"],"next_cursor":"#)
+        if let next = page.next { json.string(next.encoded) } else { json.null() }
+        json.bytes.append(UInt8(ascii: "}"))
+        return Self.json(.ok, json.bytes)
+    }
+
+    private func errorCounts(_ query: FlatDictionary<Substring, Substring>) async throws -> Response {
+        let days = try Self.integer(query, "days", default: 7, in: 1...365)
+        let eventName = query["event_name"].map(String.init)
+        if let eventName, !(1...EventValidation.maximumNameLength).contains(eventName.count) {
+            throw APIError(.badRequest, "must be 1 to \(EventValidation.maximumNameLength) characters", field: "event_name")
+        }
+        let counts = try await read({ try await repository.errorCounts(eventName: eventName, days: days) })
+        var json = JSONWriter()
+        json.raw(#"{"event_name":"#)
+        if let eventName { json.string(eventName) } else { json.null() }
+        json.key("days")
+        json.integer(days)
+        json.raw(#","counts":["#)
+        for (index, day) in counts.enumerated() {
+            if index > 0 { json.bytes.append(UInt8(ascii: ",")) }
+            json.raw(#"{"date":"#)
+            json.string(day.date)
+            json.key("errors")
+            json.integer(day.errors)
+            json.key("total")
+            json.integer(day.total)
+            json.bytes.append(UInt8(ascii: "}"))
+        }
+        json.raw("]}")
+        return Self.json(.ok, json.bytes)
+    }
+
+    private func latency(_ query: FlatDictionary<Substring, Substring>) async throws -> Response {
+        let limit = try Self.integer(query, "limit", default: 100, in: 1...1000)
+        let rows = try await read({ try await repository.latencyPercentiles(limit: limit) })
+        var json = JSONWriter()
+        json.raw(#"{"results":["#)
+        for (index, row) in rows.enumerated() {
+            if index > 0 { json.bytes.append(UInt8(ascii: ",")) }
+            json.raw(#"{"conversation_id":"#)
+            json.string(row.conversationID)
+            json.key("event_name")
+            json.string(row.eventName)
+            json.key("p95_latency")
+            json.number(row.p95)
+            json.key("count")
+            json.integer(row.count)
+            json.bytes.append(UInt8(ascii: "}"))
+        }
+        json.raw("]}")
+        return Self.json(.ok, json.bytes)
+    }
+
+    private func topErrors(_ query: FlatDictionary<Substring, Substring>) async throws -> Response {
+        let limit = try Self.integer(query, "limit", default: 10, in: 1...1000)
+        let rows = try await read({ try await repository.topErrorSessions(limit: limit) })
+        var json = JSONWriter()
+        json.raw(#"{"sessions":["#)
+        for (index, row) in rows.enumerated() {
+            if index > 0 { json.bytes.append(UInt8(ascii: ",")) }
+            json.raw(#"{"conversation_id":"#)
+            json.string(row.conversationID)
+            json.key("errors")
+            json.integer(row.errors)
+            json.key("total")
+            json.integer(row.total)
+            json.key("error_rate")
+            json.number(row.errorRate)
+            json.bytes.append(UInt8(ascii: "}"))
+        }
+        json.raw("]}")
+        return Self.json(.ok, json.bytes)
+    }
+
+    private func ready() async -> Response {
+        async let clickHouse: String? = {
+            do {
+                try await withTimeout(.seconds(3)) { try await repository.client.withConnection { try await $0.ping() } }
+                return nil
+            } catch {
+                return "\(error)"
+            }
+        }()
+        async let kafka: String? = {
+            if let reason = sink.unavailableReason { return reason }
+            do {
+                try await sink.checkReachable()
+                return nil
+            } catch {
+                return "\(error)"
+            }
+        }()
+        let (clickHouseProblem, kafkaProblem) = await (clickHouse, kafka)
+        var json = JSONWriter()
+        let ok = clickHouseProblem == nil && kafkaProblem == nil
+        json.raw(#"{"status":"#)
+        json.string(ok ? "ready" : "unavailable")
+        json.key("clickhouse")
+        json.string(clickHouseProblem ?? "ok")
+        json.key("kafka")
+        json.string(kafkaProblem ?? "ok")
+        if !ok {
+            json.key("error")
+            json.string([clickHouseProblem.map { "ClickHouse: \($0)" }, kafkaProblem.map { "Kafka: \($0)" }].compactMap { $0 }.joined(separator: "; "))
+            json.raw(#","field":null"#)
+        }
+        json.bytes.append(UInt8(ascii: "}"))
+        var response = Self.json(ok ? .ok : .serviceUnavailable, json.bytes)
+        if !ok { response.headers[.retryAfter] = "2" }
+        return response
+    }
+
+    // MARK: Helpers
+
+    static func writeEvent(_ row: EventRow, to json: inout JSONWriter) {
+        json.raw(#"{"event_id":"#)
+        json.string(row.id.lowercasedString)
+        json.key("conversation_id")
+        json.string(row.fields.conversationID)
+        json.key("event_name")
+        json.string(row.fields.eventName)
+        json.key("input")
+        json.string(row.fields.input)
+        json.key("output")
+        json.string(row.fields.output)
+        json.key("latency")
+        json.number(row.fields.latency)
+        json.key("error")
+        json.bool(row.fields.error)
+        json.key("timestamp")
+        json.string(Timestamp.format(milliseconds: row.fields.timestampMilliseconds))
+        json.bytes.append(UInt8(ascii: "}"))
+    }
+
+    static func json(_ status: HTTPResponse.Status, _ bytes: [UInt8]) -> Response {
+        Response(status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
+    }
+
+    static func integer(_ query: FlatDictionary<Substring, Substring>, _ name: String, default value: Int, in range: ClosedRange<Int>) throws -> Int {
+        guard let raw = query[Substring(name)] else { return value }
+        guard let parsed = Int(raw), range.contains(parsed) else {
+            throw APIError(.badRequest, "\(name) must be an integer from \(range.lowerBound) to \(range.upperBound)", field: name)
+        }
+        return parsed
+    }
+
+    /// The body as JSON, refusing bodies over `limit` bytes (413) and anything but one JSON value (400).
+    static func parseBody(_ request: Request, limit: Int) async throws -> JSONValue {
+        if let declared = request.headers[.contentLength].flatMap({ Int($0) }), declared > limit {
+            throw APIError(.contentTooLarge, "request body is larger than \(limit) bytes")
+        }
+        var buffer: ByteBuffer
+        do {
+            buffer = try await request.body.collect(upTo: limit)
+        } catch let error as HTTPError where error.status == .contentTooLarge {
+            throw APIError(.contentTooLarge, "request body is larger than \(limit) bytes")
+        }
+        let bytes = buffer.readBytes(length: buffer.readableBytes) ?? []
+        guard !bytes.isEmpty else { throw APIError(.badRequest, "request body is empty") }
+        do {
+            return try JSONParser.parse(bytes)
+        } catch {
+            throw APIError(.badRequest, "malformed JSON: \(error)")
+        }
+    }
+}
+
+/// An error response.
+struct APIError: Error {
+    var status: HTTPResponse.Status
+    var message: String
+    var field: String?
+    var headers: HTTPFields = [:]
+
+    init(_ status: HTTPResponse.Status, _ message: String, field: String? = nil) {
+        self.status = status
+        self.message = message
+        self.field = field
+    }
+
+    static func unavailable(_ message: String) -> APIError {
+        var error = APIError(.serviceUnavailable, message)
+        error.headers[.retryAfter] = "1"
+        return error
+    }
+
+    var response: Response {
+        var json = JSONWriter()
+        json.raw(#"{"error":"#)
+        json.string(message)
+        json.key("field")
+        if let field { json.string(field) } else { json.null() }
+        json.bytes.append(UInt8(ascii: "}"))
+        var response = EventAPI.json(status, json.bytes)
+        for field in headers { response.headers.append(field) }
+        return response
+    }
+}
+
+/// Which route a request path names, with its parameter.
+struct Route {
+    enum Kind: Sendable {
+        case createEvent, event, batch, conversation, errors, latency, topErrors, health, ready, metrics, openAPI, unknown
+    }
+
+    let kind: Kind
+    let parameter: String
+
+    init(_ request: Request) {
+        let segments = request.uri.path.split(separator: "/").map { String($0).removingPercentEncoding ?? String($0) }
+        switch segments.count {
+        case 1:
+            switch segments[0] {
+            case "event": kind = .createEvent
+            case "health": kind = .health
+            case "ready": kind = .ready
+            case "metrics": kind = .metrics
+            case "openapi.yaml": kind = .openAPI
+            default: kind = .unknown
+            }
+            parameter = ""
+        case 2 where segments[0] == "event":
+            kind = .event
+            parameter = segments[1]
+        case 2 where segments == ["events", "batch"]: (kind, parameter) = (.batch, "")
+        case 2 where segments == ["analytics", "errors"]: (kind, parameter) = (.errors, "")
+        case 2 where segments == ["analytics", "latency"]: (kind, parameter) = (.latency, "")
+        case 3 where segments[0] == "events" && segments[1] == "conversation": (kind, parameter) = (.conversation, segments[2])
+        case 3 where segments == ["analytics", "sessions", "top-errors"]: (kind, parameter) = (.topErrors, "")
+        default: (kind, parameter) = (.unknown, "")
+        }
+    }
+
+    var allowed: [HTTPRequest.Method] {
+        switch kind {
+        case .createEvent, .batch: return [.post]
+        case .event: return [.get, .put, .delete]
+        case .unknown: return []
+        default: return [.get]
+        }
+    }
+
+    /// The route's name in metrics (the pattern, not the concrete path).
+    var name: String {
+        switch kind {
+        case .createEvent: return "/event/"
+        case .event: return "/event/:id"
+        case .batch: return "/events/batch"
+        case .conversation: return "/events/conversation/:conversation_id"
+        case .errors: return "/analytics/errors"
+        case .latency: return "/analytics/latency"
+        case .topErrors: return "/analytics/sessions/top-errors"
+        case .health: return "/health"
+        case .ready: return "/ready"
+        case .metrics: return "/metrics"
+        case .openAPI: return "/openapi.yaml"
+        case .unknown: return "unknown"
+        }
+    }
+
+    func eventID() throws -> UUID {
+        guard parameter.utf8.count == 36, let id = UUID(uuidString: parameter) else {
+            throw APIError(.badRequest, "must be a UUID", field: "id")
+        }
+        return id
+    }
+}
+
+/// Runs `operation`, failing with a timeout error when it takes longer than `limit`.
+func withTimeout<T: Sendable>(_ limit: Duration, _ operation: @escaping @Sendable () async throws -> T) async throws -> T {
+    try await withThrowingTaskGroup(of: T.self) { group in
+        group.addTask { try await operation() }
+        group.addTask {
+            try await Task.sleep(for: limit)
+            throw TimeoutError(limit: limit)
+        }
+        let result = try await group.next()!
+        group.cancelAll()
+        return result
+    }
+}
+
+struct TimeoutError: Error, CustomStringConvertible {
+    let limit: Duration
+    var description: String { "no answer within \(limit)" }
+}

@@ -1,0 +1,44 @@
+import Foundation
+import Kafka
+
+/// Sends accepted writes to Kafka: one envelope per write, keyed by event id, returning once the
+/// broker acknowledged it.
+public protocol EventSink: Sendable {
+    func send(_ envelope: EventEnvelope) async throws
+    /// Why writes fail right now (no broker reachable, ...), or nil.
+    var unavailableReason: String? { get }
+    /// A round trip to the brokers, for readiness checks.
+    func checkReachable() async throws
+}
+
+/// The Kafka implementation of ``EventSink``.
+public final class KafkaEventSink: EventSink {
+    public let producer: KafkaProducer
+    public let topic: String
+
+    public init(producer: KafkaProducer, topic: String) {
+        self.producer = producer
+        self.topic = topic
+    }
+
+    public func send(_ envelope: EventEnvelope) async throws {
+        _ = try await producer.send(topic: topic, key: envelope.key, value: envelope.encoded())
+    }
+
+    public var unavailableReason: String? { producer.unavailableReason }
+
+    public func checkReachable() async throws {
+        let producer = self.producer
+        // rd_kafka_metadata blocks its thread; keep it off the cooperative pool.
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, Error>) in
+            DispatchQueue.global().async {
+                do {
+                    try producer.checkBrokers(timeoutMilliseconds: 2000)
+                    continuation.resume()
+                } catch {
+                    continuation.resume(throwing: error)
+                }
+            }
+        }
+    }
+}
