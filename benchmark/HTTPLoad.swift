@@ -1,0 +1,185 @@
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import Synchronization
+
+/// One keep-alive HTTP/1.1 connection that sends a request and waits for its response.
+final class LoadConnection: @unchecked Sendable {
+    let channel: Channel
+    let handler: ResponseCollector
+    let host: String
+
+    private init(channel: Channel, handler: ResponseCollector, host: String) {
+        self.channel = channel
+        self.handler = handler
+        self.host = host
+    }
+
+    static func connect(host: String, port: Int, group: EventLoopGroup) async throws -> LoadConnection {
+        let handler = ResponseCollector()
+        let channel = try await ClientBootstrap(group: group)
+            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHTTPClientHandlers()
+                    try channel.pipeline.syncOperations.addHandler(handler)
+                }
+            }
+            .connect(host: host, port: port).get()
+        return LoadConnection(channel: channel, handler: handler, host: "\(host):\(port)")
+    }
+
+    /// Sends a request and returns the status and body of its response.
+    func request(_ method: HTTPMethod, _ path: String, body: ByteBuffer? = nil) async throws -> (status: Int, body: ByteBuffer) {
+        var headers = HTTPHeaders()
+        headers.add(name: "Host", value: host)
+        if let body {
+            headers.add(name: "Content-Type", value: "application/json")
+            headers.add(name: "Content-Length", value: String(body.readableBytes))
+        }
+        let head = HTTPRequestHead(version: .http1_1, method: method, uri: path, headers: headers)
+        let promise = channel.eventLoop.makePromise(of: (Int, ByteBuffer).self)
+        let handler = self.handler
+        let channel = self.channel
+        channel.eventLoop.execute {
+            handler.pending.append(promise)
+            channel.write(HTTPClientRequestPart.head(head), promise: nil)
+            if let body { channel.write(HTTPClientRequestPart.body(.byteBuffer(body)), promise: nil) }
+            channel.writeAndFlush(HTTPClientRequestPart.end(nil), promise: nil)
+        }
+        let (status, responseBody) = try await promise.futureResult.get()
+        return (status, responseBody)
+    }
+
+    func close() async { try? await channel.close() }
+}
+
+/// Completes one promise per response, in order (HTTP/1.1 keeps responses in request order).
+final class ResponseCollector: ChannelInboundHandler, @unchecked Sendable {
+    typealias InboundIn = HTTPClientResponsePart
+    var pending = CircularBuffer<EventLoopPromise<(Int, ByteBuffer)>>()
+    private var status = 0
+    private var body = ByteBuffer()
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case let .head(head):
+            status = Int(head.status.code)
+            body.clear()
+        case var .body(part):
+            body.writeBuffer(&part)
+        case .end:
+            if let promise = pending.popFirst() { promise.succeed((status, body)) }
+        }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        while let promise = pending.popFirst() { promise.fail(error) }
+        context.close(promise: nil)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        struct ConnectionClosed: Error {}
+        while let promise = pending.popFirst() { promise.fail(ConnectionClosed()) }
+    }
+}
+
+/// A shared counter for concurrent workers.
+final class AtomicCounter: Sendable {
+    private let atomic = Atomic<Int>(0)
+    /// Adds `amount` and returns the new value.
+    @discardableResult
+    func increment(by amount: Int = 1) -> Int { atomic.add(amount, ordering: .relaxed).newValue }
+    var value: Int { atomic.load(ordering: .relaxed) }
+}
+
+/// Latencies and status codes of one phase.
+struct PhaseResult: Sendable {
+    var name: String
+    var requests: Int
+    var events: Int
+    var seconds: Double
+    var latenciesMicroseconds: [Int64]
+    var statusCounts: [Int: Int]
+    var transportErrors: Int
+
+    var eventsPerSecond: Double { Double(events) / max(seconds, 1e-9) }
+    var requestsPerSecond: Double { Double(requests) / max(seconds, 1e-9) }
+
+    func percentile(_ p: Double) -> Double {
+        guard !latenciesMicroseconds.isEmpty else { return 0 }
+        let sorted = latenciesMicroseconds.sorted()
+        let index = min(sorted.count - 1, Int((p * Double(sorted.count)).rounded(.up)) - 1)
+        return Double(sorted[max(0, index)]) / 1000
+    }
+}
+
+/// Drives `count` requests over `concurrency` keep-alive connections; `makeRequest(i)` gives the
+/// i-th request, `onResponse(i, status, body)` sees each answer (e.g. to collect ids).
+func runLoad(name: String, host: String, port: Int, concurrency: Int, count: Int, eventsPerRequest: Int = 1,
+             group: EventLoopGroup, progress: Bool,
+             makeRequest: @escaping @Sendable (Int) -> (HTTPMethod, String, ByteBuffer?),
+             onResponse: @escaping @Sendable (Int, Int, ByteBuffer) -> Void = { _, _, _ in }) async throws -> PhaseResult {
+    let next = AtomicCounter()
+    let done = AtomicCounter()
+    let started = ContinuousClock.now
+    let progressTask = progress ? Task {
+        while !Task.isCancelled {
+            try? await Task.sleep(for: .milliseconds(250))
+            let finished = done.value
+            let elapsed = Double((ContinuousClock.now - started).components.seconds) + Double((ContinuousClock.now - started).components.attoseconds) / 1e18
+            let line = "\r\u{1B}[K\(name): \(finished)/\(count) requests, \(Int(Double(finished * eventsPerRequest) / max(elapsed, 0.001))) events/s"
+            FileHandleStderr.write(line)
+        }
+    } : nil
+    let results = try await withThrowingTaskGroup(of: ([Int64], [Int: Int], Int).self) { tasks in
+        for _ in 0..<max(1, min(concurrency, count)) {
+            tasks.addTask {
+                var latencies: [Int64] = []
+                var statuses: [Int: Int] = [:]
+                var errors = 0
+                var connection = try await LoadConnection.connect(host: host, port: port, group: group)
+                while true {
+                    let index = next.increment() - 1
+                    guard index < count else { break }
+                    let (method, path, body) = makeRequest(index)
+                    let sent = ContinuousClock.now
+                    do {
+                        let (status, responseBody) = try await connection.request(method, path, body: body)
+                        let elapsed = ContinuousClock.now - sent
+                        latencies.append(elapsed.components.seconds * 1_000_000 + elapsed.components.attoseconds / 1_000_000_000_000)
+                        statuses[status, default: 0] += 1
+                        onResponse(index, status, responseBody)
+                    } catch {
+                        errors += 1
+                        await connection.close()
+                        connection = try await LoadConnection.connect(host: host, port: port, group: group)
+                    }
+                    _ = done.increment()
+                }
+                await connection.close()
+                return (latencies, statuses, errors)
+            }
+        }
+        var all: ([Int64], [Int: Int], Int) = ([], [:], 0)
+        for try await (latencies, statuses, errors) in tasks {
+            all.0 += latencies
+            all.1.merge(statuses, uniquingKeysWith: +)
+            all.2 += errors
+        }
+        return all
+    }
+    progressTask?.cancel()
+    if progress { FileHandleStderr.write("\r\u{1B}[K") }
+    let elapsed = ContinuousClock.now - started
+    let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+    let accepted = results.1.filter { (200..<300).contains($0.key) }.values.reduce(0, +)
+    return PhaseResult(name: name, requests: count, events: accepted * eventsPerRequest, seconds: seconds,
+                       latenciesMicroseconds: results.0, statusCounts: results.1, transportErrors: results.2)
+}
+
+import Foundation
+
+enum FileHandleStderr {
+    static func write(_ text: String) { FileHandle.standardError.write(Data(text.utf8)) }
+}
