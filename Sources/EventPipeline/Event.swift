@@ -130,7 +130,8 @@ public enum EventValidation {
     static func name(_ body: JSONValue, _ field: String) throws(EventValidationError) -> String {
         guard let value = body[field] else { throw EventValidationError("field is required", field: field) }
         guard case let .string(text) = value else { throw EventValidationError("must be a string", field: field) }
-        let count = text.count
+        // Unicode code points (what JSON Schema's maxLength counts), so the byte size is bounded too.
+        let count = text.unicodeScalars.count
         guard count >= 1, count <= maximumNameLength else {
             throw EventValidationError("must be 1 to \(maximumNameLength) characters", field: field)
         }

@@ -103,25 +103,37 @@ public struct EventEnvelope: Sendable, Equatable {
             throw EnvelopeError("not JSON: \(error)")
         }
         guard case .number(let version)? = json["v"], version == Double(Self.version) else {
-            throw EnvelopeError("unsupported envelope version \(json["v"].map { "\($0)" } ?? "(none)")")
+            let found: String
+            switch json["v"] {
+            case let .number(number)?: found = "\(number)"
+            case let value?: found = "a \(value.typeName)"
+            case nil: found = "none"
+            }
+            throw EnvelopeError("unsupported envelope version (\(found))")
         }
         guard case let .string(idText)? = json["event_id"], let id = UUID(uuidString: idText) else {
             throw EnvelopeError("event_id missing or not a UUID")
         }
-        guard case let .number(received)? = json["received_at_ms"] else { throw EnvelopeError("received_at_ms missing") }
+        guard case let .number(receivedNumber)? = json["received_at_ms"], let received = Int64(exactly: receivedNumber) else {
+            throw EnvelopeError("received_at_ms missing or not an integer")
+        }
         guard case let .string(op)? = json["op"] else { throw EnvelopeError("op missing") }
         let fields = json["fields"] ?? .object([])
         let operation: EventOperation
         switch op {
         case "create":
-            guard case let .number(timestamp)? = fields["timestamp_ms"], Timestamp.supportedRange.contains(Int64(timestamp)) else {
+            guard case let .number(timestampNumber)? = fields["timestamp_ms"], let timestamp = Int64(exactly: timestampNumber),
+                  Timestamp.supportedRange.contains(timestamp) else {
                 throw EnvelopeError("create without a valid timestamp_ms")
             }
             guard case let .bool(supplied)? = json["id_supplied"] else { throw EnvelopeError("id_supplied missing") }
-            var body = fields
-            if case let .object(pairs) = fields { body = .object(pairs.filter { $0.0 != "timestamp_ms" }) }
+            guard case let .object(pairs) = fields else { throw EnvelopeError("fields is not an object") }
+            // The create's own fields only: the id and the time travel outside the request form.
+            if let stray = pairs.first(where: { $0.0 == "timestamp" || $0.0 == "event_id" }) {
+                throw EnvelopeError("invalid create: unexpected field \(stray.0)")
+            }
             do {
-                let create = try EventValidation.create(body, receivedAtMilliseconds: Int64(timestamp))
+                let create = try EventValidation.create(.object(pairs.filter { $0.0 != "timestamp_ms" }), receivedAtMilliseconds: timestamp)
                 operation = .create(create.fields, idSuppliedByClient: supplied)
             } catch {
                 throw EnvelopeError("invalid create: \(error)")
@@ -137,7 +149,7 @@ public struct EventEnvelope: Sendable, Equatable {
         default:
             throw EnvelopeError("unknown op \(op)")
         }
-        return EventEnvelope(eventID: id, operation: operation, receivedAtMilliseconds: Int64(received))
+        return EventEnvelope(eventID: id, operation: operation, receivedAtMilliseconds: received)
     }
 }
 

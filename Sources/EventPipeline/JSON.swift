@@ -88,6 +88,7 @@ public struct JSONParser {
             guard depth < maximumDepth else { throw error("JSON nested too deeply") }
             position += 1
             var pairs: [(String, JSONValue)] = []
+            var keys = Set<String>()  // duplicate detection in constant time per key, even for huge objects
             skipWhitespace()
             if position < buffer.count, buffer[position] == UInt8(ascii: "}") {
                 position += 1
@@ -98,7 +99,7 @@ public struct JSONParser {
                 guard position < buffer.count, buffer[position] == UInt8(ascii: "\"") else { throw error("expected a string key") }
                 let keyOffset = position
                 let key = try string()
-                if pairs.contains(where: { $0.0 == key }) {
+                if !keys.insert(key).inserted {
                     throw JSONParseError(message: "duplicate key \"\(key)\"", offset: keyOffset)
                 }
                 skipWhitespace()
@@ -327,6 +328,7 @@ public struct JSONWriter {
     }
 
     public mutating func number(_ value: Double) {
+        guard value.isFinite else { return null() }  // JSON has no NaN or infinity
         if value == value.rounded(), abs(value) < 1e15 {
             integer(Int64(value))
         } else {

@@ -270,7 +270,7 @@ public struct EventAPI: HTTPResponder {
     }
 
     private func conversation(_ conversationID: String, _ query: FlatDictionary<Substring, Substring>) async throws -> Response {
-        guard (1...EventValidation.maximumNameLength).contains(conversationID.count) else {
+        guard (1...EventValidation.maximumNameLength).contains(conversationID.unicodeScalars.count) else {
             throw APIError(.badRequest, "must be 1 to \(EventValidation.maximumNameLength) characters", field: "conversation_id")
         }
         let limit = try Self.integer(query, "limit", default: 100, in: 1...1000)
@@ -295,7 +295,7 @@ public struct EventAPI: HTTPResponder {
     private func errorCounts(_ query: FlatDictionary<Substring, Substring>) async throws -> Response {
         let days = try Self.integer(query, "days", default: 7, in: 1...365)
         let eventName = query["event_name"].map(String.init)
-        if let eventName, !(1...EventValidation.maximumNameLength).contains(eventName.count) {
+        if let eventName, !(1...EventValidation.maximumNameLength).contains(eventName.unicodeScalars.count) {
             throw APIError(.badRequest, "must be 1 to \(EventValidation.maximumNameLength) characters", field: "event_name")
         }
         let counts = try await read({ try await repository.errorCounts(eventName: eventName, days: days) })

@@ -1,0 +1,251 @@
+import Foundation
+import Testing
+@testable import EventPipeline
+
+@Suite struct EventEnvelopeTests {
+    static let id = UUID(high: 0x0192_F8A4_8F1E_7C3A, low: 0x9B2D_4E5F_6A7B_8C9D)
+    static let idText = "0192f8a4-8f1e-7c3a-9b2d-4e5f6a7b8c9d"
+    static let fields = EventFields(conversationID: "conv-1", eventName: "llm_call", input: "hi \"there\"", output: "ok",
+                                    latency: 12.5, error: false, timestampMilliseconds: 1_795_773_600_123)
+
+    static func text(_ envelope: EventEnvelope) -> String { String(decoding: envelope.encoded(), as: UTF8.self) }
+
+    static func expectDecodeError(_ text: String, _ reason: String, sourceLocation: SourceLocation = #_sourceLocation) {
+        #expect(throws: EnvelopeError(reason), sourceLocation: sourceLocation) {
+            try EventEnvelope.decode(Array(text.utf8))
+        }
+    }
+
+    static func decodeError(_ text: String) -> EnvelopeError? {
+        do {
+            _ = try EventEnvelope.decode(Array(text.utf8))
+        } catch let error as EnvelopeError {
+            return error
+        } catch {
+            return nil
+        }
+        return nil
+    }
+
+    // MARK: Encoding
+
+    @Test func createEncodesToTheDocumentedForm() {
+        let envelope = EventEnvelope(eventID: Self.id, operation: .create(Self.fields, idSuppliedByClient: false),
+                                     receivedAtMilliseconds: 1_795_773_600_456)
+        #expect(Self.text(envelope) == #"{"v":1,"op":"create","event_id":"0192f8a4-8f1e-7c3a-9b2d-4e5f6a7b8c9d","received_at_ms":1795773600456,"id_supplied":false,"fields":{"conversation_id":"conv-1","event_name":"llm_call","input":"hi \"there\"","output":"ok","latency":12.5,"error":false,"timestamp_ms":1795773600123}}"#)
+    }
+
+    @Test func updateEncodesOnlyTheChangedFields() {
+        let envelope = EventEnvelope(eventID: Self.id, operation: .update(EventPatch(eventName: "renamed", latency: 7, error: true)),
+                                     receivedAtMilliseconds: 5)
+        #expect(Self.text(envelope) == #"{"v":1,"op":"update","event_id":"0192f8a4-8f1e-7c3a-9b2d-4e5f6a7b8c9d","received_at_ms":5,"fields":{"event_name":"renamed","latency":7,"error":true}}"#)
+        let outputOnly = EventEnvelope(eventID: Self.id, operation: .update(EventPatch(output: "x\ny")), receivedAtMilliseconds: 6)
+        #expect(Self.text(outputOnly) == #"{"v":1,"op":"update","event_id":"0192f8a4-8f1e-7c3a-9b2d-4e5f6a7b8c9d","received_at_ms":6,"fields":{"output":"x\ny"}}"#)
+    }
+
+    @Test func deleteEncodesNoFields() {
+        let envelope = EventEnvelope(eventID: Self.id, operation: .delete, receivedAtMilliseconds: 1_795_773_600_456)
+        #expect(Self.text(envelope) == #"{"v":1,"op":"delete","event_id":"0192f8a4-8f1e-7c3a-9b2d-4e5f6a7b8c9d","received_at_ms":1795773600456}"#)
+    }
+
+    @Test func keyIsTheLowercasedID() {
+        let envelope = EventEnvelope(eventID: Self.id, operation: .delete, receivedAtMilliseconds: 0)
+        #expect(envelope.key == Array(Self.idText.utf8))
+        #expect(EventEnvelope.version == 1)
+    }
+
+    // MARK: Round trips
+
+    @Test func createRoundTrips() throws {
+        for supplied in [false, true] {
+            let envelope = EventEnvelope(eventID: Self.id, operation: .create(Self.fields, idSuppliedByClient: supplied),
+                                         receivedAtMilliseconds: 1_795_773_600_456)
+            #expect(try EventEnvelope.decode(envelope.encoded()) == envelope)
+        }
+        let tricky = EventFields(conversationID: "é \"q\" \\ \u{1}", eventName: "日本 😀", input: "line\nnext\ttab", output: "",
+                                 latency: 123_456.789, error: true, timestampMilliseconds: 0)
+        let envelope = EventEnvelope(eventID: UUID(high: .max, low: 0), operation: .create(tricky, idSuppliedByClient: true),
+                                     receivedAtMilliseconds: 4_291_747_199_999)
+        #expect(try EventEnvelope.decode(envelope.encoded()) == envelope)
+        let fractional = EventFields(conversationID: "c", eventName: "e", latency: 0.1, timestampMilliseconds: 4_291_747_199_999)
+        let small = EventEnvelope(eventID: Self.id, operation: .create(fractional, idSuppliedByClient: false), receivedAtMilliseconds: 1)
+        #expect(try EventEnvelope.decode(small.encoded()) == small)
+    }
+
+    @Test func updateRoundTrips() throws {
+        let patches = [
+            EventPatch(eventName: "renamed"),
+            EventPatch(input: ""),
+            EventPatch(output: "o \"quoted\""),
+            EventPatch(latency: 0.25),
+            EventPatch(error: false),
+            EventPatch(eventName: "n", input: "i", output: "o", latency: 1e20, error: true),
+        ]
+        for patch in patches {
+            let envelope = EventEnvelope(eventID: Self.id, operation: .update(patch), receivedAtMilliseconds: 1_795_773_600_456)
+            #expect(try EventEnvelope.decode(envelope.encoded()) == envelope)
+        }
+    }
+
+    @Test func deleteRoundTrips() throws {
+        let envelope = EventEnvelope(eventID: Self.id, operation: .delete, receivedAtMilliseconds: 1_795_773_600_456)
+        #expect(try EventEnvelope.decode(envelope.encoded()) == envelope)
+        #expect(try EventEnvelope.decode(envelope.encoded()) != EventEnvelope(eventID: Self.id, operation: .delete, receivedAtMilliseconds: 0))
+    }
+
+    @Test func decodeReadsTheDocumentedForm() throws {
+        let text = #"{"v":1,"op":"create","event_id":"0192F8A4-8F1E-7C3A-9B2D-4E5F6A7B8C9D","received_at_ms":1795773600456,"id_supplied":true,"fields":{"conversation_id":"conv-1","event_name":"llm_call","timestamp_ms":1795773600123}}"#
+        let envelope = try EventEnvelope.decode(Array(text.utf8))
+        #expect(envelope == EventEnvelope(
+            eventID: Self.id,
+            operation: .create(EventFields(conversationID: "conv-1", eventName: "llm_call", timestampMilliseconds: 1_795_773_600_123),
+                               idSuppliedByClient: true),
+            receivedAtMilliseconds: 1_795_773_600_456))
+    }
+
+    // MARK: Decode errors
+
+    @Test func notJSON() {
+        Self.expectDecodeError("nonsense", "not JSON: invalid literal at byte 0")
+        Self.expectDecodeError("", "not JSON: unexpected end of JSON at byte 0")
+        Self.expectDecodeError(#"{"v":1,"v":1}"#, #"not JSON: duplicate key "v" at byte 7"#)
+    }
+
+    @Test func unsupportedVersion() {
+        Self.expectDecodeError(#"{"op":"delete","event_id":"0192f8a4-8f1e-7c3a-9b2d-4e5f6a7b8c9d","received_at_ms":1}"#,
+                               "unsupported envelope version (none)")
+        for version in ["2", "0", "\"1\"", "null"] {
+            let error = Self.decodeError(#"{"v":\#(version),"op":"delete","event_id":"0192f8a4-8f1e-7c3a-9b2d-4e5f6a7b8c9d","received_at_ms":1}"#)
+            #expect(error?.reason.hasPrefix("unsupported envelope version ") == true, "v = \(version)")
+            #expect(error?.reason != "unsupported envelope version (none)", "v = \(version)")
+        }
+        for (version, text) in [("2", "(2.0)"), (#""1""#, "(a string)"), ("null", "(a null)")] {
+            Self.expectDecodeError(#"{"v":"# + version + #","op":"delete"}"#, "unsupported envelope version " + text)
+        }
+        // Not an object at all: no version either.
+        Self.expectDecodeError("[1]", "unsupported envelope version (none)")
+    }
+
+    @Test func missingOrBadEventID() {
+        Self.expectDecodeError(#"{"v":1,"op":"delete","received_at_ms":1}"#, "event_id missing or not a UUID")
+        Self.expectDecodeError(#"{"v":1,"op":"delete","event_id":"nope","received_at_ms":1}"#, "event_id missing or not a UUID")
+        Self.expectDecodeError(#"{"v":1,"op":"delete","event_id":7,"received_at_ms":1}"#, "event_id missing or not a UUID")
+    }
+
+    @Test func missingReceivedAtOrOp() {
+        Self.expectDecodeError(#"{"v":1,"op":"delete","event_id":"0192f8a4-8f1e-7c3a-9b2d-4e5f6a7b8c9d"}"#, "received_at_ms missing or not an integer")
+        Self.expectDecodeError(#"{"v":1,"op":"delete","event_id":"0192f8a4-8f1e-7c3a-9b2d-4e5f6a7b8c9d","received_at_ms":"1"}"#,
+                               "received_at_ms missing or not an integer")
+        // Numbers an Int64 cannot hold are refused (the message goes to the DLQ), never trapped on.
+        Self.expectDecodeError(#"{"v":1,"op":"delete","event_id":"0192f8a4-8f1e-7c3a-9b2d-4e5f6a7b8c9d","received_at_ms":1e19}"#,
+                               "received_at_ms missing or not an integer")
+        Self.expectDecodeError(#"{"v":1,"op":"delete","event_id":"0192f8a4-8f1e-7c3a-9b2d-4e5f6a7b8c9d","received_at_ms":1.5}"#,
+                               "received_at_ms missing or not an integer")
+        Self.expectDecodeError(#"{"v":1,"op":"create","id_supplied":false,"event_id":"0192f8a4-8f1e-7c3a-9b2d-4e5f6a7b8c9d","received_at_ms":1,"fields":{"conversation_id":"c","event_name":"e","timestamp_ms":1e300}}"#,
+                               "create without a valid timestamp_ms")
+        Self.expectDecodeError(#"{"v":1,"op":"create","id_supplied":false,"event_id":"0192f8a4-8f1e-7c3a-9b2d-4e5f6a7b8c9d","received_at_ms":1,"fields":{"conversation_id":"c","event_name":"e","timestamp_ms":5,"timestamp":"2026-01-01T00:00:00Z"}}"#,
+                               "invalid create: unexpected field timestamp")
+        Self.expectDecodeError(#"{"v":1,"event_id":"0192f8a4-8f1e-7c3a-9b2d-4e5f6a7b8c9d","received_at_ms":1}"#, "op missing")
+    }
+
+    @Test func unknownOp() {
+        Self.expectDecodeError(#"{"v":1,"op":"upsert","event_id":"0192f8a4-8f1e-7c3a-9b2d-4e5f6a7b8c9d","received_at_ms":1}"#,
+                               "unknown op upsert")
+        Self.expectDecodeError(#"{"v":1,"op":"DELETE","event_id":"0192f8a4-8f1e-7c3a-9b2d-4e5f6a7b8c9d","received_at_ms":1}"#,
+                               "unknown op DELETE")
+    }
+
+    @Test func invalidUpdate() {
+        Self.expectDecodeError(#"{"v":1,"op":"update","event_id":"0192f8a4-8f1e-7c3a-9b2d-4e5f6a7b8c9d","received_at_ms":1,"fields":{}}"#,
+                               "invalid update: no fields to update")
+        Self.expectDecodeError(#"{"v":1,"op":"update","event_id":"0192f8a4-8f1e-7c3a-9b2d-4e5f6a7b8c9d","received_at_ms":1}"#,
+                               "invalid update: no fields to update")
+        Self.expectDecodeError(
+            #"{"v":1,"op":"update","event_id":"0192f8a4-8f1e-7c3a-9b2d-4e5f6a7b8c9d","received_at_ms":1,"fields":{"conversation_id":"c"}}"#,
+            "invalid update: conversation_id: field cannot be updated")
+    }
+
+    @Test func invalidCreate() {
+        let prefix = #"{"v":1,"op":"create","event_id":"0192f8a4-8f1e-7c3a-9b2d-4e5f6a7b8c9d","received_at_ms":1"#
+        Self.expectDecodeError(prefix + #","id_supplied":false,"fields":{"conversation_id":"c","event_name":"e"}}"#,
+                               "create without a valid timestamp_ms")
+        Self.expectDecodeError(prefix + #","id_supplied":false,"fields":{"conversation_id":"c","event_name":"e","timestamp_ms":-1}}"#,
+                               "create without a valid timestamp_ms")
+        Self.expectDecodeError(prefix + #","id_supplied":false,"fields":{"conversation_id":"c","event_name":"e","timestamp_ms":"0"}}"#,
+                               "create without a valid timestamp_ms")
+        Self.expectDecodeError(prefix + #","fields":{"conversation_id":"c","event_name":"e","timestamp_ms":0}}"#,
+                               "id_supplied missing")
+        Self.expectDecodeError(prefix + #","id_supplied":false,"fields":{"conversation_id":"c","event_name":"","timestamp_ms":0}}"#,
+                               "invalid create: event_name: must be 1 to 256 characters")
+        Self.expectDecodeError(prefix + #","id_supplied":false,"fields":{"event_name":"e","timestamp_ms":0}}"#,
+                               "invalid create: conversation_id: field is required")
+    }
+
+    @Test func errorDescription() {
+        #expect(EnvelopeError("op missing").description == "op missing")
+    }
+}
+
+@Suite struct ConversationCursorTests {
+    static let id = UUID(high: 0x0192_F8A4_8F1E_7C3A, low: 0x9B2D_4E5F_6A7B_8C9D)
+
+    static func base64URL(_ text: String) -> String {
+        Data(text.utf8).base64EncodedString()
+            .replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
+    }
+
+    @Test func encodedIsBase64URLOfTimeAndID() {
+        let cursor = ConversationCursor(timestampMilliseconds: 1_795_773_600_123, eventID: Self.id)
+        #expect(cursor.encoded == "MTc5NTc3MzYwMDEyMzowMTkyZjhhNC04ZjFlLTdjM2EtOWIyZC00ZTVmNmE3YjhjOWQ")
+        #expect(ConversationCursor(timestampMilliseconds: 0, eventID: UUID(high: 0, low: 0)).encoded
+            == "MDowMDAwMDAwMC0wMDAwLTAwMDAtMDAwMC0wMDAwMDAwMDAwMDA")
+    }
+
+    @Test func roundTrips() {
+        let ids = [Self.id, UUID(high: 0, low: 0), UUID(high: .max, low: .max), UUID(high: 0xFBFF_FFFE_0000_0000, low: 0x3F3F_0000_FFFF_0001)]
+        let times: [Int64] = [0, 1, 999, 1_795_773_600_123, 4_291_747_199_999, -5, .max, .min]
+        for id in ids {
+            for time in times {
+                let cursor = ConversationCursor(timestampMilliseconds: time, eventID: id)
+                let encoded = cursor.encoded
+                #expect(ConversationCursor(encoded: encoded) == cursor, "\(time) \(id)")
+                #expect(encoded.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "_") }, "\(encoded)")
+                #expect(encoded.count <= 128)
+            }
+        }
+    }
+
+    @Test func acceptsPaddedStandardBase64() {
+        let padded = Data("1:\(Self.id.lowercasedString)".utf8).base64EncodedString()
+        #expect(ConversationCursor(encoded: padded) == ConversationCursor(timestampMilliseconds: 1, eventID: Self.id))
+    }
+
+    @Test func garbageGivesNil() {
+        let garbage = [
+            "", "a", "!!!!", "not a cursor", "YWJj",  // "abc"
+            "MTI6bm90YXV1aWQ",  // "12:notauuid"
+            "eDowMTkyZjhhNC04ZjFlLTdjM2EtOWIyZC00ZTVmNmE3YjhjOWQ",  // "x:<uuid>"
+            Self.base64URL(":\(Self.id.lowercasedString)"),
+            Self.base64URL("1795773600123"),
+            Self.base64URL("1795773600123:"),
+            Self.base64URL("99999999999999999999:\(Self.id.lowercasedString)"),  // past Int64
+            Self.base64URL("1.5:\(Self.id.lowercasedString)"),
+            ConversationCursor(timestampMilliseconds: 1, eventID: Self.id).encoded + "!",
+        ]
+        for text in garbage {
+            #expect(ConversationCursor(encoded: text) == nil, "\(text)")
+        }
+        // Invalid UTF-8 inside valid base64.
+        let binary = Data([0xFF, 0xFE, 0x3A, 0x31]).base64EncodedString()
+        #expect(ConversationCursor(encoded: binary) == nil)
+    }
+
+    @Test func overlongCursorsAreRefused() {
+        // Leading zeros still make a valid number, so only the length limit refuses this one.
+        let short = Self.base64URL("0001:\(Self.id.lowercasedString)")
+        #expect(ConversationCursor(encoded: short) == ConversationCursor(timestampMilliseconds: 1, eventID: Self.id))
+        let long = Self.base64URL(String(repeating: "0", count: 100) + "1:\(Self.id.lowercasedString)")
+        #expect(long.count > 128)
+        #expect(ConversationCursor(encoded: long) == nil)
+    }
+}
