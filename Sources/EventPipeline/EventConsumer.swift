@@ -160,7 +160,8 @@ public final class EventConsumer: Service, @unchecked Sendable {
             // commit the revoked partitions (their next owner starts from the last commit and
             // writes identical rows).
             revokedWhileFlushing.formUnion(partitions)
-        } else {
+        } else if !isStopping {
+            // (At shutdown the loop already made its final attempt before leaving the group.)
             flush(deadline: .now + options.finalFlushTimeout, polling: false)
         }
         let revoked = Set(partitions)
@@ -217,9 +218,12 @@ public final class EventConsumer: Service, @unchecked Sendable {
                 metrics.insertRetries.increment()
                 let backoff = min(Duration.milliseconds(100) * (1 << min(attempt, 10)), options.maximumBackoff)
                 if let deadline, ContinuousClock.now + backoff > deadline {
-                    logger.error("batch not written before the deadline; its offsets stay uncommitted and it will be consumed again",
+                    // Keep the batch: the caller drops only the messages of partitions it gives up
+                    // (their next owner reads them again); those of partitions it keeps stay in hand,
+                    // or a later commit of higher offsets would skip them.
+                    logger.error("batch not written before the deadline; its offsets stay uncommitted",
                                  metadata: ["error": "\(error)", "messages": "\(messages.count)"])
-                    break
+                    return
                 }
                 logger.warning("batch write failed; retrying", metadata: ["error": "\(error)", "attempt": "\(attempt)", "retry_in": "\(backoff)"])
                 if paused.isEmpty {

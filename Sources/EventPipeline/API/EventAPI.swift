@@ -47,16 +47,14 @@ public struct EventAPI: HTTPResponder {
     public func respond(to request: Request, context: Context) async throws -> Response {
         let started = ContinuousClock.now
         let requestID = request.headers[Self.requestIDField].flatMap(Self.acceptableRequestID) ?? UUID().lowercasedString
-        var logger = self.logger
-        logger[metadataKey: "request_id"] = "\(requestID)"
         let route = Route(request)
         var response: Response
         do {
-            response = try await handle(request, route: route, logger: logger)
+            response = try await handle(request, route: route, requestID: requestID)
         } catch let error as APIError {
             response = error.response
         } catch {
-            logger.error("request failed", metadata: ["error": "\(error)", "path": "\(request.uri.path)"])
+            logger.error("request failed", metadata: ["error": "\(error)", "path": "\(request.uri.path)", "request_id": "\(requestID)"])
             response = APIError(.internalServerError, "internal error").response
         }
         response.headers[Self.requestIDField] = requestID
@@ -70,7 +68,7 @@ public struct EventAPI: HTTPResponder {
         return value
     }
 
-    private func handle(_ request: Request, route: Route, logger: Logger) async throws -> Response {
+    private func handle(_ request: Request, route: Route, requestID: String) async throws -> Response {
         guard route.kind != .unknown else { throw APIError(.notFound, "not found") }
         guard route.allowed.contains(request.method) else {
             var error = APIError(.methodNotAllowed, "method \(request.method.rawValue) not allowed")
