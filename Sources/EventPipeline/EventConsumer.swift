@@ -208,7 +208,12 @@ public final class EventConsumer: Service, @unchecked Sendable {
                 metrics.batchSize.record(Double(messages.count))
                 metrics.replays.increment(by: Int64(plan.replays))
                 metrics.duplicateCreates.increment(by: Int64(plan.duplicateCreates))
-                for row in plan.rows { cache.store(row, partition: partitionOf[row.id]) }
+                for row in plan.rows {
+                    // Rows of partitions revoked meanwhile must not be cached: another consumer owns them now.
+                    guard let partition = partitionOf[row.id],
+                          !revokedWhileFlushing.contains(TopicPartition(topic: options.topic, partition: partition)) else { continue }
+                    cache.store(row, partition: partition)
+                }
                 commit(messages, consumer: consumer)
                 logger.debug("batch written", metadata: ["messages": "\(messages.count)", "rows": "\(plan.rows.count)",
                                                           "dead_letters": "\(plan.deadLetters.count)", "ms": "\(ContinuousClock.now - started)"])
@@ -226,10 +231,9 @@ public final class EventConsumer: Service, @unchecked Sendable {
                     return
                 }
                 logger.warning("batch write failed; retrying", metadata: ["error": "\(error)", "attempt": "\(attempt)", "retry_in": "\(backoff)"])
-                if paused.isEmpty {
-                    paused = consumer.assignment
-                    consumer.pause(paused)
-                }
+                // Pause whatever is assigned now (partitions can arrive during the retries).
+                paused = consumer.assignment
+                consumer.pause(paused)
                 if polling {
                     // Keep polling so the group does not evict us; whatever still arrives waits.
                     let waitUntil = ContinuousClock.now + backoff
@@ -284,9 +288,19 @@ public final class EventConsumer: Service, @unchecked Sendable {
             json.integer(letter.offset)
             json.key("event_id")
             if let id = letter.eventID { json.string(id.lowercasedString) } else { json.null() }
-            json.key("message")
+            // The original message, cut to 64 KiB so the dead letter always fits the broker's limit.
             let value = original?.value ?? []
-            if let text = String(validating: value, as: UTF8.self) { json.string(text) } else { json.string(Data(value).base64EncodedString()) }
+            let kept = value.prefix(64 << 10)
+            json.key("message_truncated")
+            json.bool(kept.count < value.count)
+            json.key("message")
+            if let text = String(validating: Array(kept), as: UTF8.self) {
+                json.string(text)
+            } else {
+                json.string(Data(kept).base64EncodedString())
+                json.key("message_encoding")
+                json.string("base64")
+            }
             json.bytes.append(UInt8(ascii: "}"))
             return (original?.key ?? [], json.bytes)
         }

@@ -5,9 +5,11 @@ import Foundation
 ///
 /// Every read deduplicates by itself: per event, the values of its highest version
 /// (`argMax(column, version)`, grouped by `event_id`), with deleted events dropped afterwards. Not
-/// `FINAL`: on 18.16 a `WHERE is_deleted = 0` next to `FINAL` may be moved to PREWHERE and
-/// evaluated before the versions collapse, which shows an older, undeleted version of a deleted
-/// event (`EventRepositoryTests` shows the trap on the live server). Filters on columns an update
+/// `FINAL`: a filter on `is_deleted` that runs as PREWHERE (written so, or moved there by the
+/// optimizer on versions that do that with FINAL) sees rows before their versions collapse and
+/// shows an older, undeleted version of a deleted event. `EventRepositoryTests` shows it on the
+/// live 18.16 server (`FINAL PREWHERE is_deleted = 0` returns the stale row; plain WHERE happens
+/// to be right there). argMax reads do not depend on any of that. Filters on columns an update
 /// cannot change (event_id, conversation_id, timestamp) are applied before grouping, all others
 /// after. User-supplied strings travel as external tables, never in the SQL text; numbers and
 /// UUIDs are validated before they are formatted into it.

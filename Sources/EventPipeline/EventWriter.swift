@@ -15,14 +15,19 @@ public protocol EventSink: Sendable {
 public final class KafkaEventSink: EventSink {
     public let producer: KafkaProducer
     public let topic: String
+    /// Envelopes above this size are refused before they reach the broker (which would refuse them).
+    public let maximumMessageBytes: Int
 
-    public init(producer: KafkaProducer, topic: String) {
+    public init(producer: KafkaProducer, topic: String, maximumMessageBytes: Int = PipelineConfiguration.kafkaMessageMaxBytes - 1024) {
         self.producer = producer
         self.topic = topic
+        self.maximumMessageBytes = maximumMessageBytes
     }
 
     public func send(_ envelope: EventEnvelope) async throws {
-        _ = try await producer.send(topic: topic, key: envelope.key, value: envelope.encoded())
+        let value = envelope.encoded()
+        guard value.count <= maximumMessageBytes else { throw EventTooLarge(bytes: value.count, limit: maximumMessageBytes) }
+        _ = try await producer.send(topic: topic, key: envelope.key, value: value)
     }
 
     public var unavailableReason: String? { producer.unavailableReason }
@@ -41,4 +46,11 @@ public final class KafkaEventSink: EventSink {
             }
         }
     }
+}
+
+/// An event whose Kafka message would exceed the broker's size limit.
+public struct EventTooLarge: Error, CustomStringConvertible {
+    public var bytes: Int
+    public var limit: Int
+    public var description: String { "the event is \(bytes) bytes as a Kafka message, over the \(limit)-byte limit" }
 }

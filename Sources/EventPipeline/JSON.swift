@@ -316,6 +316,10 @@ public struct JSONWriter {
                 case 0x0A: bytes += [0x5C, UInt8(ascii: "n")]
                 case 0x0D: bytes += [0x5C, UInt8(ascii: "r")]
                 case 0x09: bytes += [0x5C, UInt8(ascii: "t")]
+                // Short forms wherever JSON has them: a string is never written longer than the
+                // request spelled it, so an envelope never outgrows its request body.
+                case 0x08: bytes += [0x5C, UInt8(ascii: "b")]
+                case 0x0C: bytes += [0x5C, UInt8(ascii: "f")]
                 default:
                     let hex: [UInt8] = Array("0123456789abcdef".utf8)
                     bytes += [0x5C, UInt8(ascii: "u"), 0x30, 0x30, hex[Int(byte >> 4)], hex[Int(byte & 0xF)]]

@@ -44,7 +44,7 @@ public struct PipelineConfiguration: Sendable, Equatable {
         consumerFlushIntervalMilliseconds = try reader.integer("CONSUMER_FLUSH_INTERVAL_MS", default: 200, in: 1...3_600_000)
         consumerMetricsPort = try reader.integer("CONSUMER_METRICS_PORT", default: 9464, in: 1...65535)
         consumerCacheRows = try reader.integer("CONSUMER_CACHE_ROWS", default: 200_000, in: 0...100_000_000)
-        kafkaDeadLetterTopic = try reader.string("KAFKA_DLQ_TOPIC", default: "events.dlq")
+        kafkaDeadLetterTopic = try reader.string("KAFKA_DLQ_TOPIC", default: kafkaTopic + ".dlq")
         kafkaProperties = KafkaConfiguration.properties(fromEnvironment: environment)
         apiMaxBodyBytes = try reader.integer("API_MAX_BODY_BYTES", default: 1 << 20, in: 1024...(1 << 20))
         apiKeys = (environment["API_KEYS"] ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }

@@ -163,6 +163,8 @@ public struct EventAPI: HTTPResponder {
         if let reason = sink.unavailableReason { throw APIError.unavailable("Kafka unavailable: \(reason)") }
         do {
             try await sink.send(envelope)
+        } catch let error as EventTooLarge {
+            throw APIError(.contentTooLarge, "\(error)")
         } catch {
             metrics.produceErrors.increment()
             throw APIError.unavailable("Kafka did not accept the event: \(error)")
@@ -205,6 +207,8 @@ public struct EventAPI: HTTPResponder {
                     do {
                         try await sink.send(envelope)
                         return (index, .accepted(envelope.eventID))
+                    } catch let error as EventTooLarge {
+                        return (index, .rejected(status: 413, message: "\(error)", field: nil))
                     } catch {
                         metrics.produceErrors.increment()
                         return (index, .rejected(status: 503, message: "Kafka did not accept the event: \(error)", field: nil))
