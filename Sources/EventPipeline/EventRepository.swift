@@ -71,11 +71,13 @@ public struct EventRepository: Sendable {
         -> (events: [EventRow], next: ConversationCursor?) {
         var after = ""
         if let cursor {
-            after = " AND (timestamp_ms > \(cursor.timestampMilliseconds) OR (timestamp_ms = \(cursor.timestampMilliseconds) AND event_id > \(Self.uuidLiteral(cursor.eventID))))"
+            // Ties on the timestamp go by the id's text: ClickHouse orders UUID values by their last
+            // 8 bytes first, which is not the order clients see.
+            after = " AND (timestamp_ms > \(cursor.timestampMilliseconds) OR (timestamp_ms = \(cursor.timestampMilliseconds) AND toString(event_id) > '\(cursor.eventID.lowercasedString)'))"
         }
         let sql = """
             SELECT * FROM (\(latestVersions(where: "conversation_id IN (SELECT value FROM conversation)\(after)")))
-            WHERE is_deleted = 0 ORDER BY timestamp_ms, event_id LIMIT \(limit + 1)
+            WHERE is_deleted = 0 ORDER BY timestamp_ms, toString(event_id) LIMIT \(limit + 1)
             """
         var rows = try await client.collect(sql, externalTables: [Self.stringTable("conversation", [conversationID])])
             .flatMap { try EventRow.rows($0) }

@@ -4,6 +4,7 @@ import HTTPTypes
 import Hummingbird
 import HummingbirdCore
 import Logging
+import NIOCore
 
 /// The HTTP API: a small table of routes over thin handlers. Writes are validated, encoded once
 /// as Kafka envelopes and answered 202 after the broker's acknowledgement; reads go to ClickHouse
@@ -437,15 +438,22 @@ public struct EventAPI: HTTPResponder {
 
     /// The body as JSON, refusing bodies over `limit` bytes (413) and anything but one JSON value (400).
     static func parseBody(_ request: Request, limit: Int) async throws -> JSONValue {
-        if let declared = request.headers[.contentLength].flatMap({ Int($0) }), declared > limit {
-            throw APIError(.contentTooLarge, "request body is larger than \(limit) bytes")
+        // Read the body once; past the limit keep reading (and dropping, up to 64 MiB) so a client
+        // that sends the whole body before reading gets the 413 instead of a stalled upload.
+        let declared = request.headers[.contentLength].flatMap { Int($0) }
+        var buffer = ByteBuffer()
+        var total = 0
+        var tooLarge = (declared ?? 0) > limit
+        for try await part in request.body {
+            total += part.readableBytes
+            if total > limit { tooLarge = true }
+            if tooLarge {
+                if total > 64 << 20 { break }
+                continue
+            }
+            buffer.writeImmutableBuffer(part)
         }
-        var buffer: ByteBuffer
-        do {
-            buffer = try await request.body.collect(upTo: limit)
-        } catch let error as HTTPError where error.status == .contentTooLarge {
-            throw APIError(.contentTooLarge, "request body is larger than \(limit) bytes")
-        }
+        if tooLarge { throw APIError.tooLarge(limit) }
         let bytes = buffer.readBytes(length: buffer.readableBytes) ?? []
         guard !bytes.isEmpty else { throw APIError(.badRequest, "request body is empty") }
         do {
@@ -467,6 +475,14 @@ struct APIError: Error {
         self.status = status
         self.message = message
         self.field = field
+    }
+
+    /// 413, closing the connection: the rest of the body is not read, so the connection cannot
+    /// carry another request (and a client still sending learns at once).
+    static func tooLarge(_ limit: Int) -> APIError {
+        var error = APIError(.contentTooLarge, "request body is larger than \(limit) bytes")
+        error.headers[.connection] = "close"
+        return error
     }
 
     static func unavailable(_ message: String) -> APIError {

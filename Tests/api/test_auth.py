@@ -1,0 +1,84 @@
+"""Bearer authentication: a second event-api with API_KEYS=k1,k2."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from api_support import Api, api_instance, assert_error, unique
+
+PROTECTED = [
+    ("GET", "/event/%s" % uuid.uuid4()),
+    ("PUT", "/event/%s" % uuid.uuid4()),
+    ("DELETE", "/event/%s" % uuid.uuid4()),
+    ("POST", "/event/"),
+    ("POST", "/events/batch"),
+    ("GET", "/events/conversation/c"),
+    ("GET", "/analytics/errors"),
+    ("GET", "/analytics/latency"),
+    ("GET", "/analytics/sessions/top-errors"),
+    ("GET", "/ready"),
+    ("GET", "/metrics"),
+    ("GET", "/openapi.yaml"),
+]
+
+
+@pytest.fixture(scope="module")
+def secured():
+    yield from api_instance("auth", {"API_KEYS": "k1,k2"})
+
+
+@pytest.mark.parametrize("method,path", PROTECTED, ids=["%s %s" % p for p in PROTECTED])
+def test_missing_key(secured, method, path):
+    response = secured.api().request(method, path, body={"output": "x"} if method in ("PUT", "POST") else None)
+    assert_error(response, 401, "missing bearer token", None)
+    assert response.header("WWW-Authenticate") == "Bearer"
+
+
+@pytest.mark.parametrize("authorization", [
+    "Bearer k3", "Bearer k1k2", "Bearer k1,k2", "Bearer K1", "Bearer  k1", "Bearer k", "bearer k1", "Basic azE6",
+    "k1", "Bearer ", "Bearer\tk1",
+])
+@pytest.mark.parametrize("method,path", [("GET", "/analytics/latency"), ("POST", "/event/")])
+def test_wrong_key(secured, authorization, method, path):
+    body = {"conversation_id": unique("auth"), "event_name": "auth"} if method == "POST" else None
+    response = secured.api().request(method, path, body=body, headers={"Authorization": authorization})
+    assert_error(response, 401, "invalid bearer token", None)
+    assert response.header("WWW-Authenticate") == "Bearer"
+
+
+@pytest.mark.parametrize("key", ["k1", "k2"])
+def test_either_key_works(secured, key):
+    api = secured.api(token=key)
+    assert api.get("/analytics/latency?limit=1").status == 200
+    assert api.get("/ready").json == {"status": "ready", "clickhouse": "ok", "kafka": "ok"}
+    assert api.get("/openapi.yaml").status == 200
+    assert api.get("/metrics").status == 200
+    created = api.post("/event/", {"conversation_id": unique("auth"), "event_name": "auth"})
+    assert created.status == 202, created
+    event_id = created.json["event_id"]
+    assert api.put("/event/" + event_id, {"output": "x"}).status == 202
+    assert api.delete("/event/" + event_id).status == 202
+    batch = api.post("/events/batch", {"events": [{"conversation_id": unique("auth"), "event_name": "auth"}]})
+    assert batch.status == 207 and batch.json["accepted"] == 1
+    # Validation still applies behind the key.
+    assert_error(api.post("/event/", {"colour": "x"}), 400, "unknown field", "colour")
+
+
+def test_health_is_open(secured):
+    for token in (None, "wrong", "k1"):
+        response = secured.api(token=token).get("/health")
+        assert (response.status, response.json) == (200, {"status": "ok"})
+        assert response.header("WWW-Authenticate") is None
+
+
+def test_unauthorized_response_carries_request_id(secured):
+    response = Api(secured.url).get("/analytics/latency", headers={"X-Request-Id": "auth-probe"})
+    assert response.status == 401
+    assert response.header("X-Request-Id") == "auth-probe"
+
+
+def test_main_instance_needs_no_key(api):
+    assert api.get("/analytics/latency?limit=1").status == 200
+    assert api.get("/analytics/latency?limit=1", headers={"Authorization": "Bearer anything"}).status == 200
