@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 /// The fields of an event as a create sets them.
 public struct EventFields: Sendable, Equatable {
@@ -76,25 +77,35 @@ public struct EventCreate: Sendable, Equatable {
 /// Turns request JSON into creates and patches, with the exact error for each kind of bad input.
 public enum EventValidation {
     public static let maximumNameLength = 256
-    static let createFields: Set<String> = ["conversation_id", "event_name", "input", "output", "latency", "error", "event_id", "timestamp"]
-    static let patchFields: Set<String> = ["event_name", "input", "output", "latency", "error"]
-    static let immutableFields: Set<String> = ["conversation_id", "timestamp", "event_id"]
+    // Switches rather than sets: no hashing on the request path.
+    static func isPatchField(_ key: String) -> Bool {
+        switch key {
+        case "event_name", "input", "output", "latency", "error": return true
+        default: return false
+        }
+    }
+
+    /// Patch fields plus the ones fixed at create (conversation_id, timestamp, event_id).
+    static func isCreateField(_ key: String) -> Bool {
+        switch key {
+        case "conversation_id", "timestamp", "event_id": return true
+        default: return isPatchField(key)
+        }
+    }
 
     public static func create(_ body: JSONValue, receivedAtMilliseconds: Int64) throws(EventValidationError) -> EventCreate {
         guard case let .object(pairs) = body else { throw EventValidationError("request body must be a JSON object") }
-        for (key, _) in pairs where !createFields.contains(key) { throw EventValidationError("unknown field", field: key) }
+        for (key, _) in pairs where !isCreateField(key) { throw EventValidationError("unknown field", field: key) }
         let conversationID = try name(body, "conversation_id")
         let eventName = try name(body, "event_name")
         let input = try optionalString(body, "input") ?? ""
         let output = try optionalString(body, "output") ?? ""
         let latency = try optionalLatency(body) ?? 0
         let error = try optionalBool(body, "error") ?? false
-        var id = UUID.v7(milliseconds: receivedAtMilliseconds)
-        var supplied = false
+        var suppliedID: UUID?
         if let raw = try optionalString(body, "event_id") {
-            guard let parsed = UUID(uuidString: raw) else { throw EventValidationError("must be a UUID", field: "event_id") }
-            id = parsed
-            supplied = true
+            guard let parsed = UUID(text: raw) else { throw EventValidationError("must be a UUID", field: "event_id") }
+            suppliedID = parsed
         }
         var timestamp = receivedAtMilliseconds
         if let raw = try optionalString(body, "timestamp") {
@@ -106,15 +117,15 @@ public enum EventValidation {
             }
             timestamp = parsed
         }
-        return EventCreate(id: id, idSuppliedByClient: supplied,
+        return EventCreate(id: suppliedID ?? UUID.v7(milliseconds: receivedAtMilliseconds), idSuppliedByClient: suppliedID != nil,
                            fields: EventFields(conversationID: conversationID, eventName: eventName, input: input, output: output,
                                                latency: latency, error: error, timestampMilliseconds: timestamp))
     }
 
     public static func patch(_ body: JSONValue) throws(EventValidationError) -> EventPatch {
         guard case let .object(pairs) = body else { throw EventValidationError("request body must be a JSON object") }
-        for (key, _) in pairs where !patchFields.contains(key) {
-            if immutableFields.contains(key) { throw EventValidationError("field cannot be updated", field: key) }
+        for (key, _) in pairs where !isPatchField(key) {
+            if isCreateField(key) { throw EventValidationError("field cannot be updated", field: key) }
             throw EventValidationError("unknown field", field: key)
         }
         var patch = EventPatch()
@@ -261,13 +272,38 @@ public enum Timestamp {
 extension UUID {
     /// A time-ordered UUID (RFC 9562 version 7): 48 bits of Unix milliseconds, then random bits.
     public static func v7(milliseconds: Int64) -> UUID {
-        var random = SystemRandomNumberGenerator()
-        let high = random.next() as UInt64
-        let low = random.next() as UInt64
+        let (high, low) = FastRandom.next128()
         let ms = UInt64(max(0, milliseconds)) & 0xFFFF_FFFF_FFFF
         let first = ms << 16 | 0x7000 | (high & 0x0FFF)
         let second = 0x8000_0000_0000_0000 | (low & 0x3FFF_FFFF_FFFF_FFFF)
         return UUID(high: first, low: second)
+    }
+
+    /// Parses the canonical 36-character form (any case) without Foundation's `sscanf`-based parser,
+    /// which showed in the consumer's profile.
+    public init?(text: String) {
+        var text = text
+        let parsed: (UInt64, UInt64)? = text.withUTF8 { bytes in
+            guard bytes.count == 36, bytes[8] == 0x2D, bytes[13] == 0x2D, bytes[18] == 0x2D, bytes[23] == 0x2D else { return nil }
+            var high: UInt64 = 0
+            var low: UInt64 = 0
+            var digits = 0
+            for index in 0..<36 where index != 8 && index != 13 && index != 18 && index != 23 {
+                let byte = bytes[index]
+                let value: UInt8
+                switch byte {
+                case 0x30...0x39: value = byte - 0x30
+                case 0x41...0x46: value = byte - 0x41 + 10
+                case 0x61...0x66: value = byte - 0x61 + 10
+                default: return nil
+                }
+                if digits < 16 { high = high << 4 | UInt64(value) } else { low = low << 4 | UInt64(value) }
+                digits += 1
+            }
+            return (high, low)
+        }
+        guard let (high, low) = parsed else { return nil }
+        self.init(high: high, low: low)
     }
 
     /// The UUID whose 16 bytes are `high` then `low`, big-endian (its text order).
@@ -311,4 +347,33 @@ extension UUID {
             }
         }
     }
+}
+
+/// Random bits for ids without a system call each: xoshiro256** seeded once from the system's
+/// generator, behind a lock. (Two getrandom calls per event showed in request-path profiles.)
+enum FastRandom {
+    private static let state = Mutex<(UInt64, UInt64, UInt64, UInt64)>({
+        var system = SystemRandomNumberGenerator()
+        return (system.next(), system.next(), system.next(), system.next() | 1)
+    }())
+
+    static func next128() -> (UInt64, UInt64) {
+        state.withLock { s in (step(&s), step(&s)) }
+    }
+
+    private static func step(_ s: inout (UInt64, UInt64, UInt64, UInt64)) -> UInt64 {
+        let result = (s.1 &* 5).rotatedLeft(7) &* 9
+        let t = s.1 << 17
+        s.2 ^= s.0
+        s.3 ^= s.1
+        s.1 ^= s.2
+        s.0 ^= s.3
+        s.2 ^= t
+        s.3 = s.3.rotatedLeft(45)
+        return result
+    }
+}
+
+extension UInt64 {
+    func rotatedLeft(_ count: UInt64) -> UInt64 { (self << count) | (self >> (64 - count)) }
 }

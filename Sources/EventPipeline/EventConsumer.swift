@@ -214,7 +214,10 @@ public final class EventConsumer: Service, @unchecked Sendable {
                           !revokedWhileFlushing.contains(TopicPartition(topic: options.topic, partition: partition)) else { continue }
                     cache.store(row, partition: partition)
                 }
-                commit(messages, consumer: consumer)
+                // The loop's own batches commit asynchronously: the rows are written, so a lost
+                // commit only brings the messages again (and they change nothing). Before partitions
+                // go (revoke, shutdown) the commit must have landed.
+                commit(messages, consumer: consumer, synchronously: deadline != nil)
                 logger.debug("batch written", metadata: ["messages": "\(messages.count)", "rows": "\(plan.rows.count)",
                                                           "dead_letters": "\(plan.deadLetters.count)", "ms": "\(ContinuousClock.now - started)"])
                 break
@@ -319,13 +322,13 @@ public final class EventConsumer: Service, @unchecked Sendable {
         }
     }
 
-    private func commit(_ messages: [KafkaMessage], consumer: KafkaConsumer) {
+    private func commit(_ messages: [KafkaMessage], consumer: KafkaConsumer, synchronously: Bool) {
         var offsets: [TopicPartition: Int64] = [:]
         for message in messages where !revokedWhileFlushing.contains(message.topicPartition) {
             offsets[message.topicPartition] = max(offsets[message.topicPartition] ?? 0, message.offset + 1)
         }
         do {
-            try consumer.commit(offsets)
+            try consumer.commit(offsets, synchronously: synchronously)
         } catch {
             // The rows are written; a failed commit only means these messages come again and change nothing.
             logger.warning("offset commit failed; the batch will be consumed again", metadata: ["error": "\(error)"])

@@ -111,7 +111,7 @@ public struct EventEnvelope: Sendable, Equatable {
             }
             throw EnvelopeError("unsupported envelope version (\(found))")
         }
-        guard case let .string(idText)? = json["event_id"], let id = UUID(uuidString: idText) else {
+        guard case let .string(idText)? = json["event_id"], let id = UUID(text: idText) else {
             throw EnvelopeError("event_id missing or not a UUID")
         }
         guard case let .number(receivedNumber)? = json["received_at_ms"], let received = Int64(exactly: receivedNumber) else {

@@ -199,7 +199,7 @@ public struct ConversationCursor: Sendable, Equatable {
         while base64.count % 4 != 0 { base64 += "=" }
         guard encoded.count <= 128, let data = Data(base64Encoded: base64), let text = String(data: data, encoding: .utf8) else { return nil }
         let parts = text.split(separator: ":", maxSplits: 1)
-        guard parts.count == 2, let ms = Int64(parts[0]), let id = UUID(uuidString: String(parts[1])) else { return nil }
+        guard parts.count == 2, let ms = Int64(parts[0]), let id = UUID(text: String(parts[1])) else { return nil }
         self.init(timestampMilliseconds: ms, eventID: id)
     }
 }

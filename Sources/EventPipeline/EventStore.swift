@@ -101,7 +101,7 @@ public struct EventSchema: Sendable {
 
 extension EventRow {
     /// Rows as one block in the table's column order.
-    static func block(_ rows: [EventRow]) -> Block {
+    public static func block(_ rows: [EventRow]) -> Block {
         var ids = FixedWidthColumn<Bits128>(type: .uuid)
         var conversations = StringColumn()
         var names = StringColumn()

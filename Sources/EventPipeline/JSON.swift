@@ -99,7 +99,13 @@ public struct JSONParser {
                 guard position < buffer.count, buffer[position] == UInt8(ascii: "\"") else { throw error("expected a string key") }
                 let keyOffset = position
                 let key = try string()
-                if !keys.insert(key).inserted {
+                // Small objects (all requests) scan; large ones switch to a set.
+                let duplicate = pairs.count < 16 ? pairs.contains { $0.0 == key } : !keys.insert(key).inserted
+                if pairs.count == 15 {
+                    keys = Set(pairs.map(\.0))
+                    keys.insert(key)
+                }
+                if duplicate {
                     throw JSONParseError(message: "duplicate key \"\(key)\"", offset: keyOffset)
                 }
                 skipWhitespace()

@@ -116,9 +116,10 @@ public final class KafkaConsumer: @unchecked Sendable {
         return KafkaMessage(topic: topic, partition: message.partition, offset: message.offset, key: key, value: value)
     }
 
-    /// Commits `offsets` (for each partition, the offset of the next message to consume)
-    /// synchronously; throws when the broker refused (e.g. the partition was reassigned).
-    public func commit(_ offsets: [TopicPartition: Int64]) throws {
+    /// Commits `offsets` (for each partition, the offset of the next message to consume).
+    /// Synchronously it throws when the broker refused (e.g. the partition was reassigned);
+    /// asynchronously it returns at once and a failure only means those messages come again.
+    public func commit(_ offsets: [TopicPartition: Int64], synchronously: Bool = true) throws {
         guard !offsets.isEmpty else { return }
         let list = makeList(offsets.keys.sorted { ($0.topic, $0.partition) < ($1.topic, $1.partition) })
         defer { rd_kafka_topic_partition_list_destroy(list) }
@@ -127,7 +128,7 @@ public final class KafkaConsumer: @unchecked Sendable {
             let key = TopicPartition(topic: String(cString: element.topic), partition: element.partition)
             list.pointee.elems[index].offset = offsets[key] ?? -1001
         }
-        let error = rd_kafka_commit(handle, list, 0)
+        let error = rd_kafka_commit(handle, list, synchronously ? 0 : 1)
         guard error == RD_KAFKA_RESP_ERR_NO_ERROR else { throw KafkaError(error, context: "offset commit failed") }
     }
 

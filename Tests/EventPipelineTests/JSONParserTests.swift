@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 @testable import EventPipeline
 
@@ -219,7 +220,7 @@ import Testing
         #expect(Self.written("\u{01}") == #""\u0001""#)
         #expect(Self.written("\u{00}") == #""\u0000""#)
         #expect(Self.written("\u{1F}") == #""\u001f""#)
-        #expect(Self.written("\u{08}\u{0C}") == #""\u0008\u000c""#)
+        #expect(Self.written("\u{08}\u{0C}") == #""\b\f""#)
         #expect(Self.written("line\nnext\ttab\rret") == #""line\nnext\ttab\rret""#)
         #expect(Self.written("x\u{01}y\u{02}z") == #""x\u0001y\u0002z""#)
     }
@@ -330,5 +331,35 @@ import Testing
         #expect(throws: JSONParseError(message: "duplicate key \"k5\"", offset: duplicated.utf8.count - 7)) {
             try JSONParser.parse(Array(duplicated.utf8))
         }
+    }
+}
+
+extension JSONParserTests {
+    @Test(arguments: [1, 14, 15, 16, 17, 40])
+    func duplicateOfAnyEarlierKeyIsFoundWhateverTheObjectSize(keys: Int) {
+        for duplicateOf in 0..<keys {
+            let text = "{" + (0..<keys).map { "\"k\($0)\":0" }.joined(separator: ",") + ",\"k\(duplicateOf)\":1}"
+            #expect(throws: JSONParseError.self, "\(keys) keys, duplicate of k\(duplicateOf)") { try JSONParser.parse(Array(text.utf8)) }
+        }
+    }
+}
+
+@Suite struct FastUUIDTests {
+    @Test func parsesWhatFoundationParsesAndRefusesTheRest() {
+        for _ in 0..<1000 {
+            let id = UUID()
+            #expect(UUID(text: id.uuidString) == id)
+            #expect(UUID(text: id.uuidString.lowercased()) == id)
+            #expect(id.lowercasedString == id.uuidString.lowercased())
+        }
+        for bad in ["", "0192f8a4-8f1e-7c3a-9b2d-4e5f6a7b8c9", "0192f8a4-8f1e-7c3a-9b2d-4e5f6a7b8c9dd", "0192f8a48f1e-7c3a-9b2d-4e5f6a7b8c9d0",
+                    "0192f8a4-8f1e-7c3a-9b2d-4e5f6a7b8c9g", "{0192f8a4-8f1e-7c3a-9b2d-4e5f6a7b8c9d}"] {
+            #expect(UUID(text: bad) == nil, "\(bad)")
+        }
+    }
+
+    @Test func v7IdsAreDistinct() {
+        let ids = Set((0..<100_000).map { _ in UUID.v7(milliseconds: 1_764_000_000_000) })
+        #expect(ids.count == 100_000)
     }
 }

@@ -47,7 +47,7 @@ public struct EventAPI: HTTPResponder {
 
     public func respond(to request: Request, context: Context) async throws -> Response {
         let started = ContinuousClock.now
-        let requestID = request.headers[Self.requestIDField].flatMap(Self.acceptableRequestID) ?? UUID().lowercasedString
+        let requestID = request.headers[Self.requestIDField].flatMap(Self.acceptableRequestID) ?? UUID.v7(milliseconds: now()).lowercasedString
         let route = Route(request)
         var response: Response
         do {
@@ -566,7 +566,7 @@ struct Route {
     }
 
     func eventID() throws -> UUID {
-        guard parameter.utf8.count == 36, let id = UUID(uuidString: parameter) else {
+        guard let id = UUID(text: parameter) else {
             throw APIError(.badRequest, "must be a UUID", field: "id")
         }
         return id
