@@ -47,6 +47,7 @@ public final class KafkaConsumer: @unchecked Sendable {
         // A new group member gets its partitions in seconds instead of ~23 s on Tansu.
         "session.timeout.ms": "6000",
         "heartbeat.interval.ms": "1000",
+        "log_level": "2",  // errors come through the (throttled) error callback instead
     ]
 
     private let handle: OpaquePointer
@@ -214,6 +215,7 @@ func entries(_ list: UnsafeMutablePointer<rd_kafka_topic_partition_list_t>) -> [
 final class ConsumerCallbacks: @unchecked Sendable {
     let handler: KafkaRebalanceHandler
     let logger: Logger
+    let throttle = LogThrottle()
     init(handler: KafkaRebalanceHandler, logger: Logger) {
         self.handler = handler
         self.logger = logger
@@ -255,7 +257,7 @@ private func consumerErrorCallback(_ handle: OpaquePointer?, _ code: Int32, _ re
                                    _ opaque: UnsafeMutableRawPointer?) {
     guard let opaque else { return }
     let callbacks = Unmanaged<ConsumerCallbacks>.fromOpaque(opaque).takeUnretainedValue()
-    callbacks.logger.warning("Kafka consumer error", metadata: [
-        "code": "\(code)", "reason": "\(reason.map { String(cString: $0) } ?? "unknown")",
-    ])
+    let text = reason.map { String(cString: $0) } ?? "unknown"
+    guard callbacks.throttle.allows(text) else { return }
+    callbacks.logger.warning("Kafka consumer error", metadata: ["code": "\(code)", "reason": "\(text)"])
 }

@@ -24,6 +24,9 @@ public final class KafkaProducer: @unchecked Sendable {
         // A message not acknowledged within this time fails, so an API request never waits long.
         "message.timeout.ms": "10000",
         "queue.buffering.max.messages": "100000",
+        // Errors reach the error callback (logged through swift-log, throttled); librdkafka's own
+        // stderr lines would repeat each of them every reconnect attempt.
+        "log_level": "2",
     ]
 
     private let handle: OpaquePointer
@@ -172,6 +175,7 @@ final class ProducerState: @unchecked Sendable {
     private var stopping = false
     private var lastProbe = ContinuousClock.now
     let logger: Logger
+    let throttle = LogThrottle()
 
     init(logger: Logger) { self.logger = logger }
 
@@ -239,11 +243,30 @@ private func producerErrorCallback(_ handle: OpaquePointer?, _ code: Int32, _ re
         var buffer = [CChar](repeating: 0, count: 512)
         let fatal = rd_kafka_fatal_error(handle, &buffer, buffer.count)
         state.markFatal("\(String(cString: rd_kafka_err2str(fatal))): \(cString(buffer))")
-    } else {
+    } else if state.throttle.allows(text) {
         state.logger.warning("Kafka producer error", metadata: ["code": "\(code)", "reason": "\(text)"])
     }
 }
 
 func cString(_ buffer: [CChar]) -> String {
     String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+}
+
+/// Lets a repeated message through once per interval (reconnect errors repeat many times a second).
+final class LogThrottle: @unchecked Sendable {
+    private let lock = NSLock()
+    private var last: [String: ContinuousClock.Instant] = [:]
+    private let interval: Duration
+
+    init(interval: Duration = .seconds(10)) { self.interval = interval }
+
+    func allows(_ message: String) -> Bool {
+        lock.withLock {
+            let now = ContinuousClock.now
+            if let previous = last[message], now - previous < interval { return false }
+            if last.count > 1000 { last.removeAll() }
+            last[message] = now
+            return true
+        }
+    }
 }

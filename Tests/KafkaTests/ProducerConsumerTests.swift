@@ -1,0 +1,125 @@
+import Foundation
+import Testing
+@testable import Kafka
+
+/// The producer and consumer against the real broker (Tansu, started by scripts/test), each test on
+/// a topic of its own.
+@Suite(.serialized) struct ProducerConsumerTests {
+    static let brokers = KafkaBrokerTests.brokers
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+    static func freshTopic(partitions: Int = 2) throws -> String {
+        let name = "kafka-test-\(UUID().uuidString.prefix(8).lowercased())"
+        let process = Process()
+        process.executableURL = root.appendingPathComponent(".venv/bin/python")
+        process.arguments = [root.appendingPathComponent("scripts/kafka_admin.py").path, "ensure-topic", brokers, name, String(partitions)]
+        try process.run()
+        process.waitUntilExit()
+        try #require(process.terminationStatus == 0)
+        return name
+    }
+
+    static func consume(_ consumer: KafkaConsumer, count: Int, within seconds: Double = 20) throws -> [KafkaMessage] {
+        var messages: [KafkaMessage] = []
+        let deadline = Date().addingTimeInterval(seconds)
+        while messages.count < count && Date() < deadline {
+            if let message = try consumer.poll(timeoutMilliseconds: 100) { messages.append(message) }
+        }
+        return messages
+    }
+
+    @Test func sendReturnsTheBrokersAcknowledgementAndAGroupResumesAfterItsCommit() async throws {
+        let topic = try Self.freshTopic()
+        let producer = try KafkaProducer(configuration: KafkaConfiguration(brokers: Self.brokers))
+        var reports: [KafkaDeliveryReport] = []
+        for index in 0..<10 {
+            // One key: all ten in one partition, in order.
+            reports.append(try await producer.send(topic: topic, key: Array("same-key".utf8), value: Array("message \(index)".utf8)))
+        }
+        #expect(Set(reports.map(\.partition)).count == 1)
+        #expect(reports.map(\.offset) == Array(reports[0].offset..<reports[0].offset + 10))
+        producer.close()
+
+        let group = "kafka-test-group-\(UUID().uuidString.prefix(8))"
+        let first = try KafkaConsumer(configuration: KafkaConfiguration(brokers: Self.brokers), groupID: group, topics: [topic])
+        let firstFour = try Self.consume(first, count: 4)
+        #expect(firstFour.map { String(decoding: $0.value, as: UTF8.self) } == (0..<4).map { "message \($0)" })
+        #expect(firstFour.first?.key == Array("same-key".utf8))
+        let last = try #require(firstFour.last)
+        try first.commit([last.topicPartition: last.offset + 1])
+        #expect(try first.committed([last.topicPartition])[last.topicPartition] == last.offset + 1)
+        first.close()
+
+        // A new member of the group starts after the commit: message 4, not 0.
+        let second = try KafkaConsumer(configuration: KafkaConfiguration(brokers: Self.brokers), groupID: group, topics: [topic])
+        let rest = try Self.consume(second, count: 6)
+        #expect(rest.map { String(decoding: $0.value, as: UTF8.self) } == (4..<10).map { "message \($0)" })
+        second.close()
+    }
+
+    @Test func pausedPartitionsDeliverNothingUntilResumed() async throws {
+        let topic = try Self.freshTopic(partitions: 1)
+        let consumer = try KafkaConsumer(configuration: KafkaConfiguration(brokers: Self.brokers),
+                                         groupID: "kafka-test-pause-\(UUID().uuidString.prefix(8))", topics: [topic])
+        // Wait for the assignment, then pause it.
+        let deadline = Date().addingTimeInterval(20)
+        while consumer.assignment.isEmpty && Date() < deadline { _ = try consumer.poll(timeoutMilliseconds: 100) }
+        let assignment = consumer.assignment
+        try #require(!assignment.isEmpty)
+        consumer.pause(assignment)
+        let producer = try KafkaProducer(configuration: KafkaConfiguration(brokers: Self.brokers))
+        for index in 0..<3 { _ = try await producer.send(topic: topic, key: [], value: Array("p\(index)".utf8)) }
+        producer.close()
+        #expect(try Self.consume(consumer, count: 1, within: 2).isEmpty)
+        consumer.resume(assignment)
+        #expect(try Self.consume(consumer, count: 3).map { String(decoding: $0.value, as: UTF8.self) } == ["p0", "p1", "p2"])
+        consumer.close()
+    }
+
+    @Test func revokeHandlerRunsWhileThePartitionsAreStillOwned() throws {
+        let topic = try Self.freshTopic(partitions: 2)
+        let revoked = RevokeLog()
+        let consumer = try KafkaConsumer(configuration: KafkaConfiguration(brokers: Self.brokers),
+                                         groupID: "kafka-test-revoke-\(UUID().uuidString.prefix(8))", topics: [topic],
+                                         rebalance: KafkaRebalanceHandler(revoked: { revoked.record($0) }))
+        let deadline = Date().addingTimeInterval(20)
+        while consumer.assignment.isEmpty && Date() < deadline { _ = try consumer.poll(timeoutMilliseconds: 100) }
+        let assignment = consumer.assignment
+        #expect(assignment.count == 2)
+        consumer.close()  // leaving the group revokes everything, through the handler
+        #expect(Set(revoked.partitions) == Set(assignment))
+    }
+
+    @Test func unreachableBrokersMakeSendsFailAtOnce() async throws {
+        let producer = try KafkaProducer(configuration: KafkaConfiguration(brokers: "127.0.0.1:1"))
+        let deadline = Date().addingTimeInterval(10)
+        while producer.unavailableReason == nil && Date() < deadline { try await Task.sleep(for: .milliseconds(50)) }
+        #expect(producer.unavailableReason != nil)
+        let started = ContinuousClock.now
+        await #expect(throws: KafkaError.self) {
+            _ = try await producer.send(topic: "anything", key: [], value: [1])
+        }
+        #expect(ContinuousClock.now - started < .milliseconds(100))
+        producer.close(timeoutMilliseconds: 0)
+    }
+
+    @Test func aFullLocalQueueIsReportedAtOnce() async throws {
+        let producer = try KafkaProducer(configuration: KafkaConfiguration(brokers: "127.0.0.1:1", ["queue.buffering.max.messages": "2"]))
+        // The queue holds two messages that can never be delivered; the third does not fit.
+        let pending = Task { try? await producer.send(topic: "q", key: [], value: [1]) }
+        let pending2 = Task { try? await producer.send(topic: "q", key: [], value: [2]) }
+        try await Task.sleep(for: .milliseconds(200))
+        await #expect(throws: KafkaError.self) {
+            _ = try await producer.send(topic: "q", key: [], value: [3])
+        }
+        producer.close(timeoutMilliseconds: 0)
+        _ = await (pending.value, pending2.value)
+    }
+}
+
+final class RevokeLog: @unchecked Sendable {
+    private let lock = NSLock()
+    private var list: [TopicPartition] = []
+    func record(_ partitions: [TopicPartition]) { lock.withLock { list += partitions } }
+    var partitions: [TopicPartition] { lock.withLock { list } }
+}
