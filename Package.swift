@@ -85,6 +85,9 @@ let package = Package(
             path: "benchmark"
         ),
 
+        // Creates and releases every librdkafka object the wrapper owns; see scripts/leak-check.
+        .executableTarget(name: "kafka-lifecycle-check", dependencies: ["Kafka"]),
+
         // Fuzz target over the server-packet decoder; see scripts/fuzz.
         .executableTarget(name: "server-packet-fuzzer", dependencies: ["ClickHouseNative"]),
 
