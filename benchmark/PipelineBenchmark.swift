@@ -113,15 +113,24 @@ struct PipelineBenchmark: AsyncParsableCommand {
         let expectedLive = insertCount - deleteCount
         let updatedAndLive = max(0, min(updateCount, deleteStart))
         let verifier = Verifier(repository: repository, prefix: "bench-\(runID)-")
-        var state = try await verifier.state()
+        // ClickHouse may be down for a while (scripts/faults stops it): keep asking until the deadline.
         let deadline = ContinuousClock.now + .seconds(visibilityTimeout)
+        var state = (try? await verifier.state()) ?? Verifier.State()
         while !(state.live == expectedLive && state.updated == updatedAndLive && state.deletedRows == deleteCount) && ContinuousClock.now < deadline {
             try await Task.sleep(for: .milliseconds(100))
-            state = try await verifier.state()
+            do {
+                state = try await verifier.state()
+            } catch {
+                FileHandleStderr.write("verification query failed (\(error)); retrying\n")
+                try await Task.sleep(for: .seconds(1))
+            }
         }
         let visible = ContinuousClock.now
         let deletedIDs = (deleteStart..<insertCount).compactMap { created[$0] }
-        let deletedVisible = try await verifier.visibleAmong(deletedIDs)
+        var deletedVisible = -1
+        while deletedVisible < 0 && ContinuousClock.now < deadline + .seconds(30) {
+            do { deletedVisible = try await verifier.visibleAmong(deletedIDs) } catch { try await Task.sleep(for: .seconds(1)) }
+        }
         await client.shutdown()
 
         var failures: [String] = []

@@ -16,7 +16,7 @@ public final class EventConsumer: Service, @unchecked Sendable {
     public struct Options: Sendable {
         public var batchSize: Int
         public var flushInterval: Duration
-        public var cacheRows: Int
+        public var cacheBytes: Int
         public var topic: String
         public var deadLetterTopic: String
         public var groupID: String
@@ -29,7 +29,7 @@ public final class EventConsumer: Service, @unchecked Sendable {
         public init(_ configuration: PipelineConfiguration) {
             batchSize = configuration.consumerBatchSize
             flushInterval = .milliseconds(configuration.consumerFlushIntervalMilliseconds)
-            cacheRows = configuration.consumerCacheRows
+            cacheBytes = configuration.consumerCacheBytes
             topic = configuration.kafkaTopic
             deadLetterTopic = configuration.kafkaDeadLetterTopic
             groupID = configuration.kafkaGroupID
@@ -60,7 +60,7 @@ public final class EventConsumer: Service, @unchecked Sendable {
         self.repository = repository
         self.metrics = metrics
         self.logger = logger
-        self.cache = RowCache(capacity: options.cacheRows)
+        self.cache = RowCache(capacityBytes: options.cacheBytes)
     }
 
     private var isStopping: Bool { stopLock.withLock { stopRequested } }
@@ -354,23 +354,43 @@ private final class ResultBox<T>: @unchecked Sendable {
 
 /// The latest row of recently written events, per Kafka partition, so updates and deletes of
 /// them need no ClickHouse lookup. Valid while this consumer owns the partition (no one else
-/// writes those events then); entries of a revoked partition are dropped. Bounded by row count:
-/// when full, it starts over (recent events are written again soon enough).
+/// writes those events then); entries of a revoked partition are dropped. Bounded in bytes
+/// (`CONSUMER_CACHE_MB`) with two generations: when the newer one holds half the budget it becomes
+/// the older one and the previous older one goes, so the most recent events always stay.
 struct RowCache {
-    let capacity: Int
-    private var rows: [UUID: (row: EventRow, partition: Int32)] = [:]
+    typealias Entry = (row: EventRow, partition: Int32)
+    let capacityBytes: Int
+    private var newer: [UUID: Entry] = [:]
+    private var older: [UUID: Entry] = [:]
+    private var newerBytes = 0
 
-    init(capacity: Int) { self.capacity = capacity }
+    init(capacityBytes: Int) { self.capacityBytes = capacityBytes }
 
-    func row(_ id: UUID) -> EventRow? { rows[id]?.row }
+    /// Rough memory of a cached row: the strings plus the fixed fields and dictionary overhead.
+    static func size(_ row: EventRow) -> Int {
+        160 + row.fields.conversationID.utf8.count + row.fields.eventName.utf8.count + row.fields.input.utf8.count + row.fields.output.utf8.count
+    }
+
+    func row(_ id: UUID) -> EventRow? { newer[id]?.row ?? older[id]?.row }
 
     mutating func store(_ row: EventRow, partition: Int32?) {
-        guard capacity > 0, let partition else { return }
-        if rows.count >= capacity, rows[row.id] == nil { rows.removeAll(keepingCapacity: true) }
-        rows[row.id] = (row, partition)
+        guard capacityBytes > 0, let partition else { return }
+        let size = Self.size(row)
+        guard size <= capacityBytes / 4 else { return }  // a huge row would flush everything else
+        if newerBytes + size > capacityBytes / 2 {
+            older = newer
+            newer = [:]
+            newer.reserveCapacity(older.count)
+            newerBytes = 0
+        }
+        older[row.id] = nil
+        newer[row.id] = (row, partition)
+        newerBytes += size
     }
 
     mutating func forget(partitions: Set<Int32>) {
-        rows = rows.filter { !partitions.contains($0.value.partition) }
+        newer = newer.filter { !partitions.contains($0.value.partition) }
+        older = older.filter { !partitions.contains($0.value.partition) }
+        newerBytes = newer.values.reduce(0) { $0 + Self.size($1.row) }
     }
 }

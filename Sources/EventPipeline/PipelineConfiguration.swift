@@ -19,8 +19,8 @@ public struct PipelineConfiguration: Sendable, Equatable {
     public var consumerBatchSize: Int
     public var consumerFlushIntervalMilliseconds: Int
     public var consumerMetricsPort: Int
-    /// Events whose latest row the consumer keeps in memory, so updates need no ClickHouse lookup.
-    public var consumerCacheRows: Int
+    /// Memory for the latest rows of recent events, so updates need no ClickHouse lookup (bytes).
+    public var consumerCacheBytes: Int
     public var kafkaDeadLetterTopic: String
     /// Extra librdkafka properties from `KAFKA_PROPERTY_<name>` variables.
     public var kafkaProperties: [String: String]
@@ -43,7 +43,7 @@ public struct PipelineConfiguration: Sendable, Equatable {
         consumerBatchSize = try reader.integer("CONSUMER_BATCH_SIZE", default: 500, in: 1...1_000_000)
         consumerFlushIntervalMilliseconds = try reader.integer("CONSUMER_FLUSH_INTERVAL_MS", default: 200, in: 1...3_600_000)
         consumerMetricsPort = try reader.integer("CONSUMER_METRICS_PORT", default: 9464, in: 1...65535)
-        consumerCacheRows = try reader.integer("CONSUMER_CACHE_ROWS", default: 200_000, in: 0...100_000_000)
+        consumerCacheBytes = try reader.integer("CONSUMER_CACHE_MB", default: 256, in: 0...65_536) << 20
         kafkaDeadLetterTopic = try reader.string("KAFKA_DLQ_TOPIC", default: kafkaTopic + ".dlq")
         kafkaProperties = KafkaConfiguration.properties(fromEnvironment: environment)
         apiMaxBodyBytes = try reader.integer("API_MAX_BODY_BYTES", default: 1 << 20, in: 1024...(1 << 20))
