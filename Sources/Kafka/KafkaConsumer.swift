@@ -47,6 +47,8 @@ public final class KafkaConsumer: @unchecked Sendable {
         // A new group member gets its partitions in seconds instead of ~23 s on Tansu.
         "session.timeout.ms": "6000",
         "heartbeat.interval.ms": "1000",
+        // Pre-fetched messages held locally (librdkafka's default is 64 MiB): batches are small.
+        "queued.max.messages.kbytes": "32768",
         "log_level": "2",  // errors come through the (throttled) error callback instead
     ]
 
