@@ -8,20 +8,7 @@ import ServiceLifecycle
 
 /// event-api: the HTTP API (README's API reference, `GET /openapi.yaml`), configured by
 /// environment variables. SIGTERM/SIGINT: stop accepting, finish in-flight requests, flush Kafka.
-LoggingSystem.bootstrap { label in
-    var handler = StreamLogHandler.standardError(label: label)
-    handler.logLevel = Logger.Level(rawValue: ProcessInfo.processInfo.environment["LOG_LEVEL"] ?? "info") ?? .info
-    return handler
-}
-let logger = Logger(label: "event-api")
-
-let configuration: PipelineConfiguration
-do {
-    configuration = try PipelineConfiguration(environment: ProcessInfo.processInfo.environment)
-} catch {
-    FileHandle.standardError.write(Data("event-api: invalid configuration: \(error)\n".utf8))
-    exit(2)
-}
+let (configuration, logger) = PipelineProcess.start("event-api")
 
 let producer: KafkaProducer
 do {

@@ -8,20 +8,7 @@ import ServiceLifecycle
 /// event-consumer: Kafka topic `events` → ClickHouse, configured by environment variables
 /// (see README's configuration table). SIGTERM/SIGINT: stop fetching, write and commit what is
 /// in hand, exit 0.
-LoggingSystem.bootstrap { label in
-    var handler = StreamLogHandler.standardError(label: label)
-    handler.logLevel = Logger.Level(rawValue: ProcessInfo.processInfo.environment["LOG_LEVEL"] ?? "info") ?? .info
-    return handler
-}
-let logger = Logger(label: "event-consumer")
-
-let configuration: PipelineConfiguration
-do {
-    configuration = try PipelineConfiguration(environment: ProcessInfo.processInfo.environment)
-} catch {
-    FileHandle.standardError.write(Data("event-consumer: invalid configuration: \(error)\n".utf8))
-    exit(2)
-}
+let (configuration, logger) = PipelineProcess.start("event-consumer")
 logger.info("starting", metadata: [
     "librdkafka": "\(KafkaLibrary.version)", "brokers": "\(configuration.kafkaBrokers)", "topic": "\(configuration.kafkaTopic)",
     "group": "\(configuration.kafkaGroupID)", "clickhouse": "\(configuration.clickHouseHost):\(configuration.clickHousePort)",

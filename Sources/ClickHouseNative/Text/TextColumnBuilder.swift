@@ -385,7 +385,7 @@ enum ScalarText {
     static func days(_ bytes: [UInt8]) -> Int64? {
         if bytes.elementsEqual("0000-00-00".utf8) { return 0 }  // the zero date as servers before 20.1 print it
         guard let (y, m, d) = civilDate(bytes[...]) else { return nil }
-        return daysFromCivil(y, m, d)
+        return CivilDate.days(year: y, month: m, day: d)
     }
 
     static func civilDate(_ bytes: ArraySlice<UInt8>) -> (Int64, Int64, Int64)? {
@@ -394,15 +394,6 @@ enum ScalarText {
               let y = Int64(string(Array(parts[0]))), let m = Int64(string(Array(parts[1]))), let d = Int64(string(Array(parts[2]))),
               (1...12).contains(m), (1...31).contains(d) else { return nil }
         return (y, m, d)
-    }
-
-    static func daysFromCivil(_ year: Int64, _ month: Int64, _ day: Int64) -> Int64 {
-        let y = month <= 2 ? year - 1 : year
-        let era = (y >= 0 ? y : y - 399) / 400
-        let yoe = y - era * 400
-        let doy = (153 * (month > 2 ? month - 3 : month + 9) + 2) / 5 + day - 1
-        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy
-        return era * 146_097 + doe - 719_468
     }
 
     /// `YYYY-MM-DD hh:mm:ss[.fff]` in `timeZone` (or a Unix timestamp) as ticks of 10^-precision s.
@@ -427,7 +418,7 @@ enum ScalarText {
             guard bytes[19] == UInt8(ascii: "."), let parsed = fractionTicks(Substring(string(Array(bytes[20...]))), precision: precision) else { return nil }
             fraction = parsed
         }
-        let local = daysFromCivil(y, m, d) * 86_400 + hh * 3600 + mm * 60 + ss
+        let local = CivilDate.days(year: y, month: m, day: d) * 86_400 + hh * 3600 + mm * 60 + ss
         // The zone's offset at the local time, corrected once for a transition in between.
         var seconds = local - ValueText.utcOffset(seconds: local, timeZone: timeZone)
         seconds = local - ValueText.utcOffset(seconds: seconds, timeZone: timeZone)

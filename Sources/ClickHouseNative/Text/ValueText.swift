@@ -1,16 +1,10 @@
 import Foundation
 
-/// Text forms of ClickHouse values shared by the text formats: dates and times, UUIDs, IP addresses,
-/// big integers, decimals and floats, as ClickHouse prints them.
-enum ValueText {
-    /// `YYYY-MM-DD` for days since 1970-01-01 (proleptic Gregorian; negative before 1970).
-    static func date(days: Int64) -> String {
-        let (y, m, d) = civil(days: days)
-        return "\(pad(y, 4))-\(pad(m, 2))-\(pad(d, 2))"
-    }
-
-    /// Days since the epoch to (year, month, day) (H. Hinnant's civil-from-days algorithm).
-    static func civil(days: Int64) -> (Int64, Int64, Int64) {
+/// Proleptic Gregorian dates as day numbers (days since 1970-01-01) and back
+/// (H. Hinnant's civil-from-days and days-from-civil algorithms), shared by the text formats.
+public enum CivilDate {
+    /// (year, month, day) of a day number; negative numbers are before 1970.
+    public static func components(days: Int64) -> (year: Int64, month: Int64, day: Int64) {
         let z = days + 719_468
         let era = (z >= 0 ? z : z - 146_096) / 146_097
         let doe = z - era * 146_097
@@ -20,6 +14,26 @@ enum ValueText {
         let d = doy - (153 * mp + 2) / 5 + 1
         let m = mp < 10 ? mp + 3 : mp - 9
         return (yoe + era * 400 + (m <= 2 ? 1 : 0), m, d)
+    }
+
+    /// The day number of a date.
+    public static func days(year: Int64, month: Int64, day: Int64) -> Int64 {
+        let y = month <= 2 ? year - 1 : year
+        let era = (y >= 0 ? y : y - 399) / 400
+        let yoe = y - era * 400
+        let doy = (153 * (month > 2 ? month - 3 : month + 9) + 2) / 5 + day - 1
+        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy
+        return era * 146_097 + doe - 719_468
+    }
+}
+
+/// Text forms of ClickHouse values shared by the text formats: dates and times, UUIDs, IP addresses,
+/// big integers, decimals and floats, as ClickHouse prints them.
+enum ValueText {
+    /// `YYYY-MM-DD` for days since 1970-01-01 (proleptic Gregorian; negative before 1970).
+    static func date(days: Int64) -> String {
+        let (y, m, d) = CivilDate.components(days: days)
+        return "\(pad(y, 4))-\(pad(m, 2))-\(pad(d, 2))"
     }
 
     static func pad(_ value: Int64, _ width: Int) -> String {

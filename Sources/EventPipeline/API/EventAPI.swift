@@ -59,6 +59,9 @@ public struct EventAPI: HTTPResponder {
             response = APIError(.internalServerError, "internal error").response
         }
         response.headers[Self.requestIDField] = requestID
+        // Access log at debug level (LOG_LEVEL=debug); the metadata is built only when it is on.
+        logger.debug("request", metadata: ["request_id": "\(requestID)", "method": "\(request.method.rawValue)",
+                                          "route": "\(route.name)", "status": "\(response.status.code)"])
         metrics.observe(route: route.name, method: request.method.rawValue, status: response.status.code, duration: ContinuousClock.now - started)
         return response
     }
