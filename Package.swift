@@ -75,7 +75,7 @@ let package = Package(
         .executableTarget(
             name: "event-bench",
             dependencies: [
-                "ClickHouseNative", "EventPipeline",
+                "ClickHouseNative", "EventPipeline", "Kafka",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),

@@ -3,6 +3,7 @@ import ClickHouseNative
 import EventPipeline
 import Foundation
 import Hummingbird
+import Kafka
 import NIOCore
 import NIOHTTP1
 import NIOPosix
@@ -131,6 +132,7 @@ struct PipelineBenchmark: AsyncParsableCommand {
         while deletedVisible < 0 && ContinuousClock.now < deadline + .seconds(30) {
             do { deletedVisible = try await verifier.visibleAmong(deletedIDs) } catch { try await Task.sleep(for: .seconds(1)) }
         }
+        let serverVersion = (try? await client.withConnection { connection in await connection.server.version }) ?? "unknown"
         await client.shutdown()
 
         var failures: [String] = []
@@ -160,7 +162,8 @@ struct PipelineBenchmark: AsyncParsableCommand {
         print("verification: live \(state.live)/\(expectedLive), updated \(state.updated)/\(updatedAndLive), deleted rows \(state.deletedRows)/\(deleteCount), deleted visible \(deletedVisible): "
               + (failures.isEmpty ? "PASSED" : "FAILED\n  " + failures.joined(separator: "\n  ")))
 
-        try writeJSON(phases: phases, ceiling: ceiling, endToEnd: endToEnd, visibilityLag: visibilityLag, state: state, failures: failures, runID: runID)
+        try writeJSON(phases: phases, ceiling: ceiling, endToEnd: endToEnd, visibilityLag: visibilityLag, state: state, failures: failures, runID: runID,
+                      versions: ["clickhouse": serverVersion, "librdkafka (this process)": KafkaLibrary.version])
         if !failures.isEmpty { throw ExitCode(1) }
     }
 
@@ -187,7 +190,7 @@ struct PipelineBenchmark: AsyncParsableCommand {
     }
 
     func writeJSON(phases: [PhaseResult], ceiling: PhaseResult?, endToEnd: Double, visibilityLag: Double, state: Verifier.State,
-                   failures: [String], runID: String) throws {
+                   failures: [String], runID: String, versions: [String: String]) throws {
         func phaseJSON(_ p: PhaseResult) -> [String: Any] {
             ["name": p.name, "requests": p.requests, "events": p.events, "seconds": p.seconds, "events_per_second": p.eventsPerSecond,
              "requests_per_second": p.requestsPerSecond, "p50_ms": p.percentile(0.5), "p95_ms": p.percentile(0.95), "p99_ms": p.percentile(0.99),
@@ -204,6 +207,7 @@ struct PipelineBenchmark: AsyncParsableCommand {
                               "delete_count": deleteCount, "batch": batch],
             "machine": ["cores": ProcessInfo.processInfo.activeProcessorCount, "memory_bytes": ProcessInfo.processInfo.physicalMemory,
                         "arch": machine, "kernel": kernel, "os": ProcessInfo.processInfo.operatingSystemVersionString],
+            "versions": versions,
             "ceiling": ceiling.map(phaseJSON) as Any, "phases": phases.map(phaseJSON),
             "end_to_end_seconds": endToEnd, "visible_after_last_accept_seconds": visibilityLag,
             "final_state": ["live": state.live, "updated": state.updated, "deleted_rows": state.deletedRows, "distinct_ids": state.distinct],
