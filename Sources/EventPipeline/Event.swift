@@ -142,12 +142,16 @@ public enum EventValidation {
     static func name(_ body: JSONValue, _ field: String) throws(EventValidationError) -> String {
         guard let value = body[field] else { throw EventValidationError("field is required", field: field) }
         guard case let .string(text) = value else { throw EventValidationError("must be a string", field: field) }
-        // Unicode code points (what JSON Schema's maxLength counts), so the byte size is bounded too.
-        let count = text.unicodeScalars.count
-        guard count >= 1, count <= maximumNameLength else {
+        guard isValidName(text) else {
             throw EventValidationError("must be 1 to \(maximumNameLength) characters", field: field)
         }
         return text
+    }
+
+    /// 1 to 256 Unicode code points (what JSON Schema's maxLength counts), so the byte size is bounded too.
+    static func isValidName(_ text: String) -> Bool {
+        let count = text.utf8.count <= maximumNameLength ? text.utf8.count : text.unicodeScalars.count
+        return count >= 1 && count <= maximumNameLength
     }
 
     static func optionalString(_ body: JSONValue, _ field: String) throws(EventValidationError) -> String? {

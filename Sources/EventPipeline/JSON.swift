@@ -187,9 +187,41 @@ public struct JSONParser {
             while position < buffer.count, buffer[position] >= 0x30, buffer[position] <= 0x39 { position += 1 }
             guard position > exponentStart else { throw error("digits expected in the exponent") }
         }
+        if let exact = Self.exactDecimal(UnsafeBufferPointer(rebasing: buffer[start..<position])) { return exact }
         let text = String(decoding: UnsafeBufferPointer(rebasing: buffer[start..<position]), as: UTF8.self)
         guard let value = Double(text), value.isFinite else { throw JSONParseError(message: "number out of range", offset: start) }
         return value
+    }
+
+    /// Clinger's fast path for a well-formed number without exponent: with at most 15 significant
+    /// digits the digits are an exact Double and so is 10^k for k <= 22, so one division gives the
+    /// correctly rounded value, the same one strtod gives. Anything longer goes to strtod.
+    static func exactDecimal(_ token: UnsafeBufferPointer<UInt8>) -> Double? {
+        var index = 0
+        let negative = token.first == UInt8(ascii: "-")
+        if negative { index = 1 }
+        var mantissa: UInt64 = 0
+        var digits = 0
+        var fractionDigits = 0
+        var inFraction = false
+        while index < token.count {
+            let byte = token[index]
+            if byte == UInt8(ascii: ".") {
+                inFraction = true
+            } else if byte >= 0x30 && byte <= 0x39 {
+                mantissa = mantissa &* 10 &+ UInt64(byte &- 0x30)
+                digits += 1
+                if inFraction { fractionDigits += 1 }
+                if digits > 15 { return nil }
+            } else {
+                return nil  // an exponent
+            }
+            index += 1
+        }
+        var divisor = 1.0
+        for _ in 0..<fractionDigits { divisor *= 10 }  // exact: every 10^k up to 10^22 is a Double
+        let magnitude = Double(mantissa) / divisor
+        return negative ? -magnitude : magnitude
     }
 
     /// A string starting at the opening quote; escapes decoded, UTF-8 validated.
@@ -198,9 +230,11 @@ public struct JSONParser {
         let start = position
         // Fast path: no escapes, ASCII or valid UTF-8 up to the closing quote.
         var hasEscape = false
+        var nonASCII: UInt8 = 0
         var end = position
         while end < buffer.count {
             let byte = buffer[end]
+            nonASCII |= byte & 0x80
             if byte == UInt8(ascii: "\"") { break }
             if byte == 0x5C {
                 hasEscape = true
@@ -218,6 +252,11 @@ public struct JSONParser {
                 throw error("unterminated string")
             }
             let slice = UnsafeBufferPointer(rebasing: buffer[start..<end])
+            // ASCII needs no validation (and the generic validating initializer costs more than the copy).
+            if nonASCII == 0 {
+                position = end + 1
+                return String(decoding: slice, as: UTF8.self)
+            }
             guard let text = String(validating: slice, as: UTF8.self) else {
                 position = start
                 throw error("invalid UTF-8 in a string")
@@ -360,5 +399,70 @@ public struct JSONWriter {
         bytes.append(0x22)
         raw(key)
         bytes += [0x22, UInt8(ascii: ":")]
+    }
+}
+
+// MARK: Reading without a tree (the envelope decoder's hot path)
+
+extension JSONParser {
+    /// Reads the object at the current position, calling `member` with each key and the parser
+    /// positioned at its value, which the callee reads. False when the object is malformed or
+    /// `member` returns false; nothing is thrown, the caller falls back to the general path.
+    mutating func members(_ member: (String, inout JSONParser) -> Bool) -> Bool {
+        skipWhitespace()
+        guard position < buffer.count, buffer[position] == UInt8(ascii: "{") else { return false }
+        position += 1
+        skipWhitespace()
+        if position < buffer.count, buffer[position] == UInt8(ascii: "}") {
+            position += 1
+            return true
+        }
+        while true {
+            skipWhitespace()
+            var key: String?
+            guard directString(&key), let key else { return false }
+            skipWhitespace()
+            guard position < buffer.count, buffer[position] == UInt8(ascii: ":") else { return false }
+            position += 1
+            skipWhitespace()
+            guard member(key, &self) else { return false }
+            skipWhitespace()
+            guard position < buffer.count else { return false }
+            switch buffer[position] {
+            case UInt8(ascii: ","): position += 1
+            case UInt8(ascii: "}"):
+                position += 1
+                return true
+            default: return false
+            }
+        }
+    }
+
+    /// A string value into `value`; false when there is none here.
+    mutating func directString(_ value: inout String?) -> Bool {
+        guard position < buffer.count, buffer[position] == UInt8(ascii: "\""), let text = try? string() else { return false }
+        value = text
+        return true
+    }
+
+    /// A number value into `value`; false when there is none here.
+    mutating func directNumber(_ value: inout Double?) -> Bool {
+        guard position < buffer.count, buffer[position] == UInt8(ascii: "-") || (buffer[position] >= 0x30 && buffer[position] <= 0x39),
+              let number = try? number() else { return false }
+        value = number
+        return true
+    }
+
+    /// `true` or `false` into `value`; false when there is neither here.
+    mutating func directBool(_ value: inout Bool?) -> Bool {
+        guard position < buffer.count else { return false }
+        switch buffer[position] {
+        case UInt8(ascii: "t"): guard (try? literal("true", .bool(true))) != nil else { return false }
+            value = true
+        case UInt8(ascii: "f"): guard (try? literal("false", .bool(false))) != nil else { return false }
+            value = false
+        default: return false
+        }
+        return true
     }
 }

@@ -249,3 +249,103 @@ import Testing
         #expect(ConversationCursor(encoded: long) == nil)
     }
 }
+
+extension EventEnvelopeTests {
+    // MARK: The direct decoder against the general one
+
+    static func randomText(_ generator: inout some RandomNumberGenerator, maximum: Int) -> String {
+        let alphabet: [String] = ["a", "Z", "0", " ", "\"", "\\", "/", "\n", "\t", "\u{1}", "\u{7f}", "é", "日", "😀", "\u{2028}", "-", ":", ","]
+        return (0..<Int.random(in: 0...maximum, using: &generator)).map { _ in alphabet.randomElement(using: &generator)! }.joined()
+    }
+
+    static func randomEnvelope(_ generator: inout some RandomNumberGenerator) -> EventEnvelope {
+        let id = UUID(high: generator.next(), low: generator.next())
+        let received = Int64.random(in: 0...4_291_747_199_999, using: &generator)
+        let latency = [0, 0.5, 12.25, 123_456.789, Double(Int.random(in: 0...100_000, using: &generator)) / 100, 1e-7, 3.5e20].randomElement(using: &generator)!
+        switch Int.random(in: 0..<3, using: &generator) {
+        case 0:
+            let fields = EventFields(conversationID: "c" + randomText(&generator, maximum: 20), eventName: "e" + randomText(&generator, maximum: 20),
+                                     input: randomText(&generator, maximum: 80), output: randomText(&generator, maximum: 80),
+                                     latency: latency, error: Bool.random(using: &generator),
+                                     timestampMilliseconds: Int64.random(in: 0...4_291_747_199_999, using: &generator))
+            return EventEnvelope(eventID: id, operation: .create(fields, idSuppliedByClient: Bool.random(using: &generator)), receivedAtMilliseconds: received)
+        case 1:
+            var patch = EventPatch()
+            while patch.isEmpty {
+                if Bool.random(using: &generator) { patch.eventName = "n" + randomText(&generator, maximum: 10) }
+                if Bool.random(using: &generator) { patch.input = randomText(&generator, maximum: 30) }
+                if Bool.random(using: &generator) { patch.output = randomText(&generator, maximum: 30) }
+                if Bool.random(using: &generator) { patch.latency = latency }
+                if Bool.random(using: &generator) { patch.error = Bool.random(using: &generator) }
+            }
+            return EventEnvelope(eventID: id, operation: .update(patch), receivedAtMilliseconds: received)
+        default:
+            return EventEnvelope(eventID: id, operation: .delete, receivedAtMilliseconds: received)
+        }
+    }
+
+    static func general(_ bytes: [UInt8]) -> EventEnvelope? { try? EventEnvelope.decodeGeneral(bytes) }
+
+    /// Every envelope the API writes takes the direct path and decodes to itself.
+    @Test func directDecoderReadsEveryEncodedEnvelope() {
+        var generator = SystemRandomNumberGenerator()
+        for _ in 0..<3000 {
+            let envelope = Self.randomEnvelope(&generator)
+            let bytes = envelope.encoded()
+            #expect(EventEnvelope.decodeDirect(bytes) == envelope, "\(String(decoding: bytes, as: UTF8.self))")
+            #expect(Self.general(bytes) == envelope)
+        }
+    }
+
+    /// On altered bytes the direct decoder either declines (nil) or agrees with the general path:
+    /// it never accepts what the general path rejects, nor reads anything differently.
+    @Test func directDecoderNeverDisagreesWithTheGeneralOne() {
+        var generator = SystemRandomNumberGenerator()
+        let edits: [(String, String)] = [
+            (#""v":1"#, #""v":2"#), (#""v":1"#, #""v":1.0"#), (#""v":1"#, #""v":"1""#), (#","op""#, #", "op" "#),
+            (#""op":"create""#, #""op":"update""#), (#""op":"update""#, #""op":"create""#), (#""op":"delete""#, #""op":"update""#),
+            (#""id_supplied":false"#, #""id_supplied":0"#), (#""id_supplied":true,"#, ""), (#""latency":"#, #""latency":-"#),
+            (#""latency":"#, #""latency":null,"x":"#), (#""error":false"#, #""error":null"#), (#""timestamp_ms":"#, #""timestamp_ms":-"#),
+            (#""timestamp_ms":"#, #""timestamp_ms":9"#), (#""timestamp_ms":"#, #""timestamp":"#), (#""fields":{"#, #""fields":{"event_id":"x","#),
+            (#""fields":{"#, #""fields":{"conversation_id":"c","#), (#""fields":{"#, #""fields":{"timestamp_ms":1,"#),
+            (#""conversation_id":""#, #""conversation_id":"\u00e9"#), (#""event_name":""#, #""event_name":"\ud800"#),
+            (#""event_name":""#, #""event_name":"" , "x":""#), (#"}"#, #"} "#), (#"}"#, #"}}"#), (#"{"#, #"{ "#),
+            ("-", "_"), (#""received_at_ms":"#, #""received_at_ms":0.5,"r":"#), (#"""#, ""), (":", " : "),
+            (#""event_id":""#, #""event_id":"x"#), (#""received_at_ms":"#, #""received_at_ms":1e3,"y":"#),
+        ]
+        var accepted = 0
+        for _ in 0..<3000 {
+            var text = String(decoding: Self.randomEnvelope(&generator).encoded(), as: UTF8.self)
+            for _ in 0..<Int.random(in: 1...3, using: &generator) {
+                let (from, to) = edits.randomElement(using: &generator)!
+                if let range = text.range(of: from) { text.replaceSubrange(range, with: to) }
+            }
+            var bytes = Array(text.utf8)
+            if Int.random(in: 0..<4, using: &generator) == 0, !bytes.isEmpty {
+                bytes[Int.random(in: 0..<bytes.count, using: &generator)] = UInt8.random(in: 0...255, using: &generator)
+            }
+            if Int.random(in: 0..<8, using: &generator) == 0 { bytes.removeLast(Int.random(in: 0...bytes.count, using: &generator)) }
+            guard let direct = EventEnvelope.decodeDirect(bytes) else { continue }
+            accepted += 1
+            #expect(Self.general(bytes) == direct, "\(String(decoding: bytes, as: UTF8.self))")
+        }
+        #expect(accepted > 100)  // the altered inputs still exercise the accepting side
+    }
+
+    @Test func directDecoderDeclinesWhatNeedsAnExactReason() {
+        let valid = String(decoding: EventEnvelope(eventID: Self.id, operation: .create(Self.fields, idSuppliedByClient: false),
+                                                   receivedAtMilliseconds: 1).encoded(), as: UTF8.self)
+        let declined = [
+            valid.replacingOccurrences(of: #""v":1"#, with: #""v":1,"v":1"#),
+            valid.replacingOccurrences(of: #""latency":12.5"#, with: #""latency":-1"#),
+            valid.replacingOccurrences(of: #""conversation_id":"conv-1""#, with: #""conversation_id":"""#),
+            valid.replacingOccurrences(of: #""input":"#, with: #""colour":"red","input":"#),
+            valid + " x",
+        ]
+        for text in declined {
+            #expect(EventEnvelope.decodeDirect(Array(text.utf8)) == nil, "\(text)")
+        }
+        Self.expectDecodeError(declined[1], "invalid create: latency: must be a non-negative number")
+        Self.expectDecodeError(declined[2], "invalid create: conversation_id: must be 1 to 256 characters")
+    }
+}

@@ -42,6 +42,31 @@ import Testing
         #expect(try Self.parse("12") != .string("12"))
     }
 
+    /// Short decimals take the exact fast path; every value must equal strtod's (Double(String)).
+    @Test func numbersMatchStrtodBitForBit() throws {
+        var generator = SystemRandomNumberGenerator()
+        var texts = ["0", "-0", "0.1", "0.2", "0.3", "123.456", "999999999999999", "99999999999999.9", "0.000000000000001",
+                     "1234567890123456", "0.30000000000000004", "9007199254740993", "-12.5", "4291747199999", "1.7976931348623157"]
+        for _ in 0..<20_000 {
+            let digits = Int.random(in: 1...17, using: &generator)
+            var text = Bool.random(using: &generator) ? "-" : ""
+            let point = Int.random(in: 0...digits, using: &generator)
+            for index in 0..<digits {
+                if index == point && index > 0 { text += "." }
+                text += String(index == 0 && digits > 1 && point != 1 ? Int.random(in: 1...9, using: &generator) : Int.random(in: 0...9, using: &generator))
+            }
+            texts.append(text)
+        }
+        for text in texts {
+            guard let reference = Double(text) else { continue }
+            guard case let .number(parsed) = try Self.parse(text) else {
+                Issue.record("\(text) did not parse as a number")
+                continue
+            }
+            #expect(parsed.bitPattern == reference.bitPattern, "\(text): \(parsed) != \(reference)")
+        }
+    }
+
     @Test func strings() throws {
         #expect(try Self.parse("\"\"") == .string(""))
         #expect(try Self.parse(#""abc""#) == .string("abc"))
