@@ -47,9 +47,13 @@ public final class EventConsumer: Service, @unchecked Sendable {
     // State of the loop thread (only touched there, including inside rebalance callbacks).
     private var consumer: KafkaConsumer?
     private var deadLetters: KafkaProducer?
-    private var batch: [KafkaMessage] = []
+    private var batch: [InHand] = []
     private var batchStarted: ContinuousClock.Instant?
-    private var overflow: [KafkaMessage] = []
+    /// Messages polled while a batch was being written (ahead of the INSERT's end, or during its
+    /// retries), in poll order; they start the next batch.
+    private var overflow: [InHand] = []
+    /// A fatal consume error met while polling ahead; the loop throws it once the batch is written.
+    private var pollFailure: Error?
     private var cache: RowCache
     private var flushing = false
     private var revokedWhileFlushing = Set<TopicPartition>()
@@ -64,6 +68,19 @@ public final class EventConsumer: Service, @unchecked Sendable {
     }
 
     private var isStopping: Bool { stopLock.withLock { stopRequested } }
+
+    /// A polled message with its envelope, decoded as it arrives: messages polled ahead are decoded
+    /// while ClickHouse works on the INSERT of the batch before them.
+    private struct InHand {
+        var message: KafkaMessage
+        var event: ConsumedEvent
+
+        init(_ message: KafkaMessage) {
+            self.message = message
+            event = ConsumedEvent(partition: message.partition, offset: message.offset,
+                                  envelope: Result { () throws(EnvelopeError) -> EventEnvelope in try EventEnvelope.decode(message.value) })
+        }
+    }
 
     public func run() async throws {
         try await withGracefulShutdownHandler {
@@ -117,32 +134,47 @@ public final class EventConsumer: Service, @unchecked Sendable {
         self.deadLetters = deadLetters
         var lastLagUpdate = ContinuousClock.now
         while !isStopping {
-            let message: KafkaMessage?
             if !overflow.isEmpty {
-                message = overflow.removeFirst()
-            } else {
-                message = try consumer.poll(timeoutMilliseconds: pollTimeout())
-            }
-            if let message {
+                // Older than anything a poll would return now, so they go first.
+                takeFromOverflow()
+            } else if let message = try consumer.poll(timeoutMilliseconds: pollTimeout()) {
                 if batch.isEmpty { batchStarted = .now }
-                batch.append(message)
+                batch.append(InHand(message))
                 metrics.messagesConsumed.increment()
             }
             if batch.count >= options.batchSize || (batchStarted.map { .now - $0 >= options.flushInterval } ?? false) {
                 flush(deadline: nil)
             }
+            if let pollFailure { throw pollFailure }
             if ContinuousClock.now - lastLagUpdate > .seconds(1) {
                 metrics.lag.set(to: Double(consumer.lag))
                 lastLagUpdate = .now
             }
         }
-        // Graceful shutdown: write and commit what is in hand, then leave the group.
-        flush(deadline: .now + options.finalFlushTimeout)
+        // Graceful shutdown: write and commit what is in hand (messages polled ahead included),
+        // then leave the group. What misses the deadline stays uncommitted and comes again.
+        let finalDeadline = ContinuousClock.now + options.finalFlushTimeout
+        while true {
+            takeFromOverflow()
+            guard !batch.isEmpty else { break }
+            flush(deadline: finalDeadline)
+            if !batch.isEmpty { break }
+        }
         consumer.close()
         deadLetters.close(timeoutMilliseconds: 10_000)
         self.consumer = nil
         self.deadLetters = nil
         logger.info("consumer stopped")
+    }
+
+    /// Moves the oldest messages polled ahead into the batch, up to a batch's worth.
+    private func takeFromOverflow() {
+        let taken = min(overflow.count, max(0, options.batchSize - batch.count))
+        guard taken > 0 else { return }
+        if batch.isEmpty { batchStarted = .now }
+        batch.append(contentsOf: overflow[..<taken])
+        overflow.removeFirst(taken)
+        metrics.messagesConsumed.increment(by: Int64(taken))
     }
 
     private func pollTimeout() -> Int32 {
@@ -156,8 +188,8 @@ public final class EventConsumer: Service, @unchecked Sendable {
     private func partitionsRevoked(_ partitions: [TopicPartition]) {
         metrics.assignedPartitions.set(to: 0)
         if flushing {
-            // Called from a poll inside a retry of the batch being written: finish it, but do not
-            // commit the revoked partitions (their next owner starts from the last commit and
+            // Called from a poll while the batch is being written (polling ahead of its INSERT, or
+            // inside a retry): finish it, but do not commit the revoked partitions (their next owner starts from the last commit and
             // writes identical rows).
             revokedWhileFlushing.formUnion(partitions)
         } else if !isStopping {
@@ -165,8 +197,8 @@ public final class EventConsumer: Service, @unchecked Sendable {
             flush(deadline: .now + options.finalFlushTimeout, polling: false)
         }
         let revoked = Set(partitions)
-        batch.removeAll { revoked.contains($0.topicPartition) }
-        overflow.removeAll { revoked.contains($0.topicPartition) }
+        batch.removeAll { revoked.contains($0.message.topicPartition) }
+        overflow.removeAll { revoked.contains($0.message.topicPartition) }
         if batch.isEmpty { batchStarted = nil }
         cache.forget(partitions: Set(partitions.map(\.partition)))
     }
@@ -183,11 +215,8 @@ public final class EventConsumer: Service, @unchecked Sendable {
             flushing = false
             revokedWhileFlushing.removeAll()
         }
-        let messages = batch
-        let events = messages.map { message in
-            ConsumedEvent(partition: message.partition, offset: message.offset,
-                          envelope: Result { () throws(EnvelopeError) -> EventEnvelope in try EventEnvelope.decode(message.value) })
-        }
+        let messages = batch.map(\.message)
+        let events = batch.map(\.event)
         var deadline = initialDeadline
         var partitionOf: [UUID: Int32] = [:]
         for event in events {
@@ -202,7 +231,9 @@ public final class EventConsumer: Service, @unchecked Sendable {
                 let plan = try planBatch(events)
                 try sendDeadLetters(plan.deadLetters, messages: messages)
                 let insertStarted = ContinuousClock.now
-                try blocking { [repository] in try await repository.insert(plan.rows) }
+                // The loop's own batches poll ahead while the INSERT runs; a revoke or the shutdown
+                // (a deadline) only finishes what is in hand.
+                try blocking(pollingAhead: polling && deadline == nil && !isStopping) { [repository] in try await repository.insert(plan.rows) }
                 metrics.insertDuration.record(ContinuousClock.now - insertStarted)
                 metrics.rowsInserted.increment(by: Int64(plan.rows.count))
                 metrics.batchSize.record(Double(messages.count))
@@ -241,7 +272,7 @@ public final class EventConsumer: Service, @unchecked Sendable {
                     // Keep polling so the group does not evict us; whatever still arrives waits.
                     let waitUntil = ContinuousClock.now + backoff
                     while ContinuousClock.now < waitUntil {
-                        if let message = try? consumer.poll(timeoutMilliseconds: 100) { overflow.append(message) }
+                        if let message = try? consumer.poll(timeoutMilliseconds: 100) { overflow.append(InHand(message)) }
                     }
                 } else {
                     Thread.sleep(forTimeInterval: Double(backoff.components.seconds) + Double(backoff.components.attoseconds) / 1e18)
@@ -335,15 +366,33 @@ public final class EventConsumer: Service, @unchecked Sendable {
         }
     }
 
-    /// Runs async work from the consumer thread and waits for it.
-    private func blocking<T: Sendable>(_ operation: @escaping @Sendable () async throws -> T) throws -> T {
+    /// Runs async work from the consumer thread and waits for it. `pollingAhead`: meanwhile the
+    /// thread polls (and decodes) up to a batch's worth of the next messages into `overflow`, so the
+    /// fetching and decoding of the next batch overlap ClickHouse's work on this one. Order and
+    /// commits are unchanged: those messages are planned only after this INSERT succeeded, and a
+    /// revoke during such a poll is handled as during a retry (``partitionsRevoked(_:)``).
+    private func blocking<T: Sendable>(pollingAhead: Bool = false, _ operation: @escaping @Sendable () async throws -> T) throws -> T {
         let semaphore = DispatchSemaphore(value: 0)
         let box = ResultBox<T>()
         Task {
             do { box.result = .success(try await operation()) } catch { box.result = .failure(error) }
             semaphore.signal()
         }
-        semaphore.wait()
+        if pollingAhead, let consumer {
+            while semaphore.wait(timeout: .now()) == .timedOut {
+                guard overflow.count < options.batchSize, pollFailure == nil else {
+                    semaphore.wait()
+                    break
+                }
+                do {
+                    if let message = try consumer.poll(timeoutMilliseconds: 2) { overflow.append(InHand(message)) }
+                } catch {
+                    pollFailure = error
+                }
+            }
+        } else {
+            semaphore.wait()
+        }
         return try box.result!.get()
     }
 }
