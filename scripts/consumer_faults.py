@@ -10,6 +10,7 @@ id text, idempotent producer) and checks the deduplicated table against a model 
   2 kill9      SIGKILL between an INSERT and its offset commit, restart, no loss, no visible duplicate
   3 chdown     ClickHouse stopped for 10 s under a steady load: retries, nothing lost or duplicated
   4 sigterm    SIGTERM mid-load: exit 0 within 25 s, restart, every message present exactly once
+  5 backlog    pre-loaded topic: batches grow from waiting messages up to CONSUMER_MAX_BATCH_SIZE, exact state
 
   consumer_faults.py [--only 1,3] [--keep]   (--keep: leave the databases and logs for inspection)
 
@@ -368,12 +369,14 @@ def free_port():
 
 
 class ConsumerProcess:
-    def __init__(self, name, logdir, topic, dlq, group, database, batch_size=500, flush_ms=200):
+    def __init__(self, name, logdir, topic, dlq, group, database, batch_size=500, flush_ms=200, max_batch_size=None):
         self.name = name
         self.logdir = logdir
         self.env = dict(os.environ, CLICKHOUSE_HOST=CH_HOST, CLICKHOUSE_PORT=CH_PORT, CLICKHOUSE_DATABASE=database,
                         KAFKA_BROKERS=BROKERS, KAFKA_TOPIC=topic, KAFKA_DLQ_TOPIC=dlq, KAFKA_GROUP_ID=group,
                         CONSUMER_BATCH_SIZE=str(batch_size), CONSUMER_FLUSH_INTERVAL_MS=str(flush_ms), LOG_LEVEL="debug")
+        if max_batch_size is not None:
+            self.env["CONSUMER_MAX_BATCH_SIZE"] = str(max_batch_size)
         self.process = None
 
     def start(self):
@@ -919,7 +922,31 @@ def raw_rows(db):
     return ch_int(f"SELECT count() FROM {db}.events")
 
 
-SCENARIOS = {"1": scenario_flows, "2": scenario_kill9, "3": scenario_clickhouse_down, "4": scenario_sigterm}
+def scenario_backlog(logdir):
+    """A pre-loaded topic: batches grow past CONSUMER_BATCH_SIZE from waiting messages, never past
+    CONSUMER_MAX_BATCH_SIZE, and the final state is exact."""
+    s = Scenario(5, "backlog", logdir)
+    rng = random.Random(5)
+    s.send_all(load_sequence(rng, 12000, creates_first=3000))
+    consumer = s.consumer(batch_size=200, flush_ms=200, max_batch_size=1000).start()
+    try:
+        if not wait_consumed(s.key, s, [consumer], 90):
+            return
+        metrics = consumer.metrics()
+        batches = metrics.get("consumer_batch_size_count", 0)
+        average = metrics.get("consumer_batch_size_sum", 0) / max(1, batches)
+        over_1000 = batches - metrics.get('consumer_batch_size_bucket{le="1000.0"}', 0)
+        check(s.key, "batches grew from the waiting messages", average > 400,
+              f"{int(batches)} batches, {average:.0f} messages on average (CONSUMER_BATCH_SIZE 200)")
+        check(s.key, "no batch exceeded CONSUMER_MAX_BATCH_SIZE", batches > 0 and over_1000 == 0, f"{int(over_1000)} batches over 1000")
+        verify(s.key, s.db, s.model)
+    finally:
+        rc = consumer.stop()
+        check(s.key, "consumer exits 0 on SIGTERM", rc == 0, f"exit {rc}")
+        s.close()
+
+
+SCENARIOS = {"1": scenario_flows, "2": scenario_kill9, "3": scenario_clickhouse_down, "4": scenario_sigterm, "5": scenario_backlog}
 
 
 def cleanup(keep):
@@ -954,7 +981,7 @@ def cleanup(keep):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--only", default="1,2,3,4", help="comma-separated scenario numbers")
+    parser.add_argument("--only", default="1,2,3,4,5", help="comma-separated scenario numbers")
     parser.add_argument("--keep", action="store_true", help="keep databases, topics and logs")
     args = parser.parse_args()
     if not os.access(BINARY, os.X_OK):

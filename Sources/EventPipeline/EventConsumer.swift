@@ -15,6 +15,10 @@ import ServiceLifecycle
 public final class EventConsumer: Service, @unchecked Sendable {
     public struct Options: Sendable {
         public var batchSize: Int
+        /// Batches grow to this many messages only from messages already waiting (see ``takeFromOverflow()``).
+        public var maximumBatchSize: Int
+        /// The most bytes of messages polled ahead while an INSERT runs.
+        public var maximumPollAheadBytes = 64 << 20
         public var flushInterval: Duration
         public var cacheBytes: Int
         public var topic: String
@@ -28,6 +32,7 @@ public final class EventConsumer: Service, @unchecked Sendable {
 
         public init(_ configuration: PipelineConfiguration) {
             batchSize = configuration.consumerBatchSize
+            maximumBatchSize = configuration.consumerMaximumBatchSize
             flushInterval = .milliseconds(configuration.consumerFlushIntervalMilliseconds)
             cacheBytes = configuration.consumerCacheBytes
             topic = configuration.kafkaTopic
@@ -52,6 +57,7 @@ public final class EventConsumer: Service, @unchecked Sendable {
     /// Messages polled while a batch was being written (ahead of the INSERT's end, or during its
     /// retries), in poll order; they start the next batch.
     private var overflow: [InHand] = []
+    private var overflowBytes = 0
     /// A fatal consume error met while polling ahead; the loop throws it once the batch is written.
     private var pollFailure: Error?
     private var cache: RowCache
@@ -142,7 +148,10 @@ public final class EventConsumer: Service, @unchecked Sendable {
                 batch.append(InHand(message))
                 metrics.messagesConsumed.increment()
             }
-            if batch.count >= options.batchSize || (batchStarted.map { .now - $0 >= options.flushInterval } ?? false) {
+            if batch.count >= options.batchSize {
+                try takeWaitingMessages(consumer)
+                flush(deadline: nil)
+            } else if batchStarted.map({ .now - $0 >= options.flushInterval }) ?? false {
                 flush(deadline: nil)
             }
             if let pollFailure { throw pollFailure }
@@ -167,14 +176,37 @@ public final class EventConsumer: Service, @unchecked Sendable {
         logger.info("consumer stopped")
     }
 
-    /// Moves the oldest messages polled ahead into the batch, up to a batch's worth.
+    /// Moves the oldest messages polled ahead into the batch. They were waiting already, so a
+    /// batch may take up to `maximumBatchSize` of them: behind a backlog the consumer writes fewer,
+    /// larger INSERTs (ClickHouse pays per INSERT, and small ones pile up parts) instead of falling
+    /// further behind; when it keeps up, batches stay at `batchSize` or the flush interval.
     private func takeFromOverflow() {
-        let taken = min(overflow.count, max(0, options.batchSize - batch.count))
+        let taken = min(overflow.count, max(0, options.maximumBatchSize - batch.count))
         guard taken > 0 else { return }
         if batch.isEmpty { batchStarted = .now }
         batch.append(contentsOf: overflow[..<taken])
+        overflowBytes -= overflow[..<taken].reduce(0) { $0 + $1.message.value.count }
         overflow.removeFirst(taken)
         metrics.messagesConsumed.increment(by: Int64(taken))
+    }
+
+    /// A full batch also takes the messages librdkafka already holds (polls that do not wait), up
+    /// to `maximumBatchSize`: behind a backlog the consumer writes fewer, larger INSERTs, which is
+    /// what ClickHouse needs to keep up (it pays per INSERT, and its merges pay per small part).
+    /// When the consumer keeps up, nothing is waiting and the batch goes as it is.
+    private func takeWaitingMessages(_ consumer: KafkaConsumer) throws {
+        var bytes = batch.reduce(0) { $0 + $1.message.value.count }
+        while batch.count < options.maximumBatchSize, bytes < options.maximumPollAheadBytes,
+              let message = try consumer.poll(timeoutMilliseconds: 0) {
+            batch.append(InHand(message))
+            bytes += message.value.count
+            metrics.messagesConsumed.increment()
+        }
+    }
+
+    private func appendToOverflow(_ message: KafkaMessage) {
+        overflow.append(InHand(message))
+        overflowBytes += message.value.count
     }
 
     private func pollTimeout() -> Int32 {
@@ -199,6 +231,7 @@ public final class EventConsumer: Service, @unchecked Sendable {
         let revoked = Set(partitions)
         batch.removeAll { revoked.contains($0.message.topicPartition) }
         overflow.removeAll { revoked.contains($0.message.topicPartition) }
+        overflowBytes = overflow.reduce(0) { $0 + $1.message.value.count }
         if batch.isEmpty { batchStarted = nil }
         cache.forget(partitions: Set(partitions.map(\.partition)))
     }
@@ -272,7 +305,7 @@ public final class EventConsumer: Service, @unchecked Sendable {
                     // Keep polling so the group does not evict us; whatever still arrives waits.
                     let waitUntil = ContinuousClock.now + backoff
                     while ContinuousClock.now < waitUntil {
-                        if let message = try? consumer.poll(timeoutMilliseconds: 100) { overflow.append(InHand(message)) }
+                        if let message = try? consumer.poll(timeoutMilliseconds: 100) { appendToOverflow(message) }
                     }
                 } else {
                     Thread.sleep(forTimeInterval: Double(backoff.components.seconds) + Double(backoff.components.attoseconds) / 1e18)
@@ -367,7 +400,7 @@ public final class EventConsumer: Service, @unchecked Sendable {
     }
 
     /// Runs async work from the consumer thread and waits for it. `pollingAhead`: meanwhile the
-    /// thread polls (and decodes) up to a batch's worth of the next messages into `overflow`, so the
+    /// thread polls (and decodes) up to a largest batch of the next messages into `overflow`, so the
     /// fetching and decoding of the next batch overlap ClickHouse's work on this one. Order and
     /// commits are unchanged: those messages are planned only after this INSERT succeeded, and a
     /// revoke during such a poll is handled as during a retry (``partitionsRevoked(_:)``).
@@ -380,12 +413,12 @@ public final class EventConsumer: Service, @unchecked Sendable {
         }
         if pollingAhead, let consumer {
             while semaphore.wait(timeout: .now()) == .timedOut {
-                guard overflow.count < options.batchSize, pollFailure == nil else {
+                guard overflow.count < options.maximumBatchSize, overflowBytes < options.maximumPollAheadBytes, pollFailure == nil else {
                     semaphore.wait()
                     break
                 }
                 do {
-                    if let message = try consumer.poll(timeoutMilliseconds: 2) { overflow.append(InHand(message)) }
+                    if let message = try consumer.poll(timeoutMilliseconds: 2) { appendToOverflow(message) }
                 } catch {
                     pollFailure = error
                 }

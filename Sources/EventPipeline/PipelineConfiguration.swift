@@ -17,6 +17,9 @@ public struct PipelineConfiguration: Sendable, Equatable {
     public var kafkaTopic: String
     public var kafkaGroupID: String
     public var consumerBatchSize: Int
+    /// The most messages one batch takes when they are already waiting (a backlog): the consumer
+    /// then writes fewer, larger INSERTs instead of falling further behind.
+    public var consumerMaximumBatchSize: Int
     public var consumerFlushIntervalMilliseconds: Int
     public var consumerMetricsPort: Int
     /// Memory for the latest rows of recent events, so updates need no ClickHouse lookup (bytes).
@@ -41,6 +44,8 @@ public struct PipelineConfiguration: Sendable, Equatable {
         kafkaTopic = try reader.string("KAFKA_TOPIC", default: "events")
         kafkaGroupID = try reader.string("KAFKA_GROUP_ID", default: "event-consumer-group")
         consumerBatchSize = try reader.integer("CONSUMER_BATCH_SIZE", default: 500, in: 1...1_000_000)
+        consumerMaximumBatchSize = try reader.integer("CONSUMER_MAX_BATCH_SIZE", default: min(1_000_000, 20 * consumerBatchSize),
+                                                      in: consumerBatchSize...1_000_000)
         consumerFlushIntervalMilliseconds = try reader.integer("CONSUMER_FLUSH_INTERVAL_MS", default: 200, in: 1...3_600_000)
         consumerMetricsPort = try reader.integer("CONSUMER_METRICS_PORT", default: 9464, in: 1...65535)
         consumerCacheBytes = try reader.integer("CONSUMER_CACHE_MB", default: 256, in: 0...65_536) << 20

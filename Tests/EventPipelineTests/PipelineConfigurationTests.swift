@@ -13,6 +13,7 @@ import Testing
         #expect(configuration.kafkaTopic == "events")
         #expect(configuration.kafkaGroupID == "event-consumer-group")
         #expect(configuration.consumerBatchSize == 500)
+        #expect(configuration.consumerMaximumBatchSize == 10_000)
         #expect(configuration.consumerFlushIntervalMilliseconds == 200)
     }
 
@@ -23,6 +24,15 @@ import Testing
         #expect(configuration.apiPort == 9999)
         #expect(configuration.clickHouseDatabase == "analytics_2")
         #expect(configuration.consumerBatchSize == 10000)
+        #expect(configuration.consumerMaximumBatchSize == 200_000)
+    }
+
+    @Test func maximumBatchSizeIsAtLeastTheBatchSize() throws {
+        #expect(throws: ConfigurationError(variable: "CONSUMER_MAX_BATCH_SIZE", message: "must be an integer from 500 to 1000000, got '499'")) {
+            try PipelineConfiguration(environment: ["CONSUMER_MAX_BATCH_SIZE": "499"])
+        }
+        #expect(try PipelineConfiguration(environment: ["CONSUMER_MAX_BATCH_SIZE": "500"]).consumerMaximumBatchSize == 500)
+        #expect(try PipelineConfiguration(environment: ["CONSUMER_BATCH_SIZE": "100000"]).consumerMaximumBatchSize == 1_000_000)
     }
 
     @Test func invalidPort() {
