@@ -48,12 +48,20 @@ public struct EventRepository: Sendable {
         try await client.insert(into: schema.table, EventRow.block(rows))
     }
 
-    /// The latest stored version of each id (deleted ones included), in one query.
+    /// The latest stored version of each id (deleted ones included), in one query. The ids travel
+    /// as an external table, not as SQL literals: a batch of thousands of ids would exceed the
+    /// server's `max_query_size` (256 KiB) as text, and that error would stall the consumer.
     public func currentRows(_ ids: [UUID]) async throws -> [UUID: EventRow] {
         guard !ids.isEmpty else { return [:] }
-        let list = ids.map(Self.uuidLiteral).joined(separator: ",")
+        var column = FixedWidthColumn<Bits128>(type: .uuid)
+        column.reserveCapacity(ids.count)
+        for id in ids {
+            let (high, low) = id.halves
+            column.append(Bits128(first: high, second: low))
+        }
+        let table = ExternalTable(name: "lookup_ids", block: Block(columns: [NamedColumn("id", column)]))
         var result: [UUID: EventRow] = [:]
-        for block in try await client.collect(latestVersions(where: "event_id IN (\(list))")) {
+        for block in try await client.collect(latestVersions(where: "event_id IN (SELECT id FROM lookup_ids)"), externalTables: [table]) {
             for row in try EventRow.rows(block) { result[row.id] = row }
         }
         return result

@@ -52,6 +52,21 @@ import Testing
         }
     }
 
+    /// The consumer looks up the ids of a whole batch at once; as SQL literals 20 000 ids would be
+    /// about 900 KiB of query text, over the server's 256 KiB `max_query_size`.
+    @Test func currentRowsOfTwentyThousandIdsInOneLookup() async throws {
+        try await Self.withRepository { repository in
+            let ids = (0..<20_000).map { UUID.v7(milliseconds: 1_764_000_000_000 + Int64($0)) }
+            let stored = ids.enumerated().filter { $0.offset % 2 == 0 }.map { Self.row($0.element, conversation: "c", output: "o\($0.offset)", version: UInt64($0.offset)) }
+            try await repository.insert(stored)
+            let current = try await repository.currentRows(ids)
+            #expect(current.count == 10_000)
+            #expect(current[ids[4]]?.fields.output == "o4")
+            #expect(current[ids[19_998]]?.version == 19_998)
+            #expect(current[ids[1]] == nil)
+        }
+    }
+
     @Test func finalWithAFilterOnAMutableColumnIsNotUsedForReads() async throws {
         try await Self.withRepository { repository in
             let id = UUID.v7(milliseconds: 1_764_000_000_000)
