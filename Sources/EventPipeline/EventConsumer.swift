@@ -248,7 +248,7 @@ public final class EventConsumer: Service, @unchecked Sendable {
             flushing = false
             revokedWhileFlushing.removeAll()
         }
-        let messages = batch.map(\.message)
+        let messages = batch  // (a copy-on-write reference: the batch may change during polls below)
         let events = batch.map(\.event)
         var deadline = initialDeadline
         var partitionOf: [UUID: Int32] = [:]
@@ -281,7 +281,7 @@ public final class EventConsumer: Service, @unchecked Sendable {
                 // The loop's own batches commit asynchronously: the rows are written, so a lost
                 // commit only brings the messages again (and they change nothing). Before partitions
                 // go (revoke, shutdown) the commit must have landed.
-                commit(messages, consumer: consumer, synchronously: deadline != nil)
+                commit(events, consumer: consumer, synchronously: deadline != nil)
                 logger.debug("batch written", metadata: ["messages": "\(messages.count)", "rows": "\(plan.rows.count)",
                                                           "dead_letters": "\(plan.deadLetters.count)", "ms": "\(ContinuousClock.now - started)"])
                 break
@@ -337,12 +337,12 @@ public final class EventConsumer: Service, @unchecked Sendable {
         return BatchPlanner.plan(events, current: current)
     }
 
-    private func sendDeadLetters(_ letters: [DeadLetter], messages: [KafkaMessage]) throws {
+    private func sendDeadLetters(_ letters: [DeadLetter], messages: [InHand]) throws {
         guard !letters.isEmpty, let deadLetters else { return }
         let topic = options.deadLetterTopic
         let sourceTopic = options.topic
         let payloads: [(key: [UInt8], value: [UInt8])] = letters.map { letter in
-            let original = messages.first { $0.partition == letter.partition && $0.offset == letter.offset }
+            let original = messages.first { $0.event.partition == letter.partition && $0.event.offset == letter.offset }?.message
             var json = JSONWriter()
             json.bytes.append(UInt8(ascii: "{"))
             json.key("reason", first: true)
@@ -386,10 +386,18 @@ public final class EventConsumer: Service, @unchecked Sendable {
         }
     }
 
-    private func commit(_ messages: [KafkaMessage], consumer: KafkaConsumer, synchronously: Bool) {
+    private func commit(_ events: [ConsumedEvent], consumer: KafkaConsumer, synchronously: Bool) {
+        // Per partition, the offset after its last message (hashing partition numbers, not
+        // topic names, per message); the loop consumes one topic.
+        var next: [Int32: Int64] = [:]
+        for index in events.indices {
+            let partition = events[index].partition
+            next[partition] = max(next[partition] ?? 0, events[index].offset + 1)
+        }
         var offsets: [TopicPartition: Int64] = [:]
-        for message in messages where !revokedWhileFlushing.contains(message.topicPartition) {
-            offsets[message.topicPartition] = max(offsets[message.topicPartition] ?? 0, message.offset + 1)
+        for (partition, offset) in next {
+            let topicPartition = TopicPartition(topic: options.topic, partition: partition)
+            if !revokedWhileFlushing.contains(topicPartition) { offsets[topicPartition] = offset }
         }
         do {
             try consumer.commit(offsets, synchronously: synchronously)
