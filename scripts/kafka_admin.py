@@ -3,6 +3,7 @@
   kafka_admin.py wait BROKERS TIMEOUT_S        exit 0 once a metadata request is answered
   kafka_admin.py ensure-topic BROKERS NAME N   create topic NAME with N partitions unless it exists
   kafka_admin.py describe BROKERS              one line per topic: name and partition count
+  kafka_admin.py delete-topics BROKERS NAME... delete the topics (those already gone are fine)
 """
 import sys
 import time
@@ -53,8 +54,21 @@ def describe(brokers):
     return 0
 
 
+def delete_topics(brokers, *names):
+    status = 0
+    admin = client(brokers)  # kept alive until the futures are done
+    for name, future in admin.delete_topics(list(names), operation_timeout=10).items():
+        try:
+            future.result(timeout=15)
+        except Exception as exc:
+            if "UNKNOWN_TOPIC" not in str(exc):
+                print(f"cannot delete topic {name}: {exc}", file=sys.stderr)
+                status = 1
+    return status
+
+
 def main(argv):
-    commands = {"wait": wait, "ensure-topic": ensure_topic, "describe": describe}
+    commands = {"wait": wait, "ensure-topic": ensure_topic, "describe": describe, "delete-topics": delete_topics}
     if len(argv) < 3 or argv[1] not in commands:
         print(__doc__, file=sys.stderr)
         return 2

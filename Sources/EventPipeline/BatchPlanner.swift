@@ -44,7 +44,7 @@ public enum BatchPlanner {
     /// (or without) a create in this batch, and creates with client-chosen ids (they may exist).
     /// Creates with server-generated UUIDv7 ids are new by construction and need no lookup.
     public static func idsToLookUp(_ batch: [ConsumedEvent]) -> [UUID] {
-        var createdInBatch = Set<UUID>()
+        var createdInBatch = Set<UUID>(minimumCapacity: batch.count)  // (no rehashing as it grows)
         var needed = Set<UUID>()
         var ordered: [UUID] = []
         for message in batch {
@@ -64,8 +64,10 @@ public enum BatchPlanner {
     public static func plan(_ batch: [ConsumedEvent], current: [UUID: EventRow]) -> BatchPlan {
         var plan = BatchPlan()
         var state = current
+        state.reserveCapacity(current.count + batch.count)
         var changed: [UUID] = []
-        var changedSet = Set<UUID>()
+        changed.reserveCapacity(batch.count)
+        var changedSet = Set<UUID>(minimumCapacity: batch.count)
         func store(_ row: EventRow) {
             state[row.id] = row
             if changedSet.insert(row.id).inserted { changed.append(row.id) }

@@ -252,6 +252,7 @@ public final class EventConsumer: Service, @unchecked Sendable {
         let events = batch.map(\.event)
         var deadline = initialDeadline
         var partitionOf: [UUID: Int32] = [:]
+        partitionOf.reserveCapacity(events.count)
         for event in events {
             if case let .success(envelope) = event.envelope { partitionOf[envelope.eventID] = event.partition }
         }
