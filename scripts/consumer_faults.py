@@ -33,7 +33,6 @@ import urllib.request
 import uuid
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import kafka_admin  # noqa: E402  (the helper scripts/services uses to create topics)
@@ -970,13 +969,8 @@ def cleanup(keep):
             ch(f"DROP DATABASE IF EXISTS {db}")
         except Exception as exc:
             log(f"warning: could not drop {db}: {exc}")
-    if created_topics:
-        admin = AdminClient({"bootstrap.servers": BROKERS, "log_level": 0})  # kept referenced until the futures resolve
-        for topic, future in admin.delete_topics(created_topics, operation_timeout=10).items():
-            try:
-                future.result(15)
-            except Exception as exc:
-                log(f"warning: could not delete topic {topic}: {exc}")
+    if created_topics and kafka_admin.delete_topics(BROKERS, *created_topics) != 0:
+        log("warning: could not delete every topic of this run")
 
 
 def main():

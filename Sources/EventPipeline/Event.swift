@@ -311,6 +311,12 @@ extension UUID {
         }
     }
 
+    /// The value of a ClickHouse `UUID` column.
+    var columnValue: Bits128 {
+        let (high, low) = halves
+        return Bits128(first: high, second: low)
+    }
+
     /// Lower-case text, as the API and ClickHouse print it. (Foundation's `uuidString` goes through
     /// `sprintf` on Linux, which showed in request-path profiles.)
     public var lowercasedString: String {

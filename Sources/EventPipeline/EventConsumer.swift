@@ -17,8 +17,9 @@ public final class EventConsumer: Service, @unchecked Sendable {
         public var batchSize: Int
         /// Batches grow to this many messages only from messages already waiting (see ``takeFromOverflow()``).
         public var maximumBatchSize: Int
-        /// The most bytes of messages polled ahead while an INSERT runs.
-        public var maximumPollAheadBytes = 64 << 20
+        /// The most bytes of messages a batch takes from those already waiting, and the most
+        /// polled ahead while an INSERT runs.
+        public var maximumBatchBytes = 64 << 20
         public var flushInterval: Duration
         public var cacheBytes: Int
         public var topic: String
@@ -196,7 +197,7 @@ public final class EventConsumer: Service, @unchecked Sendable {
     /// When the consumer keeps up, nothing is waiting and the batch goes as it is.
     private func takeWaitingMessages(_ consumer: KafkaConsumer) throws {
         var bytes = batch.reduce(0) { $0 + $1.message.value.count }
-        while batch.count < options.maximumBatchSize, bytes < options.maximumPollAheadBytes,
+        while batch.count < options.maximumBatchSize, bytes < options.maximumBatchBytes,
               let message = try consumer.poll(timeoutMilliseconds: 0) {
             batch.append(InHand(message))
             bytes += message.value.count
@@ -221,8 +222,8 @@ public final class EventConsumer: Service, @unchecked Sendable {
         metrics.assignedPartitions.set(to: 0)
         if flushing {
             // Called from a poll while the batch is being written (polling ahead of its INSERT, or
-            // inside a retry): finish it, but do not commit the revoked partitions (their next owner starts from the last commit and
-            // writes identical rows).
+            // inside a retry): finish it, but do not commit the revoked partitions (their next
+            // owner starts from the last commit and writes identical rows).
             revokedWhileFlushing.formUnion(partitions)
         } else if !isStopping {
             // (At shutdown the loop already made its final attempt before leaving the group.)
@@ -422,7 +423,7 @@ public final class EventConsumer: Service, @unchecked Sendable {
         }
         if pollingAhead, let consumer {
             while semaphore.wait(timeout: .now()) == .timedOut {
-                guard overflow.count < options.maximumBatchSize, overflowBytes < options.maximumPollAheadBytes, pollFailure == nil else {
+                guard overflow.count < options.maximumBatchSize, overflowBytes < options.maximumBatchBytes, pollFailure == nil else {
                     semaphore.wait()
                     break
                 }

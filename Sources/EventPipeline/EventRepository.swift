@@ -55,10 +55,7 @@ public struct EventRepository: Sendable {
         guard !ids.isEmpty else { return [:] }
         var column = FixedWidthColumn<Bits128>(type: .uuid)
         column.reserveCapacity(ids.count)
-        for id in ids {
-            let (high, low) = id.halves
-            column.append(Bits128(first: high, second: low))
-        }
+        for id in ids { column.append(id.columnValue) }
         let table = ExternalTable(name: "lookup_ids", block: Block(columns: [NamedColumn("id", column)]))
         var result: [UUID: EventRow] = [:]
         for block in try await client.collect(latestVersions(where: "event_id IN (SELECT id FROM lookup_ids)"), externalTables: [table]) {

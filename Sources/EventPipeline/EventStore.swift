@@ -117,8 +117,7 @@ extension EventRow {
         ids.reserveCapacity(rows.count)
         latencies.reserveCapacity(rows.count)
         for row in rows {
-            let (high, low) = row.id.halves
-            ids.append(Bits128(first: high, second: low))
+            ids.append(row.id.columnValue)
             conversations.append(row.fields.conversationID)
             names.append(row.fields.eventName)
             inputs.append(row.fields.input)
