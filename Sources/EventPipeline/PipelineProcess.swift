@@ -6,9 +6,8 @@ import Logging
 public enum PipelineProcess {
     public static func start(_ name: String) -> (PipelineConfiguration, Logger) {
         LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = Logger.Level(rawValue: ProcessInfo.processInfo.environment["LOG_LEVEL"] ?? "info") ?? .info
-            return handler
+            StandardErrorLogHandler(label: label,
+                                    logLevel: Logger.Level(rawValue: ProcessInfo.processInfo.environment["LOG_LEVEL"] ?? "info") ?? .info)
         }
         do {
             return (try PipelineConfiguration(environment: ProcessInfo.processInfo.environment), Logger(label: name))

@@ -517,7 +517,10 @@ struct Route {
     let parameter: String
 
     init(_ request: Request) {
-        let segments = request.uri.path.split(separator: "/").map { String($0).removingPercentEncoding ?? String($0) }
+        // Foundation's percent decoding is slow even on text without escapes; most paths have none.
+        let segments = request.uri.path.split(separator: "/").map { segment in
+            segment.utf8.contains(UInt8(ascii: "%")) ? String(segment).removingPercentEncoding ?? String(segment) : String(segment)
+        }
         switch segments.count {
         case 1:
             switch segments[0] {
