@@ -5,10 +5,33 @@ import Kafka
 /// broker acknowledged it.
 public protocol EventSink: Sendable {
     func send(_ envelope: EventEnvelope) async throws
+    /// Sends several envelopes at once: nil for each one the broker acknowledged, else its error.
+    func sendAll(_ envelopes: [EventEnvelope]) async -> [(any Error)?]
     /// Why writes fail right now (no broker reachable, ...), or nil.
     var unavailableReason: String? { get }
     /// A round trip to the brokers, for readiness checks.
     func checkReachable() async throws
+}
+
+extension EventSink {
+    /// One `send` per envelope, concurrently (for sinks without a batch path of their own).
+    public func sendAll(_ envelopes: [EventEnvelope]) async -> [(any Error)?] {
+        await withTaskGroup(of: (Int, (any Error)?).self) { group in
+            for (index, envelope) in envelopes.enumerated() {
+                group.addTask {
+                    do {
+                        try await self.send(envelope)
+                        return (index, nil)
+                    } catch {
+                        return (index, error)
+                    }
+                }
+            }
+            var errors = [(any Error)?](repeating: nil, count: envelopes.count)
+            for await (index, error) in group { errors[index] = error }
+            return errors
+        }
+    }
 }
 
 /// The Kafka implementation of ``EventSink``.
@@ -28,6 +51,28 @@ public final class KafkaEventSink: EventSink {
         let value = envelope.encoded()
         guard value.count <= maximumMessageBytes else { throw EventTooLarge(bytes: value.count, limit: maximumMessageBytes) }
         _ = try await producer.send(topic: topic, key: envelope.key, value: value)
+    }
+
+    public func sendAll(_ envelopes: [EventEnvelope]) async -> [(any Error)?] {
+        var errors = [(any Error)?](repeating: nil, count: envelopes.count)
+        var messages: [(key: [UInt8], value: [UInt8])] = []
+        var sent: [Int] = []
+        messages.reserveCapacity(envelopes.count)
+        sent.reserveCapacity(envelopes.count)
+        for (index, envelope) in envelopes.enumerated() {
+            let value = envelope.encoded()
+            if value.count > maximumMessageBytes {
+                errors[index] = EventTooLarge(bytes: value.count, limit: maximumMessageBytes)
+            } else {
+                messages.append((envelope.key, value))
+                sent.append(index)
+            }
+        }
+        let results = await producer.sendAll(topic: topic, messages: messages)
+        for (index, result) in zip(sent, results) {
+            if case let .failure(error) = result { errors[index] = error }
+        }
+        return errors
     }
 
     public var unavailableReason: String? { producer.unavailableReason }

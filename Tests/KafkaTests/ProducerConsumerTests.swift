@@ -57,6 +57,43 @@ import Testing
         second.close()
     }
 
+    @Test func sendAllReportsEachMessageInOrderAndKeepsPerKeyOrder() async throws {
+        let topic = try Self.freshTopic()
+        let producer = try KafkaProducer(configuration: KafkaConfiguration(brokers: Self.brokers))
+        // Two keys, alternating: each key's messages must stay in order within its partition.
+        let messages = (0..<40).map { index in (key: Array("key-\(index % 2)".utf8), value: Array("message \(index)".utf8)) }
+        let results = await producer.sendAll(topic: topic, messages: messages)
+        producer.close()
+        let reports = try results.map { try $0.get() }
+        #expect(reports.count == 40)
+        for parity in 0..<2 {
+            let ofKey = stride(from: parity, to: 40, by: 2).map { reports[$0] }
+            #expect(Set(ofKey.map(\.partition)).count == 1)
+            #expect(ofKey.map(\.offset) == ofKey.map(\.offset).sorted())
+            #expect(Set(ofKey.map(\.offset)).count == 20)
+        }
+        let consumer = try KafkaConsumer(configuration: KafkaConfiguration(brokers: Self.brokers),
+                                         groupID: "kafka-test-group-\(UUID().uuidString.prefix(8))", topics: [topic])
+        let received = try Self.consume(consumer, count: 40)
+        consumer.close()
+        for parity in 0..<2 {
+            let key = Array("key-\(parity)".utf8)
+            #expect(received.filter { $0.key == key }.map { String(decoding: $0.value, as: UTF8.self) }
+                        == stride(from: parity, to: 40, by: 2).map { "message \($0)" })
+        }
+    }
+
+    @Test func sendAllFailsOnlyTheMessagesThatDidNotFitTheLocalQueue() async throws {
+        let topic = try Self.freshTopic()
+        let producer = try KafkaProducer(configuration: KafkaConfiguration(brokers: Self.brokers, ["queue.buffering.max.messages": "2"]))
+        // All three are queued within microseconds, long before linger.ms and the broker's answer free
+        // a place: the first two are delivered, the third does not fit (RD_KAFKA_RESP_ERR__QUEUE_FULL).
+        let results = await producer.sendAll(topic: topic, messages: (0..<3).map { (key: [], value: [UInt8($0)]) })
+        producer.close()
+        let codes = results.map { result -> Int32? in if case let .failure(error) = result { return error.code } else { return nil } }
+        #expect(codes == [nil, nil, -184])
+    }
+
     @Test func pausedPartitionsDeliverNothingUntilResumed() async throws {
         let topic = try Self.freshTopic(partitions: 1)
         let consumer = try KafkaConsumer(configuration: KafkaConfiguration(brokers: Self.brokers),

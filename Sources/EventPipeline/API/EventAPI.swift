@@ -203,23 +203,17 @@ public struct EventAPI: HTTPResponder {
                 outcomes[index] = .rejected(status: 400, message: error.message, field: error.field)
             }
         }
-        let sink = self.sink
-        let metrics = self.metrics
-        await withTaskGroup(of: (Int, Outcome).self) { group in
-            for (index, envelope) in envelopes {
-                group.addTask {
-                    do {
-                        try await sink.send(envelope)
-                        return (index, .accepted(envelope.eventID))
-                    } catch let error as EventTooLarge {
-                        return (index, .rejected(status: 413, message: "\(error)", field: nil))
-                    } catch {
-                        metrics.produceErrors.increment()
-                        return (index, .rejected(status: 503, message: "Kafka did not accept the event: \(error)", field: nil))
-                    }
-                }
+        let errors = await sink.sendAll(envelopes.map(\.1))
+        for ((index, envelope), error) in zip(envelopes, errors) {
+            switch error {
+            case nil:
+                outcomes[index] = .accepted(envelope.eventID)
+            case let error as EventTooLarge:
+                outcomes[index] = .rejected(status: 413, message: "\(error)", field: nil)
+            case let error?:
+                metrics.produceErrors.increment()
+                outcomes[index] = .rejected(status: 503, message: "Kafka did not accept the event: \(error)", field: nil)
             }
-            for await (index, outcome) in group { outcomes[index] = outcome }
         }
         var json = JSONWriter(capacity: 64 * items.count)
         let accepted = outcomes.filter { if case .accepted = $0 { return true } else { return false } }.count
