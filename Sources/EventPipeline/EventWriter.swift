@@ -13,27 +13,6 @@ public protocol EventSink: Sendable {
     func checkReachable() async throws
 }
 
-extension EventSink {
-    /// One `send` per envelope, concurrently (for sinks without a batch path of their own).
-    public func sendAll(_ envelopes: [EventEnvelope]) async -> [(any Error)?] {
-        await withTaskGroup(of: (Int, (any Error)?).self) { group in
-            for (index, envelope) in envelopes.enumerated() {
-                group.addTask {
-                    do {
-                        try await self.send(envelope)
-                        return (index, nil)
-                    } catch {
-                        return (index, error)
-                    }
-                }
-            }
-            var errors = [(any Error)?](repeating: nil, count: envelopes.count)
-            for await (index, error) in group { errors[index] = error }
-            return errors
-        }
-    }
-}
-
 /// The Kafka implementation of ``EventSink``.
 public final class KafkaEventSink: EventSink {
     public let producer: KafkaProducer
@@ -48,9 +27,7 @@ public final class KafkaEventSink: EventSink {
     }
 
     public func send(_ envelope: EventEnvelope) async throws {
-        let value = envelope.encoded()
-        guard value.count <= maximumMessageBytes else { throw EventTooLarge(bytes: value.count, limit: maximumMessageBytes) }
-        _ = try await producer.send(topic: topic, key: envelope.key, value: value)
+        _ = try await producer.send(topic: topic, key: envelope.key, value: try message(envelope))
     }
 
     public func sendAll(_ envelopes: [EventEnvelope]) async -> [(any Error)?] {
@@ -60,12 +37,11 @@ public final class KafkaEventSink: EventSink {
         messages.reserveCapacity(envelopes.count)
         sent.reserveCapacity(envelopes.count)
         for (index, envelope) in envelopes.enumerated() {
-            let value = envelope.encoded()
-            if value.count > maximumMessageBytes {
-                errors[index] = EventTooLarge(bytes: value.count, limit: maximumMessageBytes)
-            } else {
-                messages.append((envelope.key, value))
+            do {
+                messages.append((envelope.key, try message(envelope)))
                 sent.append(index)
+            } catch {
+                errors[index] = error
             }
         }
         let results = await producer.sendAll(topic: topic, messages: messages)
@@ -73,6 +49,13 @@ public final class KafkaEventSink: EventSink {
             if case let .failure(error) = result { errors[index] = error }
         }
         return errors
+    }
+
+    /// The envelope as a Kafka message value, refused before the broker would refuse it.
+    private func message(_ envelope: EventEnvelope) throws(EventTooLarge) -> [UInt8] {
+        let value = envelope.encoded()
+        guard value.count <= maximumMessageBytes else { throw EventTooLarge(bytes: value.count, limit: maximumMessageBytes) }
+        return value
     }
 
     public var unavailableReason: String? { producer.unavailableReason }

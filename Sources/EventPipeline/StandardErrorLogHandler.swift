@@ -36,13 +36,6 @@ public struct StandardErrorLogHandler: LogHandler {
         line.withUTF8 { _ = write(STDERR_FILENO, $0.baseAddress, $0.count) }
     }
 
-    @available(*, deprecated, renamed: "log(event:)")
-    public func log(level: Logger.Level, message: Logger.Message, metadata: Logger.Metadata?, source: String,
-                    file: String, function: String, line: UInt) {
-        log(event: LogEvent(level: level, message: message, metadata: metadata, source: source,
-                            file: file, function: function, line: line))
-    }
-
     static func render(_ metadata: Logger.Metadata) -> String? {
         metadata.isEmpty ? nil : metadata.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
     }

@@ -86,19 +86,7 @@ public final class KafkaProducer: @unchecked Sendable {
         }
         let topicHandle = try self.topicHandle(topic)
         return try await withCheckedThrowingContinuation { continuation in
-            let box = Unmanaged.passRetained(DeliveryBox(continuation) as DeliveryTarget).toOpaque()
-            let result = value.withUnsafeBytes { payload in
-                key.withUnsafeBytes { keyBytes in
-                    // RD_KAFKA_MSG_F_COPY (0x2): librdkafka copies the bytes, so ours can go at once.
-                    rd_kafka_produce(topicHandle, -1, 0x2, UnsafeMutableRawPointer(mutating: payload.baseAddress), payload.count,
-                                     keyBytes.baseAddress, keyBytes.count, box)
-                }
-            }
-            if result != 0 {
-                let error = rd_kafka_last_error()
-                Unmanaged<DeliveryTarget>.fromOpaque(box).release()
-                continuation.resume(throwing: KafkaError(error, context: "cannot queue a message for \(topic)"))
-            }
+            enqueue(topicHandle, topic, key: key, value: value, reportingTo: DeliveryBox(continuation))
         }
     }
 
@@ -119,19 +107,26 @@ public final class KafkaProducer: @unchecked Sendable {
         return await withCheckedContinuation { continuation in
             let batch = BatchDelivery(count: messages.count, continuation: continuation)
             for (index, message) in messages.enumerated() {
-                let slot = Unmanaged.passRetained(BatchSlot(batch, index) as DeliveryTarget).toOpaque()
-                let result = message.value.withUnsafeBytes { payload in
-                    message.key.withUnsafeBytes { keyBytes in
-                        rd_kafka_produce(topicHandle, -1, 0x2, UnsafeMutableRawPointer(mutating: payload.baseAddress), payload.count,
-                                         keyBytes.baseAddress, keyBytes.count, slot)
-                    }
-                }
-                if result != 0 {
-                    let error = rd_kafka_last_error()
-                    Unmanaged<DeliveryTarget>.fromOpaque(slot).takeRetainedValue()
-                        .deliver(.failure(KafkaError(error, context: "cannot queue a message for \(topic)")))
-                }
+                enqueue(topicHandle, topic, key: message.key, value: message.value, reportingTo: BatchSlot(batch, index))
             }
+        }
+    }
+
+    /// Hands one message to librdkafka with `target` as its opaque; the delivery callback reports to
+    /// it, or this does at once when librdkafka refuses the message (full queue, ...).
+    private func enqueue(_ topicHandle: OpaquePointer, _ topic: String, key: [UInt8], value: [UInt8], reportingTo target: DeliveryTarget) {
+        let opaque = Unmanaged.passRetained(target).toOpaque()
+        let result = value.withUnsafeBytes { payload in
+            key.withUnsafeBytes { keyBytes in
+                // RD_KAFKA_MSG_F_COPY (0x2): librdkafka copies the bytes, so ours can go at once.
+                rd_kafka_produce(topicHandle, -1, 0x2, UnsafeMutableRawPointer(mutating: payload.baseAddress), payload.count,
+                                 keyBytes.baseAddress, keyBytes.count, opaque)
+            }
+        }
+        if result != 0 {
+            let error = rd_kafka_last_error()
+            Unmanaged<DeliveryTarget>.fromOpaque(opaque).release()
+            target.deliver(.failure(KafkaError(error, context: "cannot queue a message for \(topic)")))
         }
     }
 
