@@ -71,25 +71,27 @@ struct InsertBenchmark: AsyncParsableCommand {
         try handle.close()
         let megabytes = Double(encoded.count * blocks) / 1e6
         print("insert benchmark: \(blocks * blockRows) event rows in blocks of \(blockRows), Native file \(fmt(megabytes)) MB")
-        print(pad("run", 34) + pad("wall s", 10) + pad("client CPU s", 14) + pad("peak RSS MB", 13) + pad("wall ratio", 12) + "CPU ratio")
-
-        try await recreate()
-        let peer = try Measurement.child(server.clientArguments + ["--query", "INSERT INTO \(table) FORMAT Native"], input: file)
-        print(pad("clickhouse-client < file", 34) + pad(fmt(peer.wallSeconds), 10) + pad(fmt(peer.cpuSeconds), 14) + pad(fmt(peer.peakResidentMegabytes), 13))
-
-        try await recreate()
-        let fromFile = try await Measurement.inProcess {
-            try await connection.insert("INSERT INTO \(table) VALUES", blocks: NativeFileBlocks(url: file))
+        print(pad("run", 38) + pad("wall s", 10) + pad("client CPU s", 14) + pad("peak RSS MB", 13) + pad("wall ratio", 12) + "CPU ratio")
+        // Each client with and without network compression, next to clickhouse-client set the same way.
+        for (method, flag) in [(CompressionMethod.none, "0"), (.lz4, "1")] {
+            try await recreate()
+            let peer = try Measurement.child(server.clientArguments + ["--compression", flag, "--query", "INSERT INTO \(table) FORMAT Native"], input: file)
+            print(pad("clickhouse-client < file, \(method)", 38) + pad(fmt(peer.wallSeconds), 10) + pad(fmt(peer.cpuSeconds), 14) + pad(fmt(peer.peakResidentMegabytes), 13))
+            let inserting = try await ClickHouseConnection.connect(server.configuration(method))
+            try await recreate()
+            let fromFile = try await Measurement.inProcess {
+                try await inserting.insert("INSERT INTO \(table) VALUES", blocks: NativeFileBlocks(url: file))
+            }
+            print(pad("ClickHouseNative from file, \(method)", 38) + pad(fmt(fromFile.wallSeconds), 10) + pad(fmt(fromFile.cpuSeconds), 14)
+                  + pad(fmt(fromFile.peakResidentMegabytes), 13) + pad(ratio(fromFile.wallSeconds, peer.wallSeconds), 12) + ratio(fromFile.cpuSeconds, peer.cpuSeconds))
+            try await recreate()
+            let fromMemory = try await Measurement.inProcess {
+                try await inserting.insert("INSERT INTO \(table) VALUES", blocks: RepeatedBlocks(block: template, count: blocks))
+            }
+            print(pad("ClickHouseNative from columns, \(method)", 38) + pad(fmt(fromMemory.wallSeconds), 10) + pad(fmt(fromMemory.cpuSeconds), 14)
+                  + pad(fmt(fromMemory.peakResidentMegabytes), 13) + pad(ratio(fromMemory.wallSeconds, peer.wallSeconds), 12) + ratio(fromMemory.cpuSeconds, peer.cpuSeconds))
+            await inserting.close()
         }
-        print(pad("ClickHouseNative from file", 34) + pad(fmt(fromFile.wallSeconds), 10) + pad(fmt(fromFile.cpuSeconds), 14)
-              + pad(fmt(fromFile.peakResidentMegabytes), 13) + pad(ratio(fromFile.wallSeconds, peer.wallSeconds), 12) + ratio(fromFile.cpuSeconds, peer.cpuSeconds))
-
-        try await recreate()
-        let fromMemory = try await Measurement.inProcess {
-            try await connection.insert("INSERT INTO \(table) VALUES", blocks: RepeatedBlocks(block: template, count: blocks))
-        }
-        print(pad("ClickHouseNative from columns", 34) + pad(fmt(fromMemory.wallSeconds), 10) + pad(fmt(fromMemory.cpuSeconds), 14)
-              + pad(fmt(fromMemory.peakResidentMegabytes), 13) + pad(ratio(fromMemory.wallSeconds, peer.wallSeconds), 12) + ratio(fromMemory.cpuSeconds, peer.cpuSeconds))
         let count = try await connection.collect("SELECT count() AS c FROM \(table)")
         print("rows in table after the last run: \(JSONEachRow.render(count[1]).trimmingCharacters(in: .whitespacesAndNewlines))")
         try await connection.execute("DROP TABLE \(table)")
@@ -114,13 +116,14 @@ struct InsertBenchmark: AsyncParsableCommand {
     }
 }
 
-/// Blocks read from a Native file in 1 MiB chunks: memory stays bounded by the block size.
+/// Blocks read from a Native file in 1 MiB chunks, kept encoded (as `chnative` does for Native
+/// input): memory stays bounded by the block size.
 struct NativeFileBlocks: AsyncSequence, Sendable {
     typealias Element = Block
     let url: URL
     struct AsyncIterator: AsyncIteratorProtocol {
         let handle: FileHandle?
-        var decoder = NativeStreamDecoder()
+        var decoder = NativeStreamDecoder(decoding: .encoded)
         var finished = false
         mutating func next() async throws -> Block? {
             while true {

@@ -95,11 +95,12 @@ struct BlockPrinter {
     }
 }
 
-/// Reads standard input in chunks and yields Native blocks as they complete.
+/// Reads standard input in chunks and yields Native blocks as they complete, their columns checked
+/// and kept encoded: the INSERT sends the bytes on instead of decoding and re-encoding every value.
 struct NativeInputBlocks: AsyncSequence, Sendable {
     typealias Element = Block
     struct AsyncIterator: AsyncIteratorProtocol {
-        var decoder = NativeStreamDecoder()
+        var decoder = NativeStreamDecoder(decoding: .encoded)
         var finished = false
         mutating func next() async throws -> Block? {
             while true {

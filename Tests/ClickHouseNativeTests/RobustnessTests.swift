@@ -36,6 +36,60 @@ import Testing
         if bytes.count > 0 { #expect(Self.decodeOutcome(bytes)) }
     }
 
+    /// Both decodings of the same bytes, as the decoded blocks' row counts or the error.
+    static func outcomes(_ bytes: [UInt8]) -> (values: String, encoded: String) {
+        func outcome(_ decoding: BlockDecoding) -> String {
+            do {
+                return try bytes.withUnsafeBytes { raw in
+                    var reader = ByteReader(raw)
+                    var rows: [Int] = []
+                    while !reader.isAtEnd { rows.append(try NativeFormat.readBlock(&reader, decoding: decoding).rowCount) }
+                    return "\(rows)"
+                }
+            } catch {
+                return "\(error)"
+            }
+        }
+        return (outcome(.values), outcome(.encoded))
+    }
+
+    /// Keeping columns encoded checks what decoding checks: a cut or corrupted input gives the same
+    /// error (or the same blocks) either way, so a Native file forwarded to an INSERT is refused
+    /// exactly when decoding it would be.
+    @Test(arguments: Fixtures.smallCases)
+    func encodedDecodingChecksLikeValueDecoding(_ fixture: Fixtures.Case) throws {
+        let bytes = try Fixtures.nativeBytes(fixture)
+        let step = max(1, bytes.count / 500)
+        for cut in stride(from: 0, to: bytes.count, by: step) {
+            let (values, encoded) = Self.outcomes(Array(bytes[..<cut]))
+            #expect(values == encoded, "cut at \(cut)")
+        }
+        guard !bytes.isEmpty else { return }
+        var random = SplitMix64(state: UInt64(bytes.count))
+        for _ in 0..<100 {
+            var corrupted = bytes
+            corrupted[Int.random(in: 0..<corrupted.count, using: &random)] ^= UInt8(1) << UInt8.random(in: 0..<8, using: &random)
+            let (values, encoded) = Self.outcomes(corrupted)
+            #expect(values == encoded)
+        }
+    }
+
+    @Test func encodedArrayOffsetsThatDecreaseAreRefused() throws {
+        var writer = ByteWriter()
+        writer.writeVarUInt(1)
+        writer.writeVarUInt(2)
+        writer.writeString("a")
+        writer.writeString("Array(UInt8)")
+        writer.writeInteger(UInt64(2))
+        writer.writeInteger(UInt64(1))
+        writer.writeBytes([1, 2])
+        #expect(throws: NativeFormatError("column a of type Array(UInt8): array offsets decrease at row 1 (1 after 2)")) {
+            var decoder = NativeStreamDecoder(decoding: .encoded)
+            decoder.append(writer.bytes)
+            _ = try decoder.nextBlock(endOfInput: true)
+        }
+    }
+
     @Test(arguments: Fixtures.smallCases)
     func randomBitFlips(_ fixture: Fixtures.Case) throws {
         let bytes = try Fixtures.nativeBytes(fixture)

@@ -49,16 +49,14 @@ public struct StringColumn: Column {
 struct StringCodec: ColumnCodec {
     let type: ClickHouseType
 
-    func read(_ reader: inout ByteReader, count: Int, prefix: PrefixState) throws -> any Column {
-        // Pass 1 validates every length against the input and sums them; pass 2 copies. Allocation is
-        // bounded by the input size, whatever the lengths claim.
-        if count == 0 { return StringColumn() }
+    /// Walks `count` length-prefixed strings from the reader's position, checking every length
+    /// against the input: the offset just past them and the sum of their lengths.
+    static func extent(_ reader: ByteReader, count: Int) throws -> (end: Int, total: Int) {
         guard count <= reader.remaining, let base = reader.base.baseAddress else {
             throw ColumnCodecError.unexpectedEnd(row: reader.remaining)
         }
         let limit = reader.base.count
-        let start = reader.offset
-        var position = start
+        var position = reader.offset
         var total = 0
         for row in 0..<count {
             var length = 0
@@ -75,7 +73,16 @@ struct StringCodec: ColumnCodec {
             position += length
             total += length
         }
-        let end = position
+        return (position, total)
+    }
+
+    func read(_ reader: inout ByteReader, count: Int, prefix: PrefixState) throws -> any Column {
+        // Pass 1 validates every length against the input and sums them; pass 2 copies. Allocation is
+        // bounded by the input size, whatever the lengths claim.
+        if count == 0 { return StringColumn() }
+        let start = reader.offset
+        let (end, total) = try Self.extent(reader, count: count)
+        let base = reader.base.baseAddress!
         var column = StringColumn()
         column.ends = [Int](unsafeUninitializedCapacity: count) { ends, endsInitialized in
             column.bytes = [UInt8](unsafeUninitializedCapacity: total) { buffer, initialized in

@@ -21,15 +21,26 @@ public enum CompressionError: Error, Equatable, Sendable, CustomStringConvertibl
 
 /// LZ4 block format (no frame header), as ClickHouse's compression method 0x82 carries it.
 public enum LZ4Block {
+    /// The largest compressed size of `count` input bytes.
+    public static func bound(_ count: Int) throws -> Int {
+        guard count <= Int(LZ4_MAX_INPUT_SIZE) else { throw CompressionError.inputTooLarge(count) }
+        return Int(LZ4_compressBound(Int32(count)))
+    }
+
+    /// Compresses into `output` (at least ``bound(_:)`` bytes) and returns the compressed size.
+    public static func compress(_ input: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer) throws -> Int {
+        let bound = try bound(input.count)
+        precondition(output.count >= bound, "LZ4 output buffer smaller than the bound")
+        let size = LZ4_compress_default(
+            input.baseAddress?.assumingMemoryBound(to: CChar.self),
+            output.baseAddress!.assumingMemoryBound(to: CChar.self),
+            Int32(input.count), Int32(bound))
+        return Int(max(size, 0))
+    }
+
     public static func compress(_ input: UnsafeRawBufferPointer) throws -> [UInt8] {
-        guard input.count <= Int(LZ4_MAX_INPUT_SIZE) else { throw CompressionError.inputTooLarge(input.count) }
-        let bound = Int(LZ4_compressBound(Int32(input.count)))
-        return [UInt8](unsafeUninitializedCapacity: bound) { output, written in
-            let size = LZ4_compress_default(
-                input.baseAddress?.assumingMemoryBound(to: CChar.self),
-                UnsafeMutableRawPointer(output.baseAddress!).assumingMemoryBound(to: CChar.self),
-                Int32(input.count), Int32(bound))
-            written = Int(max(size, 0))
+        try [UInt8](unsafeUninitializedCapacity: bound(input.count)) { output, written in
+            written = try compress(input, into: UnsafeMutableRawBufferPointer(output))
         }
     }
 
@@ -54,19 +65,20 @@ public enum LZ4Block {
 
 /// One standard zstd frame, as ClickHouse's compression method 0x90 carries it.
 public enum ZSTDBlock {
+    /// The largest compressed size of `count` input bytes.
+    public static func bound(_ count: Int) -> Int { ZSTD_compressBound(count) }
+
+    /// Compresses into `output` (at least ``bound(_:)`` bytes) and returns the compressed size.
+    public static func compress(_ input: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer, level: Int32 = 1) throws -> Int {
+        let size = ZSTD_compress(output.baseAddress, output.count, input.baseAddress, input.count, level)
+        if ZSTD_isError(size) != 0 { throw CompressionError.corrupt(method: "ZSTD", detail: String(cString: ZSTD_getErrorName(size))) }
+        return size
+    }
+
     public static func compress(_ input: UnsafeRawBufferPointer, level: Int32 = 1) throws -> [UInt8] {
-        let bound = ZSTD_compressBound(input.count)
-        var failure: String?
-        let output = [UInt8](unsafeUninitializedCapacity: bound) { output, written in
-            let size = ZSTD_compress(output.baseAddress, bound, input.baseAddress, input.count, level)
-            if ZSTD_isError(size) != 0 {
-                failure = String(cString: ZSTD_getErrorName(size)); written = 0
-            } else {
-                written = size
-            }
+        try [UInt8](unsafeUninitializedCapacity: bound(input.count)) { output, written in
+            written = try compress(input, into: UnsafeMutableRawBufferPointer(output), level: level)
         }
-        if let failure { throw CompressionError.corrupt(method: "ZSTD", detail: failure) }
-        return output
     }
 
     public static func decompress(_ input: UnsafeRawBufferPointer, uncompressedSize: Int) throws -> [UInt8] {

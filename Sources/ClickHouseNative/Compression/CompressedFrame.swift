@@ -50,21 +50,24 @@ public enum CompressedFrame {
         repeat {
             let end = min(data.count, start + maximumUncompressedChunk)
             let chunk = UnsafeRawBufferPointer(rebasing: data[start..<end])
-            let body: [UInt8]
+            // Written in place: the checksum and the compressed size are patched in after the body.
+            let frameStart = writer.count
+            writer.writeInteger(UInt64(0))
+            writer.writeInteger(UInt64(0))
+            writer.writeUInt8(method.methodByte)
+            let sizeOffset = writer.count
+            writer.writeInteger(UInt32(0))
+            writer.writeInteger(UInt32(chunk.count))
             switch method {
-            case .none: body = Array(chunk)
-            case .lz4: body = try LZ4Block.compress(chunk)
-            case .zstd: body = try ZSTDBlock.compress(chunk, level: zstdLevel)
+            case .none: writer.writeBytes(chunk)
+            case .lz4: try writer.writeInPlace(maximumCount: try LZ4Block.bound(chunk.count)) { try LZ4Block.compress(chunk, into: $0) }
+            case .zstd:
+                try writer.writeInPlace(maximumCount: ZSTDBlock.bound(chunk.count)) { try ZSTDBlock.compress(chunk, into: $0, level: zstdLevel) }
             }
-            var frame = ByteWriter(capacity: headerSize + body.count)
-            frame.writeUInt8(method.methodByte)
-            frame.writeInteger(UInt32(headerSize + body.count))
-            frame.writeInteger(UInt32(chunk.count))
-            frame.writeBytes(body)
-            let checksum = frame.bytes.withUnsafeBytes { CityHash128.hash($0) }
-            writer.writeInteger(checksum.first)
-            writer.writeInteger(checksum.second)
-            writer.writeBytes(frame.bytes)
+            writer.patch(UInt32(writer.count - frameStart - checksumSize), at: sizeOffset)
+            let checksum = writer.bytes.withUnsafeBytes { CityHash128.hash(UnsafeRawBufferPointer(rebasing: $0[(frameStart + checksumSize)...])) }
+            writer.patch(checksum.first, at: frameStart)
+            writer.patch(checksum.second, at: frameStart + 8)
             start = end
         } while start < data.count
     }

@@ -192,6 +192,11 @@ public actor ClickHouseConnection {
         let compression: CompressionMethod? = configuration.compression == .none ? nil : configuration.compression
         let revision = server.negotiatedRevision
         var sentAny = false
+        // One packet writer, one scratch block and one socket buffer for all blocks: a large insert
+        // would otherwise fault in fresh pages for each of them on every block.
+        var packet = ByteWriter()
+        var scratch = ByteWriter()
+        var outbound = channel.allocator.buffer(capacity: 0)
         do {
             for try await block in try blocksFor(header!) {
                 if let mismatch = Self.mismatch(block, header!) {
@@ -202,9 +207,15 @@ public actor ClickHouseConnection {
                     throw ClickHouseConnectionError.insertMismatch(mismatch)
                 }
                 guard block.rowCount > 0 else { continue }
-                var writer = ByteWriter()
-                try ClientPackets.data(block, compression: compression, revision: revision, to: &writer)
-                try await send(writer.bytes)
+                outbound.clear()
+                if compression == nil {
+                    try ClientPackets.data(block, revision: revision, to: &outbound, scratch: &scratch)
+                } else {
+                    packet.reset()
+                    try ClientPackets.data(block, compression: compression, revision: revision, to: &packet, scratch: &scratch)
+                    outbound.writeBytes(packet.bytes)
+                }
+                try await send(outbound)
                 sentAny = true
             }
         } catch let error as ClickHouseConnectionError {
@@ -356,8 +367,12 @@ public actor ClickHouseConnection {
     // MARK: I/O
 
     private func send(_ bytes: [UInt8]) async throws {
+        try await send(channel.allocator.buffer(bytes: bytes))
+    }
+
+    private func send(_ buffer: ByteBuffer) async throws {
         do {
-            try await channel.writeAndFlush(channel.allocator.buffer(bytes: bytes)).get()
+            try await channel.writeAndFlush(buffer).get()
         } catch {
             throw fail("cannot send: \(error)")
         }

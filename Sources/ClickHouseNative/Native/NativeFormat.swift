@@ -54,10 +54,19 @@ public struct BlockLayout: Sendable, Equatable {
     public static let nativeFormat = BlockLayout(hasBlockInfo: false, hasCustomSerializationFlag: false)
 }
 
+/// What a reader makes of a block's column bytes.
+public enum BlockDecoding: Sendable, Equatable {
+    /// Typed columns with their values.
+    case values
+    /// ``EncodedColumn``s holding each column's bytes as read, checked but not decoded: for
+    /// passing Native input on to an INSERT.
+    case encoded
+}
+
 /// Reads and writes blocks in ClickHouse's Native encoding.
 public enum NativeFormat {
     /// Reads one block.
-    public static func readBlock(_ reader: inout ByteReader, layout: BlockLayout = .nativeFormat) throws -> Block {
+    public static func readBlock(_ reader: inout ByteReader, layout: BlockLayout = .nativeFormat, decoding: BlockDecoding = .values) throws -> Block {
         do {
             if layout.hasBlockInfo { try skipBlockInfo(&reader) }
             let columnCount = try reader.readLength()
@@ -66,7 +75,7 @@ public enum NativeFormat {
             var columns: [NamedColumn] = []
             columns.reserveCapacity(columnCount)
             for _ in 0..<columnCount {
-                columns.append(try readColumn(&reader, rows: Int(rowCount), layout: layout))
+                columns.append(try readColumn(&reader, rows: Int(rowCount), layout: layout, decoding: decoding))
             }
             return Block(columns: columns, rowCount: Int(rowCount))
         } catch let error as NativeFormatError {
@@ -93,7 +102,7 @@ public enum NativeFormat {
         }
     }
 
-    static func readColumn(_ reader: inout ByteReader, rows: Int, layout: BlockLayout) throws -> NamedColumn {
+    static func readColumn(_ reader: inout ByteReader, rows: Int, layout: BlockLayout, decoding: BlockDecoding = .values) throws -> NamedColumn {
         let name = try reader.readString()
         let typeName = try reader.readString()
         let type: ClickHouseType
@@ -110,6 +119,12 @@ public enum NativeFormat {
             return NamedColumn(name, try emptyColumn(type))
         }
         do {
+            if decoding == .encoded {
+                let start = reader.offset
+                try EncodedExtent.skip(&reader, type: type, rows: rows)
+                let bytes = [UInt8](UnsafeRawBufferPointer(rebasing: reader.base[start..<reader.offset]))
+                return NamedColumn(name, EncodedColumn(type: type, count: rows, bytes: bytes))
+            }
             let codec = try makeCodec(for: type)
             let prefix = try codec.readPrefix(&reader)
             return NamedColumn(name, try codec.read(&reader, count: rows, prefix: prefix))
@@ -147,8 +162,11 @@ public enum NativeFormat {
         }
     }
 
-    /// Writes one block. Every column must have the block's row count.
-    public static func writeBlock(_ block: Block, to writer: inout ByteWriter, layout: BlockLayout = .nativeFormat) throws {
+    /// Writes one block. Every column must have the block's row count. The bytes of an
+    /// ``EncodedColumn`` go through `encodedBytes` (by default appended to `writer`), so a caller
+    /// can pass them on without another copy.
+    public static func writeBlock(_ block: Block, to writer: inout ByteWriter, layout: BlockLayout = .nativeFormat,
+                                  encodedBytes: (inout ByteWriter, [UInt8]) throws -> Void = { $0.writeBytes($1) }) throws {
         if layout.hasBlockInfo {
             writer.writeBytes([0x01, 0x00, 0x02, 0xFF, 0xFF, 0xFF, 0xFF, 0x00])
         }
@@ -163,6 +181,10 @@ public enum NativeFormat {
             writer.writeString(column.type.name)
             if layout.hasCustomSerializationFlag { writer.writeUInt8(0) }
             guard block.rowCount > 0 else { continue }
+            if let encoded = column as? EncodedColumn {
+                try encodedBytes(&writer, encoded.bytes)
+                continue
+            }
             do {
                 let codec = try makeCodec(for: column.type)
                 try codec.writePrefix(column, to: &writer)
@@ -202,11 +224,13 @@ public struct NativeStreamDecoder: Sendable {
     /// until the buffer has doubled, so a large block is decoded O(log n) times, not once per chunk.
     private var lastIncompleteSize = 0
     public let layout: BlockLayout
+    public let decoding: BlockDecoding
     /// Largest block accepted; a block that claims more is an error rather than unbounded buffering.
     public let maximumBlockBytes: Int
 
-    public init(layout: BlockLayout = .nativeFormat, maximumBlockBytes: Int = 1 << 30) {
+    public init(layout: BlockLayout = .nativeFormat, decoding: BlockDecoding = .values, maximumBlockBytes: Int = 1 << 30) {
         self.layout = layout
+        self.decoding = decoding
         self.maximumBlockBytes = maximumBlockBytes
     }
 
@@ -228,10 +252,11 @@ public struct NativeStreamDecoder: Sendable {
         if !endOfInput && bufferedByteCount < 2 * lastIncompleteSize { return nil }
         let offset = start
         let layout = self.layout
+        let decoding = self.decoding
         let result: (Block, Int)? = try buffer.withUnsafeBytes { raw -> (Block, Int)? in
             var reader = ByteReader(raw, offset: offset)
             do {
-                let block = try NativeFormat.readBlock(&reader, layout: layout)
+                let block = try NativeFormat.readBlock(&reader, layout: layout, decoding: decoding)
                 return (block, reader.offset)
             } catch let error as NativeFormatError where error.isTruncation {
                 return nil

@@ -1,3 +1,4 @@
+import NIOCore
 /// A query setting, sent as text (servers at 54429 and later) or in the binary form older servers
 /// read (see ``LegacySettingKind``).
 public struct QuerySetting: Sendable, Equatable {
@@ -201,16 +202,39 @@ enum ClientPackets {
     /// A Data packet: table name (never compressed), then the block, in compressed frames when the
     /// query uses compression (the block always ends a frame).
     static func data(_ block: Block, table: String = "", compression: CompressionMethod?, revision: UInt64, to writer: inout ByteWriter) throws {
+        var scratch = ByteWriter()
+        try data(block, table: table, compression: compression, revision: revision, to: &writer, scratch: &scratch)
+    }
+
+    /// `scratch` holds the uncompressed block when compressing: a caller sending many blocks
+    /// passes the same one (and the same `writer`, reset) so their memory is reused.
+    static func data(_ block: Block, table: String = "", compression: CompressionMethod?, revision: UInt64,
+                     to writer: inout ByteWriter, scratch: inout ByteWriter) throws {
         writer.writeVarUInt(ClientPacketCode.data.rawValue)
         writer.writeString(table)
         let layout = BlockLayout(hasBlockInfo: true, hasCustomSerializationFlag: revision >= ProtocolRevision.withCustomSerialization)
         if let compression {
-            var blockWriter = ByteWriter()
-            try NativeFormat.writeBlock(block, to: &blockWriter, layout: layout)
-            try blockWriter.bytes.withUnsafeBytes { try CompressedFrame.write($0, method: compression, to: &writer) }
+            scratch.reset()
+            try NativeFormat.writeBlock(block, to: &scratch, layout: layout)
+            try scratch.bytes.withUnsafeBytes { try CompressedFrame.write($0, method: compression, to: &writer) }
         } else {
             try NativeFormat.writeBlock(block, to: &writer, layout: layout)
         }
+    }
+
+    /// An uncompressed Data packet written straight into the socket buffer: the bytes of encoded
+    /// columns are copied once, from the column to `buffer`; everything else goes through `scratch`.
+    static func data(_ block: Block, revision: UInt64, to buffer: inout ByteBuffer, scratch: inout ByteWriter) throws {
+        scratch.reset()
+        scratch.writeVarUInt(ClientPacketCode.data.rawValue)
+        scratch.writeString("")
+        let layout = BlockLayout(hasBlockInfo: true, hasCustomSerializationFlag: revision >= ProtocolRevision.withCustomSerialization)
+        try NativeFormat.writeBlock(block, to: &scratch, layout: layout, encodedBytes: { pending, bytes in
+            buffer.writeBytes(pending.bytes)
+            pending.reset()
+            buffer.writeBytes(bytes)
+        })
+        buffer.writeBytes(scratch.bytes)
     }
 
     static func cancel(to writer: inout ByteWriter) { writer.writeVarUInt(ClientPacketCode.cancel.rawValue) }

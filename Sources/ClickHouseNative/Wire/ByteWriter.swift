@@ -9,6 +9,34 @@ public struct ByteWriter: Sendable {
 
     @inlinable public var count: Int { bytes.count }
 
+    /// Empties the writer but keeps its memory, so a writer reused for every packet of a stream
+    /// does not allocate (and fault in) fresh pages each time.
+    @inlinable
+    public mutating func reset() {
+        bytes.removeAll(keepingCapacity: true)
+    }
+
+    /// Overwrites bytes written earlier (a size or checksum known only later).
+    @inlinable
+    public mutating func patch<T: FixedWidthInteger>(_ value: T, at offset: Int) {
+        precondition(offset >= 0 && offset + MemoryLayout<T>.size <= bytes.count, "patch outside the written bytes")
+        bytes.withUnsafeMutableBytes { $0.storeBytes(of: value.littleEndian, toByteOffset: offset, as: T.self) }
+    }
+
+    /// Lets `body` write up to `maximumCount` bytes in place (e.g. a compressor's output) and
+    /// keeps the count it returns.
+    @inlinable
+    public mutating func writeInPlace(maximumCount: Int, _ body: (UnsafeMutableRawBufferPointer) throws -> Int) rethrows {
+        let start = bytes.count
+        bytes.append(contentsOf: repeatElement(0, count: maximumCount))
+        var written = 0
+        defer { bytes.removeLast(maximumCount - written) }
+        written = try bytes.withUnsafeMutableBytes { all in
+            try body(UnsafeMutableRawBufferPointer(rebasing: all[start...]))
+        }
+        precondition(written >= 0 && written <= maximumCount, "wrote more than the space given")
+    }
+
     @inlinable
     public mutating func writeUInt8(_ value: UInt8) {
         bytes.append(value)
