@@ -80,7 +80,10 @@ struct InsertBenchmark: AsyncParsableCommand {
             let inserting = try await ClickHouseConnection.connect(server.configuration(method))
             try await recreate()
             let fromFile = try await Measurement.inProcess {
-                try await inserting.insert("INSERT INTO \(table) VALUES", blocks: NativeFileBlocks(url: file))
+                let input = open(file.path, O_RDONLY)
+                guard input >= 0 else { throw ValidationFailure("cannot open \(file.path)") }
+                defer { close(input) }
+                try await inserting.insert("INSERT INTO \(table) VALUES", blocks: FileDescriptorBlocks(nativeFrom: input))
             }
             print(pad("ClickHouseNative from file, \(method)", 38) + pad(fmt(fromFile.wallSeconds), 10) + pad(fmt(fromFile.cpuSeconds), 14)
                   + pad(fmt(fromFile.peakResidentMegabytes), 13) + pad(ratio(fromFile.wallSeconds, peer.wallSeconds), 12) + ratio(fromFile.cpuSeconds, peer.cpuSeconds))
@@ -114,27 +117,6 @@ struct InsertBenchmark: AsyncParsableCommand {
             }
         })
     }
-}
-
-/// Blocks read from a Native file in 1 MiB chunks, kept encoded (as `chnative` does for Native
-/// input): memory stays bounded by the block size.
-struct NativeFileBlocks: AsyncSequence, Sendable {
-    typealias Element = Block
-    let url: URL
-    struct AsyncIterator: AsyncIteratorProtocol {
-        let handle: FileHandle?
-        var decoder = NativeStreamDecoder(decoding: .encoded)
-        var finished = false
-        mutating func next() async throws -> Block? {
-            while true {
-                if let block = try decoder.nextBlock(endOfInput: finished) { return block }
-                if finished { try decoder.finish(); return nil }
-                let chunk = handle?.readData(ofLength: 1 << 20) ?? Data()
-                if chunk.isEmpty { finished = true } else { decoder.append(chunk) }
-            }
-        }
-    }
-    func makeAsyncIterator() -> AsyncIterator { AsyncIterator(handle: try? FileHandle(forReadingFrom: url)) }
 }
 
 struct RepeatedBlocks: AsyncSequence, Sendable {

@@ -95,50 +95,6 @@ struct BlockPrinter {
     }
 }
 
-/// Reads standard input in chunks and yields Native blocks as they complete, their columns checked
-/// and kept encoded: the INSERT sends the bytes on instead of decoding and re-encoding every value.
-struct NativeInputBlocks: AsyncSequence, Sendable {
-    typealias Element = Block
-    struct AsyncIterator: AsyncIteratorProtocol {
-        var decoder = NativeStreamDecoder(decoding: .encoded)
-        var finished = false
-        mutating func next() async throws -> Block? {
-            while true {
-                if let block = try decoder.nextBlock(endOfInput: finished) { return block }
-                if finished {
-                    try decoder.finish()
-                    return nil
-                }
-                let chunk = FileHandle.standardInput.readData(ofLength: 1 << 20)
-                if chunk.isEmpty { finished = true } else { decoder.append(chunk) }
-            }
-        }
-    }
-    func makeAsyncIterator() -> AsyncIterator { AsyncIterator() }
-}
-
-/// Reads standard input in chunks and yields blocks of parsed text rows.
-struct TextInputBlocks: AsyncSequence {
-    typealias Element = Block
-    let decoder: TextInputDecoder
-    struct AsyncIterator: AsyncIteratorProtocol {
-        var decoder: TextInputDecoder
-        var finished = false
-        mutating func next() async throws -> Block? {
-            while true {
-                if let block = try decoder.nextBlock(endOfInput: finished) { return block }
-                if finished {
-                    try decoder.finish()
-                    return nil
-                }
-                let chunk = FileHandle.standardInput.readData(ofLength: 1 << 20)
-                if chunk.isEmpty { finished = true } else { decoder.append(chunk) }
-            }
-        }
-    }
-    func makeAsyncIterator() -> AsyncIterator { AsyncIterator(decoder: decoder) }
-}
-
 struct Query: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "query", abstract: "Run a query (the default subcommand).")
 
@@ -194,12 +150,13 @@ struct Query: AsyncParsableCommand {
             // in the query text would make the server look for inline data instead.
             let sql = Self.withoutFormatClause(query)
             if inputFormat.lowercased() == "native" {
-                try await connection.insert(sql, blocks: NativeInputBlocks())
+                // Columns stay encoded: their bytes are checked and sent on, not decoded and re-encoded.
+                try await connection.insert(sql, blocks: FileDescriptorBlocks(nativeFrom: 0))
             } else if let textFormat = TextInputFormat(name: inputFormat) {
                 let timeZone = server.timeZone
                 try await connection.insert(sql, blocksFor: { header in
-                    TextInputBlocks(decoder: TextInputDecoder(format: textFormat, structure: header.columns.map { ($0.name, $0.column.type) },
-                                                              timeZone: timeZone))
+                    FileDescriptorBlocks(fileDescriptor: 0, decoder: TextInputDecoder(format: textFormat, structure: header.columns.map { ($0.name, $0.column.type) },
+                                                                                      timeZone: timeZone))
                 })
             } else {
                 throw ValidationError("INSERT input format \(inputFormat) is not supported; use Native, TabSeparated, TabSeparatedWithNames or JSONEachRow")

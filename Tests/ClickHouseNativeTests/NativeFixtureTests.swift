@@ -50,6 +50,26 @@ import Testing
         #expect(try NativeFormat.encodeBlocks(blocks) == bytes)
     }
 
+    /// A Native file read through a file descriptor: the same blocks as decoding it whole, in
+    /// both decodings (the large fixtures span several 1 MiB reads).
+    @Test(arguments: Fixtures.largeCases)
+    func fileDescriptorBlocksReadTheFile(_ fixture: Fixtures.Case) async throws {
+        let bytes = try Fixtures.nativeBytes(fixture)
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("fd-blocks-\(fixture.name)-\(getpid()).native")
+        try Data(bytes).write(to: url)
+        defer { try? FileManager.default.removeItem(at: url) }
+        let expected = try NativeFormat.decodeBlocks(bytes)
+        for decoding in [BlockDecoding.values, .encoded] {
+            let descriptor = open(url.path, O_RDONLY)
+            #expect(descriptor >= 0)
+            defer { close(descriptor) }
+            var blocks: [Block] = []
+            for try await block in FileDescriptorBlocks(nativeFrom: descriptor, decoding: decoding) { blocks.append(block) }
+            #expect(blocks.map(\.rowCount) == expected.map(\.rowCount))
+            #expect(try NativeFormat.encodeBlocks(blocks) == bytes)
+        }
+    }
+
     @Test(arguments: Fixtures.largeCases)
     func largeFixturesMatchTheirSummary(_ fixture: Fixtures.Case) throws {
         let blocks = try NativeFormat.decodeBlocks(try Fixtures.nativeBytes(fixture))

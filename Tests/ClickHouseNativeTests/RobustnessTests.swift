@@ -74,6 +74,37 @@ import Testing
         }
     }
 
+    /// The stream decoder's two modes fed the same pieces (random sizes, cut anywhere): the same
+    /// blocks, or the same error, whether a walk resumes mid-block or decodes from the start.
+    @Test(arguments: Fixtures.smallCases)
+    func encodedStreamDecodingResumesLikeValueDecoding(_ fixture: Fixtures.Case) throws {
+        let bytes = try Fixtures.nativeBytes(fixture)
+        func feed(_ input: ArraySlice<UInt8>, _ decoding: BlockDecoding, seed: UInt64) -> String {
+            var random = SplitMix64(state: seed)
+            var decoder = NativeStreamDecoder(decoding: decoding)
+            var blocks: [Block] = []
+            do {
+                var position = input.startIndex
+                while position < input.endIndex {
+                    let next = min(input.endIndex, position + Int.random(in: 1...300, using: &random))
+                    decoder.append(input[position..<next])
+                    position = next
+                    while let block = try decoder.nextBlock() { blocks.append(block) }
+                }
+                while let block = try decoder.nextBlock(endOfInput: true) { blocks.append(block) }
+                try decoder.finish()
+                return "\(try NativeFormat.encodeBlocks(blocks))"
+            } catch {
+                return "\(blocks.count) blocks, then \(error)"
+            }
+        }
+        let step = max(1, bytes.count / 40)
+        for cut in stride(from: 0, through: bytes.count, by: step) {
+            let input = bytes[..<cut]
+            #expect(feed(input, .values, seed: UInt64(cut)) == feed(input, .encoded, seed: UInt64(cut)), "cut at \(cut)")
+        }
+    }
+
     @Test func encodedArrayOffsetsThatDecreaseAreRefused() throws {
         var writer = ByteWriter()
         writer.writeVarUInt(1)

@@ -7,10 +7,11 @@
 public struct EncodedColumn: Column {
     public let type: ClickHouseType
     public let count: Int
-    /// The column's Native bytes for `count` rows.
-    public let bytes: [UInt8]
+    /// The column's Native bytes for `count` rows. A stream decoder hands out slices of its own
+    /// buffer (no copy); holding a block while it decodes the next one costs it a copy instead.
+    public let bytes: ArraySlice<UInt8>
 
-    public init(type: ClickHouseType, count: Int, bytes: [UInt8]) {
+    public init(type: ClickHouseType, count: Int, bytes: ArraySlice<UInt8>) {
         self.type = type
         self.count = count
         self.bytes = bytes

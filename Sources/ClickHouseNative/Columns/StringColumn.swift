@@ -116,13 +116,37 @@ struct StringCodec: ColumnCodec {
 
     func write(_ column: any Column, to writer: inout ByteWriter) throws {
         let strings = try cast(column, to: StringColumn.self)
-        writer.bytes.reserveCapacity(writer.count + strings.bytes.count + strings.count * 2)
+        guard strings.count > 0 else { return }
+        // Exact size first (lengths' varints plus the bytes), then one pass in place: appending
+        // value by value costs two Array appends (and uniqueness checks) per string.
+        var size = strings.bytes.count
+        var start = 0
+        for end in strings.ends {
+            var length = end - start
+            repeat { size += 1; length >>= 7 } while length > 0
+            start = end
+        }
         strings.bytes.withUnsafeBytes { raw in
-            var start = 0
-            for end in strings.ends {
-                writer.writeVarUInt(UInt64(end - start))
-                writer.writeBytes(UnsafeRawBufferPointer(rebasing: raw[start..<end]))
-                start = end
+            writer.writeInPlace(maximumCount: size) { output in
+                let out = output.baseAddress!
+                var position = 0
+                var start = 0
+                for end in strings.ends {
+                    var length = UInt64(end - start)
+                    while length >= 0x80 {
+                        out.storeBytes(of: UInt8(truncatingIfNeeded: length) | 0x80, toByteOffset: position, as: UInt8.self)
+                        position += 1
+                        length >>= 7
+                    }
+                    out.storeBytes(of: UInt8(length), toByteOffset: position, as: UInt8.self)
+                    position += 1
+                    if end > start {
+                        (out + position).copyMemory(from: raw.baseAddress! + start, byteCount: end - start)
+                        position += end - start
+                    }
+                    start = end
+                }
+                return position
             }
         }
     }

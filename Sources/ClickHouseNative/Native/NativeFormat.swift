@@ -65,8 +65,10 @@ public enum BlockDecoding: Sendable, Equatable {
 
 /// Reads and writes blocks in ClickHouse's Native encoding.
 public enum NativeFormat {
-    /// Reads one block.
-    public static func readBlock(_ reader: inout ByteReader, layout: BlockLayout = .nativeFormat, decoding: BlockDecoding = .values) throws -> Block {
+    /// Reads one block. With `decoding: .encoded`, `source` (the array `reader` reads) lets the
+    /// columns share its storage instead of copying their bytes.
+    public static func readBlock(_ reader: inout ByteReader, layout: BlockLayout = .nativeFormat, decoding: BlockDecoding = .values,
+                                 source: [UInt8]? = nil) throws -> Block {
         do {
             if layout.hasBlockInfo { try skipBlockInfo(&reader) }
             let columnCount = try reader.readLength()
@@ -75,7 +77,7 @@ public enum NativeFormat {
             var columns: [NamedColumn] = []
             columns.reserveCapacity(columnCount)
             for _ in 0..<columnCount {
-                columns.append(try readColumn(&reader, rows: Int(rowCount), layout: layout, decoding: decoding))
+                columns.append(try readColumn(&reader, rows: Int(rowCount), layout: layout, decoding: decoding, source: source))
             }
             return Block(columns: columns, rowCount: Int(rowCount))
         } catch let error as NativeFormatError {
@@ -102,7 +104,29 @@ public enum NativeFormat {
         }
     }
 
-    static func readColumn(_ reader: inout ByteReader, rows: Int, layout: BlockLayout, decoding: BlockDecoding = .values) throws -> NamedColumn {
+    static func readColumn(_ reader: inout ByteReader, rows: Int, layout: BlockLayout, decoding: BlockDecoding = .values,
+                           source: [UInt8]? = nil) throws -> NamedColumn {
+        let (name, typeName, type) = try readColumnHeader(&reader, layout: layout)
+        if rows == 0 {
+            return NamedColumn(name, try emptyColumn(type))
+        }
+        do {
+            if decoding == .encoded {
+                let start = reader.offset
+                try EncodedExtent.skip(&reader, type: type, rows: rows)
+                let bytes = source.map { $0[start..<reader.offset] } ?? ArraySlice(UnsafeRawBufferPointer(rebasing: reader.base[start..<reader.offset]))
+                return NamedColumn(name, EncodedColumn(type: type, count: rows, bytes: bytes))
+            }
+            let codec = try makeCodec(for: type)
+            let prefix = try codec.readPrefix(&reader)
+            return NamedColumn(name, try codec.read(&reader, count: rows, prefix: prefix))
+        } catch {
+            throw columnError(error, name: name, typeName: typeName)
+        }
+    }
+
+    /// A column's name and type (and, on the wire, its serialization flag).
+    static func readColumnHeader(_ reader: inout ByteReader, layout: BlockLayout) throws -> (name: String, typeName: String, type: ClickHouseType) {
         let name = try reader.readString()
         let typeName = try reader.readString()
         let type: ClickHouseType
@@ -115,29 +139,70 @@ public enum NativeFormat {
                 throw NativeFormatError("column \(name) of type \(typeName) uses a custom (sparse or replicated) serialization, which this client does not request")
             }
         }
-        if rows == 0 {
-            return NamedColumn(name, try emptyColumn(type))
-        }
-        do {
-            if decoding == .encoded {
-                let start = reader.offset
-                try EncodedExtent.skip(&reader, type: type, rows: rows)
-                let bytes = [UInt8](UnsafeRawBufferPointer(rebasing: reader.base[start..<reader.offset]))
-                return NamedColumn(name, EncodedColumn(type: type, count: rows, bytes: bytes))
-            }
-            let codec = try makeCodec(for: type)
-            let prefix = try codec.readPrefix(&reader)
-            return NamedColumn(name, try codec.read(&reader, count: rows, prefix: prefix))
-        } catch let error as ColumnCodecError {
+        return (name, typeName, type)
+    }
+
+    /// A failure inside a column's data, naming the column (and the row, when it ran out).
+    static func columnError(_ error: any Error, name: String, typeName: String) -> any Error {
+        switch error {
+        case let error as ColumnCodecError:
             switch error {
             case let .unexpectedEnd(row):
-                throw NativeFormatError("unexpected end of data in column \(name) of type \(typeName) at row \(row)", isTruncation: true)
+                return NativeFormatError("unexpected end of data in column \(name) of type \(typeName) at row \(row)", isTruncation: true)
             default:
-                throw NativeFormatError("column \(name) of type \(typeName): \(error)")
+                return NativeFormatError("column \(name) of type \(typeName): \(error)")
             }
-        } catch let error as WireError {
-            throw NativeFormatError("unexpected end of data in column \(name) of type \(typeName): \(error)", isTruncation: true)
+        case let error as WireError:
+            return NativeFormatError("unexpected end of data in column \(name) of type \(typeName): \(error)", isTruncation: true)
+        default:
+            return error
         }
+    }
+
+    /// How far the walk of a block whose bytes are still arriving has got (encoded decoding):
+    /// its header and the columns walked so far, at offsets from the block's start, so that the
+    /// next attempt continues with the column that was cut instead of walking the block again.
+    struct EncodedBlockScan {
+        var header: (columnCount: Int, rowCount: Int)?
+        var columns: [(name: String, type: ClickHouseType, data: Range<Int>)] = []
+        /// Just past the last complete column (or the header).
+        var end = 0
+        /// Bytes there were past `end` when the walk last ran out.
+        var availableAtLastAttempt = 0
+    }
+
+    /// Walks on from `scan.end` as far as the bytes go; true once the whole block is walked. When
+    /// the bytes run out, `scan` keeps the last complete column and the reader's position is moot.
+    static func scanEncodedBlock(_ reader: inout ByteReader, blockStart: Int, layout: BlockLayout, scan: inout EncodedBlockScan) throws -> Bool {
+        do {
+            if scan.header == nil {
+                if layout.hasBlockInfo { try skipBlockInfo(&reader) }
+                let columnCount = try reader.readLength()
+                let rowCount = try reader.readVarUInt()
+                guard rowCount <= UInt64(Int.max) else { throw NativeFormatError("block row count \(rowCount) is impossible") }
+                scan.header = (columnCount, Int(rowCount))
+                scan.end = reader.offset - blockStart
+            }
+        } catch is WireError {
+            return false
+        }
+        let (columnCount, rowCount) = scan.header!
+        while scan.columns.count < columnCount {
+            do {
+                let (name, typeName, type) = try readColumnHeader(&reader, layout: layout)
+                let dataStart = reader.offset
+                if rowCount > 0 {
+                    do { try EncodedExtent.skip(&reader, type: type, rows: rowCount) } catch { throw columnError(error, name: name, typeName: typeName) }
+                }
+                scan.columns.append((name, type, (dataStart - blockStart)..<(reader.offset - blockStart)))
+                scan.end = reader.offset - blockStart
+            } catch let error as NativeFormatError where error.isTruncation {
+                return false
+            } catch is WireError {
+                return false
+            }
+        }
+        return true
     }
 
     /// An empty column of `type` (header blocks carry types but no data).
@@ -166,7 +231,7 @@ public enum NativeFormat {
     /// ``EncodedColumn`` go through `encodedBytes` (by default appended to `writer`), so a caller
     /// can pass them on without another copy.
     public static func writeBlock(_ block: Block, to writer: inout ByteWriter, layout: BlockLayout = .nativeFormat,
-                                  encodedBytes: (inout ByteWriter, [UInt8]) throws -> Void = { $0.writeBytes($1) }) throws {
+                                  encodedBytes: (inout ByteWriter, ArraySlice<UInt8>) throws -> Void = { $0.writeBytes($1) }) throws {
         if layout.hasBlockInfo {
             writer.writeBytes([0x01, 0x00, 0x02, 0xFF, 0xFF, 0xFF, 0xFF, 0x00])
         }
@@ -225,6 +290,8 @@ public struct NativeStreamDecoder: Sendable {
     private var lastIncompleteSize = 0
     public let layout: BlockLayout
     public let decoding: BlockDecoding
+    /// The walk of the block being received, in encoded decoding.
+    private var scan: NativeFormat.EncodedBlockScan?
     /// Largest block accepted; a block that claims more is an error rather than unbounded buffering.
     public let maximumBlockBytes: Int
 
@@ -249,14 +316,16 @@ public struct NativeStreamDecoder: Sendable {
     /// more bytes will come, so the last block is attempted whatever its size.
     public mutating func nextBlock(endOfInput: Bool = false) throws -> Block? {
         guard bufferedByteCount > 0 else { return nil }
+        if decoding == .encoded { return try nextEncodedBlock(endOfInput: endOfInput) }
         if !endOfInput && bufferedByteCount < 2 * lastIncompleteSize { return nil }
         let offset = start
         let layout = self.layout
         let decoding = self.decoding
-        let result: (Block, Int)? = try buffer.withUnsafeBytes { raw -> (Block, Int)? in
+        let storage = buffer
+        let result: (Block, Int)? = try storage.withUnsafeBytes { raw -> (Block, Int)? in
             var reader = ByteReader(raw, offset: offset)
             do {
-                let block = try NativeFormat.readBlock(&reader, layout: layout, decoding: decoding)
+                let block = try NativeFormat.readBlock(&reader, layout: layout, decoding: decoding, source: decoding == .encoded ? storage : nil)
                 return (block, reader.offset)
             } catch let error as NativeFormatError where error.isTruncation {
                 return nil
@@ -272,6 +341,37 @@ public struct NativeStreamDecoder: Sendable {
         start = end
         lastIncompleteSize = 0
         return block
+    }
+
+    /// Encoded blocks: the walk resumes at the column the last attempt could not finish, and
+    /// tries again once the bytes past it have doubled, so each byte is walked about twice at most.
+    private mutating func nextEncodedBlock(endOfInput: Bool) throws -> Block? {
+        var scan = self.scan ?? NativeFormat.EncodedBlockScan()
+        let blockStart = start
+        let available = bufferedByteCount - scan.end
+        if !endOfInput && available < 2 * scan.availableAtLastAttempt { return nil }
+        let storage = buffer
+        let layout = self.layout
+        let complete = try storage.withUnsafeBytes { raw -> Bool in
+            var reader = ByteReader(raw, offset: blockStart + scan.end)
+            return try NativeFormat.scanEncodedBlock(&reader, blockStart: blockStart, layout: layout, scan: &scan)
+        }
+        guard complete, let header = scan.header else {
+            scan.availableAtLastAttempt = bufferedByteCount - scan.end
+            self.scan = scan
+            if bufferedByteCount > maximumBlockBytes {
+                throw NativeFormatError("a block is larger than the \(maximumBlockBytes)-byte limit (or its lengths are corrupt)")
+            }
+            return nil
+        }
+        self.scan = nil
+        start = blockStart + scan.end
+        let columns = try scan.columns.map { column -> NamedColumn in
+            guard header.rowCount > 0 else { return NamedColumn(column.name, try NativeFormat.emptyColumn(column.type)) }
+            let bytes = storage[(blockStart + column.data.lowerBound)..<(blockStart + column.data.upperBound)]
+            return NamedColumn(column.name, EncodedColumn(type: column.type, count: header.rowCount, bytes: bytes))
+        }
+        return Block(columns: columns, rowCount: header.rowCount)
     }
 
     /// Call at the end of the input: leftover bytes mean the stream was cut inside a block.

@@ -1,0 +1,98 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Reads a file descriptor (a file, a pipe, standard input) in pieces into one buffer it reuses,
+/// so streaming a large input allocates nothing per read.
+public final class FileDescriptorReader: @unchecked Sendable {
+    // @unchecked: meant for one reader at a time (an iterator); the buffer is private.
+    public let fileDescriptor: Int32
+    private let chunk: UnsafeMutableRawBufferPointer
+
+    public init(fileDescriptor: Int32, chunkSize: Int = 1 << 20) {
+        self.fileDescriptor = fileDescriptor
+        chunk = .allocate(byteCount: max(chunkSize, 1), alignment: 16)
+    }
+
+    deinit { chunk.deallocate() }
+
+    /// The next piece of input, valid until the next call; empty at the end of the input.
+    public func read() throws -> UnsafeRawBufferPointer {
+        while true {
+            #if canImport(Glibc)
+            let count = Glibc.read(fileDescriptor, chunk.baseAddress, chunk.count)
+            #else
+            let count = Darwin.read(fileDescriptor, chunk.baseAddress, chunk.count)
+            #endif
+            if count >= 0 { return UnsafeRawBufferPointer(rebasing: chunk[..<count]) }
+            if errno != EINTR { throw NativeFormatError("cannot read file descriptor \(fileDescriptor): \(String(cString: strerror(errno)))") }
+        }
+    }
+}
+
+/// A decoder fed bytes in pieces that yields blocks as they complete (``NativeStreamDecoder``,
+/// ``TextInputDecoder``).
+public protocol IncrementalBlockDecoder {
+    mutating func append(contentsOf bytes: UnsafeRawBufferPointer)
+    /// The next complete block, or nil when more bytes are needed (or, at the end of the input,
+    /// when there are no more blocks).
+    mutating func nextBlock(endOfInput: Bool) throws -> Block?
+    /// Throws when the input ended inside a block.
+    func finish() throws
+}
+
+extension NativeStreamDecoder: IncrementalBlockDecoder {
+    public mutating func append(contentsOf bytes: UnsafeRawBufferPointer) { append(bytes) }
+}
+
+extension TextInputDecoder: IncrementalBlockDecoder {
+    public mutating func append(contentsOf bytes: UnsafeRawBufferPointer) { append(bytes) }
+}
+
+/// The blocks a decoder makes of what a file descriptor delivers (a file, a pipe, standard
+/// input), each yielded as soon as it is complete: memory stays bounded by the largest block, not
+/// the input.
+public struct FileDescriptorBlocks<Decoder: IncrementalBlockDecoder>: AsyncSequence {
+    public typealias Element = Block
+    public let fileDescriptor: Int32
+    public let decoder: Decoder
+
+    public init(fileDescriptor: Int32, decoder: Decoder) {
+        self.fileDescriptor = fileDescriptor
+        self.decoder = decoder
+    }
+
+    public struct AsyncIterator: AsyncIteratorProtocol {
+        let reader: FileDescriptorReader
+        var decoder: Decoder
+        var finished = false
+
+        public mutating func next() async throws -> Block? {
+            while true {
+                if let block = try decoder.nextBlock(endOfInput: finished) { return block }
+                if finished {
+                    try decoder.finish()
+                    return nil
+                }
+                let piece = try reader.read()
+                if piece.isEmpty { finished = true } else { decoder.append(contentsOf: piece) }
+            }
+        }
+    }
+
+    public func makeAsyncIterator() -> AsyncIterator {
+        AsyncIterator(reader: FileDescriptorReader(fileDescriptor: fileDescriptor), decoder: decoder)
+    }
+}
+
+extension FileDescriptorBlocks: Sendable where Decoder: Sendable {}
+
+extension FileDescriptorBlocks where Decoder == NativeStreamDecoder {
+    /// A Native stream; by default its columns stay encoded (``BlockDecoding/encoded``), which is
+    /// what an INSERT of the stream needs.
+    public init(nativeFrom fileDescriptor: Int32, decoding: BlockDecoding = .encoded) {
+        self.init(fileDescriptor: fileDescriptor, decoder: NativeStreamDecoder(decoding: decoding))
+    }
+}
