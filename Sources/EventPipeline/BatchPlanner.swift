@@ -25,6 +25,8 @@ public struct DeadLetter: Sendable, Equatable {
 /// row per event) and the messages for the dead-letter topic.
 public struct BatchPlan: Sendable, Equatable {
     public var rows: [EventRow] = []
+    /// The Kafka partition of each row's messages (parallel to `rows`).
+    public var rowPartitions: [Int32] = []
     public var deadLetters: [DeadLetter] = []
     /// Messages already applied before (redelivery after a crash or rebalance): nothing to write.
     public var replays = 0
@@ -63,15 +65,11 @@ public enum BatchPlanner {
 
     public static func plan(_ batch: [ConsumedEvent], current: [UUID: EventRow]) -> BatchPlan {
         var plan = BatchPlan()
-        var state = current
-        state.reserveCapacity(current.count + batch.count)
-        var changed: [UUID] = []
-        changed.reserveCapacity(batch.count)
-        var changedSet = Set<UUID>(minimumCapacity: batch.count)
-        func store(_ row: EventRow) {
-            state[row.id] = row
-            if changedSet.insert(row.id).inserted { changed.append(row.id) }
-        }
+        plan.rows.reserveCapacity(batch.count)
+        plan.rowPartitions.reserveCapacity(batch.count)
+        // Where each event's row is in `plan.rows`: one hash lookup per message and one insert per
+        // new event (the UUID hashing was a tenth of the consumer's CPU).
+        var position = [UUID: Int](minimumCapacity: batch.count)
         for message in batch {
             let version = UInt64(max(0, message.offset))
             let envelope: EventEnvelope
@@ -83,7 +81,17 @@ public enum BatchPlanner {
                 envelope = value
             }
             let id = envelope.eventID
-            let existing = state[id]
+            let slot = position[id]
+            let existing = slot.map { plan.rows[$0] } ?? (current.isEmpty ? nil : current[id])
+            func store(_ row: EventRow) {
+                if let slot {
+                    plan.rows[slot] = row
+                } else {
+                    position[id] = plan.rows.count
+                    plan.rows.append(row)
+                    plan.rowPartitions.append(message.partition)
+                }
+            }
             if let existing, existing.version >= version {
                 plan.replays += 1
                 continue
@@ -126,7 +134,6 @@ public enum BatchPlanner {
                 store(row)
             }
         }
-        plan.rows = changed.map { state[$0]! }
         return plan
     }
 }

@@ -37,7 +37,7 @@ import Testing
         merged.latency = 25.5
         merged.output = "final"
         merged.error = true
-        #expect(plan == BatchPlan(rows: [EventRow(id: Self.a, fields: merged, receivedAtMilliseconds: 3000, version: 12)],
+        #expect(plan == BatchPlan(rows: [EventRow(id: Self.a, fields: merged, receivedAtMilliseconds: 3000, version: 12)], rowPartitions: [0],
                                   deadLetters: [], replays: 0, duplicateCreates: 0))
     }
 
@@ -54,7 +54,7 @@ import Testing
         var merged = Self.fields
         merged.eventName = "renamed"
         merged.input = ""
-        #expect(plan == BatchPlan(rows: [EventRow(id: Self.a, fields: merged, receivedAtMilliseconds: 9000, version: 6)]))
+        #expect(plan == BatchPlan(rows: [EventRow(id: Self.a, fields: merged, receivedAtMilliseconds: 9000, version: 6)], rowPartitions: [0]))
         // Conversation and time are never touched by an update.
         #expect(plan.rows.first?.fields.conversationID == "conv-1")
         #expect(plan.rows.first?.fields.timestampMilliseconds == 1_795_773_600_000)
@@ -81,7 +81,7 @@ import Testing
         let plan = BatchPlanner.plan(batch, current: [Self.a: stored])
         var merged = Self.fields
         merged.latency = 3
-        #expect(plan == BatchPlan(rows: [EventRow(id: Self.a, fields: merged, receivedAtMilliseconds: 6000, version: 6)], replays: 1))
+        #expect(plan == BatchPlan(rows: [EventRow(id: Self.a, fields: merged, receivedAtMilliseconds: 6000, version: 6)], rowPartitions: [0], replays: 1))
     }
 
     @Test func deleteThenUpdateGoesToTheDeadLetters() {
@@ -92,7 +92,7 @@ import Testing
         ]
         let plan = BatchPlanner.plan(batch, current: [Self.a: stored])
         #expect(plan == BatchPlan(
-            rows: [EventRow(id: Self.a, fields: Self.fields, receivedAtMilliseconds: 6000, version: 6, isDeleted: true)],
+            rows: [EventRow(id: Self.a, fields: Self.fields, receivedAtMilliseconds: 6000, version: 6, isDeleted: true)], rowPartitions: [2],
             deadLetters: [DeadLetter(partition: 2, offset: 7, eventID: Self.a,
                                      reason: "update of deleted event 0192f8a4-8f1e-7c3a-9b2d-4e5f6a7b8c9d")]))
     }
@@ -119,7 +119,7 @@ import Testing
         ]
         let plan = BatchPlanner.plan(batch, current: [:])
         #expect(plan == BatchPlan(
-            rows: [EventRow(id: Self.a, fields: Self.fields, receivedAtMilliseconds: 2000, version: 2, isDeleted: true)],
+            rows: [EventRow(id: Self.a, fields: Self.fields, receivedAtMilliseconds: 2000, version: 2, isDeleted: true)], rowPartitions: [0],
             deadLetters: [DeadLetter(partition: 0, offset: 3, eventID: Self.a, reason: "update of deleted event \(Self.a.lowercasedString)")],
             replays: 1))
     }
@@ -169,19 +169,20 @@ import Testing
             Self.message(2, Self.a, .create(other, idSuppliedByClient: true), receivedAt: 2000),
         ]
         let plan = BatchPlanner.plan(batch, current: [:])
-        #expect(plan == BatchPlan(rows: [EventRow(id: Self.a, fields: Self.fields, receivedAtMilliseconds: 1000, version: 1)],
+        #expect(plan == BatchPlan(rows: [EventRow(id: Self.a, fields: Self.fields, receivedAtMilliseconds: 1000, version: 1)], rowPartitions: [0],
                                   duplicateCreates: 1))
     }
 
     @Test func rowsComeInTheOrderEventsWereFirstChanged() {
         let batch = [
-            Self.message(1, Self.b, Self.create()),
+            Self.message(1, Self.b, Self.create(), partition: 1),
             Self.message(2, Self.a, Self.create()),
-            Self.message(3, Self.b, .update(EventPatch(latency: 4))),
-            Self.message(4, Self.c, .update(EventPatch(latency: 5))),
+            Self.message(3, Self.b, .update(EventPatch(latency: 4)), partition: 1),
+            Self.message(4, Self.c, .update(EventPatch(latency: 5)), partition: 2),
         ]
         let plan = BatchPlanner.plan(batch, current: [Self.c: Self.row(Self.c, version: 0)])
         #expect(plan.rows.map(\.id) == [Self.b, Self.a, Self.c])
+        #expect(plan.rowPartitions == [1, 0, 2])
         #expect(plan.rows.map(\.version) == [3, 2, 4])
         #expect(plan.rows.map(\.fields.latency) == [4, 10, 5])
     }
