@@ -56,6 +56,46 @@ import Testing
         #expect(info.negotiatedRevision == 54412)
     }
 
+    /// A compressed block of several frames arriving in pieces, retried on the same decoder as the
+    /// connection does: the right block, and the packet after it left alone (the frames already
+    /// decompressed are kept between attempts; the walk decides where the block ends).
+    @Test(arguments: [CompressionMethod.lz4, .zstd])
+    func compressedBlockOfManyFramesArrivingInPieces(method: CompressionMethod) throws {
+        let rows = 150_000  // about 3 MiB: three frames
+        let block = Block(columns: [
+            NamedColumn("n", FixedWidthColumn(type: .uint64, values: (0..<rows).map { UInt64($0) })),
+            NamedColumn("s", StringColumn((0..<rows).map { "value \($0)" })),
+        ])
+        var writer = ByteWriter()
+        try ClientPackets.data(block, compression: method, revision: 54412, to: &writer)  // the same layout the server sends
+        var packet = writer.bytes
+        packet[0] = 0x01  // the server's Data code (the client's is 2; the rest is laid out the same)
+        let stream = packet + [0x05]  // EndOfStream after the block
+        let decoder = ServerPacketDecoder(revision: 54412, compression: true)
+        var available = 0
+        var decoded: ServerPacket?
+        var attempts = 0
+        var consumed = 0
+        while decoded == nil {
+            available = min(stream.count, available + 100_000)
+            attempts += 1
+            do {
+                (decoded, consumed) = try ByteReader.withReader(Array(stream[..<available])) { reader in
+                    let packet = try decoder.decode(&reader)
+                    return (packet, reader.offset)
+                }
+            } catch is NeedMoreData {
+                continue
+            }
+        }
+        guard case let .data(result) = decoded else { Issue.record("not a data packet: \(String(describing: decoded))"); return }
+        #expect(attempts > 2)
+        #expect(consumed == packet.count)
+        #expect(result.rowCount == rows)
+        #expect(try NativeFormat.encodeBlocks([result]) == NativeFormat.encodeBlocks([block]))
+        #expect(decoder.compressedBlock.frames == 0)  // nothing left over for the next packet
+    }
+
     @Test func everyPrefixOfAPacketAsksForMoreData() throws {
         let decoder = ServerPacketDecoder(revision: 54412, compression: false)
         // The first two packets (header and data block): every cut before their end is "need more".
