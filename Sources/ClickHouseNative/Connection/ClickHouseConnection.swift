@@ -423,6 +423,7 @@ public actor ClickHouseConnection {
             if start > 0 && start >= buffer.count / 2 {
                 buffer.removeFirst(start)
                 required = max(0, required - start)
+                decoder.partialBlock.bufferDropped(start)
                 start = 0
             }
             chunk.withUnsafeReadableBytes { buffer.append(contentsOf: $0) }

@@ -98,9 +98,9 @@ struct NeedMoreData: Error {
 struct ServerPacketDecoder: Sendable {
     var revision: UInt64 = ProtocolRevision.client
     var compression = false
-    /// The frames of a compressed block already decompressed by earlier attempts at the packet
-    /// (shared by the copies of this decoder a connection makes).
-    let compressedBlock = CompressedBlockProgress()
+    /// What earlier attempts at a block that was not all here yet found (its frames decompressed,
+    /// its columns walked), shared by the copies of this decoder a connection makes.
+    let partialBlock = PartialBlockProgress()
 
     var blockLayout: BlockLayout {
         BlockLayout(hasBlockInfo: true, hasCustomSerializationFlag: revision >= ProtocolRevision.withCustomSerialization)
@@ -202,13 +202,14 @@ struct ServerPacketDecoder: Sendable {
 
     private func dataBlock(_ reader: inout ByteReader, compressed: Bool) throws -> Block {
         _ = try reader.readString()  // external table name; empty for results
-        guard compressed else { return try NativeFormat.readBlock(&reader, layout: blockLayout) }
+        guard compressed else { return try uncompressedBlock(&reader) }
         // A block is one or more frames and always ends on a frame boundary. A packet that is not
         // all here yet is attempted again as bytes arrive: the frames decompressed so far are kept
-        // (`compressedBlock`), and completeness is found by walking the columns (resumed at the
+        // (`partialBlock`), and completeness is found by walking the columns (resumed at the
         // column that was cut), so a block of n frames costs n decompressions, not n²/2.
-        let progress = compressedBlock
+        let progress = partialBlock
         let blockStart = reader.offset
+        progress.begin(at: blockStart)
         if progress.frames > 0 { reader.offset = blockStart + progress.nextFrameOffset }
         let layout = blockLayout
         do {
@@ -254,16 +255,63 @@ struct ServerPacketDecoder: Sendable {
     }
 }
 
-/// A compressed block being received: its frames decompressed so far and the walk of its columns.
-final class CompressedBlockProgress: @unchecked Sendable {
+extension ServerPacketDecoder {
+    /// The first attempt decodes (most blocks arrive whole). When the block is cut, later attempts
+    /// walk its columns, resumed at the column that was cut, and decode it once it is all here,
+    /// instead of decoding it from the start again on every chunk.
+    fileprivate func uncompressedBlock(_ reader: inout ByteReader) throws -> Block {
+        let progress = partialBlock
+        let blockStart = reader.offset
+        let layout = blockLayout
+        progress.begin(at: blockStart)
+        if progress.frames == 0 {
+            do {
+                return try NativeFormat.readBlock(&reader, layout: layout)
+            } catch let error as NativeFormatError where error.isTruncation {
+                progress.frames = 1  // (marks a walk in progress for this packet)
+                throw error
+            }
+        }
+        var walker = reader
+        walker.offset = blockStart + progress.scan.end
+        let complete: Bool
+        do {
+            complete = try NativeFormat.scanEncodedBlock(&walker, blockStart: blockStart, layout: layout, scan: &progress.scan)
+        } catch {
+            progress.reset()
+            throw error
+        }
+        guard complete else { throw NativeFormatError("block not complete yet", isTruncation: true) }
+        progress.reset()
+        return try NativeFormat.readBlock(&reader, layout: layout)
+    }
+}
+
+/// A block being received: for a compressed one its frames decompressed so far, and the walk of
+/// its columns.
+final class PartialBlockProgress: @unchecked Sendable {
     // @unchecked: used by one connection's decoding at a time (the connection is an actor).
     var frames = 0
     /// After the last decompressed frame, from the start of the block's first frame.
     var nextFrameOffset = 0
     var decompressed: [UInt8] = []
     var scan = NativeFormat.EncodedBlockScan()
+    /// Where the block starts in the buffer being decoded: state for a block elsewhere is stale.
+    var blockStart = -1
+
+    /// Keeps the state when it belongs to the block at `offset`, starts afresh otherwise.
+    func begin(at offset: Int) {
+        if offset != blockStart { reset() }
+        blockStart = offset
+    }
+
+    /// The buffer dropped its first `count` bytes (which hold no part of this block).
+    func bufferDropped(_ count: Int) {
+        if blockStart >= 0 { blockStart -= count }
+    }
 
     func reset() {
+        blockStart = -1
         frames = 0
         nextFrameOffset = 0
         decompressed = []
