@@ -34,10 +34,20 @@ public struct ArrayColumn: Column {
 /// Reads `count` array offsets and checks they never decrease (else a hostile offset could index
 /// past the elements); returns them and the element count.
 func readOffsets(_ reader: inout ByteReader, count: Int) throws -> [UInt64] {
-    guard reader.remaining / 8 >= count else { throw ColumnCodecError.unexpectedEnd(row: reader.remaining / 8) }
-    let offsets = try reader.readFixedWidthArray(of: UInt64.self, count: count)
+    _ = try checkOffsets(reader, count: count)
+    return try reader.readFixedWidthArray(of: UInt64.self, count: count)
+}
+
+/// Checks the `count` array offsets at the reader's position (they never decrease, and the
+/// elements they count can be in what follows) and returns the element count, the last offset.
+func checkOffsets(_ reader: ByteReader, count: Int) throws -> Int {
+    if count == 0 { return 0 }
+    guard reader.remaining / 8 >= count, let base = reader.base.baseAddress else {
+        throw ColumnCodecError.unexpectedEnd(row: reader.remaining / 8)
+    }
     var previous: UInt64 = 0
-    for (row, offset) in offsets.enumerated() {
+    for row in 0..<count {
+        let offset = UInt64(littleEndian: base.loadUnaligned(fromByteOffset: reader.offset + row * 8, as: UInt64.self))
         guard offset >= previous else {
             throw ColumnCodecError.invalid("array offsets decrease at row \(row) (\(offset) after \(previous))")
         }
@@ -45,11 +55,11 @@ func readOffsets(_ reader: inout ByteReader, count: Int) throws -> [UInt64] {
     }
     // Every element takes at least one byte, except Nothing and empty tuples, which are read as one
     // placeholder byte per row too: so the total can never exceed the bytes left.
-    guard previous <= UInt64(reader.remaining) else {
+    guard previous <= UInt64(reader.remaining - count * 8) else {
         // Either truncated input or a hostile offset: in both cases the elements are not there.
         throw ColumnCodecError.unexpectedEnd(row: count)
     }
-    return offsets
+    return Int(previous)
 }
 
 struct ArrayCodec: ColumnCodec {

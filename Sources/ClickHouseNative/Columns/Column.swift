@@ -50,9 +50,12 @@ protocol ColumnCodec: Sendable {
     func read(_ reader: inout ByteReader, count: Int, prefix: PrefixState) throws -> any Column
     func writePrefix(_ column: any Column, to writer: inout ByteWriter) throws
     func write(_ column: any Column, to writer: inout ByteWriter) throws
+    /// Bytes per value when every value takes the same (no prefix, no lengths); nil otherwise.
+    var fixedWidth: Int? { get }
 }
 
 extension ColumnCodec {
+    var fixedWidth: Int? { nil }
     func readPrefix(_ reader: inout ByteReader) throws -> PrefixState { .none }
     func writePrefix(_ column: any Column, to writer: inout ByteWriter) throws {}
 
@@ -127,6 +130,7 @@ func makeCodec(for type: ClickHouseType) throws -> any ColumnCodec {
 struct AliasCodec: ColumnCodec {
     let type: ClickHouseType
     let storage: any ColumnCodec
+    var fixedWidth: Int? { storage.fixedWidth }
 
     func readPrefix(_ reader: inout ByteReader) throws -> PrefixState { try storage.readPrefix(&reader) }
     func read(_ reader: inout ByteReader, count: Int, prefix: PrefixState) throws -> any Column {

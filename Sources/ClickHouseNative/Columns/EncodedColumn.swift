@@ -47,25 +47,9 @@ enum EncodedExtent {
         }
     }
 
-    /// Bytes per value of a fixed-width type (Nothing is one placeholder byte per row).
+    /// Bytes per value of a fixed-width type, as its codec reads them.
     static func fixedWidth(_ type: ClickHouseType) -> Int? {
-        switch type {
-        case .int8, .uint8, .bool, .enum8, .nothing: return 1
-        case .int16, .uint16, .date, .bfloat16, .enum16: return 2
-        case .int32, .uint32, .float32, .dateTime, .ipv4, .date32, .time: return 4
-        case .int64, .uint64, .float64, .dateTime64, .time64, .interval: return 8
-        case .int128, .uint128, .uuid, .ipv6: return 16
-        case .int256, .uint256: return 32
-        case let .decimal(precision, _):
-            switch precision {
-            case ...9: return 4
-            case ...18: return 8
-            case ...38: return 16
-            default: return 32
-            }
-        case let .fixedString(length): return length
-        default: return nil
-        }
+        (try? makeCodec(for: type))?.fixedWidth
     }
 
     private static func walk(_ reader: inout ByteReader, type: ClickHouseType, rows: Int) throws {
@@ -98,20 +82,8 @@ enum EncodedExtent {
 
     /// Skips `rows` array offsets and returns the element count (the last offset).
     private static func skipOffsets(_ reader: inout ByteReader, rows: Int) throws -> Int {
-        guard reader.remaining / 8 >= rows, let base = reader.base.baseAddress else {
-            throw ColumnCodecError.unexpectedEnd(row: reader.remaining / 8)
-        }
-        var previous: UInt64 = 0
-        for row in 0..<rows {
-            let offset = UInt64(littleEndian: base.loadUnaligned(fromByteOffset: reader.offset + row * 8, as: UInt64.self))
-            guard offset >= previous else {
-                throw ColumnCodecError.invalid("array offsets decrease at row \(row) (\(offset) after \(previous))")
-            }
-            previous = offset
-        }
+        let elements = try checkOffsets(reader, count: rows)
         try reader.skip(rows * 8)
-        // As in the decoder: every element takes at least one byte, so a larger count is not there.
-        guard previous <= UInt64(reader.remaining) else { throw ColumnCodecError.unexpectedEnd(row: rows) }
-        return Int(previous)
+        return elements
     }
 }

@@ -44,6 +44,7 @@ public struct FixedWidthColumn<Element: BitwiseCopyable & Sendable>: Column {
 
 struct FixedWidthCodec<Element: BitwiseCopyable & Sendable>: ColumnCodec {
     let type: ClickHouseType
+    var fixedWidth: Int? { MemoryLayout<Element>.stride }
 
     func read(_ reader: inout ByteReader, count: Int, prefix: PrefixState) throws -> any Column {
         let stride = MemoryLayout<Element>.stride
@@ -67,6 +68,7 @@ public struct NothingColumn: Column {
 
 struct NothingCodec: ColumnCodec {
     let type: ClickHouseType
+    var fixedWidth: Int? { 1 }  // one placeholder byte per row
     func read(_ reader: inout ByteReader, count: Int, prefix: PrefixState) throws -> any Column {
         guard reader.remaining >= count else { throw ColumnCodecError.unexpectedEnd(row: reader.remaining) }
         try reader.skip(count)

@@ -180,6 +180,7 @@ public struct FixedStringColumn: Column {
 struct FixedStringCodec: ColumnCodec {
     let type: ClickHouseType
     let length: Int
+    var fixedWidth: Int? { length }
 
     func read(_ reader: inout ByteReader, count: Int, prefix: PrefixState) throws -> any Column {
         guard reader.remaining / length >= count else { throw ColumnCodecError.unexpectedEnd(row: reader.remaining / length) }

@@ -52,6 +52,11 @@ public struct BlockLayout: Sendable, Equatable {
 
     /// The `FORMAT Native` file/stream layout.
     public static let nativeFormat = BlockLayout(hasBlockInfo: false, hasCustomSerializationFlag: false)
+
+    /// Data packets of the TCP protocol at a negotiated revision.
+    static func wire(revision: UInt64) -> BlockLayout {
+        BlockLayout(hasBlockInfo: true, hasCustomSerializationFlag: revision >= ProtocolRevision.withCustomSerialization)
+    }
 }
 
 /// What a reader makes of a block's column bytes.
@@ -65,10 +70,8 @@ public enum BlockDecoding: Sendable, Equatable {
 
 /// Reads and writes blocks in ClickHouse's Native encoding.
 public enum NativeFormat {
-    /// Reads one block. With `decoding: .encoded`, `source` (the array `reader` reads) lets the
-    /// columns share its storage instead of copying their bytes.
-    public static func readBlock(_ reader: inout ByteReader, layout: BlockLayout = .nativeFormat, decoding: BlockDecoding = .values,
-                                 source: [UInt8]? = nil) throws -> Block {
+    /// Reads one block (with `decoding: .encoded`, each column's bytes are copied out).
+    public static func readBlock(_ reader: inout ByteReader, layout: BlockLayout = .nativeFormat, decoding: BlockDecoding = .values) throws -> Block {
         do {
             if layout.hasBlockInfo { try skipBlockInfo(&reader) }
             let columnCount = try reader.readLength()
@@ -77,7 +80,7 @@ public enum NativeFormat {
             var columns: [NamedColumn] = []
             columns.reserveCapacity(columnCount)
             for _ in 0..<columnCount {
-                columns.append(try readColumn(&reader, rows: Int(rowCount), layout: layout, decoding: decoding, source: source))
+                columns.append(try readColumn(&reader, rows: Int(rowCount), layout: layout, decoding: decoding))
             }
             return Block(columns: columns, rowCount: Int(rowCount))
         } catch let error as NativeFormatError {
@@ -104,8 +107,7 @@ public enum NativeFormat {
         }
     }
 
-    static func readColumn(_ reader: inout ByteReader, rows: Int, layout: BlockLayout, decoding: BlockDecoding = .values,
-                           source: [UInt8]? = nil) throws -> NamedColumn {
+    static func readColumn(_ reader: inout ByteReader, rows: Int, layout: BlockLayout, decoding: BlockDecoding = .values) throws -> NamedColumn {
         let (name, typeName, type) = try readColumnHeader(&reader, layout: layout)
         if rows == 0 {
             return NamedColumn(name, try emptyColumn(type))
@@ -114,7 +116,7 @@ public enum NativeFormat {
             if decoding == .encoded {
                 let start = reader.offset
                 try EncodedExtent.skip(&reader, type: type, rows: rows)
-                let bytes = source.map { $0[start..<reader.offset] } ?? ArraySlice(UnsafeRawBufferPointer(rebasing: reader.base[start..<reader.offset]))
+                let bytes = ArraySlice(UnsafeRawBufferPointer(rebasing: reader.base[start..<reader.offset]))
                 return NamedColumn(name, EncodedColumn(type: type, count: rows, bytes: bytes))
             }
             let codec = try makeCodec(for: type)
@@ -320,12 +322,10 @@ public struct NativeStreamDecoder: Sendable {
         if !endOfInput && bufferedByteCount < 2 * lastIncompleteSize { return nil }
         let offset = start
         let layout = self.layout
-        let decoding = self.decoding
-        let storage = buffer
-        let result: (Block, Int)? = try storage.withUnsafeBytes { raw -> (Block, Int)? in
+        let result: (Block, Int)? = try buffer.withUnsafeBytes { raw -> (Block, Int)? in
             var reader = ByteReader(raw, offset: offset)
             do {
-                let block = try NativeFormat.readBlock(&reader, layout: layout, decoding: decoding, source: decoding == .encoded ? storage : nil)
+                let block = try NativeFormat.readBlock(&reader, layout: layout)
                 return (block, reader.offset)
             } catch let error as NativeFormatError where error.isTruncation {
                 return nil

@@ -212,7 +212,7 @@ enum ClientPackets {
                      to writer: inout ByteWriter, scratch: inout ByteWriter) throws {
         writer.writeVarUInt(ClientPacketCode.data.rawValue)
         writer.writeString(table)
-        let layout = BlockLayout(hasBlockInfo: true, hasCustomSerializationFlag: revision >= ProtocolRevision.withCustomSerialization)
+        let layout = BlockLayout.wire(revision: revision)
         if let compression {
             scratch.reset()
             try NativeFormat.writeBlock(block, to: &scratch, layout: layout)
@@ -228,7 +228,7 @@ enum ClientPackets {
         scratch.reset()
         scratch.writeVarUInt(ClientPacketCode.data.rawValue)
         scratch.writeString("")
-        let layout = BlockLayout(hasBlockInfo: true, hasCustomSerializationFlag: revision >= ProtocolRevision.withCustomSerialization)
+        let layout = BlockLayout.wire(revision: revision)
         try NativeFormat.writeBlock(block, to: &scratch, layout: layout, encodedBytes: { pending, bytes in
             buffer.writeBytes(pending.bytes)
             pending.reset()

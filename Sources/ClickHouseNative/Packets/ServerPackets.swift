@@ -103,7 +103,7 @@ struct ServerPacketDecoder: Sendable {
     let partialBlock = PartialBlockProgress()
 
     var blockLayout: BlockLayout {
-        BlockLayout(hasBlockInfo: true, hasCustomSerializationFlag: revision >= ProtocolRevision.withCustomSerialization)
+        BlockLayout.wire(revision: revision)
     }
 
     /// Decodes the packet at the reader's position; on ``NeedMoreData`` the reader's position is undefined
@@ -221,7 +221,7 @@ struct ServerPacketDecoder: Sendable {
                 if progress.decompressed.isEmpty { progress.decompressed = frame } else { progress.decompressed += frame }
                 progress.frames += 1
                 progress.nextFrameOffset = reader.offset - blockStart
-                if progress.frames > 1 {
+                if progress.walking {
                     // Checked after every frame: the bytes after the block's last frame are the next
                     // packet, not a frame. The walk resumes at the column the last frame cut.
                     let complete = try progress.decompressed.withUnsafeBytes { raw -> Bool in
@@ -235,8 +235,9 @@ struct ServerPacketDecoder: Sendable {
                     do {
                         let block = try NativeFormat.readBlock(&blockReader, layout: layout)
                         return (block, blockReader.isAtEnd)
-                    } catch let error as NativeFormatError where error.isTruncation && progress.frames == 1 {
-                        return nil  // more frames to come (a walk decides from now on)
+                    } catch let error as NativeFormatError where error.isTruncation && !progress.walking {
+                        progress.walking = true  // more frames to come: a walk decides from now on
+                        return nil
                     }
                 }
                 if let (block, consumedAll) = outcome {
@@ -264,11 +265,11 @@ extension ServerPacketDecoder {
         let blockStart = reader.offset
         let layout = blockLayout
         progress.begin(at: blockStart)
-        if progress.frames == 0 {
+        if !progress.walking {
             do {
                 return try NativeFormat.readBlock(&reader, layout: layout)
             } catch let error as NativeFormatError where error.isTruncation {
-                progress.frames = 1  // (marks a walk in progress for this packet)
+                progress.walking = true
                 throw error
             }
         }
@@ -296,6 +297,8 @@ final class PartialBlockProgress: @unchecked Sendable {
     var nextFrameOffset = 0
     var decompressed: [UInt8] = []
     var scan = NativeFormat.EncodedBlockScan()
+    /// A first attempt decoded the block and found it cut: later ones walk it until it is complete.
+    var walking = false
     /// Where the block starts in the buffer being decoded: state for a block elsewhere is stale.
     var blockStart = -1
 
@@ -313,6 +316,7 @@ final class PartialBlockProgress: @unchecked Sendable {
     func reset() {
         blockStart = -1
         frames = 0
+        walking = false
         nextFrameOffset = 0
         decompressed = []
         scan = NativeFormat.EncodedBlockScan()
