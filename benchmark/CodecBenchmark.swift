@@ -52,6 +52,38 @@ struct CodecBenchmark: ParsableCommand {
                   + pad(fmt(Double(rows) / encode / 1e6) + "M", 13)
                   + pad(fmt(mb / copy), 13) + pad(fmt(copy / decode * 100) + "%", 11) + fmt(copy / encode * 100) + "%")
         }
+        let sequential = Block(columns: [NamedColumn("number", FixedWidthColumn(type: .uint64, values: (0..<UInt64(rows)).map { $0 }))])
+        try lz4(cases + [("sequential UInt64", sequential)])
+    }
+
+    /// LZ4 decoding of 1 MiB frames (what the server sends) of each case's Native bytes: our
+    /// decoder against liblz4's `LZ4_decompress_safe`, on the same frames.
+    func lz4(_ cases: [(String, Block)]) throws {
+        print("\nLZ4 block decoding, 1 MiB frames, best of \(repetitions); MB/s of uncompressed bytes")
+        print(pad("case", 28) + pad("ratio", 8) + pad("ours MB/s", 11) + pad("liblz4 MB/s", 13) + "ours/liblz4")
+        for (name, block) in cases {
+            var writer = ByteWriter()
+            try NativeFormat.writeBlock(block, to: &writer)
+            let frames: [(compressed: [UInt8], size: Int)] = try stride(from: 0, to: writer.count, by: 1 << 20).map { start in
+                let chunk = Array(writer.bytes[start..<min(writer.count, start + (1 << 20))])
+                return (try chunk.withUnsafeBytes { try LZ4Block.compress($0) }, chunk.count)
+            }
+            for frame in frames {
+                let ours = try frame.compressed.withUnsafeBytes { try LZ4Block.decompress($0, uncompressedSize: frame.size) }
+                let reference = frame.compressed.withUnsafeBytes { LZ4Block.decompressWithLibLZ4($0, uncompressedSize: frame.size) }
+                precondition(ours == reference, "LZ4 decoders disagree on \(name)")
+            }
+            let ours = try bestThrowing {
+                for frame in frames { _ = try frame.compressed.withUnsafeBytes { try LZ4Block.decompress($0, uncompressedSize: frame.size) } }
+            }
+            let liblz4 = best {
+                for frame in frames { _ = frame.compressed.withUnsafeBytes { LZ4Block.decompressWithLibLZ4($0, uncompressedSize: frame.size) } }
+            }
+            let mb = Double(writer.count) / 1e6
+            let compressed = frames.reduce(0) { $0 + $1.compressed.count }
+            print(pad(name, 28) + pad(fmt(Double(writer.count) / Double(compressed)), 8) + pad(fmt(mb / ours), 11)
+                  + pad(fmt(mb / liblz4), 13) + fmt(liblz4 / ours * 100) + "%")
+        }
     }
 
     static func strings(_ rows: Int) -> StringColumn {

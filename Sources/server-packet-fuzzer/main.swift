@@ -1,6 +1,6 @@
 // Fuzz target over the server-packet decoder (and so over every column codec, compressed frames
-// and the type-name parser). scripts/fuzz builds it with `-sanitize=fuzzer,address -DFUZZING` and it
-// hands control to libFuzzer's driver. Built normally, it replays the files given as arguments, so
+// and the type-name parser) and over the LZ4 block decoder. scripts/fuzz builds it with
+// `-sanitize=fuzzer,address -DFUZZING` and it hands control to libFuzzer's driver. Built normally, it replays the files given as arguments, so
 // an input the fuzzer found can be rerun as a plain program.
 import ClickHouseNative
 import Foundation
@@ -10,6 +10,7 @@ func decodeEverything(_ bytes: UnsafeRawBufferPointer) {
     for (revision, compression) in [(UInt64(54412), false), (54460, false), (54460, true)] {
         ServerPacketFuzzing.decodeAll(bytes, revision: revision, compression: compression)
     }
+    ServerPacketFuzzing.decodeLZ4(bytes)
 }
 
 #if FUZZING

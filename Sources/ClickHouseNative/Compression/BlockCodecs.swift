@@ -44,22 +44,29 @@ public enum LZ4Block {
         }
     }
 
-    /// Decompresses into exactly `uncompressedSize` bytes; anything else is an error.
+    /// Decompresses into exactly `uncompressedSize` bytes (with ``LZ4Decoder``); anything else is an error.
     public static func decompress(_ input: UnsafeRawBufferPointer, uncompressedSize: Int) throws -> [UInt8] {
-        var failure: Int32 = 0
+        try [UInt8](unsafeUninitializedCapacity: uncompressedSize + LZ4Decoder.outputSlack) { buffer, written in
+            written = 0
+            try LZ4Decoder.decode(UnsafeRawBufferPointer(input), into: UnsafeMutableRawPointer(buffer.baseAddress!), count: uncompressedSize)
+            written = uncompressedSize
+        }
+    }
+
+    /// liblz4's `LZ4_decompress_safe`, the reference our decoder is tested and benchmarked against.
+    /// Returns nil when liblz4 finds the block corrupt or of another size.
+    public static func decompressWithLibLZ4(_ input: UnsafeRawBufferPointer, uncompressedSize: Int) -> [UInt8]? {
+        var failed = false
         let output = [UInt8](unsafeUninitializedCapacity: uncompressedSize) { output, written in
             let size = LZ4_decompress_safe(
                 input.baseAddress?.assumingMemoryBound(to: CChar.self),
                 UnsafeMutableRawPointer(output.baseAddress ?? UnsafeMutablePointer<UInt8>(bitPattern: 1)!)
                     .assumingMemoryBound(to: CChar.self),
                 Int32(input.count), Int32(uncompressedSize))
-            if size < 0 { failure = size; written = 0 } else { written = Int(size) }
+            failed = size != Int32(uncompressedSize)
+            written = failed ? 0 : Int(size)
         }
-        if failure < 0 { throw CompressionError.corrupt(method: "LZ4", detail: "decoder error \(failure)") }
-        if output.count != uncompressedSize {
-            throw CompressionError.sizeMismatch(method: "LZ4", expected: uncompressedSize, actual: output.count)
-        }
-        return output
+        return failed ? nil : output
     }
 }
 
@@ -79,6 +86,13 @@ public enum ZSTDBlock {
         try [UInt8](unsafeUninitializedCapacity: bound(input.count)) { output, written in
             written = try compress(input, into: UnsafeMutableRawBufferPointer(output), level: level)
         }
+    }
+
+    /// Decompresses into exactly `output.count` bytes; anything else is an error.
+    static func decompress(_ input: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer) throws(CompressionError) {
+        let size = ZSTD_decompress(output.baseAddress, output.count, input.baseAddress, input.count)
+        if ZSTD_isError(size) != 0 { throw CompressionError.corrupt(method: "ZSTD", detail: String(cString: ZSTD_getErrorName(size))) }
+        if size != output.count { throw CompressionError.sizeMismatch(method: "ZSTD", expected: output.count, actual: size) }
     }
 
     public static func decompress(_ input: UnsafeRawBufferPointer, uncompressedSize: Int) throws -> [UInt8] {

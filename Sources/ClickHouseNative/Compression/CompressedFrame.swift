@@ -75,6 +75,13 @@ public enum CompressedFrame {
     /// Reads one frame and returns its uncompressed data; throws ``WireError`` when the frame is
     /// not complete yet, ``CompressedFrameError`` when it is corrupt.
     public static func read(_ reader: inout ByteReader) throws -> [UInt8] {
+        let output = DecompressedBytes()
+        try read(&reader, appendingTo: output)
+        return output.withUnsafeBytes { Array($0) }
+    }
+
+    /// Reads one frame and appends its uncompressed data to `output`, decompressing in place.
+    static func read(_ reader: inout ByteReader, appendingTo output: DecompressedBytes) throws {
         let start = reader.offset
         let first = try reader.readInteger(as: UInt64.self)
         let second = try reader.readInteger(as: UInt64.self)
@@ -92,17 +99,20 @@ public enum CompressedFrame {
             throw CompressedFrameError.checksumMismatch(expected: hex(first, second), actual: hex(actual.first, actual.second))
         }
         let body = UnsafeRawBufferPointer(rebasing: framed[headerSize...])
+        let size = Int(uncompressedSize)
         do {
             switch method {
             case CompressionMethod.none.methodByte:
-                guard body.count == Int(uncompressedSize) else {
+                guard body.count == size else {
                     throw CompressedFrameError.invalidSize(compressed: compressedSize, uncompressed: uncompressedSize)
                 }
-                return Array(body)
+                output.append(body)
             case CompressionMethod.lz4.methodByte:
-                return try LZ4Block.decompress(body, uncompressedSize: Int(uncompressedSize))
+                try LZ4Decoder.decode(body, into: output.reserveTail(size + LZ4Decoder.outputSlack), count: size)
+                output.commitTail(size)
             case CompressionMethod.zstd.methodByte:
-                return try ZSTDBlock.decompress(body, uncompressedSize: Int(uncompressedSize))
+                try ZSTDBlock.decompress(body, into: UnsafeMutableRawBufferPointer(start: output.reserveTail(size), count: size))
+                output.commitTail(size)
             default:
                 throw CompressedFrameError.unknownMethod(method)
             }
@@ -119,5 +129,62 @@ public enum CompressedFrame {
             let digits = String(byte, radix: 16)
             return byte < 16 ? "0" + digits : digits
         }.joined()
+    }
+}
+
+/// Growable bytes in memory of their own: a decompressor writes straight after what is there (LZ4
+/// with its slack past the end), and a buffer reused for every block of a result keeps its pages
+/// instead of allocating and faulting in fresh ones per block.
+final class DecompressedBytes: @unchecked Sendable {
+    // @unchecked: owned by one connection's decoding at a time, like PartialBlockProgress.
+    private var storage: UnsafeMutableRawPointer?
+    private(set) var count = 0
+    private var capacity = 0
+    /// Kept across `removeAll()` up to this size; a buffer grown by one huge block is released.
+    static let retainedCapacity = 8 << 20
+
+    init() {}
+    deinit { storage?.deallocate() }
+
+    var isEmpty: Bool { count == 0 }
+
+    /// Room for `count` more bytes after the current end; ``commitTail(_:)`` says how many were written.
+    func reserveTail(_ extra: Int) -> UnsafeMutableRawPointer {
+        let needed = count + extra
+        if needed > capacity {
+            let newCapacity = max(needed, capacity * 2, 4096)
+            let grown = UnsafeMutableRawPointer.allocate(byteCount: newCapacity, alignment: 16)
+            if let storage {
+                grown.copyMemory(from: storage, byteCount: count)
+                storage.deallocate()
+            }
+            storage = grown
+            capacity = newCapacity
+        }
+        return storage! + count
+    }
+
+    func commitTail(_ written: Int) {
+        precondition(written >= 0 && count + written <= capacity, "committed more than was reserved")
+        count += written
+    }
+
+    func append(_ bytes: UnsafeRawBufferPointer) {
+        guard let base = bytes.baseAddress, !bytes.isEmpty else { return }
+        reserveTail(bytes.count).copyMemory(from: base, byteCount: bytes.count)
+        commitTail(bytes.count)
+    }
+
+    func removeAll() {
+        count = 0
+        if capacity > Self.retainedCapacity {
+            storage?.deallocate()
+            storage = nil
+            capacity = 0
+        }
+    }
+
+    func withUnsafeBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        try body(UnsafeRawBufferPointer(start: storage, count: count))
     }
 }

@@ -17,4 +17,15 @@ public enum ServerPacketFuzzing {
         }
         return count
     }
+
+    /// Runs the LZ4 block decoder on `bytes` after a 2-byte output size (frames reach it only behind
+    /// a checksum, so the packet decoder alone would rarely feed it damaged blocks). The output is
+    /// allocated with exactly the slack the decoder asks for, so an address sanitizer sees any
+    /// write past it. Returns whether the block decoded.
+    @discardableResult
+    public static func decodeLZ4(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        guard bytes.count >= 2 else { return false }
+        let size = Int(bytes.load(as: UInt16.self).littleEndian) * 4
+        return (try? LZ4Block.decompress(UnsafeRawBufferPointer(rebasing: bytes[2...]), uncompressedSize: size)) != nil
+    }
 }

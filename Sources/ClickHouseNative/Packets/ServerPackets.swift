@@ -214,11 +214,9 @@ struct ServerPacketDecoder: Sendable {
         let layout = blockLayout
         do {
             while true {
-                let frame: [UInt8]
-                do { frame = try CompressedFrame.read(&reader) } catch let error as CompressedFrameError {
+                do { try CompressedFrame.read(&reader, appendingTo: progress.decompressed) } catch let error as CompressedFrameError {
                     throw ClickHouseProtocolError("\(error)")
                 }
-                if progress.decompressed.isEmpty { progress.decompressed = frame } else { progress.decompressed += frame }
                 progress.frames += 1
                 progress.nextFrameOffset = reader.offset - blockStart
                 if progress.walking {
@@ -295,7 +293,8 @@ final class PartialBlockProgress: @unchecked Sendable {
     var frames = 0
     /// After the last decompressed frame, from the start of the block's first frame.
     var nextFrameOffset = 0
-    var decompressed: [UInt8] = []
+    /// Reused from block to block (see ``DecompressedBytes``).
+    let decompressed = DecompressedBytes()
     var scan = NativeFormat.EncodedBlockScan()
     /// A first attempt decoded the block and found it cut: later ones walk it until it is complete.
     var walking = false
@@ -318,7 +317,7 @@ final class PartialBlockProgress: @unchecked Sendable {
         frames = 0
         walking = false
         nextFrameOffset = 0
-        decompressed = []
+        decompressed.removeAll()
         scan = NativeFormat.EncodedBlockScan()
     }
 }
