@@ -58,22 +58,44 @@ struct StringCodec: ColumnCodec {
         let limit = reader.base.count
         var position = reader.offset
         var total = 0
-        for row in 0..<count {
-            var length = 0
-            var shift = 0
-            while true {
-                guard position < limit, shift < 64 else { throw ColumnCodecError.unexpectedEnd(row: row) }
-                let byte = base.load(fromByteOffset: position, as: UInt8.self)
-                position += 1
-                length |= Int(byte & 0x7F) << shift
-                if byte & 0x80 == 0 { break }
-                shift += 7
+        var row = 0
+        // Serial by nature (each length says where the next one is), so the loop is kept to a load
+        // and two adds for the common one-byte length; `position <= limit` throughout, so the
+        // unchecked adds cannot overflow.
+        while row < count {
+            guard position < limit else { throw ColumnCodecError.unexpectedEnd(row: row) }
+            let first = Int(base.load(fromByteOffset: position, as: UInt8.self))
+            let length: Int
+            if first < 0x80 {
+                length = first
+                position &+= 1
+            } else {
+                length = try longLength(base, &position, limit: limit, row: row)
             }
-            guard length >= 0, length <= limit - position else { throw ColumnCodecError.unexpectedEnd(row: row) }
-            position += length
-            total += length
+            guard length <= limit &- position else { throw ColumnCodecError.unexpectedEnd(row: row) }
+            position &+= length
+            total &+= length
+            row &+= 1
         }
         return (position, total)
+    }
+
+    /// A length of two or more VarUInt bytes.
+    @inline(never)
+    private static func longLength(_ base: UnsafeRawPointer, _ position: inout Int, limit: Int, row: Int) throws -> Int {
+        var length = 0
+        var shift = 0
+        while true {
+            guard position < limit, shift < 64 else { throw ColumnCodecError.unexpectedEnd(row: row) }
+            let byte = base.load(fromByteOffset: position, as: UInt8.self)
+            position += 1
+            length |= Int(byte & 0x7F) << shift
+            if byte & 0x80 == 0 { break }
+            shift += 7
+        }
+        // A length of 2^63 or more wraps negative: no input holds it.
+        guard length >= 0 else { throw ColumnCodecError.unexpectedEnd(row: row) }
+        return length
     }
 
     func read(_ reader: inout ByteReader, count: Int, prefix: PrefixState) throws -> any Column {

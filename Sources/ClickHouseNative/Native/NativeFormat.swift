@@ -285,8 +285,11 @@ public enum NativeFormat {
 /// Decodes blocks from bytes that arrive in pieces (a file read in chunks, a pipe, a socket): feed
 /// bytes with ``append(_:)`` and take complete blocks with ``nextBlock()``.
 public struct NativeStreamDecoder: Sendable {
+    /// Bytes `start..<end` are received and not yet decoded; the rest is room for more, so a file
+    /// or pipe is read straight into it (``append(readingUpTo:_:)``).
     private var buffer: [UInt8] = []
     private var start = 0
+    private var end = 0
     /// Buffered bytes at the last attempt that found the block incomplete: the next attempt waits
     /// until the buffer has doubled, so a large block is decoded O(log n) times, not once per chunk.
     private var lastIncompleteSize = 0
@@ -304,15 +307,38 @@ public struct NativeStreamDecoder: Sendable {
     }
 
     public mutating func append<C: Collection>(_ bytes: C) where C.Element == UInt8 {
-        if start > 0 && start >= buffer.count / 2 {
-            buffer.removeFirst(start)
+        let count = bytes.count
+        _ = append(readingUpTo: count) { room in
+            room.copyBytes(from: bytes)
+            return count
+        }
+    }
+
+    /// Lets `read` write up to `maximumCount` bytes straight into the buffer (a `read(2)` of a file
+    /// or pipe) and keeps the count it returns, which it also returns.
+    public mutating func append(readingUpTo maximumCount: Int, _ read: (UnsafeMutableRawBufferPointer) throws -> Int) rethrows -> Int {
+        if start > 0 && start >= (end - start) {
+            // What is left is at most what was consumed: moving it to the front is cheap.
+            buffer.withUnsafeMutableBytes { raw in
+                raw.baseAddress!.copyMemory(from: raw.baseAddress! + start, byteCount: end - start)
+            }
+            end -= start
             start = 0
         }
-        buffer.append(contentsOf: bytes)
+        if buffer.count - end < maximumCount {
+            buffer.append(contentsOf: repeatElement(0, count: max(maximumCount - (buffer.count - end), buffer.count)))
+        }
+        let offset = end
+        let count = try buffer.withUnsafeMutableBytes { raw in
+            try read(UnsafeMutableRawBufferPointer(rebasing: raw[offset..<(offset + maximumCount)]))
+        }
+        precondition(count >= 0 && count <= maximumCount, "read more than the room given")
+        end += count
+        return count
     }
 
     /// Bytes received but not yet decoded.
-    public var bufferedByteCount: Int { buffer.count - start }
+    public var bufferedByteCount: Int { end - start }
 
     /// The next complete block, or nil when more bytes are needed. Pass `endOfInput: true` once no
     /// more bytes will come, so the last block is attempted whatever its size.
@@ -322,8 +348,9 @@ public struct NativeStreamDecoder: Sendable {
         if !endOfInput && bufferedByteCount < 2 * lastIncompleteSize { return nil }
         let offset = start
         let layout = self.layout
+        let end = self.end
         let result: (Block, Int)? = try buffer.withUnsafeBytes { raw -> (Block, Int)? in
-            var reader = ByteReader(raw, offset: offset)
+            var reader = ByteReader(UnsafeRawBufferPointer(rebasing: raw[..<end]), offset: offset)
             do {
                 let block = try NativeFormat.readBlock(&reader, layout: layout)
                 return (block, reader.offset)
@@ -352,8 +379,9 @@ public struct NativeStreamDecoder: Sendable {
         if !endOfInput && available < 2 * scan.availableAtLastAttempt { return nil }
         let storage = buffer
         let layout = self.layout
+        let end = self.end
         let complete = try storage.withUnsafeBytes { raw -> Bool in
-            var reader = ByteReader(raw, offset: blockStart + scan.end)
+            var reader = ByteReader(UnsafeRawBufferPointer(rebasing: raw[..<end]), offset: blockStart + scan.end)
             return try NativeFormat.scanEncodedBlock(&reader, blockStart: blockStart, layout: layout, scan: &scan)
         }
         guard complete, let header = scan.header else {

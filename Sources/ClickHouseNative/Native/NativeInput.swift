@@ -18,15 +18,23 @@ public final class FileDescriptorReader: @unchecked Sendable {
 
     deinit { chunk.deallocate() }
 
+    /// Bytes asked for per read.
+    public var chunkSize: Int { chunk.count }
+
     /// The next piece of input, valid until the next call; empty at the end of the input.
     public func read() throws -> UnsafeRawBufferPointer {
+        UnsafeRawBufferPointer(rebasing: chunk[..<(try read(into: chunk))])
+    }
+
+    /// Reads the next piece of input into `destination`; returns its size, 0 at the end of the input.
+    public func read(into destination: UnsafeMutableRawBufferPointer) throws -> Int {
         while true {
             #if canImport(Glibc)
-            let count = Glibc.read(fileDescriptor, chunk.baseAddress, chunk.count)
+            let count = Glibc.read(fileDescriptor, destination.baseAddress, destination.count)
             #else
-            let count = Darwin.read(fileDescriptor, chunk.baseAddress, chunk.count)
+            let count = Darwin.read(fileDescriptor, destination.baseAddress, destination.count)
             #endif
-            if count >= 0 { return UnsafeRawBufferPointer(rebasing: chunk[..<count]) }
+            if count >= 0 { return count }
             if errno != EINTR { throw NativeFormatError("cannot read file descriptor \(fileDescriptor): \(String(cString: strerror(errno)))") }
         }
     }
@@ -41,10 +49,25 @@ public protocol IncrementalBlockDecoder {
     mutating func nextBlock(endOfInput: Bool) throws -> Block?
     /// Throws when the input ended inside a block.
     func finish() throws
+    /// Appends the reader's next piece of input; returns its size, 0 at the end of the input.
+    mutating func append(from reader: FileDescriptorReader) throws -> Int
+}
+
+extension IncrementalBlockDecoder {
+    public mutating func append(from reader: FileDescriptorReader) throws -> Int {
+        let piece = try reader.read()
+        append(contentsOf: piece)
+        return piece.count
+    }
 }
 
 extension NativeStreamDecoder: IncrementalBlockDecoder {
     public mutating func append(contentsOf bytes: UnsafeRawBufferPointer) { append(bytes) }
+
+    /// Reads straight into the decoder's buffer: no copy between the kernel and the blocks.
+    public mutating func append(from reader: FileDescriptorReader) throws -> Int {
+        try append(readingUpTo: reader.chunkSize) { try reader.read(into: $0) }
+    }
 }
 
 extension TextInputDecoder: IncrementalBlockDecoder {
@@ -76,8 +99,7 @@ public struct FileDescriptorBlocks<Decoder: IncrementalBlockDecoder>: AsyncSeque
                     try decoder.finish()
                     return nil
                 }
-                let piece = try reader.read()
-                if piece.isEmpty { finished = true } else { decoder.append(contentsOf: piece) }
+                if try decoder.append(from: reader) == 0 { finished = true }
             }
         }
     }
