@@ -49,14 +49,16 @@ public final class KafkaConsumer: @unchecked Sendable {
         "heartbeat.interval.ms": "1000",
         // Pre-fetched messages held locally (librdkafka's default is 64 MiB): batches are small.
         "queued.max.messages.kbytes": "32768",
-        // While messages wait locally, the next fetch of that partition waits 250 ms: a consumer
-        // that keeps up fetches about 4 times a second instead of back to back. Each fetch costs
+        // While messages wait locally, the next fetch of that partition waits 500 ms: a consumer
+        // that keeps up fetches about twice a second instead of back to back. Each fetch costs
         // the local broker (Tansu, in-memory) time in proportion to the batches stored in the
-        // partition; unthrottled, its fetches took 0.6-0.8 of a core in `event-bench pipeline`.
-        // Fetches of up to 8 MiB per partition keep a backlog draining at full speed.
+        // partition; unthrottled, its fetches took 0.6-0.8 of a core in `event-bench pipeline`,
+        // at 250 ms 19 s of CPU over a default run, at 500 ms 9 s. The delay is part of the time
+        // until a write is visible (about 1 s at 500 ms; the target is 2 s). Fetches of up to
+        // 16 MiB per partition keep a backlog draining at full speed.
         "queued.min.messages": "1",
-        "fetch.queue.backoff.ms": "250",
-        "max.partition.fetch.bytes": "8388608",
+        "fetch.queue.backoff.ms": "500",
+        "max.partition.fetch.bytes": "16777216",
         "log_level": "2",  // errors come through the (throttled) error callback instead
     ]
 
