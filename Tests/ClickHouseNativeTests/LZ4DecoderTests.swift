@@ -104,6 +104,16 @@ import Testing
         #expect(try Self.decode([0xF0, 0x03] + Array("abcdefghijklmnopqr".utf8), count: 18) == Array("abcdefghijklmnopqr".utf8))
         // The empty block is one token with no literals.
         #expect(try Self.decode([0x00], count: 0) == [])
+        // Short matches at offset 8, as a sequential UInt64 column has them: the second sequence's
+        // match lies wholly before its literal (loaded before the literal is written), the third's
+        // source takes in its own first literal "Y" (copied after the literals).
+        let block: [UInt8] = [0x83] + Array("abcdefgh".utf8) + [0x08, 0x00, 0x13] + Array("X".utf8) + [0x08, 0x00, 0x23] + Array("YZ".utf8) + [0x08, 0x00, 0x10] + Array("!".utf8)
+        let expected = Array("abcdefgh" + "abcdefg" + "X" + "abcdefg" + "YZ" + "bcdefgY" + "!")
+        #expect(try Self.decode(block, count: expected.count) == expected.map { UInt8($0.asciiValue!) })
+        // liblz4 refuses this block for its end-of-block rules (the last 5 bytes literals, the last
+        // match at least 12 bytes before the end), which compressors follow and this decoder, which
+        // checks every read and write on its own, does not need.
+        #expect(block.withUnsafeBytes { LZ4Block.decompressWithLibLZ4($0, uncompressedSize: expected.count) } == nil)
     }
 
     @Test func corruptBlocksNameWhatIsWrong() {
