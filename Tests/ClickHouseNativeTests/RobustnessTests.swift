@@ -4,6 +4,18 @@ import Testing
 
 /// Truncated and corrupted input ends in an error or a value: never a trap, a hang or a huge allocation.
 @Suite struct RobustnessTests {
+    @Test func headerBlockOfJSONWithTypedPaths() throws {
+        // Found by scripts/fuzz (2026-12-02): the empty column of a header block gave a JSON type
+        // with typed paths no prefixes for them, and reading it trapped on an index.
+        let type = try ClickHouseType.parse("JSON(`a.b` UInt32, max_dynamic_paths=8, c String)")
+        let column = try #require(try NativeFormat.emptyColumn(type) as? JSONObjectColumn)
+        #expect(column.count == 0)
+        #expect(column.typedPathNames == ["a.b", "c"])
+        // The fuzzer's input: a Data packet whose header names such a column.
+        let input: [UInt8] = Array(Data(base64Encoded: "AQAB/wABAAFqHEpTT04oYGEuYmAgVUludDMyLCA4IFN0cmluZykBdAAifQ==")!)
+        _ = input.withUnsafeBytes { ServerPacketFuzzing.decodeAll($0, revision: 54460, compression: false) }
+    }
+
     /// A small deterministic generator (SplitMix64), so failures reproduce.
     struct SplitMix64: RandomNumberGenerator {
         var state: UInt64

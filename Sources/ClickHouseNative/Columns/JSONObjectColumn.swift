@@ -74,6 +74,9 @@ struct JSONObjectCodec: ColumnCodec {
             return JSONObjectColumn(type: type, serializationVersion: structure.version, v1Slot: 0, typedPathNames: [], typedPaths: [],
                                     dynamicPathNames: [], dynamicPaths: [], sharedData: nil, text: text, rows: count)
         }
+        guard structure.typedPrefixes.count == typedCodecs.count else {
+            throw ColumnCodecError.invalid("JSON prefix has \(structure.typedPrefixes.count) typed paths, its type \(typedCodecs.count)")
+        }
         var typed: [any Column] = []
         for (index, codec) in typedCodecs.enumerated() {
             typed.append(try codec.read(&reader, count: count, prefix: structure.typedPrefixes[index]))

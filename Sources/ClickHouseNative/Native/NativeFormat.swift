@@ -220,7 +220,10 @@ public enum NativeFormat {
         case .dynamic:
             return .dynamic(DynamicStructure(version: DynamicCodec.v2, v1Slot: 0, typeNames: [], memberTypes: [.string], sharedVariantIndex: 0,
                                              memberCodecs: [StringCodec(type: .string)], variantMode: 0, memberPrefixes: [.none]))
-        case .json: return .json(JSONStructure(version: JSONObjectCodec.v2, v1Slot: 0, dynamicPaths: [], typedPrefixes: [], dynamicStructures: []))
+        case let .json(parameters):
+            // One prefix per typed path, in the path order the codec serializes them in.
+            let typed = parameters.typedPathList.sorted { ($0.name ?? "") < ($1.name ?? "") }.map { emptyPrefix($0.type) }
+            return .json(JSONStructure(version: JSONObjectCodec.v2, v1Slot: 0, dynamicPaths: [], typedPrefixes: typed, dynamicStructures: []))
         case let .tuple(elements): return .children(elements.map { emptyPrefix($0.type) })
         case let .map(k, v): return .children([emptyPrefix(k), emptyPrefix(v)])
         case let .array(inner), let .nullable(inner): return emptyPrefix(inner)
