@@ -1,7 +1,8 @@
 // Fuzz target over the server-packet decoder (and so over every column codec, compressed frames
 // and the type-name parser) and over the LZ4 block decoder. scripts/fuzz builds it with
-// `-sanitize=fuzzer,address -DFUZZING` and it hands control to libFuzzer's driver. Built normally, it replays the files given as arguments, so
-// an input the fuzzer found can be rerun as a plain program.
+// `-sanitize=fuzzer,address -DFUZZING` and it hands control to libFuzzer's driver. Built normally,
+// it replays the files given as arguments, so an input the fuzzer found can be rerun as a plain
+// program.
 import ClickHouseNative
 import Foundation
 

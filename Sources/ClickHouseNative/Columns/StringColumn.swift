@@ -70,7 +70,7 @@ struct StringCodec: ColumnCodec {
                 length = first
                 position &+= 1
             } else {
-                length = try longLength(base, &position, limit: limit, row: row)
+                length = try longLength(reader, &position, row: row)
             }
             guard length <= limit &- position else { throw ColumnCodecError.unexpectedEnd(row: row) }
             position &+= length
@@ -80,22 +80,17 @@ struct StringCodec: ColumnCodec {
         return (position, total)
     }
 
-    /// A length of two or more VarUInt bytes.
+    /// A length of two or more VarUInt bytes. Any length the input cannot hold (cut, malformed,
+    /// 2^63 or more) is the same error as a string that runs past the input.
     @inline(never)
-    private static func longLength(_ base: UnsafeRawPointer, _ position: inout Int, limit: Int, row: Int) throws -> Int {
-        var length = 0
-        var shift = 0
-        while true {
-            guard position < limit, shift < 64 else { throw ColumnCodecError.unexpectedEnd(row: row) }
-            let byte = base.load(fromByteOffset: position, as: UInt8.self)
-            position += 1
-            length |= Int(byte & 0x7F) << shift
-            if byte & 0x80 == 0 { break }
-            shift += 7
+    private static func longLength(_ reader: ByteReader, _ position: inout Int, row: Int) throws -> Int {
+        var lengthReader = reader
+        lengthReader.offset = position
+        guard let value = try? lengthReader.readVarUInt(), value <= UInt64(Int.max) else {
+            throw ColumnCodecError.unexpectedEnd(row: row)
         }
-        // A length of 2^63 or more wraps negative: no input holds it.
-        guard length >= 0 else { throw ColumnCodecError.unexpectedEnd(row: row) }
-        return length
+        position = lengthReader.offset
+        return Int(value)
     }
 
     func read(_ reader: inout ByteReader, count: Int, prefix: PrefixState) throws -> any Column {

@@ -48,7 +48,7 @@ public enum LZ4Block {
     public static func decompress(_ input: UnsafeRawBufferPointer, uncompressedSize: Int) throws -> [UInt8] {
         try [UInt8](unsafeUninitializedCapacity: uncompressedSize + LZ4Decoder.outputSlack) { buffer, written in
             written = 0
-            try LZ4Decoder.decode(UnsafeRawBufferPointer(input), into: UnsafeMutableRawPointer(buffer.baseAddress!), count: uncompressedSize)
+            try LZ4Decoder.decode(input, into: UnsafeMutableRawPointer(buffer.baseAddress!), count: uncompressedSize)
             written = uncompressedSize
         }
     }
@@ -96,20 +96,11 @@ public enum ZSTDBlock {
     }
 
     public static func decompress(_ input: UnsafeRawBufferPointer, uncompressedSize: Int) throws -> [UInt8] {
-        var failure: String?
-        let output = [UInt8](unsafeUninitializedCapacity: uncompressedSize) { output, written in
-            let size = ZSTD_decompress(output.baseAddress, uncompressedSize, input.baseAddress, input.count)
-            if ZSTD_isError(size) != 0 {
-                failure = String(cString: ZSTD_getErrorName(size)); written = 0
-            } else {
-                written = size
-            }
+        try [UInt8](unsafeUninitializedCapacity: uncompressedSize) { output, written in
+            written = 0
+            try decompress(input, into: UnsafeMutableRawBufferPointer(output))
+            written = uncompressedSize
         }
-        if let failure { throw CompressionError.corrupt(method: "ZSTD", detail: failure) }
-        if output.count != uncompressedSize {
-            throw CompressionError.sizeMismatch(method: "ZSTD", expected: uncompressedSize, actual: output.count)
-        }
-        return output
     }
 }
 

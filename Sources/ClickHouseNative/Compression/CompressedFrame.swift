@@ -146,8 +146,6 @@ final class DecompressedBytes: @unchecked Sendable {
     init() {}
     deinit { storage?.deallocate() }
 
-    var isEmpty: Bool { count == 0 }
-
     /// Room for `count` more bytes after the current end; ``commitTail(_:)`` says how many were written.
     func reserveTail(_ extra: Int) -> UnsafeMutableRawPointer {
         let needed = count + extra

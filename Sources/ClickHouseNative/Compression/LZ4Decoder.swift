@@ -1,7 +1,7 @@
 /// Our LZ4 block decoder. liblz4's `LZ4_decompress_safe` copies every literal run and match
 /// exactly, with bounds checks sized to the last byte; on the short sequences typical of columns
 /// (a sequential UInt64 column is one literal byte and a 7-byte match per value) that is most of a
-/// reading client's CPU. This decoder copies in 8- and 16-byte words and lets a copy run up to
+/// reading client's CPU. This decoder copies in 8-, 16- and 32-byte words and lets a copy run up to
 /// ``outputSlack`` bytes past the end of the output, so the caller's buffer must have that many
 /// bytes of spare room. Every read of the input and every match source is checked; a corrupt
 /// block is an error, never a read or write outside the two buffers.
