@@ -18,25 +18,52 @@ struct ReadBenchmark: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "read", abstract: "Read throughput against clickhouse-client --format Null.")
     @OptionGroup var server: ServerOptions
     @Option(help: "Rows to read.") var rows = 100_000_000
+    @Option(help: "Runs of each client, alternating; the table shows each run and the medians.") var repeats = 5
+    @Option(help: "Network compression methods to run, comma-separated (none, lz4, zstd).") var compression = "none,lz4"
 
     func run() async throws {
         let sql = "SELECT number FROM system.numbers_mt LIMIT \(rows)"
-        print("read benchmark: \(sql)")
-        print(pad("run", 34) + pad("wall s", 10) + pad("client CPU s", 14) + pad("wall ratio", 12) + "CPU ratio")
-        for (method, flag) in [(CompressionMethod.none, "0"), (.lz4, "1")] {
-            let peer = try Measurement.child(server.clientArguments + ["--compression", flag, "--format", "Null", "--query", sql])
+        let methods = try compression.split(separator: ",").map { name -> (CompressionMethod, String) in
+            switch name {
+            case "none": return (.none, "--compression 0")
+            case "lz4": return (.lz4, "--compression 1")
+            case "zstd": return (.zstd, "--compression 1 --network_compression_method zstd")
+            default: throw ValidationFailure("unknown compression method \(name)")
+            }
+        }
+        print("read benchmark: \(sql), \(repeats) alternating runs of each client")
+        print(pad("run", 44) + pad("wall s", 10) + pad("client CPU s", 14) + pad("wall ratio", 12) + "CPU ratio")
+        for (method, flags) in methods {
+            var peers: [Measurement] = []
+            var ours: [Measurement] = []
             let connection = try await ClickHouseConnection.connect(server.configuration(method))
-            var received = 0
-            let ours = try await Measurement.inProcess {
-                for try await block in try await connection.query(sql) { received += block.rowCount }
+            for run in 1...max(1, repeats) {
+                let peer = try Measurement.child(server.clientArguments + flags.split(separator: " ").map(String.init) + ["--format", "Null", "--query", sql])
+                var received = 0
+                let mine = try await Measurement.inProcess {
+                    for try await block in try await connection.query(sql) { received += block.rowCount }
+                }
+                guard received == rows else { throw ValidationFailure("received \(received) rows, expected \(rows)") }
+                peers.append(peer)
+                ours.append(mine)
+                print(pad("  run \(run): clickhouse-client \(flags)", 44) + pad(fmt3(peer.wallSeconds), 10) + pad(fmt3(peer.cpuSeconds), 14))
+                print(pad("  run \(run): ClickHouseNative (\(method.rawValue))", 44) + pad(fmt3(mine.wallSeconds), 10) + pad(fmt3(mine.cpuSeconds), 14)
+                      + pad(ratio(mine.wallSeconds, peer.wallSeconds), 12) + ratio(mine.cpuSeconds, peer.cpuSeconds))
             }
             await connection.close()
-            guard received == rows else { throw ValidationFailure("received \(received) rows, expected \(rows)") }
-            print(pad("clickhouse-client --compression \(flag)", 34) + pad(fmt3(peer.wallSeconds), 10) + pad(fmt3(peer.cpuSeconds), 14))
-            print(pad("ClickHouseNative (\(method.rawValue))", 34) + pad(fmt3(ours.wallSeconds), 10) + pad(fmt3(ours.cpuSeconds), 14)
-                  + pad(ratio(ours.wallSeconds, peer.wallSeconds), 12) + ratio(ours.cpuSeconds, peer.cpuSeconds))
+            let peerWall = median(peers.map(\.wallSeconds)), peerCPU = median(peers.map(\.cpuSeconds))
+            let ourWall = median(ours.map(\.wallSeconds)), ourCPU = median(ours.map(\.cpuSeconds))
+            print(pad("median clickhouse-client \(flags)", 44) + pad(fmt3(peerWall), 10) + pad(fmt3(peerCPU), 14))
+            print(pad("median ClickHouseNative (\(method.rawValue))", 44) + pad(fmt3(ourWall), 10) + pad(fmt3(ourCPU), 14)
+                  + pad(ratio(ourWall, peerWall), 12) + ratio(ourCPU, peerCPU))
         }
     }
+}
+
+func median(_ values: [Double]) -> Double {
+    let sorted = values.sorted()
+    guard !sorted.isEmpty else { return 0 }
+    return sorted.count % 2 == 1 ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
 }
 
 /// `event-bench insert`: event rows into MergeTree from a Native file and from in-memory columns,
