@@ -23,22 +23,29 @@ struct ReadBenchmark: AsyncParsableCommand {
 
     func run() async throws {
         let sql = "SELECT number FROM system.numbers_mt LIMIT \(rows)"
-        let methods = try compression.split(separator: ",").map { name -> (CompressionMethod, String) in
+        let methods = try compression.split(separator: ",").map { name -> (CompressionMethod, [String]) in
             switch name {
-            case "none": return (.none, "--compression 0")
-            case "lz4": return (.lz4, "--compression 1")
-            case "zstd": return (.zstd, "--compression 1 --network_compression_method zstd")
+            case "none": return (.none, ["--compression", "0"])
+            case "lz4": return (.lz4, ["--compression", "1"])
+            case "zstd": return (.zstd, ["--compression", "1", "--network_compression_method", "zstd"])
             default: throw ValidationFailure("unknown compression method \(name)")
             }
         }
+        let labelWidth = 2 + methods.map { "  run \(repeats): clickhouse-client ".count + $0.1.joined(separator: " ").count }.max()!
+        // One table row; ours also gets its ratios to the peer's figures.
+        func row(_ label: String, wall: Double, cpu: Double, peer: (wall: Double, cpu: Double)? = nil) {
+            let ratios = peer.map { pad(ratio(wall, $0.wall), 12) + ratio(cpu, $0.cpu) } ?? ""
+            print(pad(label, labelWidth) + pad(fmt3(wall), 10) + pad(fmt3(cpu), 14) + ratios)
+        }
         print("read benchmark: \(sql), \(repeats) alternating runs of each client")
-        print(pad("run", 44) + pad("wall s", 10) + pad("client CPU s", 14) + pad("wall ratio", 12) + "CPU ratio")
+        print(pad("run", labelWidth) + pad("wall s", 10) + pad("client CPU s", 14) + pad("wall ratio", 12) + "CPU ratio")
         for (method, flags) in methods {
+            let peerLabel = "clickhouse-client \(flags.joined(separator: " "))", ourLabel = "ClickHouseNative (\(method.rawValue))"
             var peers: [Measurement] = []
             var ours: [Measurement] = []
             let connection = try await ClickHouseConnection.connect(server.configuration(method))
             for run in 1...max(1, repeats) {
-                let peer = try Measurement.child(server.clientArguments + flags.split(separator: " ").map(String.init) + ["--format", "Null", "--query", sql])
+                let peer = try Measurement.child(server.clientArguments + flags + ["--format", "Null", "--query", sql])
                 var received = 0
                 let mine = try await Measurement.inProcess {
                     for try await block in try await connection.query(sql) { received += block.rowCount }
@@ -46,16 +53,13 @@ struct ReadBenchmark: AsyncParsableCommand {
                 guard received == rows else { throw ValidationFailure("received \(received) rows, expected \(rows)") }
                 peers.append(peer)
                 ours.append(mine)
-                print(pad("  run \(run): clickhouse-client \(flags)", 44) + pad(fmt3(peer.wallSeconds), 10) + pad(fmt3(peer.cpuSeconds), 14))
-                print(pad("  run \(run): ClickHouseNative (\(method.rawValue))", 44) + pad(fmt3(mine.wallSeconds), 10) + pad(fmt3(mine.cpuSeconds), 14)
-                      + pad(ratio(mine.wallSeconds, peer.wallSeconds), 12) + ratio(mine.cpuSeconds, peer.cpuSeconds))
+                row("  run \(run): \(peerLabel)", wall: peer.wallSeconds, cpu: peer.cpuSeconds)
+                row("  run \(run): \(ourLabel)", wall: mine.wallSeconds, cpu: mine.cpuSeconds, peer: (peer.wallSeconds, peer.cpuSeconds))
             }
             await connection.close()
-            let peerWall = median(peers.map(\.wallSeconds)), peerCPU = median(peers.map(\.cpuSeconds))
-            let ourWall = median(ours.map(\.wallSeconds)), ourCPU = median(ours.map(\.cpuSeconds))
-            print(pad("median clickhouse-client \(flags)", 44) + pad(fmt3(peerWall), 10) + pad(fmt3(peerCPU), 14))
-            print(pad("median ClickHouseNative (\(method.rawValue))", 44) + pad(fmt3(ourWall), 10) + pad(fmt3(ourCPU), 14)
-                  + pad(ratio(ourWall, peerWall), 12) + ratio(ourCPU, peerCPU))
+            let peerMedian = (wall: median(peers.map(\.wallSeconds)), cpu: median(peers.map(\.cpuSeconds)))
+            row("median \(peerLabel)", wall: peerMedian.wall, cpu: peerMedian.cpu)
+            row("median \(ourLabel)", wall: median(ours.map(\.wallSeconds)), cpu: median(ours.map(\.cpuSeconds)), peer: peerMedian)
         }
     }
 }
