@@ -21,6 +21,11 @@ struct ReadBenchmark: AsyncParsableCommand {
     @Option(help: "Runs of each client, alternating; the table shows each run and the medians.") var repeats = 5
     @Option(help: "Network compression methods to run, comma-separated (none, lz4, zstd).") var compression = "none,lz4"
 
+    func validate() throws {
+        guard repeats >= 1 else { throw ValidationError("--repeats must be at least 1") }
+        guard rows >= 1 else { throw ValidationError("--rows must be at least 1") }
+    }
+
     func run() async throws {
         let sql = "SELECT number FROM system.numbers_mt LIMIT \(rows)"
         let methods = try compression.split(separator: ",").map { name -> (CompressionMethod, [String]) in
@@ -44,7 +49,7 @@ struct ReadBenchmark: AsyncParsableCommand {
             var peers: [Measurement] = []
             var ours: [Measurement] = []
             let connection = try await ClickHouseConnection.connect(server.configuration(method))
-            for run in 1...max(1, repeats) {
+            for run in 1...repeats {
                 let peer = try Measurement.child(server.clientArguments + flags + ["--format", "Null", "--query", sql])
                 var received = 0
                 let mine = try await Measurement.inProcess {
