@@ -52,10 +52,14 @@ protocol ColumnCodec: Sendable {
     func write(_ column: any Column, to writer: inout ByteWriter) throws
     /// Bytes per value when every value takes the same (no prefix, no lengths); nil otherwise.
     var fixedWidth: Int? { get }
+    /// A column of `count` values to be filled with their wire bytes as they arrive; nil for
+    /// types whose values are not their wire bytes.
+    func makeDirectFill(name: String, count: Int) -> (any DirectColumnFill)?
 }
 
 extension ColumnCodec {
     var fixedWidth: Int? { nil }
+    func makeDirectFill(name: String, count: Int) -> (any DirectColumnFill)? { nil }
     func readPrefix(_ reader: inout ByteReader) throws -> PrefixState { .none }
     func writePrefix(_ column: any Column, to writer: inout ByteWriter) throws {}
 

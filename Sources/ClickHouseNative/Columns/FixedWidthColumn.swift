@@ -57,6 +57,59 @@ struct FixedWidthCodec<Element: BitwiseCopyable & Sendable>: ColumnCodec {
     func write(_ column: any Column, to writer: inout ByteWriter) throws {
         writer.writeFixedWidthArray(try cast(column, to: FixedWidthColumn<Element>.self).values)
     }
+
+    func makeDirectFill(name: String, count: Int) -> (any DirectColumnFill)? {
+        FixedWidthFill<Element>(name: name, type: type, count: count)
+    }
+}
+
+/// A column whose wire bytes are copied into its array as they arrive, piece by piece.
+protocol DirectColumnFill: AnyObject {
+    var name: String { get }
+    /// Bytes still to come.
+    var remainingBytes: Int { get }
+    /// Takes as many of the reader's bytes as the column still needs.
+    func take(from reader: inout ByteReader)
+    /// The column, once ``remainingBytes`` is 0.
+    func finish() -> any Column
+}
+
+/// Lets a large fixed-width column that arrives over many socket reads be copied from each read
+/// straight into its array, instead of into a buffer first and into the array once all is here.
+final class FixedWidthFill<Element: BitwiseCopyable & Sendable>: DirectColumnFill {
+    let name: String
+    let type: ClickHouseType
+    private var values: [Element]
+    private var filled = 0
+    private let byteCount: Int
+
+    init(name: String, type: ClickHouseType, count: Int) {
+        self.name = name
+        self.type = type
+        self.byteCount = count * MemoryLayout<Element>.stride
+        // Left uninitialized: every byte is written by `take` before `finish` hands the array out,
+        // and zeroing it first would touch each page once more than the copy does.
+        self.values = [Element](unsafeUninitializedCapacity: count) { _, initialized in initialized = count }
+    }
+
+    var remainingBytes: Int { byteCount - filled }
+
+    func take(from reader: inout ByteReader) {
+        let count = min(reader.remaining, remainingBytes)
+        guard count > 0, let source = reader.base.baseAddress else { return }
+        let offset = filled
+        values.withUnsafeMutableBytes { destination in
+            (destination.baseAddress! + offset).copyMemory(from: source + reader.offset, byteCount: count)
+        }
+        filled += count
+        reader.offset += count
+    }
+
+    func finish() -> any Column {
+        precondition(remainingBytes == 0, "a column handed out before all its bytes arrived")
+        defer { values = [] }
+        return FixedWidthColumn(type: type, values: values)
+    }
 }
 
 /// `Nothing`: no values, one placeholder byte per row.

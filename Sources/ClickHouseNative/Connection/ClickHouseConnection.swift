@@ -23,8 +23,13 @@ public actor ClickHouseConnection {
     public nonisolated let configuration: ClickHouseConfiguration
     private var machine = ConnectionStateMachine()
     private var decoder = ServerPacketDecoder()
-    private var buffer: [UInt8] = []
-    private var start = 0
+    /// Bytes of a packet that one chunk did not complete, carried until the next ones do.
+    private var carry: [UInt8] = []
+    /// Where the undecoded bytes in `carry` start.
+    private var carryStart = 0
+    /// The last chunk read, from its first byte not yet decoded or carried.
+    private var chunk: ByteBuffer?
+    /// Bytes the decoder needs (from where it resumes) before it is worth trying again.
     private var required = 0
     private var queryToken = 0
     private var cancelSent = false
@@ -386,48 +391,93 @@ public actor ClickHouseConnection {
         return .closed(reason)
     }
 
+    /// The next packet. Bytes are decoded straight from the chunk they arrived in while nothing
+    /// is carried over, so the columns of a large block take their bytes from each chunk directly;
+    /// only the part of a packet that a chunk ends inside is copied into `carry`.
     private func nextPacket() async throws -> ServerPacket {
         while true {
-            if buffer.count > start && buffer.count >= required {
-                let decoder = self.decoder
-                let offset = start
-                do {
-                    let (packet, end) = try buffer.withUnsafeBytes { raw -> (ServerPacket, Int) in
-                        var reader = ByteReader(raw, offset: offset)
-                        let packet = try decoder.decode(&reader)
-                        return (packet, reader.offset)
-                    }
-                    start = end
-                    required = 0
-                    return packet
-                } catch let need as NeedMoreData {
-                    required = max(need.minimumBufferSize, buffer.count + 1)
-                } catch let error as ClickHouseProtocolError {
-                    throw fail(error.message)
-                } catch {
-                    throw fail("cannot decode a server packet: \(error)")
+            let carried = carry.count - carryStart
+            if carried > 0 && carried >= required {
+                let bytes = carry
+                var position = carryStart
+                let packet = try bytes.withUnsafeBytes { raw in try decodePacket(raw, from: position, advancing: &position) }
+                carryStart = position
+                if let packet { return packet }
+                continue
+            }
+            if var chunk, chunk.readableBytes > 0 {
+                if carried > 0 {
+                    // Complete the carried bytes. While only a little is carried (a packet or column
+                    // header), take just what the decoder asked for: once it has got past the
+                    // header, the rest of the chunk is decoded where it is.
+                    let wanted = carried < Self.smallCarry ? max(required - carried, Self.smallCarry) : chunk.readableBytes
+                    let taken = min(wanted, chunk.readableBytes)
+                    chunk.withUnsafeReadableBytes { carry.append(contentsOf: UnsafeRawBufferPointer(rebasing: $0[..<taken])) }
+                    chunk.moveReaderIndex(forwardBy: taken)
+                    self.chunk = chunk
+                    continue
                 }
+                carry.removeAll(keepingCapacity: true)
+                carryStart = 0
+                if chunk.readableBytes >= required {
+                    var consumed = 0
+                    let packet = try chunk.withUnsafeReadableBytes { raw in try decodePacket(raw, from: 0, advancing: &consumed) }
+                    chunk.moveReaderIndex(forwardBy: consumed)
+                    if let packet {
+                        self.chunk = chunk
+                        return packet
+                    }
+                }
+                // The chunk ends inside a packet: carry the rest of it.
+                chunk.withUnsafeReadableBytes { carry.append(contentsOf: $0) }
+                self.chunk = nil
+                continue
             }
-            let chunk: ByteBuffer?
-            do {
-                chunk = try await channel.eventLoop.flatSubmit { [handler, channel, configuration] in
-                    handler.nextChunk(eventLoop: channel.eventLoop, timeout: configuration.readTimeout.timeAmount)
-                }.get()
-            } catch let error as ClickHouseConnectionError {
-                if case let .timeout(what) = error { _ = fail(what) }
-                throw error
-            } catch {
-                throw fail("read failed: \(error)")
+            if carryStart > 0 && carryStart >= carry.count / 2 {
+                carry.removeFirst(carryStart)
+                carryStart = 0
             }
-            guard let chunk else { throw fail("the server closed the connection") }
-            if start > 0 && start >= buffer.count / 2 {
-                buffer.removeFirst(start)
-                required = max(0, required - start)
-                decoder.partialBlock.bufferDropped(start)
-                start = 0
-            }
-            chunk.withUnsafeReadableBytes { buffer.append(contentsOf: $0) }
+            chunk = try await readChunk()
         }
+    }
+
+    /// Below this many carried bytes, a chunk is added to the carry a piece at a time.
+    private static let smallCarry = 4096
+
+    /// Decodes one packet at `offset`; nil when the bytes end inside it (`offset` then advances to
+    /// where the decoder resumes, and `required` says how much it needs from there).
+    private func decodePacket(_ bytes: UnsafeRawBufferPointer, from offset: Int, advancing position: inout Int) throws -> ServerPacket? {
+        do {
+            var reader = ByteReader(bytes, offset: offset)
+            let packet = try decoder.decode(&reader)
+            position = reader.offset
+            required = 0
+            return packet
+        } catch let need as NeedMoreData {
+            position = need.resumeOffset
+            required = need.minimumBytes
+            return nil
+        } catch let error as ClickHouseProtocolError {
+            throw fail(error.message)
+        } catch {
+            throw fail("cannot decode a server packet: \(error)")
+        }
+    }
+
+    private func readChunk() async throws -> ByteBuffer {
+        let chunk: ByteBuffer?
+        do {
+            chunk = try await channel.eventLoop.flatSubmit { [handler, channel, configuration] in
+                handler.nextChunk(eventLoop: channel.eventLoop, timeout: configuration.readTimeout.timeAmount)
+            }.get()
+        } catch let error as ClickHouseConnectionError {
+            if case let .timeout(what) = error { _ = fail(what) }
+            throw error
+        } catch {
+            throw fail("read failed: \(error)")
+        }
+        guard let chunk else { throw fail("the server closed the connection") }
+        return chunk
     }
 }
 

@@ -119,13 +119,47 @@ public enum NativeFormat {
                 let bytes = ArraySlice(UnsafeRawBufferPointer(rebasing: reader.base[start..<reader.offset]))
                 return NamedColumn(name, EncodedColumn(type: type, count: rows, bytes: bytes))
             }
-            let codec = try makeCodec(for: type)
-            let prefix = try codec.readPrefix(&reader)
-            return NamedColumn(name, try codec.read(&reader, count: rows, prefix: prefix))
+            return NamedColumn(name, try readColumnData(&reader, type: type, rows: rows))
         } catch {
             throw columnError(error, name: name, typeName: typeName)
         }
     }
+
+    /// A column's values after its header. Errors are the codec's own (see ``columnError(_:name:typeName:)``).
+    static func readColumnData(_ reader: inout ByteReader, type: ClickHouseType, rows: Int) throws -> any Column {
+        if rows == 0 { return try emptyColumn(type) }
+        let codec = try makeCodec(for: type)
+        let prefix = try codec.readPrefix(&reader)
+        return try codec.read(&reader, count: rows, prefix: prefix)
+    }
+
+    /// Like ``readColumnData(_:type:rows:)``, except that when the bytes of a fixed-width column
+    /// are not all here its array is allocated at full size, takes what is here, and is returned to
+    /// take the rest as it arrives.
+    static func readColumnDataOrBeginFill(_ reader: inout ByteReader, name: String, type: ClickHouseType,
+                                          rows: Int) throws -> ColumnDataRead {
+        if rows == 0 { return .complete(try emptyColumn(type)) }
+        let codec = try makeCodec(for: type)
+        if let width = codec.fixedWidth {
+            let (bytes, overflow) = rows.multipliedReportingOverflow(by: width)
+            if !overflow, bytes > reader.remaining, bytes <= maximumDirectFillBytes,
+               let fill = codec.makeDirectFill(name: name, count: rows) {
+                fill.take(from: &reader)
+                return .filling(fill)
+            }
+        }
+        let prefix = try codec.readPrefix(&reader)
+        return .complete(try codec.read(&reader, count: rows, prefix: prefix))
+    }
+
+    enum ColumnDataRead {
+        case complete(any Column)
+        case filling(any DirectColumnFill)
+    }
+
+    /// Largest column allocated on the server's word before its bytes are here (a corrupt row
+    /// count must not make the client allocate without bound); larger ones wait until complete.
+    static let maximumDirectFillBytes = 64 << 20
 
     /// A column's name and type (and, on the wire, its serialization flag).
     static func readColumnHeader(_ reader: inout ByteReader, layout: BlockLayout) throws -> (name: String, typeName: String, type: ClickHouseType) {

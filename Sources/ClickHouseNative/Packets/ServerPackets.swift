@@ -88,38 +88,41 @@ enum ServerPacket: Sendable {
     case ignored(code: UInt64)
 }
 
-/// The input ends inside a packet: wait until at least `minimumBufferSize` bytes are buffered.
-struct NeedMoreData: Error {
-    var minimumBufferSize: Int
+/// The input ends inside a packet. The bytes before `resumeOffset` are taken: the decoder keeps
+/// what it made of them (a block's header and finished columns, a column being filled, frames
+/// decompressed). The next call must present the input from `resumeOffset` on, at least
+/// `minimumBytes` of it.
+struct NeedMoreData: Error, Equatable {
+    var resumeOffset: Int
+    var minimumBytes: Int
 }
 
 /// Decodes server packets from a buffer, given the negotiated revision and whether the current
-/// query compresses its blocks. Pure: no I/O; a packet that is not complete yet throws ``NeedMoreData``.
+/// query compresses its blocks. Pure: no I/O. A packet that is not complete yet throws
+/// ``NeedMoreData``; a block is assembled across such calls (``assembly``), so each byte of it is
+/// decoded about once however it is cut.
 struct ServerPacketDecoder: Sendable {
     var revision: UInt64 = ProtocolRevision.client
     var compression = false
-    /// What earlier attempts at a block that was not all here yet found (its frames decompressed,
-    /// its columns walked), shared by the copies of this decoder a connection makes.
-    let partialBlock = PartialBlockProgress()
+    /// The block packet being received, shared by the copies of this decoder a connection makes.
+    let assembly = BlockAssembly()
 
     var blockLayout: BlockLayout {
         BlockLayout.wire(revision: revision)
     }
 
-    /// Decodes the packet at the reader's position; on ``NeedMoreData`` the reader's position is undefined
-    /// and the caller retries from the packet's start once more bytes have arrived.
+    /// Decodes the packet at the reader's position, or resumes the block that an earlier call left
+    /// unfinished (see ``NeedMoreData``).
     func decode(_ reader: inout ByteReader) throws -> ServerPacket {
+        if assembly.kind != nil { return try resumeBlock(&reader) }
+        let packetStart = reader.offset
         do {
             return try decodePacket(&reader)
+        } catch let need as NeedMoreData {
+            throw need
         } catch let error as WireError {
-            switch error {
-            case let .unexpectedEnd(offset, needed, _): throw NeedMoreData(minimumBufferSize: offset + needed)
-            case let .lengthTooLarge(offset, length, _):
-                throw NeedMoreData(minimumBufferSize: offset + Int(clamping: length))
-            case .malformedVarUInt: throw ClickHouseProtocolError("malformed VarUInt in a server packet")
-            }
-        } catch let error as NativeFormatError where error.isTruncation {
-            throw NeedMoreData(minimumBufferSize: reader.base.count + 1)
+            guard let end = error.requiredEnd else { throw ClickHouseProtocolError("malformed VarUInt in a server packet") }
+            throw NeedMoreData(resumeOffset: packetStart, minimumBytes: end - packetStart)
         }
     }
 
@@ -130,11 +133,11 @@ struct ServerPacketDecoder: Sendable {
         }
         switch packet {
         case .hello: return .hello(try hello(&reader))
-        case .data: return .data(try dataBlock(&reader, compressed: compression))
-        case .totals: return .totals(try dataBlock(&reader, compressed: compression))
-        case .extremes: return .extremes(try dataBlock(&reader, compressed: compression))
-        case .log: return .log(try dataBlock(&reader, compressed: false))
-        case .profileEvents: return .profileEvents(try dataBlock(&reader, compressed: false))
+        case .data: return try beginBlock(.data, compressed: compression, &reader)
+        case .totals: return try beginBlock(.totals, compressed: compression, &reader)
+        case .extremes: return try beginBlock(.extremes, compressed: compression, &reader)
+        case .log: return try beginBlock(.log, compressed: false, &reader)
+        case .profileEvents: return try beginBlock(.profileEvents, compressed: false, &reader)
         case .exception: return .exception(try exception(&reader))
         case .progress: return .progress(try progress(&reader))
         case .pong: return .pong
@@ -199,124 +202,197 @@ struct ServerPacketDecoder: Sendable {
         }
         return progress
     }
-
-    private func dataBlock(_ reader: inout ByteReader, compressed: Bool) throws -> Block {
-        _ = try reader.readString()  // external table name; empty for results
-        guard compressed else { return try uncompressedBlock(&reader) }
-        // A block is one or more frames and always ends on a frame boundary. A packet that is not
-        // all here yet is attempted again as bytes arrive: the frames decompressed so far are kept
-        // (`partialBlock`), and completeness is found by walking the columns (resumed at the
-        // column that was cut), so a block of n frames costs n decompressions, not n²/2.
-        let progress = partialBlock
-        let blockStart = reader.offset
-        progress.begin(at: blockStart)
-        if progress.frames > 0 { reader.offset = blockStart + progress.nextFrameOffset }
-        let layout = blockLayout
-        do {
-            while true {
-                do { try CompressedFrame.read(&reader, appendingTo: progress.decompressed) } catch let error as CompressedFrameError {
-                    throw ClickHouseProtocolError("\(error)")
-                }
-                progress.frames += 1
-                progress.nextFrameOffset = reader.offset - blockStart
-                if progress.walking {
-                    // Checked after every frame: the bytes after the block's last frame are the next
-                    // packet, not a frame. The walk resumes at the column the last frame cut.
-                    let complete = try progress.decompressed.withUnsafeBytes { raw -> Bool in
-                        var walker = ByteReader(raw, offset: progress.scan.end)
-                        return try NativeFormat.scanEncodedBlock(&walker, blockStart: 0, layout: layout, scan: &progress.scan)
-                    }
-                    guard complete else { continue }
-                }
-                let outcome: (Block, Bool)? = try progress.decompressed.withUnsafeBytes { raw in
-                    var blockReader = ByteReader(raw)
-                    do {
-                        let block = try NativeFormat.readBlock(&blockReader, layout: layout)
-                        return (block, blockReader.isAtEnd)
-                    } catch let error as NativeFormatError where error.isTruncation && !progress.walking {
-                        progress.walking = true  // more frames to come: a walk decides from now on
-                        return nil
-                    }
-                }
-                if let (block, consumedAll) = outcome {
-                    progress.reset()
-                    guard consumedAll else { throw ClickHouseProtocolError("a compressed block did not end on a frame boundary") }
-                    return block
-                }
-            }
-        } catch let error as WireError {
-            // The next frame is not all here: keep what was decompressed, come back with more bytes.
-            throw error
-        } catch {
-            progress.reset()
-            throw error
-        }
-    }
 }
+
+// MARK: Blocks
 
 extension ServerPacketDecoder {
-    /// The first attempt decodes (most blocks arrive whole). When the block is cut, later attempts
-    /// walk its columns, resumed at the column that was cut, and decode it once it is all here,
-    /// instead of decoding it from the start again on every chunk.
-    fileprivate func uncompressedBlock(_ reader: inout ByteReader) throws -> Block {
-        let progress = partialBlock
-        let blockStart = reader.offset
-        let layout = blockLayout
-        progress.begin(at: blockStart)
-        if !progress.walking {
-            do {
-                return try NativeFormat.readBlock(&reader, layout: layout)
-            } catch let error as NativeFormatError where error.isTruncation {
-                progress.walking = true
-                throw error
-            }
-        }
-        var walker = reader
-        walker.offset = blockStart + progress.scan.end
-        let complete: Bool
+    /// After the packet code: the external table name (empty for results), then the block. Until
+    /// the name is read, a cut packet is retried from its start; after it, the block is assembled.
+    private func beginBlock(_ kind: BlockAssembly.Kind, compressed: Bool, _ reader: inout ByteReader) throws -> ServerPacket {
+        _ = try reader.readString()
+        assembly.begin(kind, compressed: compressed)
+        return try resumeBlock(&reader)
+    }
+
+    private func resumeBlock(_ reader: inout ByteReader) throws -> ServerPacket {
+        let assembly = self.assembly
         do {
-            complete = try NativeFormat.scanEncodedBlock(&walker, blockStart: blockStart, layout: layout, scan: &progress.scan)
+            let block = assembly.compressed ? try compressedBlock(&reader) : try uncompressedBlock(&reader)
+            let kind = assembly.kind!
+            assembly.reset()
+            switch kind {
+            case .data: return .data(block)
+            case .totals: return .totals(block)
+            case .extremes: return .extremes(block)
+            case .log: return .log(block)
+            case .profileEvents: return .profileEvents(block)
+            }
+        } catch let need as NeedMoreData {
+            throw need
         } catch {
-            progress.reset()
+            assembly.reset()
             throw error
         }
-        guard complete else { throw NativeFormatError("block not complete yet", isTruncation: true) }
-        progress.reset()
-        return try NativeFormat.readBlock(&reader, layout: layout)
+    }
+
+    /// Columns are decoded one by one as their bytes arrive and kept; a fixed-width column that is
+    /// cut is filled from each later input as it comes (``DirectColumnFill``), so its bytes are
+    /// copied once, straight from the socket's chunks into its array. A cut column of another
+    /// type is walked until complete (cheaper than decoding) and then decoded.
+    private func uncompressedBlock(_ reader: inout ByteReader) throws -> Block {
+        let assembly = self.assembly
+        let layout = blockLayout
+        if assembly.header == nil {
+            let headerStart = reader.offset
+            do {
+                if layout.hasBlockInfo { try NativeFormat.skipBlockInfo(&reader) }
+                let columnCount = try reader.readLength()
+                let rowCount = try reader.readVarUInt()
+                guard rowCount <= UInt64(Int.max) else { throw NativeFormatError("block row count \(rowCount) is impossible") }
+                assembly.header = (columnCount, Int(rowCount))
+                assembly.columns.reserveCapacity(columnCount)
+            } catch let error as WireError {
+                throw Self.needMore(error, resumingAt: headerStart, reader)
+            }
+        }
+        let (columnCount, rowCount) = assembly.header!
+        while assembly.columns.count < columnCount {
+            if let fill = assembly.fill {
+                fill.take(from: &reader)
+                guard fill.remainingBytes == 0 else { throw NeedMoreData(resumeOffset: reader.offset, minimumBytes: 1) }
+                assembly.columns.append(NamedColumn(fill.name, fill.finish()))
+                assembly.fill = nil
+                continue
+            }
+            let columnStart = reader.offset
+            let header: (name: String, typeName: String, type: ClickHouseType)
+            do { header = try NativeFormat.readColumnHeader(&reader, layout: layout) } catch let error as WireError {
+                throw Self.needMore(error, resumingAt: columnStart, reader)
+            }
+            do {
+                if assembly.walkingColumn {
+                    var walker = reader
+                    try EncodedExtent.skip(&walker, type: header.type, rows: rowCount)
+                    assembly.walkingColumn = false
+                }
+                switch try NativeFormat.readColumnDataOrBeginFill(&reader, name: header.name, type: header.type, rows: rowCount) {
+                case let .complete(column):
+                    assembly.columns.append(NamedColumn(header.name, column))
+                case let .filling(fill):
+                    assembly.fill = fill
+                    throw NeedMoreData(resumeOffset: reader.offset, minimumBytes: 1)  // it took all there was
+                }
+            } catch let need as NeedMoreData {
+                throw need
+            } catch {
+                let error = NativeFormat.columnError(error, name: header.name, typeName: header.typeName)
+                guard let truncation = error as? NativeFormatError, truncation.isTruncation else { throw error }
+                assembly.walkingColumn = true
+                throw NeedMoreData(resumeOffset: columnStart, minimumBytes: reader.base.count - columnStart + 1)
+            }
+        }
+        return Block(columns: assembly.columns, rowCount: rowCount)
+    }
+
+    /// A block is one or more frames and always ends on a frame boundary. Each frame is taken
+    /// (decompressed and kept) as soon as it is all here; completeness is found by walking the
+    /// decompressed columns, resumed at the column the last frame cut, so a block of n frames costs
+    /// n decompressions and about one walk.
+    private func compressedBlock(_ reader: inout ByteReader) throws -> Block {
+        let assembly = self.assembly
+        let layout = blockLayout
+        while true {
+            let frameStart = reader.offset
+            do { try CompressedFrame.read(&reader, appendingTo: assembly.decompressed) } catch let error as CompressedFrameError {
+                throw ClickHouseProtocolError("\(error)")
+            } catch let error as WireError {
+                throw Self.needMore(error, resumingAt: frameStart, reader)
+            }
+            if assembly.walking {
+                // Checked after every frame: the bytes after the block's last frame are the next
+                // packet, not a frame.
+                let complete = try assembly.decompressed.withUnsafeBytes { raw -> Bool in
+                    var walker = ByteReader(raw, offset: assembly.scan.end)
+                    return try NativeFormat.scanEncodedBlock(&walker, blockStart: 0, layout: layout, scan: &assembly.scan)
+                }
+                guard complete else { continue }
+            }
+            let outcome: (Block, Bool)? = try assembly.decompressed.withUnsafeBytes { raw in
+                var blockReader = ByteReader(raw)
+                do {
+                    let block = try NativeFormat.readBlock(&blockReader, layout: layout)
+                    return (block, blockReader.isAtEnd)
+                } catch let error as NativeFormatError where error.isTruncation && !assembly.walking {
+                    assembly.walking = true  // more frames to come: a walk decides from now on
+                    return nil
+                }
+            }
+            if let (block, consumedAll) = outcome {
+                guard consumedAll else { throw ClickHouseProtocolError("a compressed block did not end on a frame boundary") }
+                return block
+            }
+        }
+    }
+
+    private static func needMore(_ error: WireError, resumingAt offset: Int, _ reader: ByteReader) -> any Error {
+        guard let end = error.requiredEnd else { return ClickHouseProtocolError("malformed VarUInt in a server packet") }
+        return NeedMoreData(resumeOffset: offset, minimumBytes: max(end, reader.base.count + 1) - offset)
     }
 }
 
-/// A block being received: for a compressed one its frames decompressed so far, and the walk of
-/// its columns.
-final class PartialBlockProgress: @unchecked Sendable {
+extension WireError {
+    /// How long the input must be for the read that failed to get further; nil when more input
+    /// cannot help.
+    var requiredEnd: Int? {
+        switch self {
+        case let .unexpectedEnd(offset, needed, _):
+            let (end, overflow) = offset.addingReportingOverflow(needed)
+            return overflow ? Int.max : end
+        case let .lengthTooLarge(offset, length, _):
+            return offset + Int(clamping: min(length, UInt64(Int.max - offset)))
+        case .malformedVarUInt:
+            return nil
+        }
+    }
+}
+
+/// The block packet being received: its kind, and for an uncompressed block its header, the
+/// columns decoded so far and the column being filled; for a compressed one its frames
+/// decompressed so far and the walk of their columns.
+final class BlockAssembly: @unchecked Sendable {
     // @unchecked: used by one connection's decoding at a time (the connection is an actor).
-    var frames = 0
-    /// After the last decompressed frame, from the start of the block's first frame.
-    var nextFrameOffset = 0
+    enum Kind { case data, totals, extremes, log, profileEvents }
+
+    private(set) var kind: Kind?
+    private(set) var compressed = false
+    var header: (columnCount: Int, rowCount: Int)?
+    var columns: [NamedColumn] = []
+    var fill: (any DirectColumnFill)?
+    /// The column at the resume point was cut in its data: walk it before decoding it.
+    var walkingColumn = false
     /// Reused from block to block (see ``DecompressedBytes``).
     let decompressed = DecompressedBytes()
     var scan = NativeFormat.EncodedBlockScan()
-    /// A first attempt decoded the block and found it cut: later ones walk it until it is complete.
+    /// A first attempt decoded the decompressed frames and found them cut: later ones walk them.
     var walking = false
-    /// Where the block starts in the buffer being decoded: state for a block elsewhere is stale.
-    var blockStart = -1
 
-    /// Keeps the state when it belongs to the block at `offset`, starts afresh otherwise.
-    func begin(at offset: Int) {
-        if offset != blockStart { reset() }
-        blockStart = offset
-    }
+    /// True when no block is being received.
+    var isIdle: Bool { kind == nil }
 
-    /// The buffer dropped its first `count` bytes (which hold no part of this block).
-    func bufferDropped(_ count: Int) {
-        if blockStart >= 0 { blockStart -= count }
+    func begin(_ kind: Kind, compressed: Bool) {
+        reset()
+        self.kind = kind
+        self.compressed = compressed
     }
 
     func reset() {
-        blockStart = -1
-        frames = 0
+        kind = nil
+        header = nil
+        columns = []
+        fill = nil
+        walkingColumn = false
         walking = false
-        nextFrameOffset = 0
         decompressed.removeAll()
         scan = NativeFormat.EncodedBlockScan()
     }
