@@ -76,6 +76,9 @@ import Testing
                 waits += 1
                 start += need.resumeOffset
                 #expect(need.minimumBytes > available - start, "asked to wait for bytes it already had")
+                // A reader waits for this many before it wakes (SO_RCVLOWAT): asking for more than
+                // the server will send would hang the connection.
+                #expect(need.completingBytes <= stream.count - start, "asked to wait for bytes that never come")
                 if available == stream.count { throw need }
             }
         }
@@ -143,6 +146,7 @@ import Testing
                         start += consumed
                     } catch let need as NeedMoreData {
                         start += need.resumeOffset
+                        #expect(need.completingBytes <= stream.count - start, "cut at \(cut): waits for bytes that never come")
                         break
                     }
                 }
@@ -165,7 +169,7 @@ import Testing
         packet[0] = 0x01
         let decoder = ServerPacketDecoder(revision: 54412, compression: false)
         let cut = packet.count / 2
-        #expect(throws: NeedMoreData(resumeOffset: cut, minimumBytes: 1)) {
+        #expect(throws: NeedMoreData(resumeOffset: cut, minimumBytes: 1, completingBytes: packet.count - cut)) {
             try ByteReader.withReader(Array(packet[..<cut])) { reader in _ = try decoder.decode(&reader) }
         }
         #expect(decoder.assembly.fill?.remainingBytes == packet.count - cut)

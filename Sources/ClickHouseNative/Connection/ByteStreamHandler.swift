@@ -1,3 +1,8 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 import NIOCore
 import NIOTLS
 
@@ -17,9 +22,16 @@ final class ByteStreamHandler: ChannelInboundHandler, @unchecked Sendable {
     /// While a TLS handshake runs, the handler keeps reading on its own: the handshake needs the
     /// server's replies before any request bytes can go out.
     private var handshaking: Bool
+    /// The socket's receive low-water mark (`SO_RCVLOWAT`) as last set; only on plaintext
+    /// connections, where socket bytes are the protocol's bytes.
+    private var lowWater = 1
+    private let setsLowWater: Bool
+    /// Most bytes a read waits for at once.
+    static let maximumLowWater = 1 << 20
 
     init(expectsTLSHandshake: Bool = false) {
         self.handshaking = expectsTLSHandshake
+        self.setsLowWater = !expectsTLSHandshake
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -77,7 +89,13 @@ final class ByteStreamHandler: ChannelInboundHandler, @unchecked Sendable {
 
     /// The next chunk of bytes, nil at the end of the stream. Must be called on the event loop.
     /// Fails with a timeout (and closes the channel) when nothing arrives within `timeout`.
-    func nextChunk(eventLoop: EventLoop, timeout: TimeAmount) -> EventLoopFuture<ByteBuffer?> {
+    ///
+    /// `wanted` is how many bytes the reader needs before it can get on (the rest of a large
+    /// column, a compressed frame): the socket then wakes the event loop only once that many have
+    /// arrived (up to ``maximumLowWater``), instead of for every few dozen kilobytes while a fast
+    /// reader waits on a slower server. The reader must really need them all: the server sends
+    /// nothing more until they are taken.
+    func nextChunk(eventLoop: EventLoop, timeout: TimeAmount, wanted: Int = 1) -> EventLoopFuture<ByteBuffer?> {
         eventLoop.preconditionInEventLoop()
         if let buffer = pending.popFirst() { return eventLoop.makeSucceededFuture(buffer) }
         if let failure { return eventLoop.makeFailedFuture(failure) }
@@ -95,7 +113,19 @@ final class ByteStreamHandler: ChannelInboundHandler, @unchecked Sendable {
             waiter.fail(error)
             self.context?.close(promise: nil)
         }
+        setLowWater(wanted, context: context)
         context.read()
         return promise.futureResult
+    }
+
+    private func setLowWater(_ wanted: Int, context: ChannelHandlerContext) {
+        let mark = min(max(wanted, 1), Self.maximumLowWater)
+        guard setsLowWater, mark != lowWater, let options = context.channel.syncOptions else { return }
+        do {
+            try options.setOption(ChannelOptions.socketOption(NIOBSDSocket.Option(rawValue: SO_RCVLOWAT)), value: mark)
+            lowWater = mark
+        } catch {
+            // Not fatal: reads just wake up more often.
+        }
     }
 }

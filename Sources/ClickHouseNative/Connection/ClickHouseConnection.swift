@@ -31,6 +31,8 @@ public actor ClickHouseConnection {
     private var chunk: ByteBuffer?
     /// Bytes the decoder needs (from where it resumes) before it is worth trying again.
     private var required = 0
+    /// Bytes (from where it resumes) that would finish what the decoder is receiving.
+    private var completing = 0
     private var queryToken = 0
     private var cancelSent = false
     private var eventHandler: (@Sendable (QueryEvent) -> Void)?
@@ -459,10 +461,12 @@ public actor ClickHouseConnection {
             let packet = try decoder.decode(&reader)
             position = reader.offset
             required = 0
+            completing = 0
             return packet
         } catch let need as NeedMoreData {
             position = need.resumeOffset
             required = need.minimumBytes
+            completing = need.completingBytes
             return nil
         } catch let error as ClickHouseProtocolError {
             throw fail(error.message)
@@ -474,7 +478,11 @@ public actor ClickHouseConnection {
     private func readChunk() async throws -> ByteBuffer {
         let chunk: ByteBuffer?
         do {
-            chunk = try await handler.nextChunk(eventLoop: channel.eventLoop, timeout: configuration.readTimeout.timeAmount).get()
+            // Called only when every byte read so far is taken or carried, so the socket needs to
+            // hold what the decoder still lacks before a read is worth a wake-up.
+            let lacking = max(required, completing) - (carry.count - carryStart)
+            chunk = try await handler.nextChunk(eventLoop: channel.eventLoop, timeout: configuration.readTimeout.timeAmount,
+                                                wanted: lacking).get()
         } catch let error as ClickHouseConnectionError {
             if case let .timeout(what) = error { _ = fail(what) }
             throw error

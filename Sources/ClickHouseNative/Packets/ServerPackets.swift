@@ -91,10 +91,18 @@ enum ServerPacket: Sendable {
 /// The input ends inside a packet. The bytes before `resumeOffset` are taken: the decoder keeps
 /// what it made of them (a block's header and finished columns, a column being filled, frames
 /// decompressed). The next call must present the input from `resumeOffset` on, at least
-/// `minimumBytes` of it.
+/// `minimumBytes` of it. `completingBytes` (at least `minimumBytes`) is how many would finish what
+/// is being received (a column being filled, a frame): a reader may wait for that many at once.
 struct NeedMoreData: Error, Equatable {
     var resumeOffset: Int
     var minimumBytes: Int
+    var completingBytes: Int
+
+    init(resumeOffset: Int, minimumBytes: Int, completingBytes: Int? = nil) {
+        self.resumeOffset = resumeOffset
+        self.minimumBytes = minimumBytes
+        self.completingBytes = max(minimumBytes, completingBytes ?? minimumBytes)
+    }
 }
 
 /// Decodes server packets from a buffer, given the negotiated revision and whether the current
@@ -260,7 +268,9 @@ extension ServerPacketDecoder {
         while assembly.columns.count < columnCount {
             if let fill = assembly.fill {
                 fill.take(from: &reader)
-                guard fill.remainingBytes == 0 else { throw NeedMoreData(resumeOffset: reader.offset, minimumBytes: 1) }
+                guard fill.remainingBytes == 0 else {
+                    throw NeedMoreData(resumeOffset: reader.offset, minimumBytes: 1, completingBytes: fill.remainingBytes)
+                }
                 assembly.columns.append(NamedColumn(fill.name, fill.finish()))
                 assembly.fill = nil
                 continue
@@ -281,7 +291,8 @@ extension ServerPacketDecoder {
                     assembly.columns.append(NamedColumn(header.name, column))
                 case let .filling(fill):
                     assembly.fill = fill
-                    throw NeedMoreData(resumeOffset: reader.offset, minimumBytes: 1)  // it took all there was
+                    // It took all there was.
+                    throw NeedMoreData(resumeOffset: reader.offset, minimumBytes: 1, completingBytes: fill.remainingBytes)
                 }
             } catch let need as NeedMoreData {
                 throw need
