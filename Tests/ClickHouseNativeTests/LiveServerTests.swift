@@ -107,6 +107,42 @@ import Testing
         await connection.close()
     }
 
+    /// A consumer that stops taking blocks stops the reading: the server is held back by the full
+    /// socket instead of the client taking in the whole result (1.6 GB here). Unthrottled, the
+    /// server would be through all of it in about a second.
+    @Test(arguments: [CompressionMethod.none, .lz4])
+    func slowConsumerHoldsTheServerBack(compression: CompressionMethod) async throws {
+        let connection = try await Self.connect(compression)
+        let observer = try await Self.connect()
+        let queryID = "backpressure-\(UUID().uuidString)"
+        var blocks = try await connection.query("SELECT number FROM system.numbers LIMIT 200000000", queryID: queryID).makeAsyncIterator()
+        var taken = 0
+        while taken < 1_000_000, let block = try await blocks.next() { taken += block.rowCount }
+        try await Task.sleep(for: .seconds(2))
+        let progress = try await observer.collect("SELECT read_rows FROM system.processes WHERE query_id = '\(queryID)'")
+        let readRows = try #require(progress.last?["read_rows"] as? FixedWidthColumn<UInt64>).values
+        #expect(readRows.count == 1, "the query is still running")
+        #expect(readRows.allSatisfy { $0 < 20_000_000 }, "the server read \(readRows) rows while the client took \(taken)")
+        // The next request cancels and drains the abandoned query.
+        #expect(Self.rows(try await connection.collect("SELECT 6 AS six")) == "{\"six\":6}\n")
+        await connection.close()
+        await observer.close()
+    }
+
+    /// A server that sends nothing for longer than the read timeout: a timeout error naming it,
+    /// and the connection is closed rather than left with a reply half read.
+    @Test func silentServerTimesOut() async throws {
+        var configuration = Self.configuration(.none)
+        configuration.readTimeout = .seconds(1)
+        let connection = try await ClickHouseConnection.connect(configuration)
+        // interactive_delay (microseconds) keeps the server from sending Progress while it sleeps.
+        await #expect(throws: ClickHouseConnectionError.timeout("no data from the server for 1000 ms")) {
+            try await connection.execute("SELECT sleep(3)", settings: [QuerySetting("interactive_delay", "10000000")])
+        }
+        #expect(await !connection.isUsable)
+        await #expect(throws: ClickHouseConnectionError.self) { try await connection.ping() }
+    }
+
     @Test func taskCancellationCancelsTheQuery() async throws {
         let connection = try await Self.connect()
         let task = Task {
