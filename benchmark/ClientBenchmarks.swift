@@ -24,18 +24,24 @@ struct ReadBenchmark: AsyncParsableCommand {
     func validate() throws {
         guard repeats >= 1 else { throw ValidationError("--repeats must be at least 1") }
         guard rows >= 1 else { throw ValidationError("--rows must be at least 1") }
+        _ = try methods()
     }
 
-    func run() async throws {
-        let sql = "SELECT number FROM system.numbers_mt LIMIT \(rows)"
-        let methods = try compression.split(separator: ",").map { name -> (CompressionMethod, [String]) in
+    /// Each method named in `--compression`, with the clickhouse-client flags that match it.
+    func methods() throws -> [(CompressionMethod, [String])] {
+        try compression.split(separator: ",").map { name -> (CompressionMethod, [String]) in
             switch name {
             case "none": return (.none, ["--compression", "0"])
             case "lz4": return (.lz4, ["--compression", "1"])
             case "zstd": return (.zstd, ["--compression", "1", "--network_compression_method", "zstd"])
-            default: throw ValidationFailure("unknown compression method \(name)")
+            default: throw ValidationError("unknown compression method \(name) (none, lz4, zstd)")
             }
         }
+    }
+
+    func run() async throws {
+        let sql = "SELECT number FROM system.numbers_mt LIMIT \(rows)"
+        let methods = try methods()
         let labelWidth = 2 + methods.map { "  run \(repeats): clickhouse-client ".count + $0.1.joined(separator: " ").count }.max()!
         // One table row; ours also gets its ratios to the peer's figures.
         func row(_ label: String, wall: Double, cpu: Double, peer: (wall: Double, cpu: Double)? = nil) {
