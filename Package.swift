@@ -93,7 +93,8 @@ let package = Package(
 
         .testTarget(
             name: "ClickHouseNativeTests",
-            dependencies: ["ClickHouseNative", .product(name: "NIOSSL", package: "swift-nio-ssl")]
+            dependencies: ["ClickHouseNative", .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                           .product(name: "NIOPosix", package: "swift-nio")]
         ),
         .testTarget(name: "KafkaTests", dependencies: ["Kafka"]),
         .testTarget(name: "EventPipelineTests", dependencies: ["EventPipeline"]),

@@ -42,7 +42,10 @@ struct ReadBenchmark: AsyncParsableCommand {
     func run() async throws {
         let sql = "SELECT number FROM system.numbers_mt LIMIT \(rows)"
         let methods = try methods()
-        let labelWidth = 2 + methods.map { "  run \(repeats): clickhouse-client ".count + $0.1.joined(separator: " ").count }.max()!
+        let labelWidth = 2 + methods.map { method, flags in
+            max("  run \(repeats): clickhouse-client \(flags.joined(separator: " "))".count,
+                "  run \(repeats): ClickHouseNative (\(method.rawValue), consumer on its event loop)".count)
+        }.max()!
         // One table row; ours also gets its ratios to the peer's figures.
         func row(_ label: String, wall: Double, cpu: Double, peer: (wall: Double, cpu: Double)? = nil) {
             let ratios = peer.map { pad(ratio(wall, $0.wall), 12) + ratio(cpu, $0.cpu) } ?? ""
@@ -51,26 +54,42 @@ struct ReadBenchmark: AsyncParsableCommand {
         print("read benchmark: \(sql), \(repeats) alternating runs of each client")
         print(pad("run", labelWidth) + pad("wall s", 10) + pad("client CPU s", 14) + pad("wall ratio", 12) + "CPU ratio")
         for (method, flags) in methods {
-            let peerLabel = "clickhouse-client \(flags.joined(separator: " "))", ourLabel = "ClickHouseNative (\(method.rawValue))"
+            let peerLabel = "clickhouse-client \(flags.joined(separator: " "))"
+            // Two ways of consuming: from a task on Swift's global executor (what code gets by
+            // default), and from a task on the connection's event loop (`taskExecutor`).
+            let consumers: [(label: String, onEventLoop: Bool)] = [
+                ("ClickHouseNative (\(method.rawValue))", false),
+                ("ClickHouseNative (\(method.rawValue), consumer on its event loop)", true),
+            ]
             var peers: [Measurement] = []
-            var ours: [Measurement] = []
+            var ours = Array(repeating: [Measurement](), count: consumers.count)
             let connection = try await ClickHouseConnection.connect(server.configuration(method))
             for run in 1...repeats {
                 let peer = try Measurement.child(server.clientArguments + flags + ["--format", "Null", "--query", sql])
-                var received = 0
-                let mine = try await Measurement.inProcess {
-                    for try await block in try await connection.query(sql) { received += block.rowCount }
-                }
-                guard received == rows else { throw ValidationFailure("received \(received) rows, expected \(rows)") }
                 peers.append(peer)
-                ours.append(mine)
                 row("  run \(run): \(peerLabel)", wall: peer.wallSeconds, cpu: peer.cpuSeconds)
-                row("  run \(run): \(ourLabel)", wall: mine.wallSeconds, cpu: mine.cpuSeconds, peer: (peer.wallSeconds, peer.cpuSeconds))
+                // Which consumer goes first alternates from run to run, as the peer's place does not.
+                let order = run % 2 == 1 ? Array(consumers.indices) : consumers.indices.reversed()
+                for index in order {
+                    let consumer = consumers[index]
+                    var received = 0
+                    let mine = try await Measurement.inProcess {
+                        let executor: (any TaskExecutor)? = consumer.onEventLoop ? connection.taskExecutor : nil
+                        try await withTaskExecutorPreference(executor) {
+                            for try await block in try await connection.query(sql) { received += block.rowCount }
+                        }
+                    }
+                    guard received == rows else { throw ValidationFailure("received \(received) rows, expected \(rows)") }
+                    ours[index].append(mine)
+                    row("  run \(run): \(consumer.label)", wall: mine.wallSeconds, cpu: mine.cpuSeconds, peer: (peer.wallSeconds, peer.cpuSeconds))
+                }
             }
             await connection.close()
             let peerMedian = (wall: median(peers.map(\.wallSeconds)), cpu: median(peers.map(\.cpuSeconds)))
             row("median \(peerLabel)", wall: peerMedian.wall, cpu: peerMedian.cpu)
-            row("median \(ourLabel)", wall: median(ours.map(\.wallSeconds)), cpu: median(ours.map(\.cpuSeconds)), peer: peerMedian)
+            for (index, consumer) in consumers.enumerated() {
+                row("median \(consumer.label)", wall: median(ours[index].map(\.wallSeconds)), cpu: median(ours[index].map(\.cpuSeconds)), peer: peerMedian)
+            }
         }
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import NIOPosix
 import NIOSSL
 import Testing
 @testable import ClickHouseNative
@@ -104,6 +105,29 @@ import Testing
         // The next request drains the abandoned one (Cancel, then read to EndOfStream).
         #expect(Self.rows(try await connection.collect("SELECT 4 AS four")) == "{\"four\":4}\n")
         #expect(await connection.isUsable)
+        await connection.close()
+    }
+
+    /// A consumer run on the connection's event loop (`taskExecutor`) gets every block there, the
+    /// same as anywhere else, and the connection is reusable after it.
+    @Test(arguments: [CompressionMethod.none, .lz4])
+    func consumerOnTheConnectionsEventLoop(compression: CompressionMethod) async throws {
+        let connection = try await Self.connect(compression)
+        let (rows, sum, everyBlockOnALoop) = try await withTaskExecutorPreference(connection.taskExecutor) {
+            var rows = 0
+            var sum: UInt64 = 0
+            var onLoop = true
+            for try await block in try await connection.query("SELECT number FROM system.numbers LIMIT 3000000") {
+                guard block.rowCount > 0 else { continue }
+                rows += block.rowCount
+                sum = try #require(block["number"] as? FixedWidthColumn<UInt64>).values.reduce(sum, &+)
+                onLoop = onLoop && MultiThreadedEventLoopGroup.currentEventLoop != nil
+            }
+            return (rows, sum, onLoop)
+        }
+        #expect(rows == 3_000_000 && sum == 4_499_998_500_000)
+        #expect(everyBlockOnALoop)
+        #expect(Self.rows(try await connection.collect("SELECT 7 AS seven")) == "{\"seven\":7}\n")
         await connection.close()
     }
 

@@ -46,6 +46,13 @@ public actor ClickHouseConnection {
         channel.eventLoop.executor.asUnownedSerialExecutor()
     }
 
+    /// An executor on the same event loop, for a task that consumes this connection's results:
+    /// `try await withTaskExecutorPreference(connection.taskExecutor) { for try await block in ... }`
+    /// keeps the consumer on the thread that decodes the blocks, which saves two thread wake-ups
+    /// per block. Keep such a consumer's own work short: it holds up the connection's reads
+    /// (and those of any other connection on that event loop) while it runs.
+    public nonisolated var taskExecutor: any TaskExecutor { EventLoopTaskExecutor(channel.eventLoop) }
+
     /// What the server said about itself.
     public var server: ServerInfo { info! }
     /// False once the connection is closed or was found broken.
