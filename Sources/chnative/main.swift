@@ -167,7 +167,11 @@ struct Query: AsyncParsableCommand {
             let result = try await connection.query(query, parameters: ChNative.parameters, onEvent: { event in
                 if case let .progress(p) = event { progress.add(p) }
             })
-            for try await block in result { try printer.print(block) }
+            // Printing on the connection's event loop: one thread decodes and prints, with no
+            // hand-over between threads per block (this process has only this connection).
+            try await withTaskExecutorPreference(connection.taskExecutor) {
+                for try await block in result { try printer.print(block) }
+            }
             printer.flush()
             progress.finish()
         }
