@@ -10,6 +10,11 @@ import Foundation
 func decodeEverything(_ bytes: UnsafeRawBufferPointer) {
     for (revision, compression) in [(UInt64(54412), false), (54460, false), (54460, true)] {
         ServerPacketFuzzing.decodeAll(bytes, revision: revision, compression: compression)
+        // And in pieces, as from a socket: every resume point of the decoder, checked against the above.
+        // Pieces of 1/1 to 1/128 of the input (down to single bytes for small inputs), so a large
+        // input costs a few times its whole decoding rather than thousands.
+        let piece = bytes.isEmpty ? 1 : max(1, bytes.count >> (Int(bytes[bytes.count - 1]) % 8))
+        ServerPacketFuzzing.decodeInPieces(bytes, piece: piece, revision: revision, compression: compression)
     }
     ServerPacketFuzzing.decodeLZ4(bytes)
 }

@@ -16,6 +16,16 @@ import Testing
         _ = input.withUnsafeBytes { ServerPacketFuzzing.decodeAll($0, revision: 54460, compression: false) }
     }
 
+    @Test func stringLengthAtTheEndOfTheInputAsksForMore() {
+        // Found by scripts/fuzz (2026-12-03): a ProfileEvents packet cut after the length of its
+        // table name. The length was checked against the bytes left, and the wait asked for fewer
+        // bytes than were there, so a connection would have decoded the same bytes again forever.
+        let input: [UInt8] = [0x0E, 0x01, 0x68, 0x00]
+        for revision: UInt64 in [54412, 54460] {
+            #expect(input.withUnsafeBytes { ServerPacketFuzzing.decodeInPieces($0, piece: 1, revision: revision, compression: false) } == 0)
+        }
+    }
+
     /// A small deterministic generator (SplitMix64), so failures reproduce.
     struct SplitMix64: RandomNumberGenerator {
         var state: UInt64

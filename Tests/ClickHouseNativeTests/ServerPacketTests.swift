@@ -123,12 +123,19 @@ import Testing
         try ClientPackets.data(block, compression: nil, revision: 54412, to: &writer)
         var packet = writer.bytes
         packet[0] = 0x01
-        let stream = packet + [0x03, 0x01, 0x01, 0x00] + [0x05]  // then Progress and EndOfStream
+        var exception = ByteWriter()  // a packet with strings outside any block
+        exception.writeVarUInt(2)
+        exception.writeInteger(Int32(60))
+        exception.writeString("DB::Exception")
+        exception.writeString("Table default.x doesn't exist.")
+        exception.writeString("")
+        exception.writeUInt8(0)
+        let stream = packet + [0x03, 0x01, 0x01, 0x00] + exception.bytes + [0x05]  // then Progress, Exception, EndOfStream
         let expected = try NativeFormat.encodeBlocks([block])
         for piece in [1, 2, 3, 7, 16, stream.count] {
             let decoder = ServerPacketDecoder(revision: 54412, compression: false)
             let (packets, _) = try Self.decodeInPieces(stream, piece: piece, decoder: decoder)
-            #expect(packets.map(\.name) == ["Data", "Progress", "EndOfStream"], "pieces of \(piece)")
+            #expect(packets.map(\.name) == ["Data", "Progress", "Exception", "EndOfStream"], "pieces of \(piece)")
             guard case let .data(result) = packets.first else { continue }
             #expect(try NativeFormat.encodeBlocks([result]) == expected, "pieces of \(piece)")
         }
@@ -151,7 +158,7 @@ import Testing
                     }
                 }
             }
-            #expect(packets.map(\.name) == ["Data", "Progress", "EndOfStream"], "cut at \(cut)")
+            #expect(packets.map(\.name) == ["Data", "Progress", "Exception", "EndOfStream"], "cut at \(cut)")
             guard case let .data(result) = packets.first else { continue }
             #expect(try NativeFormat.encodeBlocks([result]) == expected, "cut at \(cut)")
         }

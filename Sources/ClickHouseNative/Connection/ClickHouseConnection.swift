@@ -472,8 +472,9 @@ public actor ClickHouseConnection {
             return packet
         } catch let need as NeedMoreData {
             position = need.resumeOffset
-            required = need.minimumBytes
-            completing = need.completingBytes
+            // Never retry on the same bytes: that would spin without reading.
+            required = max(need.minimumBytes, bytes.count - need.resumeOffset + 1)
+            completing = max(need.completingBytes, required)
             return nil
         } catch let error as ClickHouseProtocolError {
             throw fail(error.message)

@@ -18,6 +18,47 @@ public enum ServerPacketFuzzing {
         return count
     }
 
+    /// Decodes `bytes` as the connection receives them: `piece` bytes at a time, each call given
+    /// the input from where the last one said to resume. Traps when that gives other packets than
+    /// decoding the whole input at once (``decodeAll(_:revision:compression:)``), or when the
+    /// decoder asks to wait for more bytes than the input has left. Returns how many packets decoded.
+    @discardableResult
+    public static func decodeInPieces(_ bytes: UnsafeRawBufferPointer, piece: Int, revision: UInt64, compression: Bool) -> Int {
+        let whole = packetNames(bytes, revision: revision, compression: compression)
+        let decoder = ServerPacketDecoder(revision: revision, compression: compression)
+        var names: [String] = []
+        var start = 0
+        var available = 0
+        while start < bytes.count {
+            available = min(bytes.count, max(available, start) + max(piece, 1))
+            var reader = ByteReader(UnsafeRawBufferPointer(rebasing: bytes[start..<available]))
+            do {
+                names.append(try decoder.decode(&reader).name)
+                start += reader.offset
+            } catch let need as NeedMoreData {
+                start += need.resumeOffset
+                precondition(need.completingBytes >= need.minimumBytes && need.minimumBytes > available - start,
+                             "asked to wait for bytes it already had: \(need) at \(start) of \(available)")
+                if available == bytes.count { break }
+            } catch {
+                break
+            }
+        }
+        precondition(names == whole, "in pieces of \(piece): \(names), at once: \(whole)")
+        return names.count
+    }
+
+    static func packetNames(_ bytes: UnsafeRawBufferPointer, revision: UInt64, compression: Bool) -> [String] {
+        let decoder = ServerPacketDecoder(revision: revision, compression: compression)
+        var reader = ByteReader(bytes)
+        var names: [String] = []
+        while !reader.isAtEnd {
+            guard let packet = try? decoder.decode(&reader) else { break }
+            names.append(packet.name)
+        }
+        return names
+    }
+
     /// Runs the LZ4 block decoder on `bytes` after a 2-byte output size (frames reach it only behind
     /// a checksum, so the packet decoder alone would rarely feed it damaged blocks). The output is
     /// allocated with exactly the slack the decoder asks for, so an address sanitizer sees any

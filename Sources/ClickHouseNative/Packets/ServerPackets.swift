@@ -129,8 +129,7 @@ struct ServerPacketDecoder: Sendable {
         } catch let need as NeedMoreData {
             throw need
         } catch let error as WireError {
-            guard let end = error.requiredEnd else { throw ClickHouseProtocolError("malformed VarUInt in a server packet") }
-            throw NeedMoreData(resumeOffset: packetStart, minimumBytes: end - packetStart)
+            throw Self.needMore(error, resumingAt: packetStart, reader)
         }
     }
 
@@ -346,7 +345,9 @@ extension ServerPacketDecoder {
         }
     }
 
-    private static func needMore(_ error: WireError, resumingAt offset: Int, _ reader: ByteReader) -> any Error {
+    /// What to wait for after `error`: at least one byte more than there is (a length that does
+    /// not fit what is left can be short of the bytes its read needs).
+    fileprivate static func needMore(_ error: WireError, resumingAt offset: Int, _ reader: ByteReader) -> any Error {
         guard let end = error.requiredEnd else { return ClickHouseProtocolError("malformed VarUInt in a server packet") }
         return NeedMoreData(resumeOffset: offset, minimumBytes: max(end, reader.base.count + 1) - offset)
     }
