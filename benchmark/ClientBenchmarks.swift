@@ -18,7 +18,7 @@ struct ReadBenchmark: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "read", abstract: "Read throughput against clickhouse-client --format Null.")
     @OptionGroup var server: ServerOptions
     @Option(help: "Rows to read.") var rows = 100_000_000
-    @Option(help: "Runs of each client, alternating; the table shows each run and the medians.") var repeats = 5
+    @Option(help: "Runs of each client, alternating; the table shows each run and the medians (9: single runs swing on a shared 2-core machine).") var repeats = 9
     @Option(help: "Network compression methods to run, comma-separated (none, lz4, zstd).") var compression = "none,lz4"
 
     func validate() throws {
