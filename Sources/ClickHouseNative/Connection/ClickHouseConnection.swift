@@ -31,7 +31,7 @@ public actor ClickHouseConnection {
     private var chunk: ByteBuffer?
     /// Bytes the decoder needs (from where it resumes) before it is worth trying again.
     private var required = 0
-    /// Bytes (from where it resumes) that would finish what the decoder is receiving.
+    /// Bytes (from where it resumes) that would finish what the decoder is receiving; at least `required`.
     private var completing = 0
     private var queryToken = 0
     private var cancelSent = false
@@ -460,8 +460,8 @@ public actor ClickHouseConnection {
     /// Below this many carried bytes, a chunk is added to the carry a piece at a time.
     private static let smallCarry = 4096
 
-    /// Decodes one packet at `offset`; nil when the bytes end inside it (`offset` then advances to
-    /// where the decoder resumes, and `required` says how much it needs from there).
+    /// Decodes one packet at `offset` and sets `position` past it; nil when the bytes end inside it
+    /// (`position` is then where the decoder resumes, and `required` says how much it needs from there).
     private func decodePacket(_ bytes: UnsafeRawBufferPointer, from offset: Int, advancing position: inout Int) throws -> ServerPacket? {
         do {
             var reader = ByteReader(bytes, offset: offset)
@@ -488,7 +488,7 @@ public actor ClickHouseConnection {
         do {
             // Called only when every byte read so far is taken or carried, so the socket needs to
             // hold what the decoder still lacks before a read is worth a wake-up.
-            let lacking = max(required, completing) - (carry.count - carryStart)
+            let lacking = completing - (carry.count - carryStart)
             chunk = try await handler.nextChunk(eventLoop: channel.eventLoop, timeout: configuration.readTimeout.timeAmount,
                                                 wanted: lacking).get()
         } catch let error as ClickHouseConnectionError {

@@ -138,18 +138,15 @@ public enum NativeFormat {
     /// take the rest as it arrives.
     static func readColumnDataOrBeginFill(_ reader: inout ByteReader, name: String, type: ClickHouseType,
                                           rows: Int) throws -> ColumnDataRead {
-        if rows == 0 { return .complete(try emptyColumn(type)) }
-        let codec = try makeCodec(for: type)
-        if let width = codec.fixedWidth {
+        if rows > 0, let width = try makeCodec(for: type).fixedWidth {
             let (bytes, overflow) = rows.multipliedReportingOverflow(by: width)
             if !overflow, bytes > reader.remaining, bytes <= maximumDirectFillBytes,
-               let fill = codec.makeDirectFill(name: name, count: rows) {
+               let fill = try makeCodec(for: type).makeDirectFill(name: name, count: rows) {
                 fill.take(from: &reader)
                 return .filling(fill)
             }
         }
-        let prefix = try codec.readPrefix(&reader)
-        return .complete(try codec.read(&reader, count: rows, prefix: prefix))
+        return .complete(try readColumnData(&reader, type: type, rows: rows))
     }
 
     enum ColumnDataRead {

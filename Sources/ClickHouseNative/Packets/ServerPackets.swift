@@ -122,7 +122,7 @@ struct ServerPacketDecoder: Sendable {
     /// Decodes the packet at the reader's position, or resumes the block that an earlier call left
     /// unfinished (see ``NeedMoreData``).
     func decode(_ reader: inout ByteReader) throws -> ServerPacket {
-        if assembly.kind != nil { return try resumeBlock(&reader) }
+        if !assembly.isIdle { return try resumeBlock(&reader) }
         let packetStart = reader.offset
         do {
             return try decodePacket(&reader)
