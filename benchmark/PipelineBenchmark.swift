@@ -4,9 +4,11 @@ import EventPipeline
 import Foundation
 import Hummingbird
 import Kafka
+import Logging
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import ServiceLifecycle
 import Synchronization
 
 /// `event-bench pipeline`: inserts, updates and deletes through the HTTP API, then waits until
@@ -183,14 +185,40 @@ struct PipelineBenchmark: AsyncParsableCommand {
             return Response(status: .accepted, headers: [.contentType: "application/json"],
                             body: .init(byteBuffer: ByteBuffer(string: #"{"event_id":"\#(create.id.lowercasedString)","status":"accepted"}"#)))
         }
-        let port = 18_099
-        let app = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: port)))
-        let server = Task { try await app.runService() }
-        defer { server.cancel() }
-        try await Task.sleep(for: .milliseconds(500))
+        // Port 0: the kernel picks a free port; the load starts once the server is bound (a fixed
+        // wait lost that race on a loaded machine: "connection refused").
+        let (bound, boundContinuation) = AsyncStream<Int>.makeStream()
+        var logger = Logger(label: "bare-endpoint")
+        logger.logLevel = .warning
+        let app = Application(
+            router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)),
+            onServerRunning: { channel in
+                boundContinuation.yield(channel.localAddress?.port ?? 0)
+                boundContinuation.finish()
+            },
+            logger: logger)
+        // Stopped through a graceful shutdown, not by cancelling its task (which logs errors of
+        // channels torn down mid-close).
+        let services = ServiceGroup(configuration: .init(services: [app], gracefulShutdownSignals: [], logger: logger))
+        let server = Task { try await services.run() }
+        var ports = bound.makeAsyncIterator()
+        guard let port = await ports.next(), port > 0 else {
+            server.cancel()
+            throw ValidationError("the bare endpoint did not start: \(String(describing: await server.result))")
+        }
         let body = #"{"conversation_id":"ceiling","event_name":"llm_call","input":"What is the capital of France?","output":"Paris is the capital of France.","latency":12.5,"error":false}"#
-        return try await runLoad(name: "bare endpoint (ceiling)", host: "127.0.0.1", port: port, concurrency: concurrency, count: requests,
-                                 group: group, progress: progress, makeRequest: { _ in (.POST, "/event", ByteBuffer(string: body)) })
+        let result: PhaseResult
+        do {
+            result = try await runLoad(name: "bare endpoint (ceiling)", host: "127.0.0.1", port: port, concurrency: concurrency, count: requests,
+                                       group: group, progress: progress, makeRequest: { _ in (.POST, "/event", ByteBuffer(string: body)) })
+        } catch {
+            await services.triggerGracefulShutdown()
+            _ = await server.result
+            throw error
+        }
+        await services.triggerGracefulShutdown()
+        try await server.value
+        return result
     }
 
     func writeJSON(phases: [PhaseResult], ceiling: PhaseResult?, endToEnd: Double, visibilityLag: Double, state: Verifier.State,
