@@ -56,33 +56,26 @@ import Testing
         #expect(info.negotiatedRevision == 54412)
     }
 
-    /// Feeds `stream` to one decoder `piece` bytes at a time, as the connection does: each call
-    /// gets the bytes from where the last one said to resume. Returns the packets and how many
-    /// calls asked for more data.
-    static func decodeInPieces(_ stream: [UInt8], piece: Int, decoder: ServerPacketDecoder) throws -> (packets: [ServerPacket], waits: Int) {
-        var packets: [ServerPacket] = []
-        var start = 0
-        var available = 0
-        var waits = 0
-        while start < stream.count {
-            available = min(stream.count, max(available, start) + piece)
-            do {
-                let (packet, end) = try ByteReader.withReader(Array(stream[start..<available])) { reader in
-                    (try decoder.decode(&reader), reader.offset)
-                }
-                packets.append(packet)
-                start += end
-            } catch let need as NeedMoreData {
-                waits += 1
-                start += need.resumeOffset
-                #expect(need.minimumBytes > available - start, "asked to wait for bytes it already had")
-                // A reader waits for this many before it wakes (SO_RCVLOWAT): asking for more than
-                // the server will send would hang the connection.
-                #expect(need.completingBytes <= stream.count - start, "asked to wait for bytes that never come")
-                if available == stream.count { throw need }
-            }
+    /// Feeds `stream` to `decoder` as the connection receives it (``PiecewiseDecoding``), checks
+    /// every wait and returns the packets and how many waits there were; the input must decode to
+    /// its end.
+    static func decodeArriving(_ stream: [UInt8], at arrivals: [Int], decoder: ServerPacketDecoder,
+                               _ label: String = "", sourceLocation: SourceLocation = #_sourceLocation) throws -> (packets: [ServerPacket], waits: Int) {
+        let run = stream.withUnsafeBytes { PiecewiseDecoding($0, arrivals: arrivals, decoder: decoder) }
+        for wait in run.waits {
+            #expect(wait.need.minimumBytes > wait.had, "\(label): asked to wait for bytes it already had: \(wait)", sourceLocation: sourceLocation)
+            // A reader waits for this many before it wakes (SO_RCVLOWAT): asking for more than
+            // the server will send would hang the connection.
+            #expect(wait.need.completingBytes <= wait.left, "\(label): asked to wait for bytes that never come: \(wait)", sourceLocation: sourceLocation)
         }
-        return (packets, waits)
+        if let failure = run.failure { throw failure }
+        return (run.packets, run.waits.count)
+    }
+
+    static func decodeInPieces(_ stream: [UInt8], piece: Int, decoder: ServerPacketDecoder,
+                               sourceLocation: SourceLocation = #_sourceLocation) throws -> (packets: [ServerPacket], waits: Int) {
+        try decodeArriving(stream, at: PiecewiseDecoding.pieces(of: piece, count: stream.count), decoder: decoder, "pieces of \(piece)",
+                           sourceLocation: sourceLocation)
     }
 
     /// A large block arriving in pieces decodes to the right block, and the packet after it is
@@ -141,23 +134,7 @@ import Testing
         }
         for cut in 1..<stream.count {
             let decoder = ServerPacketDecoder(revision: 54412, compression: false)
-            var packets: [ServerPacket] = []
-            var start = 0
-            for end in [cut, stream.count] {
-                while start < end {
-                    do {
-                        let (packet, consumed) = try ByteReader.withReader(Array(stream[start..<end])) { reader in
-                            (try decoder.decode(&reader), reader.offset)
-                        }
-                        packets.append(packet)
-                        start += consumed
-                    } catch let need as NeedMoreData {
-                        start += need.resumeOffset
-                        #expect(need.completingBytes <= stream.count - start, "cut at \(cut): waits for bytes that never come")
-                        break
-                    }
-                }
-            }
+            let (packets, _) = try Self.decodeArriving(stream, at: [cut, stream.count], decoder: decoder, "cut at \(cut)")
             #expect(packets.map(\.name) == ["Data", "Progress", "Exception", "EndOfStream"], "cut at \(cut)")
             guard case let .data(result) = packets.first else { continue }
             #expect(try NativeFormat.encodeBlocks([result]) == expected, "cut at \(cut)")

@@ -7,32 +7,19 @@ public enum ServerPacketFuzzing {
         packetNames(bytes, revision: revision, compression: compression).count
     }
 
-    /// Decodes `bytes` as the connection receives them: `piece` bytes at a time, each call given
-    /// the input from where the last one said to resume. Traps when that gives other packets than
-    /// decoding the whole input at once (``decodeAll(_:revision:compression:)``), or when the
-    /// decoder asks to wait for bytes it already has. Returns how many packets decoded.
+    /// Decodes `bytes` as the connection receives them, `piece` bytes arriving at a time
+    /// (``PiecewiseDecoding``). Traps when that gives other packets than decoding the whole input
+    /// at once (``decodeAll(_:revision:compression:)``), or when the decoder asks to wait for bytes
+    /// it already has. Returns how many packets decoded.
     @discardableResult
     public static func decodeInPieces(_ bytes: UnsafeRawBufferPointer, piece: Int, revision: UInt64, compression: Bool) -> Int {
         let whole = packetNames(bytes, revision: revision, compression: compression)
         let decoder = ServerPacketDecoder(revision: revision, compression: compression)
-        var names: [String] = []
-        var start = 0
-        var available = 0
-        while start < bytes.count {
-            available = min(bytes.count, max(available, start) + max(piece, 1))
-            var reader = ByteReader(UnsafeRawBufferPointer(rebasing: bytes[start..<available]))
-            do {
-                names.append(try decoder.decode(&reader).name)
-                start += reader.offset
-            } catch let need as NeedMoreData {
-                start += need.resumeOffset
-                precondition(need.minimumBytes > available - start,
-                             "asked to wait for bytes it already had: \(need) at \(start) of \(available)")
-                if available == bytes.count { break }
-            } catch {
-                break
-            }
+        let run = PiecewiseDecoding(bytes, arrivals: PiecewiseDecoding.pieces(of: piece, count: bytes.count), decoder: decoder)
+        for wait in run.waits {
+            precondition(wait.need.minimumBytes > wait.had, "asked to wait for bytes it already had: \(wait)")
         }
+        let names = run.packets.map(\.name)
         precondition(names == whole, "in pieces of \(piece): \(names), at once: \(whole)")
         return names.count
     }
@@ -58,5 +45,50 @@ public enum ServerPacketFuzzing {
         guard bytes.count >= 2 else { return false }
         let size = Int(bytes.load(as: UInt16.self).littleEndian) * 4
         return (try? LZ4Block.decompress(UnsafeRawBufferPointer(rebasing: bytes[2...]), uncompressedSize: size)) != nil
+    }
+}
+
+/// How a decoder fares on input that arrives in pieces, as from a socket: after each arrival it
+/// decodes every packet it can, and a wait (``NeedMoreData``) resumes at the offset it names once
+/// the next piece is in. The fuzz target and the tests of resumption share this one feed loop.
+struct PiecewiseDecoding {
+    struct Wait: CustomStringConvertible {
+        var need: NeedMoreData
+        /// Bytes the decoder had from where it resumes, and bytes the whole input has from there.
+        var had: Int
+        var left: Int
+        var description: String { "\(need) with \(had) bytes in hand, \(left) to come in all" }
+    }
+
+    var packets: [ServerPacket] = []
+    var waits: [Wait] = []
+    /// What ended the input early: a decoding error, or a wait when every byte was in.
+    var failure: (any Error)?
+
+    /// Arrivals of `piece` bytes at a time (the last one shorter), as ends of the input so far.
+    static func pieces(of piece: Int, count: Int) -> [Int] {
+        Array(stride(from: max(piece, 1), to: count, by: max(piece, 1))) + [count]
+    }
+
+    /// `arrivals`: increasing ends of the input received so far; the last should be `bytes.count`.
+    init(_ bytes: UnsafeRawBufferPointer, arrivals: [Int], decoder: ServerPacketDecoder) {
+        var start = 0
+        for end in arrivals.map({ min($0, bytes.count) }) {
+            while start < end {
+                var reader = ByteReader(UnsafeRawBufferPointer(rebasing: bytes[start..<end]))
+                do {
+                    packets.append(try decoder.decode(&reader))
+                    start += reader.offset
+                } catch let need as NeedMoreData {
+                    start += need.resumeOffset
+                    waits.append(Wait(need: need, had: end - start, left: bytes.count - start))
+                    if end == bytes.count { failure = need; return }
+                    break
+                } catch {
+                    failure = error
+                    return
+                }
+            }
+        }
     }
 }
