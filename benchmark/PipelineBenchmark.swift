@@ -141,9 +141,9 @@ struct PipelineBenchmark: AsyncParsableCommand {
         let serverVersion = (try? await client.withConnection { connection in await connection.server.version }) ?? "unknown"
         await client.shutdown()
 
-        // The ceiling again, now that the pipeline is idle: this machine's speed drifts by a third
-        // within minutes (other tenants), so each phase is compared with the ceilings on both sides
-        // of it as well as with the one before.
+        // The ceiling again, now that the pipeline is idle: this machine's speed drifts (other
+        // tenants; by a sixth within one run, by 40% within an hour), so each phase is compared
+        // with the ceiling before it and with the mean of the ceilings before and after.
         var ceilingAfter: PhaseResult?
         if ceilingRequests > 0 {
             ceilingAfter = try await Self.measureCeiling(requests: ceilingRequests, concurrency: concurrency, group: group, progress: progress,
@@ -214,7 +214,10 @@ struct PipelineBenchmark: AsyncParsableCommand {
         // Stopped through a graceful shutdown, not by cancelling its task (which logs errors of
         // channels torn down mid-close).
         let services = ServiceGroup(configuration: .init(services: [app], gracefulShutdownSignals: [], logger: logger))
-        let server = Task { try await services.run() }
+        let server = Task {
+            defer { boundContinuation.finish() }  // (a server that fails to bind ends the wait below)
+            try await services.run()
+        }
         var ports = bound.makeAsyncIterator()
         guard let port = await ports.next(), port > 0 else {
             server.cancel()
