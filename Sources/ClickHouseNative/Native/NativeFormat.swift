@@ -128,7 +128,10 @@ public enum NativeFormat {
     /// A column's values after its header. Errors are the codec's own (see ``columnError(_:name:typeName:)``).
     static func readColumnData(_ reader: inout ByteReader, type: ClickHouseType, rows: Int) throws -> any Column {
         if rows == 0 { return try emptyColumn(type) }
-        let codec = try makeCodec(for: type)
+        return try readColumnData(&reader, codec: try makeCodec(for: type), rows: rows)
+    }
+
+    private static func readColumnData(_ reader: inout ByteReader, codec: any ColumnCodec, rows: Int) throws -> any Column {
         let prefix = try codec.readPrefix(&reader)
         return try codec.read(&reader, count: rows, prefix: prefix)
     }
@@ -138,15 +141,17 @@ public enum NativeFormat {
     /// take the rest as it arrives.
     static func readColumnDataOrBeginFill(_ reader: inout ByteReader, name: String, type: ClickHouseType,
                                           rows: Int) throws -> ColumnDataRead {
-        if rows > 0, let width = try makeCodec(for: type).fixedWidth {
+        if rows == 0 { return .complete(try emptyColumn(type)) }
+        let codec = try makeCodec(for: type)  // (once per column: the fill check and the read share it)
+        if let width = codec.fixedWidth {
             let (bytes, overflow) = rows.multipliedReportingOverflow(by: width)
             if !overflow, bytes > reader.remaining, bytes <= maximumDirectFillBytes,
-               let fill = try makeCodec(for: type).makeDirectFill(name: name, count: rows) {
+               let fill = codec.makeDirectFill(name: name, count: rows) {
                 fill.take(from: &reader)
                 return .filling(fill)
             }
         }
-        return .complete(try readColumnData(&reader, type: type, rows: rows))
+        return .complete(try readColumnData(&reader, codec: codec, rows: rows))
     }
 
     enum ColumnDataRead {
