@@ -65,7 +65,8 @@ let group = ServiceGroup(
         services: [
             .init(service: ProducerFlush(producer: producer, client: client)),
             .init(service: Migration(repository: repository, logger: logger), successTerminationBehavior: .ignore),
-            .init(service: app),
+            // The HTTP server's tasks run on NIO's event loops (see EventLoopTaskExecutor).
+            .init(service: PreferringEventLoops(app)),
         ],
         gracefulShutdownSignals: [.sigterm, .sigint],
         logger: logger))
