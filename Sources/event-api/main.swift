@@ -65,8 +65,7 @@ let group = ServiceGroup(
         services: [
             .init(service: ProducerFlush(producer: producer, client: client)),
             .init(service: Migration(repository: repository, logger: logger), successTerminationBehavior: .ignore),
-            // The HTTP server's tasks run on NIO's event loops (see EventLoopTaskExecutor).
-            .init(service: PreferringEventLoops(app)),
+            .init(service: app),
         ],
         gracefulShutdownSignals: [.sigterm, .sigint],
         logger: logger))
