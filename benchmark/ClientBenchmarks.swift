@@ -125,7 +125,7 @@ struct InsertBenchmark: AsyncParsableCommand {
         let blocks = (rows + blockRows - 1) / blockRows
         let file = FileManager.default.temporaryDirectory.appendingPathComponent("bench-events-\(getpid()).native")
         defer { try? FileManager.default.removeItem(at: file) }
-        FileManager.default.createFile(atPath: file.path, contents: nil)
+        guard FileManager.default.createFile(atPath: file.path, contents: nil) else { throw ValidationError("cannot create \(file.path)") }
         let handle = try FileHandle(forWritingTo: file)
         let encoded = try NativeFormat.encodeBlocks([template])
         for _ in 0..<blocks { handle.write(Data(encoded)) }
