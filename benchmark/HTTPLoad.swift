@@ -102,9 +102,12 @@ struct PhaseResult: Sendable {
     var latenciesMicroseconds: [Int64]
     var statusCounts: [Int: Int]
     var transportErrors: Int
+    /// CPU seconds the server process used during the phase, when it runs on this machine.
+    var serverCPUSeconds: Double? = nil
 
     var eventsPerSecond: Double { Double(events) / max(seconds, 1e-9) }
     var requestsPerSecond: Double { Double(requests) / max(seconds, 1e-9) }
+    var serverCPUMicrosecondsPerRequest: Double? { serverCPUSeconds.map { $0 * 1e6 / Double(max(requests, 1)) } }
 
     func percentile(_ p: Double) -> Double {
         guard !latenciesMicroseconds.isEmpty else { return 0 }

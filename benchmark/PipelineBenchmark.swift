@@ -31,6 +31,8 @@ struct PipelineBenchmark: AsyncParsableCommand {
     @Option(help: "Database the consumer writes (CLICKHOUSE_DATABASE).") var database = environment["CLICKHOUSE_DATABASE"] ?? "event_analytics"
     @Option(help: "Seconds to wait for the final state before failing.") var visibilityTimeout = 120.0
     @Option(help: "Requests for the bare-endpoint ceiling (0: skip it).") var ceilingRequests = 200_000
+    @Flag(help: "Serve the ceiling's bare endpoint from this process (sharing the load generator's threads) instead of a process of its own, as the API runs.")
+    var ceilingInProcess = false
     @Option(help: "Write all figures to this JSON file.") var jsonOutput = "benchmark-results/pipeline.json"
 
     func run() async throws {
@@ -46,7 +48,17 @@ struct PipelineBenchmark: AsyncParsableCommand {
         // Ceiling: a bare Hummingbird endpoint that reads and validates the same JSON body, in this run.
         var ceiling: PhaseResult?
         if ceilingRequests > 0 {
-            ceiling = try await Self.measureCeiling(requests: ceilingRequests, concurrency: concurrency, group: group, progress: progress)
+            ceiling = try await Self.measureCeiling(requests: ceilingRequests, concurrency: concurrency, group: group, progress: progress,
+                                                    inProcess: ceilingInProcess)
+        }
+
+        // The API's CPU per request, when it runs on this machine (found by its listening port).
+        let apiPID = ["localhost", "127.0.0.1", "::1", "[::1]"].contains(host) ? ProcessCPU.listener(port: port) : nil
+        func withAPICPU(_ phase: () async throws -> PhaseResult) async throws -> PhaseResult {
+            let before = apiPID.flatMap(ProcessCPU.seconds)
+            var result = try await phase()
+            if let before, let after = apiPID.flatMap(ProcessCPU.seconds) { result.serverCPUSeconds = after - before }
+            return result
         }
 
         let ids = Mutex<[UUID?]>([UUID?](repeating: nil, count: insertCount))
@@ -60,7 +72,7 @@ struct PipelineBenchmark: AsyncParsableCommand {
             let requests = (insertCount + batch - 1) / batch
             let batchSize = batch
             let total = insertCount
-            var result = try await runLoad(
+            var result = try await withAPICPU { try await runLoad(
                 name: "insert (batch \(batch))", host: host, port: port, concurrency: concurrency, count: requests, eventsPerRequest: batch,
                 group: group, progress: progress,
                 makeRequest: { r in
@@ -78,36 +90,36 @@ struct PipelineBenchmark: AsyncParsableCommand {
                         }
                     }
                     acceptedEvents.increment(by: accepted)
-                })
+                }) }
             result.events = acceptedEvents.value
             phases.append(result)
         } else {
-            phases.append(try await runLoad(
+            phases.append(try await withAPICPU { try await runLoad(
                 name: "insert", host: host, port: port, concurrency: concurrency, count: insertCount, group: group, progress: progress,
                 makeRequest: { i in (.POST, "/event/", ByteBuffer(string: body(i))) },
                 onResponse: { i, status, response in
                     guard status == 202, case let .string(id)? = try? JSONParser.parse(Array(response.readableBytesView))["event_id"] else { return }
                     ids.withLock { $0[i] = UUID(uuidString: id) }
-                }))
+                }) })
         }
         let created = ids.withLock { $0 }
         let createdCount = created.compactMap { $0 }.count
         // Updates: the first UPDATE_COUNT events; deletes: the last DELETE_COUNT (overlapping when they meet).
         let updateCount = min(self.updateCount, insertCount)
         let deleteCount = min(self.deleteCount, insertCount)
-        phases.append(try await runLoad(
+        phases.append(try await withAPICPU { try await runLoad(
             name: "update", host: host, port: port, concurrency: concurrency, count: updateCount, group: group, progress: progress,
             makeRequest: { i in
                 let id = created[i]?.lowercasedString ?? "00000000-0000-0000-0000-000000000000"
                 return (.PUT, "/event/\(id)", ByteBuffer(string: #"{"output":"updated \#(i)","latency":\#(i % 500).25}"#))
-            }))
+            }) })
         let deleteStart = insertCount - deleteCount
-        phases.append(try await runLoad(
+        phases.append(try await withAPICPU { try await runLoad(
             name: "delete", host: host, port: port, concurrency: concurrency, count: deleteCount, group: group, progress: progress,
             makeRequest: { i in
                 let id = created[deleteStart + i]?.lowercasedString ?? "00000000-0000-0000-0000-000000000000"
                 return (.DELETE, "/event/\(id)", nil)
-            }))
+            }) })
         let lastAccepted = ContinuousClock.now
 
         // End to end: poll ClickHouse until the final state shows, then verify it.
@@ -147,6 +159,7 @@ struct PipelineBenchmark: AsyncParsableCommand {
         var ceilingAfter: PhaseResult?
         if ceilingRequests > 0 {
             ceilingAfter = try await Self.measureCeiling(requests: ceilingRequests, concurrency: concurrency, group: group, progress: progress,
+                                                         inProcess: ceilingInProcess,
                                                          name: "bare endpoint (ceiling, after)")
         }
 
@@ -162,10 +175,11 @@ struct PipelineBenchmark: AsyncParsableCommand {
 
         let endToEnd = Self.seconds(visible - firstRequest)
         let visibilityLag = Self.seconds(visible - lastAccepted)
-        var table = "\n| phase | events/s | p50 ms | p95 ms | p99 ms | max ms | statuses |\n|---|---|---|---|---|---|---|\n"
+        var table = "\n| phase | events/s | p50 ms | p95 ms | p99 ms | max ms | server CPU µs/request | statuses |\n|---|---|---|---|---|---|---|---|\n"
         for phase in (ceiling.map { [$0] } ?? []) + phases + (ceilingAfter.map { [$0] } ?? []) {
-            table += String(format: "| %@ | %.0f | %.2f | %.2f | %.2f | %.2f | %@ |\n", phase.name, phase.eventsPerSecond, phase.percentile(0.5),
+            table += String(format: "| %@ | %.0f | %.2f | %.2f | %.2f | %.2f | %@ | %@ |\n", phase.name, phase.eventsPerSecond, phase.percentile(0.5),
                             phase.percentile(0.95), phase.percentile(0.99), phase.percentile(1.0),
+                            phase.serverCPUMicrosecondsPerRequest.map { String(format: "%.1f", $0) } ?? "–",
                             phase.statusCounts.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value)" }.joined(separator: ", "))
         }
         print(table)
@@ -190,32 +204,32 @@ struct PipelineBenchmark: AsyncParsableCommand {
 
     static func seconds(_ d: Duration) -> Double { Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18 }
 
-    /// Requests/s of a bare Hummingbird endpoint that reads the body and validates it as the API does.
-    static func measureCeiling(requests: Int, concurrency: Int, group: EventLoopGroup, progress: Bool,
+    /// Requests/s of a bare Hummingbird endpoint that reads the body and validates it as the API does,
+    /// served from a child process (as the API is a process of its own) unless `inProcess`.
+    static func measureCeiling(requests: Int, concurrency: Int, group: EventLoopGroup, progress: Bool, inProcess: Bool,
                                name: String = "bare endpoint (ceiling)") async throws -> PhaseResult {
-        let router = Router()
-        router.post("event") { request, _ -> Response in
-            let buffer = try await request.body.collect(upTo: 1 << 20)
-            let json = try JSONParser.parse(Array(buffer.readableBytesView))
-            let create = try EventValidation.create(json, receivedAtMilliseconds: 0)
-            return Response(status: .accepted, headers: [.contentType: "application/json"],
-                            body: .init(byteBuffer: ByteBuffer(string: #"{"event_id":"\#(create.id.lowercasedString)","status":"accepted"}"#)))
+        let body = #"{"conversation_id":"ceiling","event_name":"llm_call","input":"What is the capital of France?","output":"Paris is the capital of France.","latency":12.5,"error":false}"#
+        func load(port: Int) async throws -> PhaseResult {
+            try await runLoad(name: name, host: "127.0.0.1", port: port, concurrency: concurrency, count: requests,
+                              group: group, progress: progress, makeRequest: { _ in (.POST, "/event", ByteBuffer(string: body)) })
+        }
+        if !inProcess {
+            let server = try BareEndpointProcess()
+            defer { server.stop() }
+            let cpuBefore = server.cpuSeconds
+            var result = try await load(port: server.port)
+            if let cpuBefore, let cpuAfter = server.cpuSeconds { result.serverCPUSeconds = cpuAfter - cpuBefore }
+            return result
         }
         // Port 0: the kernel picks a free port; the load starts once the server is bound (a fixed
         // wait lost that race on a loaded machine: "connection refused").
         let (bound, boundContinuation) = AsyncStream<Int>.makeStream()
-        var logger = Logger(label: "bare-endpoint")
-        logger.logLevel = .warning
-        let app = Application(
-            router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)),
-            onServerRunning: { channel in
-                boundContinuation.yield(channel.localAddress?.port ?? 0)
-                boundContinuation.finish()
-            },
-            logger: logger)
+        let services = BareEndpoint.makeServer(port: 0, gracefulShutdownSignals: []) { port in
+            boundContinuation.yield(port)
+            boundContinuation.finish()
+        }
         // Stopped through a graceful shutdown, not by cancelling its task (which logs errors of
         // channels torn down mid-close).
-        let services = ServiceGroup(configuration: .init(services: [app], gracefulShutdownSignals: [], logger: logger))
         let server = Task {
             defer { boundContinuation.finish() }  // (a server that fails to bind ends the wait below)
             try await services.run()
@@ -225,11 +239,9 @@ struct PipelineBenchmark: AsyncParsableCommand {
             server.cancel()
             throw ValidationError("the bare endpoint did not start: \(String(describing: await server.result))")
         }
-        let body = #"{"conversation_id":"ceiling","event_name":"llm_call","input":"What is the capital of France?","output":"Paris is the capital of France.","latency":12.5,"error":false}"#
         let result: PhaseResult
         do {
-            result = try await runLoad(name: name, host: "127.0.0.1", port: port, concurrency: concurrency, count: requests,
-                                       group: group, progress: progress, makeRequest: { _ in (.POST, "/event", ByteBuffer(string: body)) })
+            result = try await load(port: port)
         } catch {
             await services.triggerGracefulShutdown()
             _ = await server.result
@@ -246,7 +258,7 @@ struct PipelineBenchmark: AsyncParsableCommand {
             ["name": p.name, "requests": p.requests, "events": p.events, "seconds": p.seconds, "events_per_second": p.eventsPerSecond,
              "requests_per_second": p.requestsPerSecond, "p50_ms": p.percentile(0.5), "p95_ms": p.percentile(0.95), "p99_ms": p.percentile(0.99),
              "max_ms": p.percentile(1.0), "statuses": Dictionary(uniqueKeysWithValues: p.statusCounts.map { (String($0.key), $0.value) }),
-             "transport_errors": p.transportErrors]
+             "transport_errors": p.transportErrors, "server_cpu_seconds": p.serverCPUSeconds.map { $0 as Any } ?? NSNull()]
         }
         var uts = utsname()
         uname(&uts)
@@ -255,11 +267,12 @@ struct PipelineBenchmark: AsyncParsableCommand {
         let document: [String: Any] = [
             "run_id": runID, "date": ISO8601DateFormatter().string(from: Date()),
             "configuration": ["api_base_url": apiBaseURL, "concurrency": concurrency, "insert_count": insertCount, "update_count": updateCount,
-                              "delete_count": deleteCount, "batch": batch],
+                              "delete_count": deleteCount, "batch": batch,
+                              "ceiling_server": ceilingInProcess ? "in the load generator's process" : "own process"],
             "machine": ["cores": ProcessInfo.processInfo.activeProcessorCount, "memory_bytes": ProcessInfo.processInfo.physicalMemory,
                         "arch": machine, "kernel": kernel, "os": ProcessInfo.processInfo.operatingSystemVersionString],
             "versions": versions,
-            "ceiling": ceiling.map(phaseJSON) as Any, "ceiling_after": ceilingAfter.map(phaseJSON) as Any, "phases": phases.map(phaseJSON),
+            "ceiling": ceiling.map(phaseJSON) ?? NSNull(), "ceiling_after": ceilingAfter.map(phaseJSON) ?? NSNull(), "phases": phases.map(phaseJSON),
             "end_to_end_seconds": endToEnd, "visible_after_last_accept_seconds": visibilityLag,
             "final_state": ["live": state.live, "updated": state.updated, "deleted_rows": state.deletedRows, "distinct_ids": state.distinct],
             "verification": failures.isEmpty ? "passed" : "failed", "failures": failures,
