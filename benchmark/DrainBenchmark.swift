@@ -166,14 +166,8 @@ struct DrainBenchmark: AsyncParsableCommand {
         return 0
     }
 
-    /// User + system CPU seconds of a process so far (from /proc/PID/stat).
-    static func cpuSeconds(_ pid: Int32) -> Double {
-        guard pid > 0, let text = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
-              let close = text.lastIndex(of: ")") else { return 0 }
-        let fields = text[text.index(after: close)...].split(separator: " ")
-        guard fields.count > 13, let user = Double(fields[11]), let system = Double(fields[12]) else { return 0 }
-        return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
-    }
+    /// User + system CPU seconds of a process so far; 0 when there is no such process.
+    static func cpuSeconds(_ pid: Int32) -> Double { pid > 0 ? ProcessCPU.seconds(pid: pid) ?? 0 : 0 }
 
     static func peakResidentMegabytes(_ pid: Int32) -> Double {
         guard let text = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),

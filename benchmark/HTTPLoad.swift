@@ -109,6 +109,14 @@ struct PhaseResult: Sendable {
     var requestsPerSecond: Double { Double(requests) / max(seconds, 1e-9) }
     var serverCPUMicrosecondsPerRequest: Double? { serverCPUSeconds.map { $0 * 1e6 / Double(max(requests, 1)) } }
 
+    /// Runs `phase` and records the CPU time process `pid` used meanwhile (none without a pid).
+    static func measuringServerCPU(of pid: Int32?, _ phase: () async throws -> PhaseResult) async rethrows -> PhaseResult {
+        let before = pid.flatMap(ProcessCPU.seconds)
+        var result = try await phase()
+        if let before, let after = pid.flatMap(ProcessCPU.seconds) { result.serverCPUSeconds = after - before }
+        return result
+    }
+
     func percentile(_ p: Double) -> Double {
         guard !latenciesMicroseconds.isEmpty else { return 0 }
         let sorted = latenciesMicroseconds.sorted()

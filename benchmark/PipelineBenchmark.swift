@@ -54,12 +54,6 @@ struct PipelineBenchmark: AsyncParsableCommand {
 
         // The API's CPU per request, when it runs on this machine (found by its listening port).
         let apiPID = ["localhost", "127.0.0.1", "::1", "[::1]"].contains(host) ? ProcessCPU.listener(port: port) : nil
-        func withAPICPU(_ phase: () async throws -> PhaseResult) async throws -> PhaseResult {
-            let before = apiPID.flatMap(ProcessCPU.seconds)
-            var result = try await phase()
-            if let before, let after = apiPID.flatMap(ProcessCPU.seconds) { result.serverCPUSeconds = after - before }
-            return result
-        }
 
         let ids = Mutex<[UUID?]>([UUID?](repeating: nil, count: insertCount))
         let acceptedEvents = AtomicCounter()
@@ -72,7 +66,7 @@ struct PipelineBenchmark: AsyncParsableCommand {
             let requests = (insertCount + batch - 1) / batch
             let batchSize = batch
             let total = insertCount
-            var result = try await withAPICPU { try await runLoad(
+            var result = try await PhaseResult.measuringServerCPU(of: apiPID) { try await runLoad(
                 name: "insert (batch \(batch))", host: host, port: port, concurrency: concurrency, count: requests, eventsPerRequest: batch,
                 group: group, progress: progress,
                 makeRequest: { r in
@@ -94,7 +88,7 @@ struct PipelineBenchmark: AsyncParsableCommand {
             result.events = acceptedEvents.value
             phases.append(result)
         } else {
-            phases.append(try await withAPICPU { try await runLoad(
+            phases.append(try await PhaseResult.measuringServerCPU(of: apiPID) { try await runLoad(
                 name: "insert", host: host, port: port, concurrency: concurrency, count: insertCount, group: group, progress: progress,
                 makeRequest: { i in (.POST, "/event/", ByteBuffer(string: body(i))) },
                 onResponse: { i, status, response in
@@ -107,14 +101,14 @@ struct PipelineBenchmark: AsyncParsableCommand {
         // Updates: the first UPDATE_COUNT events; deletes: the last DELETE_COUNT (overlapping when they meet).
         let updateCount = min(self.updateCount, insertCount)
         let deleteCount = min(self.deleteCount, insertCount)
-        phases.append(try await withAPICPU { try await runLoad(
+        phases.append(try await PhaseResult.measuringServerCPU(of: apiPID) { try await runLoad(
             name: "update", host: host, port: port, concurrency: concurrency, count: updateCount, group: group, progress: progress,
             makeRequest: { i in
                 let id = created[i]?.lowercasedString ?? "00000000-0000-0000-0000-000000000000"
                 return (.PUT, "/event/\(id)", ByteBuffer(string: #"{"output":"updated \#(i)","latency":\#(i % 500).25}"#))
             }) })
         let deleteStart = insertCount - deleteCount
-        phases.append(try await withAPICPU { try await runLoad(
+        phases.append(try await PhaseResult.measuringServerCPU(of: apiPID) { try await runLoad(
             name: "delete", host: host, port: port, concurrency: concurrency, count: deleteCount, group: group, progress: progress,
             makeRequest: { i in
                 let id = created[deleteStart + i]?.lowercasedString ?? "00000000-0000-0000-0000-000000000000"
@@ -216,10 +210,7 @@ struct PipelineBenchmark: AsyncParsableCommand {
         if !inProcess {
             let server = try BareEndpointProcess()
             defer { server.stop() }
-            let cpuBefore = server.cpuSeconds
-            var result = try await load(port: server.port)
-            if let cpuBefore, let cpuAfter = server.cpuSeconds { result.serverCPUSeconds = cpuAfter - cpuBefore }
-            return result
+            return try await PhaseResult.measuringServerCPU(of: server.process.processIdentifier) { try await load(port: server.port) }
         }
         // Port 0: the kernel picks a free port; the load starts once the server is bound (a fixed
         // wait lost that race on a loaded machine: "connection refused").
