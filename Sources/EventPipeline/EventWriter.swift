@@ -5,6 +5,9 @@ import Kafka
 /// broker acknowledged it.
 public protocol EventSink: Sendable {
     func send(_ envelope: EventEnvelope) async throws
+    /// `send` for callers outside Swift concurrency: `completion` gets nil once the broker
+    /// acknowledged the envelope, else its error; it runs once, on any thread, and must not block.
+    func send(_ envelope: EventEnvelope, completion: @escaping @Sendable ((any Error)?) -> Void)
     /// Sends several envelopes at once: nil for each one the broker acknowledged, else its error.
     func sendAll(_ envelopes: [EventEnvelope]) async -> [(any Error)?]
     /// Why writes fail right now (no broker reachable, ...), or nil.
@@ -28,6 +31,14 @@ public final class KafkaEventSink: EventSink {
 
     public func send(_ envelope: EventEnvelope) async throws {
         _ = try await producer.send(topic: topic, key: envelope.key, value: try message(envelope))
+    }
+
+    public func send(_ envelope: EventEnvelope, completion: @escaping @Sendable ((any Error)?) -> Void) {
+        let value: [UInt8]
+        do { value = try message(envelope) } catch { return completion(error) }
+        producer.send(topic: topic, key: envelope.key, value: value) { result in
+            if case let .failure(error) = result { completion(error) } else { completion(nil) }
+        }
     }
 
     public func sendAll(_ envelopes: [EventEnvelope]) async -> [(any Error)?] {

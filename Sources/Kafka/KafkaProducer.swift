@@ -93,6 +93,21 @@ public final class KafkaProducer: @unchecked Sendable {
         }
     }
 
+    /// `send` for callers outside Swift concurrency (the API's write path inside NIO's channel
+    /// pipeline): `completion` runs once, on librdkafka's delivery thread, or at once on this thread
+    /// when the message is refused before it is queued. It must not block.
+    public func send(topic: String, key: [UInt8], value: [UInt8],
+                     completion: @escaping @Sendable (Result<KafkaDeliveryReport, KafkaError>) -> Void) {
+        if let reason = state.unavailableReason {
+            return completion(.failure(KafkaError(code: RD_KAFKA_RESP_ERR__TRANSPORT.rawValue, message: "Kafka unavailable: \(reason)")))
+        }
+        let topicHandle: OpaquePointer
+        do { topicHandle = try self.topicHandle(topic) } catch {
+            return completion(.failure(error as? KafkaError ?? KafkaError(code: -1, message: "\(error)")))
+        }
+        enqueue(topicHandle, topic, key: key, value: value, reportingTo: DeliveryCallback(completion))
+    }
+
     /// Sends several messages and returns when each was acknowledged or failed, one result per
     /// message in the given order. One suspension for the whole set instead of one per message:
     /// `POST /events/batch` sends 100 at a time.
@@ -202,6 +217,13 @@ final class DeliveryBox: DeliveryTarget {
     let continuation: CheckedContinuation<KafkaDeliveryReport, any Error>
     init(_ continuation: CheckedContinuation<KafkaDeliveryReport, any Error>) { self.continuation = continuation }
     override func deliver(_ result: Result<KafkaDeliveryReport, KafkaError>) { continuation.resume(with: result.mapError { $0 }) }
+}
+
+/// The completion of one callback `send`.
+final class DeliveryCallback: DeliveryTarget {
+    let completion: @Sendable (Result<KafkaDeliveryReport, KafkaError>) -> Void
+    init(_ completion: @escaping @Sendable (Result<KafkaDeliveryReport, KafkaError>) -> Void) { self.completion = completion }
+    override func deliver(_ result: Result<KafkaDeliveryReport, KafkaError>) { completion(result) }
 }
 
 /// The results of one `sendAll`, resumed when the last message's report arrived.

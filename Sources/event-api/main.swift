@@ -22,8 +22,8 @@ let repository = EventRepository(client: client, database: configuration.clickHo
 let api = EventAPI(sink: KafkaEventSink(producer: producer, topic: configuration.kafkaTopic), repository: repository,
                    metrics: APIMetrics(), options: .init(maximumBodyBytes: configuration.apiMaxBodyBytes, apiKeys: configuration.apiKeys),
                    openAPIDocument: PackageResources.openapi_yaml, logger: logger)
-let app = Application(responder: api, configuration: .init(address: .hostname("0.0.0.0", port: configuration.apiPort), serverName: "event-api"),
-                      logger: logger)
+let app = Application(responder: api, server: api.httpServer(serverName: "event-api"),
+                      configuration: .init(address: .hostname("0.0.0.0", port: configuration.apiPort), serverName: "event-api"), logger: logger)
 
 /// Runs until shutdown, then flushes the producer: the group stops services in reverse order, so
 /// this runs after the HTTP server has finished its in-flight requests.

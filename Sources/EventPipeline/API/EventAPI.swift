@@ -47,23 +47,33 @@ public struct EventAPI: HTTPResponder {
 
     public func respond(to request: Request, context: Context) async throws -> Response {
         let started = ContinuousClock.now
-        let requestID = request.headers[Self.requestIDField].flatMap(Self.acceptableRequestID) ?? UUID.v7(milliseconds: now()).lowercasedString
-        let route = Route(request)
+        let requestID = self.requestID(request.headers)
+        let route = Route(path: request.uri.path)
         var response: Response
         do {
             response = try await handle(request, route: route, requestID: requestID)
         } catch let error as APIError {
-            response = error.response
+            response = Response(error.answer)
         } catch {
             logger.error("request failed", metadata: ["error": "\(error)", "path": "\(request.uri.path)", "request_id": "\(requestID)"])
-            response = APIError(.internalServerError, "internal error").response
+            response = Response(APIError(.internalServerError, "internal error").answer)
         }
         response.headers[Self.requestIDField] = requestID
-        // Access log at debug level (LOG_LEVEL=debug); the metadata is built only when it is on.
-        logger.debug("request", metadata: ["request_id": "\(requestID)", "method": "\(request.method.rawValue)",
-                                          "route": "\(route.name)", "status": "\(response.status.code)"])
-        metrics.observe(route: route.name, method: request.method.rawValue, status: response.status.code, duration: ContinuousClock.now - started)
+        record(route: route, method: request.method, status: response.status, requestID: requestID, started: started)
         return response
+    }
+
+    /// The client's request id when acceptable, else a new one.
+    func requestID(_ headers: HTTPFields) -> String {
+        headers[Self.requestIDField].flatMap(Self.acceptableRequestID) ?? UUID.v7(milliseconds: now()).lowercasedString
+    }
+
+    /// The access log line (debug level) and the request metrics of an answered request.
+    func record(route: Route, method: HTTPRequest.Method, status: HTTPResponse.Status, requestID: String, started: ContinuousClock.Instant) {
+        // The metadata is built only when debug logging is on (LOG_LEVEL=debug).
+        logger.debug("request", metadata: ["request_id": "\(requestID)", "method": "\(method.rawValue)",
+                                          "route": "\(route.name)", "status": "\(status.code)"])
+        metrics.observe(route: route.name, method: method.rawValue, status: status.code, duration: ContinuousClock.now - started)
     }
 
     /// A client's request id, if it is short printable ASCII (it is echoed into a header and logs).
@@ -79,12 +89,21 @@ public struct EventAPI: HTTPResponder {
             error.headers[.allow] = route.allowed.map(\.rawValue).joined(separator: ", ")
             throw error
         }
-        if route.kind != .health, !options.apiKeys.isEmpty { try authorize(request) }
+        if route.kind != .health { try authorize(request.headers) }
         switch (route.kind, request.method) {
-        case (.createEvent, _): return try await create(request)
         case (.event, .get): return try await getEvent(try route.eventID())
-        case (.event, .put): return try await update(request, id: try route.eventID())
-        case (.event, _): return try await write(EventEnvelope(eventID: try route.eventID(), operation: .delete, receivedAtMilliseconds: now()))
+        case (.createEvent, _), (.event, _):
+            // The same steps as the fast write path (``FastWriteHandler``), which serves these
+            // routes on the server itself; this one serves them in tests through the router.
+            let body = request.method == .delete ? nil : try await Self.collectBody(request, limit: options.maximumBodyBytes)
+            let envelope = try writeEnvelope(route: route, method: request.method, body: body)
+            try checkSinkAvailable()
+            do {
+                try await sink.send(envelope)
+            } catch {
+                throw sendFailure(error)
+            }
+            return Response(Self.accepted(envelope))
         case (.batch, _): return try await batch(request)
         case (.conversation, _): return try await conversation(route.parameter, request.uri.queryParameters)
         case (.errors, _): return try await errorCounts(request.uri.queryParameters)
@@ -101,9 +120,11 @@ public struct EventAPI: HTTPResponder {
         }
     }
 
-    /// `Authorization: Bearer <key>` against every configured key, in time independent of where they differ.
-    private func authorize(_ request: Request) throws {
-        let header = request.headers[.authorization] ?? ""
+    /// `Authorization: Bearer <key>` against every configured key, in time independent of where they
+    /// differ; nothing to check when no keys are configured.
+    func authorize(_ headers: HTTPFields) throws(APIError) {
+        guard !options.apiKeys.isEmpty else { return }
+        let header = headers[.authorization] ?? ""
         let prefix = "Bearer "
         var matched = false
         if header.hasPrefix(prefix) {
@@ -128,51 +149,63 @@ public struct EventAPI: HTTPResponder {
 
     // MARK: Writes
 
-    private func create(_ request: Request) async throws -> Response {
-        let body = try await Self.parseBody(request, limit: options.maximumBodyBytes)
-        let receivedAt = now()
-        let create: EventCreate
-        do {
-            create = try EventValidation.create(body, receivedAtMilliseconds: receivedAt)
-        } catch {
-            throw APIError(.badRequest, error.message, field: error.field)
-        }
-        return try await write(EventEnvelope(eventID: create.id, operation: .create(create.fields, idSuppliedByClient: create.idSuppliedByClient),
-                                             receivedAtMilliseconds: receivedAt))
+    /// A single-event write's body as it arrived: its bytes, or more than the limit.
+    enum WriteBody: Sendable {
+        case bytes([UInt8])
+        case tooLarge
     }
 
-    private func update(_ request: Request, id: UUID) async throws -> Response {
-        let body = try await Self.parseBody(request, limit: options.maximumBodyBytes)
-        let patch: EventPatch
-        do {
-            patch = try EventValidation.patch(body)
-        } catch {
-            throw APIError(.badRequest, error.message, field: error.field)
+    /// What a single-event write (`POST /event/`, `PUT` or `DELETE /event/:id`) sends, after its
+    /// checks in this order: the id in the path, the body, the fields.
+    func writeEnvelope(route: Route, method: HTTPRequest.Method, body: WriteBody?) throws(APIError) -> EventEnvelope {
+        switch (route.kind, method) {
+        case (.createEvent, _):
+            let json = try Self.parseJSON(body, limit: options.maximumBodyBytes)
+            let receivedAt = now()
+            let create: EventCreate
+            do {
+                create = try EventValidation.create(json, receivedAtMilliseconds: receivedAt)
+            } catch {
+                throw APIError(.badRequest, error.message, field: error.field)
+            }
+            return EventEnvelope(eventID: create.id, operation: .create(create.fields, idSuppliedByClient: create.idSuppliedByClient),
+                                 receivedAtMilliseconds: receivedAt)
+        case (_, .put):
+            let id = try route.eventID()
+            let json = try Self.parseJSON(body, limit: options.maximumBodyBytes)
+            let patch: EventPatch
+            do {
+                patch = try EventValidation.patch(json)
+            } catch {
+                throw APIError(.badRequest, error.message, field: error.field)
+            }
+            return EventEnvelope(eventID: id, operation: .update(patch), receivedAtMilliseconds: now())
+        default:
+            return EventEnvelope(eventID: try route.eventID(), operation: .delete, receivedAtMilliseconds: now())
         }
-        return try await write(EventEnvelope(eventID: id, operation: .update(patch), receivedAtMilliseconds: now()))
     }
 
-    private func write(_ envelope: EventEnvelope) async throws -> Response {
-        try await send(envelope)
+    /// 503 at once while no broker is reachable (validation comes first, so clients learn of bad input).
+    func checkSinkAvailable() throws(APIError) {
+        if let reason = sink.unavailableReason { throw APIError.unavailable("Kafka unavailable: \(reason)") }
+    }
+
+    /// The answer to a write the sink refused.
+    func sendFailure(_ error: any Error) -> APIError {
+        if let error = error as? EventTooLarge { return APIError(.contentTooLarge, "\(error)") }
+        metrics.produceErrors.increment()
+        return APIError.unavailable("Kafka did not accept the event: \(error)")
+    }
+
+    /// 202 with the event's id, once the broker acknowledged the write.
+    static func accepted(_ envelope: EventEnvelope) -> Answer {
         var json = JSONWriter(capacity: 80)
         json.bytes.append(UInt8(ascii: "{"))
         json.key("event_id", first: true)
         json.string(envelope.eventID.lowercasedString)
         json.key("status")
         json.raw(#""accepted"}"#)
-        return Self.json(.accepted, json.bytes)
-    }
-
-    private func send(_ envelope: EventEnvelope) async throws {
-        if let reason = sink.unavailableReason { throw APIError.unavailable("Kafka unavailable: \(reason)") }
-        do {
-            try await sink.send(envelope)
-        } catch let error as EventTooLarge {
-            throw APIError(.contentTooLarge, "\(error)")
-        } catch {
-            metrics.produceErrors.increment()
-            throw APIError.unavailable("Kafka did not accept the event: \(error)")
-        }
+        return Answer(status: .accepted, body: json.bytes)
     }
 
     private func batch(_ request: Request) async throws -> Response {
@@ -186,7 +219,7 @@ public struct EventAPI: HTTPResponder {
         guard (1...options.maximumBatchItems).contains(items.count) else {
             throw APIError(.badRequest, "events must hold 1 to \(options.maximumBatchItems) items", field: "events")
         }
-        if let reason = sink.unavailableReason { throw APIError.unavailable("Kafka unavailable: \(reason)") }
+        try checkSinkAvailable()
         let receivedAt = now()
         enum Outcome: Sendable {
             case accepted(UUID)
@@ -422,7 +455,7 @@ public struct EventAPI: HTTPResponder {
     }
 
     static func json(_ status: HTTPResponse.Status, _ bytes: [UInt8]) -> Response {
-        Response(status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
+        Response(Answer(status: status, body: bytes))
     }
 
     static func integer(_ query: FlatDictionary<Substring, Substring>, _ name: String, default value: Int, in range: ClosedRange<Int>) throws -> Int {
@@ -435,6 +468,11 @@ public struct EventAPI: HTTPResponder {
 
     /// The body as JSON, refusing bodies over `limit` bytes (413) and anything but one JSON value (400).
     static func parseBody(_ request: Request, limit: Int) async throws -> JSONValue {
+        try parseJSON(try await collectBody(request, limit: limit), limit: limit)
+    }
+
+    /// The body, or `.tooLarge` past `limit` bytes (declared or sent).
+    static func collectBody(_ request: Request, limit: Int) async throws -> WriteBody {
         // Read the body once; past the limit keep reading (and dropping, up to 64 MiB) so a client
         // that sends the whole body before reading gets the 413 instead of a stalled upload.
         let declared = request.headers[.contentLength].flatMap { Int($0) }
@@ -445,19 +483,39 @@ public struct EventAPI: HTTPResponder {
             total += part.readableBytes
             if total > limit { tooLarge = true }
             if tooLarge {
-                if total > 64 << 20 { break }
+                if total > maximumDroppedBodyBytes { break }
                 continue
             }
             buffer.writeImmutableBuffer(part)
         }
-        if tooLarge { throw APIError.tooLarge(limit) }
-        let bytes = buffer.readBytes(length: buffer.readableBytes) ?? []
+        return tooLarge ? .tooLarge : .bytes(buffer.readBytes(length: buffer.readableBytes) ?? [])
+    }
+
+    /// How much of a body over the limit is read (and dropped) before the 413.
+    static let maximumDroppedBodyBytes = 64 << 20
+
+    static func parseJSON(_ body: WriteBody?, limit: Int) throws(APIError) -> JSONValue {
+        guard case let .bytes(bytes)? = body else { throw APIError.tooLarge(limit) }
         guard !bytes.isEmpty else { throw APIError(.badRequest, "request body is empty") }
         do {
             return try JSONParser.parse(bytes)
         } catch {
             throw APIError(.badRequest, "malformed JSON: \(error)")
         }
+    }
+}
+
+/// A complete answer (status, headers, JSON body), written by the router's responses and by the
+/// fast write path alike.
+struct Answer: Sendable {
+    var status: HTTPResponse.Status
+    var headers: HTTPFields = [.contentType: "application/json"]
+    var body: [UInt8]
+}
+
+extension Response {
+    init(_ answer: Answer) {
+        self.init(status: answer.status, headers: answer.headers, body: .init(byteBuffer: ByteBuffer(bytes: answer.body)))
     }
 }
 
@@ -488,16 +546,16 @@ struct APIError: Error {
         return error
     }
 
-    var response: Response {
+    var answer: Answer {
         var json = JSONWriter()
         json.raw(#"{"error":"#)
         json.string(message)
         json.key("field")
         if let field { json.string(field) } else { json.null() }
         json.bytes.append(UInt8(ascii: "}"))
-        var response = EventAPI.json(status, json.bytes)
-        for field in headers { response.headers.append(field) }
-        return response
+        var answer = Answer(status: status, body: json.bytes)
+        for field in headers { answer.headers.append(field) }
+        return answer
     }
 }
 
@@ -510,9 +568,9 @@ struct Route {
     let kind: Kind
     let parameter: String
 
-    init(_ request: Request) {
+    init(path: some StringProtocol) {
         // Foundation's percent decoding is slow even on text without escapes; most paths have none.
-        let segments = request.uri.path.split(separator: "/").map { segment in
+        let segments = path.split(separator: "/").map { segment in
             segment.utf8.contains(UInt8(ascii: "%")) ? String(segment).removingPercentEncoding ?? String(segment) : String(segment)
         }
         switch segments.count {
@@ -565,7 +623,7 @@ struct Route {
         }
     }
 
-    func eventID() throws -> UUID {
+    func eventID() throws(APIError) -> UUID {
         guard let id = UUID(text: parameter) else {
             throw APIError(.badRequest, "must be a UUID", field: "id")
         }

@@ -1,0 +1,109 @@
+"""One keep-alive connection carrying several requests: the single-event writes are answered inside
+the server's channel pipeline (FastWriteHandler) and everything else by the router, so these tests
+check that answers keep the order of the requests whichever path serves them, that a write waiting
+for the broker holds back the requests behind it, and that `Connection: close` is honoured."""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+import uuid
+from typing import Dict, List, Optional, Tuple
+
+from api_support import known_bug, unique, wait_for_event
+
+CONVERSATION = unique("connection")
+
+
+def create_body(event_id: str) -> bytes:
+    return json.dumps({"event_id": event_id, "conversation_id": CONVERSATION, "event_name": "pipelined"}).encode()
+
+
+def request(api, method: str, path: str, body: Optional[bytes] = None, close: bool = False) -> bytes:
+    head = "%s %s HTTP/1.1\r\nHost: %s:%d\r\n" % (method, path, api.host, api.port)
+    if api.token:
+        head += "Authorization: Bearer %s\r\n" % api.token
+    if close:
+        head += "Connection: close\r\n"
+    if body is not None:
+        head += "Content-Type: application/json\r\nContent-Length: %d\r\n" % len(body)
+    return (head + "\r\n").encode() + (body or b"")
+
+
+def exchange(api, data: bytes, timeout: float = 30.0) -> List[Tuple[int, Dict[str, str], bytes]]:
+    """Sends every request at once (the last one with Connection: close) and reads until the server
+    closes, then splits the answers by their Content-Length."""
+    sock = socket.create_connection((api.host, api.port), timeout=timeout)
+    try:
+        sock.sendall(data)
+        received = b""
+        while True:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            received += chunk
+    finally:
+        sock.close()
+    answers = []
+    while received:
+        head, sep, rest = received.partition(b"\r\n\r\n")
+        assert sep, "incomplete answer: %r" % received[:200]
+        lines = head.decode("latin-1").split("\r\n")
+        assert lines[0].startswith("HTTP/1.1 "), "no HTTP answer: %r" % received[:200]
+        headers = {}
+        for line in lines[1:]:
+            name, _, value = line.partition(":")
+            headers[name.strip().lower()] = value.strip()
+        length = int(headers["content-length"])
+        answers.append((int(lines[0].split()[1]), headers, rest[:length]))
+        received = rest[length:]
+    return answers
+
+
+def test_pipelined_writes_and_reads_are_answered_in_order(api):
+    first, second = str(uuid.uuid4()), str(uuid.uuid4())
+    data = b"".join([
+        request(api, "POST", "/event/", create_body(first)),
+        request(api, "GET", "/health"),
+        request(api, "POST", "/event/", create_body(second)),
+        request(api, "POST", "/event/", b"{}"),  # refused before the broker: answered at once
+        request(api, "PUT", "/event/%s" % first, json.dumps({"output": "changed"}).encode()),
+        request(api, "GET", "/no/such/route"),
+        request(api, "DELETE", "/event/%s" % second),
+        request(api, "GET", "/health", close=True),
+    ])
+    answers = exchange(api, data)
+    assert [status for status, _, _ in answers] == [202, 200, 202, 400, 202, 404, 202, 200]
+    bodies = [json.loads(body) for _, _, body in answers]
+    assert [bodies[i]["event_id"] for i in (0, 2, 4, 6)] == [first, second, first, second]
+    assert bodies[1] == {"status": "ok"}
+    assert bodies[3] == {"error": "field is required", "field": "conversation_id"}
+    assert bodies[5] == {"error": "not found", "field": None}
+    wait_for_event(api, first, lambda event: event["output"] == "changed", "the pipelined update")
+
+
+def test_many_pipelined_writes_keep_their_order(api):
+    ids = [str(uuid.uuid4()) for _ in range(200)]
+    data = b"".join(request(api, "POST", "/event/", create_body(event_id)) for event_id in ids)
+    answers = exchange(api, data + request(api, "GET", "/health", close=True))
+    assert [status for status, _, _ in answers] == [202] * len(ids) + [200]
+    assert [json.loads(body)["event_id"] for _, _, body in answers[:-1]] == ids
+
+
+@known_bug("close-then-pipelined")
+def test_write_with_connection_close_is_answered_then_closed(api):
+    event_id = str(uuid.uuid4())
+    # Anything after a Connection: close request is not served.
+    answers = exchange(api, request(api, "POST", "/event/", create_body(event_id), close=True) + request(api, "GET", "/health"))
+    assert [(status, json.loads(body)) for status, _, body in answers] == [(202, {"event_id": event_id, "status": "accepted"})]
+
+
+def test_write_answers_carry_the_same_headers_as_the_routers(api):
+    event_id = str(uuid.uuid4())
+    write, read = exchange(api, request(api, "POST", "/event/", create_body(event_id)) + request(api, "GET", "/health", close=True))
+    assert set(write[1]) == set(read[1]) == {"content-type", "content-length", "x-request-id", "date", "server"}
+    assert write[1]["server"] == read[1]["server"] == "event-api"
+    assert write[1]["content-type"] == "application/json"
+    assert re.fullmatch(r"(Mon|Tue|Wed|Thu|Fri|Sat|Sun), \d\d (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) \d{4} \d\d:\d\d:\d\d GMT",
+                        write[1]["date"])
