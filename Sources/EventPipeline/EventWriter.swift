@@ -30,7 +30,9 @@ public final class KafkaEventSink: EventSink {
     }
 
     public func send(_ envelope: EventEnvelope) async throws {
-        _ = try await producer.send(topic: topic, key: envelope.key, value: try message(envelope))
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+            send(envelope) { error in continuation.resume(with: error.map { .failure($0) } ?? .success(())) }
+        }
     }
 
     public func send(_ envelope: EventEnvelope, completion: @escaping @Sendable ((any Error)?) -> Void) {

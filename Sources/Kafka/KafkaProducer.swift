@@ -84,12 +84,8 @@ public final class KafkaProducer: @unchecked Sendable {
     /// returns when the broker acknowledged it. Fails at once when the local queue is full or no
     /// broker is reachable, and after `message.timeout.ms` when the broker never acknowledges.
     public func send(topic: String, key: [UInt8], value: [UInt8]) async throws -> KafkaDeliveryReport {
-        if let reason = state.unavailableReason {
-            throw KafkaError(code: RD_KAFKA_RESP_ERR__TRANSPORT.rawValue, message: "Kafka unavailable: \(reason)")
-        }
-        let topicHandle = try self.topicHandle(topic)
-        return try await withCheckedThrowingContinuation { continuation in
-            enqueue(topicHandle, topic, key: key, value: value, reportingTo: DeliveryBox(continuation))
+        try await withCheckedThrowingContinuation { continuation in
+            send(topic: topic, key: key, value: value) { continuation.resume(with: $0.mapError { $0 }) }
         }
     }
 
@@ -212,14 +208,7 @@ class DeliveryTarget {
     func deliver(_ result: Result<KafkaDeliveryReport, KafkaError>) {}
 }
 
-/// The continuation of one `send`.
-final class DeliveryBox: DeliveryTarget {
-    let continuation: CheckedContinuation<KafkaDeliveryReport, any Error>
-    init(_ continuation: CheckedContinuation<KafkaDeliveryReport, any Error>) { self.continuation = continuation }
-    override func deliver(_ result: Result<KafkaDeliveryReport, KafkaError>) { continuation.resume(with: result.mapError { $0 }) }
-}
-
-/// The completion of one callback `send`.
+/// The completion of one `send`.
 final class DeliveryCallback: DeliveryTarget {
     let completion: @Sendable (Result<KafkaDeliveryReport, KafkaError>) -> Void
     init(_ completion: @escaping @Sendable (Result<KafkaDeliveryReport, KafkaError>) -> Void) { self.completion = completion }

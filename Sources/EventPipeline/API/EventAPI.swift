@@ -93,8 +93,8 @@ public struct EventAPI: HTTPResponder {
         switch (route.kind, request.method) {
         case (.event, .get): return try await getEvent(try route.eventID())
         case (.createEvent, _), (.event, _):
-            // The same steps as the fast write path (``FastWriteHandler``), which serves these
-            // routes on the server itself; this one serves them in tests through the router.
+            // The same steps as ``FastWriteHandler``, which serves these routes in event-api's
+            // server; these serve them wherever EventAPI runs as a plain responder.
             let body = request.method == .delete ? nil : try await Self.collectBody(request, limit: options.maximumBodyBytes)
             let envelope = try writeEnvelope(route: route, method: request.method, body: body)
             try checkSinkAvailable()
@@ -473,26 +473,12 @@ public struct EventAPI: HTTPResponder {
 
     /// The body, or `.tooLarge` past `limit` bytes (declared or sent).
     static func collectBody(_ request: Request, limit: Int) async throws -> WriteBody {
-        // Read the body once; past the limit keep reading (and dropping, up to 64 MiB) so a client
-        // that sends the whole body before reading gets the 413 instead of a stalled upload.
-        let declared = request.headers[.contentLength].flatMap { Int($0) }
-        var buffer = ByteBuffer()
-        var total = 0
-        var tooLarge = (declared ?? 0) > limit
+        var collector = BodyCollector(limit: limit, declaredLength: request.headers[.contentLength].flatMap { Int($0) })
         for try await part in request.body {
-            total += part.readableBytes
-            if total > limit { tooLarge = true }
-            if tooLarge {
-                if total > maximumDroppedBodyBytes { break }
-                continue
-            }
-            buffer.writeImmutableBuffer(part)
+            guard collector.append(part) else { break }
         }
-        return tooLarge ? .tooLarge : .bytes(buffer.readBytes(length: buffer.readableBytes) ?? [])
+        return collector.finish()
     }
-
-    /// How much of a body over the limit is read (and dropped) before the 413.
-    static let maximumDroppedBodyBytes = 64 << 20
 
     static func parseJSON(_ body: WriteBody?, limit: Int) throws(APIError) -> JSONValue {
         guard case let .bytes(bytes)? = body else { throw APIError.tooLarge(limit) }
@@ -502,6 +488,37 @@ public struct EventAPI: HTTPResponder {
         } catch {
             throw APIError(.badRequest, "malformed JSON: \(error)")
         }
+    }
+}
+
+/// A request body read once, up to a limit. Past the limit the rest is read and dropped (up to
+/// 64 MiB), so a client that sends the whole body before reading gets its 413 instead of a stalled
+/// upload.
+struct BodyCollector {
+    static let maximumDroppedBytes = 64 << 20
+    let limit: Int
+    private var buffer: ByteBuffer
+    private var received = 0
+    private var tooLarge: Bool
+
+    init(limit: Int, declaredLength: Int?, allocator: ByteBufferAllocator = ByteBufferAllocator()) {
+        self.limit = limit
+        tooLarge = (declaredLength ?? 0) > limit
+        buffer = allocator.buffer(capacity: tooLarge ? 0 : min(max(declaredLength ?? 0, 256), limit))
+    }
+
+    /// Adds a part of the body; false once enough was dropped to answer 413 without the rest.
+    mutating func append(_ part: ByteBuffer) -> Bool {
+        received += part.readableBytes
+        if received > limit { tooLarge = true }
+        if tooLarge { return received <= Self.maximumDroppedBytes }
+        buffer.writeImmutableBuffer(part)
+        return true
+    }
+
+    mutating func finish() -> EventAPI.WriteBody {
+        defer { buffer = ByteBuffer() }
+        return tooLarge ? .tooLarge : .bytes(buffer.readBytes(length: buffer.readableBytes) ?? [])
     }
 }
 

@@ -51,15 +51,13 @@ final class FastWriteHandler: ChannelDuplexHandler, RemovableChannelHandler {
         var unauthorized: APIError?
         var closeAfter: Bool
         var started: ContinuousClock.Instant
-        var body: ByteBuffer
-        var received = 0
-        var tooLarge: Bool
+        var body: BodyCollector
     }
 
     private let api: EventAPI
     private let serverName: String
     private var state = State.idle
-    private var write: PendingWrite?
+    private var pending: PendingWrite?
     /// Requests handed to the router whose answer has not been written yet.
     private var unansweredForwarded = 0
     /// Parts that came while they could not be served, in order.
@@ -104,32 +102,23 @@ final class FastWriteHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 return true
             }
             guard unansweredForwarded == 0 else { return false }
-            let limit = api.options.maximumBodyBytes
-            let declared = head.headerFields[.contentLength].flatMap { Int($0) } ?? 0
             var unauthorized: APIError?
             do { try api.authorize(head.headerFields) } catch { unauthorized = error }
-            write = PendingWrite(route: route, method: head.method, requestID: api.requestID(head.headerFields),
-                                 unauthorized: unauthorized, closeAfter: head.headerFields[.connection]?.lowercased() == "close", started: .now,
-                                 body: context.channel.allocator.buffer(capacity: min(max(declared, 256), limit)),
-                                 tooLarge: declared > limit)
+            pending = PendingWrite(route: route, method: head.method, requestID: api.requestID(head.headerFields),
+                                   unauthorized: unauthorized, closeAfter: head.headerFields[.connection]?.lowercased() == "close", started: .now,
+                                   body: BodyCollector(limit: api.options.maximumBodyBytes,
+                                                       declaredLength: head.headerFields[.contentLength].flatMap { Int($0) },
+                                                       allocator: context.channel.allocator))
             state = .collecting
             return true
         case (.forwarding, _):
             if case .end = part { state = .idle }
             forward(part, context: context)
             return true
-        case (.collecting, .body(var chunk)):
-            // Past the limit keep reading and dropping (up to 64 MiB) as the router's path does, so a
-            // client that sends the whole body before reading gets its 413.
-            write!.received += chunk.readableBytes
-            if write!.received > api.options.maximumBodyBytes { write!.tooLarge = true }
-            if write!.tooLarge {
-                if write!.received > EventAPI.maximumDroppedBodyBytes {
-                    skippingRestOfBody = true
-                    startWrite(context: context)
-                }
-            } else {
-                write!.body.writeBuffer(&chunk)
+        case let (.collecting, .body(chunk)):
+            if !pending!.body.append(chunk) {
+                skippingRestOfBody = true
+                startWrite(context: context)
             }
             return true
         case (.collecting, .end):
@@ -144,12 +133,9 @@ final class FastWriteHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     /// The body is complete (or too large): check, send, answer on the acknowledgement.
     private func startWrite(context: ChannelHandlerContext) {
-        guard var pending = write else { return }
+        guard let pending else { return }
         state = .answering
-        let body: EventAPI.WriteBody? = pending.method == .delete ? nil
-            : pending.tooLarge ? .tooLarge : .bytes(pending.body.readBytes(length: pending.body.readableBytes) ?? [])
-        pending.body = ByteBuffer()
-        write = pending
+        let body = pending.method == .delete ? nil : self.pending!.body.finish()
         let envelope: EventEnvelope
         do throws(APIError) {
             if let unauthorized = pending.unauthorized { throw unauthorized }
@@ -173,8 +159,8 @@ final class FastWriteHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     /// Writes the answer of the pending write, then serves what waited.
     private func answer(_ answer: Answer) {
-        guard let pending = write else { return }
-        write = nil
+        guard let pending else { return }
+        self.pending = nil
         api.record(route: pending.route, method: pending.method, status: answer.status, requestID: pending.requestID, started: pending.started)
         guard let context else { return }  // the connection is gone
         var headers = answer.headers
