@@ -51,10 +51,7 @@ TIMESTAMP_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
 # Server bugs found by this suite (see the report of the session that wrote it). A test marked
 # with known_bug() is expected to fail until the server is fixed; strict, so a fixed bug makes the
 # test "XPASS(strict)" and fails the run: then delete the entry here and the marker at the test.
-KNOWN_BUGS: Dict[str, str] = {
-    "close-then-pipelined": "a write sent with Connection: close and followed on the same connection by another "
-                            "request yields an answer without a JSON body besides the 202 (found 2026-12-04, not yet diagnosed)",
-}
+KNOWN_BUGS: Dict[str, str] = {}
 
 
 def known_bug(name: str):

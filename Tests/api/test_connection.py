@@ -11,7 +11,7 @@ import socket
 import uuid
 from typing import Dict, List, Optional, Tuple
 
-from api_support import known_bug, unique, wait_for_event
+from api_support import unique, wait_for_event
 
 CONVERSATION = unique("connection")
 
@@ -91,7 +91,6 @@ def test_many_pipelined_writes_keep_their_order(api):
     assert [json.loads(body)["event_id"] for _, _, body in answers[:-1]] == ids
 
 
-@known_bug("close-then-pipelined")
 def test_write_with_connection_close_is_answered_then_closed(api):
     event_id = str(uuid.uuid4())
     # Anything after a Connection: close request is not served.

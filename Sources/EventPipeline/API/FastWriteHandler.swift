@@ -66,6 +66,8 @@ final class FastWriteHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private var skippingRestOfBody = false
     private var forwardedSinceReadComplete = false
     private var quiesceHeld = false
+    /// An error of the HTTP decoder that came after parts still waiting (it belongs after them).
+    private var errorHeld: (any Error)?
     private var context: ChannelHandlerContext?
 
     init(api: EventAPI, serverName: String) {
@@ -210,10 +212,36 @@ final class FastWriteHandler: ChannelDuplexHandler, RemovableChannelHandler {
             forwardedSinceReadComplete = false
             context.fireChannelReadComplete()
         }
-        if held.isEmpty, state != .answering, state != .closing, readHeld {
+        guard held.isEmpty, state != .answering, state != .closing, state != .collecting else { return }
+        if let error = errorHeld {
+            errorHeld = nil
+            context.fireErrorCaught(error)
+        }
+        if readHeld {
             readHeld = false
             context.read()
         }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        switch state {
+        case .closing:
+            // Bytes after a `Connection: close` request (the decoder refuses them): nothing more is served.
+            return
+        case .collecting:
+            // The write's own request is malformed: it is not served; the router answers the error.
+            pending = nil
+            state = .idle
+        case .answering:
+            errorHeld = errorHeld ?? error
+            return
+        case .idle, .forwarding:
+            if !held.isEmpty {
+                errorHeld = errorHeld ?? error
+                return
+            }
+        }
+        context.fireErrorCaught(error)
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
@@ -232,8 +260,8 @@ final class FastWriteHandler: ChannelDuplexHandler, RemovableChannelHandler {
         let part = unwrapOutboundIn(data)
         context.write(data, promise: promise)
         if case .end = part {
-            // The router answered a request it was handed.
-            unansweredForwarded -= 1
+            // The router answered a request it was handed (or a decoder error, which is not counted).
+            unansweredForwarded = max(0, unansweredForwarded - 1)
             if unansweredForwarded == 0, !held.isEmpty {
                 // Not from inside the router's write: serve the waiting parts on the next tick.
                 let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
