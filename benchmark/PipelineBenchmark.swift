@@ -44,6 +44,11 @@ struct PipelineBenchmark: AsyncParsableCommand {
         let conversations = 1000
         print("event-bench pipeline: \(apiBaseURL), concurrency \(concurrency), inserts \(insertCount), updates \(updateCount), deletes \(deleteCount)"
               + (batch > 0 ? ", batch \(batch)" : "") + ", run \(runID)")
+        let client = ClickHouseClient(hosts: [ClickHouseConfiguration(host: clickhouseHost, port: clickhousePort, compression: .lz4)])
+        let repository = EventRepository(client: client, database: database)
+        let tableBefore = await Self.tableSize(repository: repository)
+        print("table \(repository.schema.table) before the run: "
+              + (tableBefore.map { "\($0.rows) rows in \($0.parts) active parts" } ?? "not readable (no table yet, or ClickHouse is down)"))
 
         // Ceiling: a bare Hummingbird endpoint that reads and validates the same JSON body, in this run.
         var ceiling: PhaseResult?
@@ -117,8 +122,6 @@ struct PipelineBenchmark: AsyncParsableCommand {
         let lastAccepted = ContinuousClock.now
 
         // End to end: poll ClickHouse until the final state shows, then verify it.
-        let client = ClickHouseClient(hosts: [ClickHouseConfiguration(host: clickhouseHost, port: clickhousePort, compression: .lz4)])
-        let repository = EventRepository(client: client, database: database)
         let expectedLive = insertCount - deleteCount
         let updatedAndLive = max(0, min(updateCount, deleteStart))
         let verifier = Verifier(repository: repository, prefix: "bench-\(runID)-")
@@ -192,8 +195,25 @@ struct PipelineBenchmark: AsyncParsableCommand {
               + (failures.isEmpty ? "PASSED" : "FAILED\n  " + failures.joined(separator: "\n  ")))
 
         try writeJSON(phases: phases, ceiling: ceiling, ceilingAfter: ceilingAfter, endToEnd: endToEnd, visibilityLag: visibilityLag, state: state, failures: failures, runID: runID,
-                      versions: ["clickhouse": serverVersion, "librdkafka (this process)": KafkaLibrary.version])
+                      versions: ["clickhouse": serverVersion, "librdkafka (this process)": KafkaLibrary.version], tableBefore: tableBefore)
         if !failures.isEmpty { throw ExitCode(1) }
+    }
+
+    /// Rows and active parts of the events table. ClickHouse merges the run's parts with the ones
+    /// already there, and on a table grown by earlier runs those merges take most of a core for
+    /// seconds at a time during the phases; runs compare fairly only on tables of similar size
+    /// (`scripts/bench` gives each run an empty one).
+    static func tableSize(repository: EventRepository) async -> (rows: Int, parts: Int)? {
+        let sql = """
+            SELECT toUInt64(sum(rows)) AS rows, count() AS parts FROM system.parts
+            WHERE active AND database IN (SELECT value FROM target) AND table = 'events'
+            """
+        guard let blocks = try? await repository.client.collect(sql, externalTables: [
+            ExternalTable(name: "target", block: Block(columns: [NamedColumn("value", StringColumn([repository.schema.database]))])),
+        ]), let block = blocks.first(where: { $0.rowCount > 0 }),
+              let rows = (block["rows"] as? FixedWidthColumn<UInt64>)?.values.first,
+              let parts = (block["parts"] as? FixedWidthColumn<UInt64>)?.values.first else { return nil }
+        return (Int(rows), Int(parts))
     }
 
     static func seconds(_ d: Duration) -> Double { Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18 }
@@ -244,7 +264,7 @@ struct PipelineBenchmark: AsyncParsableCommand {
     }
 
     func writeJSON(phases: [PhaseResult], ceiling: PhaseResult?, ceilingAfter: PhaseResult?, endToEnd: Double, visibilityLag: Double, state: Verifier.State,
-                   failures: [String], runID: String, versions: [String: String]) throws {
+                   failures: [String], runID: String, versions: [String: String], tableBefore: (rows: Int, parts: Int)?) throws {
         func phaseJSON(_ p: PhaseResult) -> [String: Any] {
             ["name": p.name, "requests": p.requests, "events": p.events, "seconds": p.seconds, "events_per_second": p.eventsPerSecond,
              "requests_per_second": p.requestsPerSecond, "p50_ms": p.percentile(0.5), "p95_ms": p.percentile(0.95), "p99_ms": p.percentile(0.99),
@@ -264,6 +284,7 @@ struct PipelineBenchmark: AsyncParsableCommand {
                         "arch": machine, "kernel": kernel, "os": ProcessInfo.processInfo.operatingSystemVersionString],
             "versions": versions,
             "ceiling": ceiling.map(phaseJSON) ?? NSNull(), "ceiling_after": ceilingAfter.map(phaseJSON) ?? NSNull(), "phases": phases.map(phaseJSON),
+            "table_before": tableBefore.map { ["rows": $0.rows, "active_parts": $0.parts] as [String: Any] } ?? NSNull(),
             "end_to_end_seconds": endToEnd, "visible_after_last_accept_seconds": visibilityLag,
             "final_state": ["live": state.live, "updated": state.updated, "deleted_rows": state.deletedRows, "distinct_ids": state.distinct],
             "verification": failures.isEmpty ? "passed" : "failed", "failures": failures,
