@@ -32,6 +32,31 @@ use_bundled_rdkafka() {
 use_bundled_rdkafka
 
 say() { printf '%s\n' "$*" >&2; }
+
+kafka_admin() { "$VENV/bin/python" "$ROOT/scripts/kafka_admin.py" "$@"; }
+
+# Gives this script a pipeline of its own on the local services: a fresh ClickHouse database
+# (PREFIX_ID), Kafka topic and dead-letter topic (PREFIX-ID, PREFIX-ID.dlq) and consumer group,
+# exported for the event-api and event-consumer it starts. A new group on a shared topic would
+# replay that topic from its start (auto.offset.reset=earliest), and a table grown by earlier runs
+# makes ClickHouse merge the old parts with the new ones while the load runs; from empty ones,
+# every run starts from the same state. Needs the services up; drop_isolated_pipeline undoes it.
+isolate_pipeline() {
+    local prefix="$1" id; id="$(date +%s)_$$"
+    export CLICKHOUSE_DATABASE="${prefix}_$id"
+    export KAFKA_TOPIC="${prefix//_/-}-${id//_/-}"
+    export KAFKA_DLQ_TOPIC="$KAFKA_TOPIC.dlq" KAFKA_GROUP_ID="${prefix//_/-}-${id//_/-}"
+    kafka_admin ensure-topic "$KAFKA_BROKERS" "$KAFKA_TOPIC" "$KAFKA_PARTITIONS" || die "could not create topic $KAFKA_TOPIC"
+    kafka_admin ensure-topic "$KAFKA_BROKERS" "$KAFKA_DLQ_TOPIC" 1 || die "could not create topic $KAFKA_DLQ_TOPIC"
+}
+
+# Deletes the topics and drops the database that isolate_pipeline made (no error if already gone).
+drop_isolated_pipeline() {
+    kafka_admin delete-topics "$KAFKA_BROKERS" "$KAFKA_TOPIC" "$KAFKA_DLQ_TOPIC" || say "could not delete topic $KAFKA_TOPIC"
+    clickhouse-client --host "$CLICKHOUSE_HOST" --port "$CLICKHOUSE_PORT" --user "$CLICKHOUSE_USER" \
+        ${CLICKHOUSE_PASSWORD:+--password "$CLICKHOUSE_PASSWORD"} --query "DROP DATABASE IF EXISTS $CLICKHOUSE_DATABASE" \
+        || say "could not drop database $CLICKHOUSE_DATABASE"
+}
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 
 # Runs a named stage and prints how long it took, so slow CI stages are visible.
