@@ -1,3 +1,4 @@
+import Histogram
 import NIOCore
 import NIOHTTP1
 import NIOPosix
@@ -99,29 +100,36 @@ struct PhaseResult: Sendable {
     var requests: Int
     var events: Int
     var seconds: Double
-    var latenciesMicroseconds: [Int64]
+    /// Request latencies in microseconds (3 significant digits; grows to whatever is recorded).
+    var latencies: Histogram<UInt64>
     var statusCounts: [Int: Int]
     var transportErrors: Int
     /// CPU seconds the server process used during the phase, when it runs on this machine.
     var serverCPUSeconds: Double? = nil
+    /// The share of the whole machine's CPU that stayed idle during the phase (Linux only).
+    var machineIdleFraction: Double? = nil
 
     var eventsPerSecond: Double { Double(events) / max(seconds, 1e-9) }
     var requestsPerSecond: Double { Double(requests) / max(seconds, 1e-9) }
     var serverCPUMicrosecondsPerRequest: Double? { serverCPUSeconds.map { $0 * 1e6 / Double(max(requests, 1)) } }
 
-    /// Runs `phase` and records the CPU time process `pid` used meanwhile (none without a pid).
+    /// Runs `phase` and records the CPU time process `pid` used meanwhile (none without a pid),
+    /// and how much of the machine stayed idle.
     static func measuringServerCPU(of pid: Int32?, _ phase: () async throws -> PhaseResult) async rethrows -> PhaseResult {
         let before = pid.flatMap(ProcessCPU.seconds)
+        let machineBefore = MachineCPU.sample()
         var result = try await phase()
         if let before, let after = pid.flatMap(ProcessCPU.seconds) { result.serverCPUSeconds = after - before }
+        if let machineBefore { result.machineIdleFraction = MachineCPU.sample()?.idleFraction(since: machineBefore) }
         return result
     }
 
+    /// The latency at fraction `p` (0...1) of the requests, in milliseconds; `p` = 1 is the
+    /// largest recorded.
     func percentile(_ p: Double) -> Double {
-        guard !latenciesMicroseconds.isEmpty else { return 0 }
-        let sorted = latenciesMicroseconds.sorted()
-        let index = min(sorted.count - 1, Int((p * Double(sorted.count)).rounded(.up)) - 1)
-        return Double(sorted[max(0, index)]) / 1000
+        guard latencies.totalCount > 0 else { return 0 }
+        let microseconds = p >= 1 ? latencies.maxRecorded : latencies.valueAtPercentile(p * 100)
+        return Double(microseconds) / 1000
     }
 }
 
@@ -143,10 +151,10 @@ func runLoad(name: String, host: String, port: Int, concurrency: Int, count: Int
             FileHandleStderr.write(line)
         }
     } : nil
-    let results = try await withThrowingTaskGroup(of: ([Int64], [Int: Int], Int).self) { tasks in
+    let results = try await withThrowingTaskGroup(of: (Histogram<UInt64>, [Int: Int], Int).self) { tasks in
         for _ in 0..<max(1, min(concurrency, count)) {
             tasks.addTask {
-                var latencies: [Int64] = []
+                var latencies = Histogram<UInt64>()
                 var statuses: [Int: Int] = [:]
                 var errors = 0
                 var connection = try await LoadConnection.connect(host: host, port: port, group: group)
@@ -158,7 +166,7 @@ func runLoad(name: String, host: String, port: Int, concurrency: Int, count: Int
                     do {
                         let (status, responseBody) = try await connection.request(method, path, body: body)
                         let elapsed = ContinuousClock.now - sent
-                        latencies.append(elapsed.components.seconds * 1_000_000 + elapsed.components.attoseconds / 1_000_000_000_000)
+                        latencies.record(UInt64(elapsed.components.seconds * 1_000_000 + elapsed.components.attoseconds / 1_000_000_000_000))
                         statuses[status, default: 0] += 1
                         onResponse(index, status, responseBody)
                     } catch {
@@ -172,9 +180,9 @@ func runLoad(name: String, host: String, port: Int, concurrency: Int, count: Int
                 return (latencies, statuses, errors)
             }
         }
-        var all: ([Int64], [Int: Int], Int) = ([], [:], 0)
+        var all = (Histogram<UInt64>(), [Int: Int](), 0)
         for try await (latencies, statuses, errors) in tasks {
-            all.0 += latencies
+            all.0.add(latencies)
             all.1.merge(statuses, uniquingKeysWith: +)
             all.2 += errors
         }
@@ -186,7 +194,7 @@ func runLoad(name: String, host: String, port: Int, concurrency: Int, count: Int
     let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
     let accepted = results.1.filter { (200..<300).contains($0.key) }.values.reduce(0, +)
     return PhaseResult(name: name, requests: count, events: accepted * eventsPerRequest, seconds: seconds,
-                       latenciesMicroseconds: results.0, statusCounts: results.1, transportErrors: results.2)
+                       latencies: results.0, statusCounts: results.1, transportErrors: results.2)
 }
 
 import Foundation

@@ -87,6 +87,29 @@ enum ProcessCPU {
     }
 }
 
+/// The whole machine's CPU time from /proc/stat (Linux), to tell a phase that waits (idle cores
+/// while requests wait for the broker) from one that has run out of CPU.
+struct MachineCPU {
+    /// Idle and I/O-wait time, and all time, summed over every core (in clock ticks).
+    var idle: UInt64
+    var total: UInt64
+
+    static func sample() -> MachineCPU? {
+        guard let text = try? String(contentsOfFile: "/proc/stat", encoding: .utf8),
+              let line = text.split(separator: "\n").first, line.hasPrefix("cpu ") else { return nil }
+        // user nice system idle iowait irq softirq steal (guest time is already within user).
+        let fields = line.split(separator: " ").dropFirst().prefix(8).compactMap { UInt64($0) }
+        guard fields.count == 8 else { return nil }
+        return MachineCPU(idle: fields[3] + fields[4], total: fields.reduce(0, +))
+    }
+
+    /// The share of the machine's CPU time that stayed idle between `earlier` and `self`.
+    func idleFraction(since earlier: MachineCPU) -> Double? {
+        guard total > earlier.total else { return nil }
+        return Double(idle - earlier.idle) / Double(total - earlier.total)
+    }
+}
+
 struct ValidationFailure: Error, CustomStringConvertible {
     var description: String
     init(_ description: String) { self.description = description }

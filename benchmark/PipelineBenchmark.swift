@@ -172,11 +172,12 @@ struct PipelineBenchmark: AsyncParsableCommand {
 
         let endToEnd = Self.seconds(visible - firstRequest)
         let visibilityLag = Self.seconds(visible - lastAccepted)
-        var table = "\n| phase | events/s | p50 ms | p95 ms | p99 ms | max ms | server CPU µs/request | statuses |\n|---|---|---|---|---|---|---|---|\n"
+        var table = "\n| phase | events/s | p50 ms | p95 ms | p99 ms | max ms | server CPU µs/request | machine idle | statuses |\n|---|---|---|---|---|---|---|---|---|\n"
         for phase in (ceiling.map { [$0] } ?? []) + phases + (ceilingAfter.map { [$0] } ?? []) {
-            table += String(format: "| %@ | %.0f | %.2f | %.2f | %.2f | %.2f | %@ | %@ |\n", phase.name, phase.eventsPerSecond, phase.percentile(0.5),
+            table += String(format: "| %@ | %.0f | %.2f | %.2f | %.2f | %.2f | %@ | %@ | %@ |\n", phase.name, phase.eventsPerSecond, phase.percentile(0.5),
                             phase.percentile(0.95), phase.percentile(0.99), phase.percentile(1.0),
                             phase.serverCPUMicrosecondsPerRequest.map { String(format: "%.1f", $0) } ?? "–",
+                            phase.machineIdleFraction.map { String(format: "%.0f%%", $0 * 100) } ?? "–",
                             phase.statusCounts.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value)" }.joined(separator: ", "))
         }
         print(table)
@@ -267,9 +268,10 @@ struct PipelineBenchmark: AsyncParsableCommand {
                    failures: [String], runID: String, versions: [String: String], tableBefore: (rows: Int, parts: Int)?) throws {
         func phaseJSON(_ p: PhaseResult) -> [String: Any] {
             ["name": p.name, "requests": p.requests, "events": p.events, "seconds": p.seconds, "events_per_second": p.eventsPerSecond,
-             "requests_per_second": p.requestsPerSecond, "p50_ms": p.percentile(0.5), "p95_ms": p.percentile(0.95), "p99_ms": p.percentile(0.99),
-             "max_ms": p.percentile(1.0), "statuses": Dictionary(uniqueKeysWithValues: p.statusCounts.map { (String($0.key), $0.value) }),
-             "transport_errors": p.transportErrors, "server_cpu_seconds": p.serverCPUSeconds.map { $0 as Any } ?? NSNull()]
+             "requests_per_second": p.requestsPerSecond, "p50_ms": p.percentile(0.5), "p90_ms": p.percentile(0.9), "p95_ms": p.percentile(0.95),
+             "p99_ms": p.percentile(0.99), "p99_9_ms": p.percentile(0.999), "max_ms": p.percentile(1.0), "mean_ms": p.latencies.mean / 1000, "statuses": Dictionary(uniqueKeysWithValues: p.statusCounts.map { (String($0.key), $0.value) }),
+             "transport_errors": p.transportErrors, "server_cpu_seconds": p.serverCPUSeconds.map { $0 as Any } ?? NSNull(),
+             "machine_idle_fraction": p.machineIdleFraction.map { $0 as Any } ?? NSNull()]
         }
         var uts = utsname()
         uname(&uts)
