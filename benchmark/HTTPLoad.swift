@@ -115,7 +115,7 @@ struct PhaseResult: Sendable {
 
     /// Runs `phase` and records the CPU time process `pid` used meanwhile (none without a pid),
     /// and how much of the machine stayed idle.
-    static func measuringServerCPU(of pid: Int32?, _ phase: () async throws -> PhaseResult) async rethrows -> PhaseResult {
+    static func measuringCPU(server pid: Int32?, _ phase: () async throws -> PhaseResult) async rethrows -> PhaseResult {
         let before = pid.flatMap(ProcessCPU.seconds)
         let machineBefore = MachineCPU.sample()
         var result = try await phase()

@@ -105,8 +105,9 @@ struct MachineCPU {
 
     /// The share of the machine's CPU time that stayed idle between `earlier` and `self`.
     func idleFraction(since earlier: MachineCPU) -> Double? {
+        // (I/O-wait may go backwards in /proc/stat, so the difference is clamped, not trusted.)
         guard total > earlier.total else { return nil }
-        return Double(idle - earlier.idle) / Double(total - earlier.total)
+        return Double(idle >= earlier.idle ? idle - earlier.idle : 0) / Double(total - earlier.total)
     }
 }
 

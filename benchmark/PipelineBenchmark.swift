@@ -71,7 +71,7 @@ struct PipelineBenchmark: AsyncParsableCommand {
             let requests = (insertCount + batch - 1) / batch
             let batchSize = batch
             let total = insertCount
-            var result = try await PhaseResult.measuringServerCPU(of: apiPID) { try await runLoad(
+            var result = try await PhaseResult.measuringCPU(server: apiPID) { try await runLoad(
                 name: "insert (batch \(batch))", host: host, port: port, concurrency: concurrency, count: requests, eventsPerRequest: batch,
                 group: group, progress: progress,
                 makeRequest: { r in
@@ -93,7 +93,7 @@ struct PipelineBenchmark: AsyncParsableCommand {
             result.events = acceptedEvents.value
             phases.append(result)
         } else {
-            phases.append(try await PhaseResult.measuringServerCPU(of: apiPID) { try await runLoad(
+            phases.append(try await PhaseResult.measuringCPU(server: apiPID) { try await runLoad(
                 name: "insert", host: host, port: port, concurrency: concurrency, count: insertCount, group: group, progress: progress,
                 makeRequest: { i in (.POST, "/event/", ByteBuffer(string: body(i))) },
                 onResponse: { i, status, response in
@@ -106,14 +106,14 @@ struct PipelineBenchmark: AsyncParsableCommand {
         // Updates: the first UPDATE_COUNT events; deletes: the last DELETE_COUNT (overlapping when they meet).
         let updateCount = min(self.updateCount, insertCount)
         let deleteCount = min(self.deleteCount, insertCount)
-        phases.append(try await PhaseResult.measuringServerCPU(of: apiPID) { try await runLoad(
+        phases.append(try await PhaseResult.measuringCPU(server: apiPID) { try await runLoad(
             name: "update", host: host, port: port, concurrency: concurrency, count: updateCount, group: group, progress: progress,
             makeRequest: { i in
                 let id = created[i]?.lowercasedString ?? "00000000-0000-0000-0000-000000000000"
                 return (.PUT, "/event/\(id)", ByteBuffer(string: #"{"output":"updated \#(i)","latency":\#(i % 500).25}"#))
             }) })
         let deleteStart = insertCount - deleteCount
-        phases.append(try await PhaseResult.measuringServerCPU(of: apiPID) { try await runLoad(
+        phases.append(try await PhaseResult.measuringCPU(server: apiPID) { try await runLoad(
             name: "delete", host: host, port: port, concurrency: concurrency, count: deleteCount, group: group, progress: progress,
             makeRequest: { i in
                 let id = created[deleteStart + i]?.lowercasedString ?? "00000000-0000-0000-0000-000000000000"
@@ -231,7 +231,7 @@ struct PipelineBenchmark: AsyncParsableCommand {
         if !inProcess {
             let server = try BareEndpointProcess()
             defer { server.stop() }
-            return try await PhaseResult.measuringServerCPU(of: server.process.processIdentifier) { try await load(port: server.port) }
+            return try await PhaseResult.measuringCPU(server: server.process.processIdentifier) { try await load(port: server.port) }
         }
         // Port 0: the kernel picks a free port; the load starts once the server is bound (a fixed
         // wait lost that race on a loaded machine: "connection refused").
@@ -253,7 +253,7 @@ struct PipelineBenchmark: AsyncParsableCommand {
         }
         let result: PhaseResult
         do {
-            result = try await load(port: port)
+            result = try await PhaseResult.measuringCPU(server: nil) { try await load(port: port) }
         } catch {
             await services.triggerGracefulShutdown()
             _ = await server.result
