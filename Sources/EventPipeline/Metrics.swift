@@ -59,6 +59,11 @@ public final class APIMetrics: Sendable {
     let produceErrors: Counter
     let clickHouseErrors: Counter
     let clickHouseQueryDuration: DurationHistogram
+    /// From handing a single event's envelope to the Kafka producer until the broker acknowledged
+    /// it (or it failed): how much of a write's answer time is the broker's.
+    let kafkaEventSendDuration: DurationHistogram
+    /// The same for a `POST /events/batch` request's envelopes together, one observation per request.
+    let kafkaBatchSendDuration: DurationHistogram
     private let series = Mutex<[String: (Counter, DurationHistogram?)]>([:])
     static let buckets: [Duration] = [.microseconds(500), .milliseconds(1), .milliseconds(2), .milliseconds(5), .milliseconds(10),
                                       .milliseconds(25), .milliseconds(50), .milliseconds(100), .milliseconds(250), .milliseconds(500),
@@ -70,6 +75,10 @@ public final class APIMetrics: Sendable {
         clickHouseErrors = registry.makeCounter(name: "clickhouse_query_errors_total", help: "Failed ClickHouse reads")
         clickHouseQueryDuration = registry.makeDurationHistogram(name: "clickhouse_query_duration_seconds", buckets: Self.buckets,
                                                                  help: "Duration of ClickHouse reads")
+        let sendDuration = MetricNameDescriptor(metricName: "kafka_send_duration_seconds",
+                                                helpText: "From handing events to the Kafka producer until the broker acknowledged them")
+        kafkaEventSendDuration = registry.makeDurationHistogram(descriptor: sendDuration, labels: [("kind", "event")], buckets: Self.buckets)
+        kafkaBatchSendDuration = registry.makeDurationHistogram(descriptor: sendDuration, labels: [("kind", "batch")], buckets: Self.buckets)
     }
 
     func observe(route: String, method: String, status: Int, duration: Duration) {

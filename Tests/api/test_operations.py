@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 import uuid
 
+from api_support import unique
+
 
 def test_health(api):
     response = api.get("/health")
@@ -28,6 +30,32 @@ def test_metrics_count_requests_by_route_pattern(api):
     assert re.search(r'^http_requests_total\{[^}]*route="/event/:id"[^}]*status="404"[^}]*\} [1-9]', text, re.M), text[:2000]
     assert re.search(r'^http_requests_total\{[^}]*route="unknown"[^}]*\} [1-9]', text, re.M)
     assert not any(re.match(r"/event/[0-9a-f-]{36}", route) for route in re.findall(r'route="([^"]*)"', text))
+
+
+def _send_duration(text: str, kind: str) -> tuple:
+    """The count and sum of kafka_send_duration_seconds for one kind, from a /metrics page."""
+    count = re.search(r'^kafka_send_duration_seconds_count\{kind="%s"\} (\S+)$' % kind, text, re.M)
+    total = re.search(r'^kafka_send_duration_seconds_sum\{kind="%s"\} (\S+)$' % kind, text, re.M)
+    assert count and total, text[:3000]
+    return float(count.group(1)), float(total.group(1))
+
+
+def test_metrics_time_the_wait_for_the_brokers_acknowledgement(api):
+    before_event = _send_duration(api.get("/metrics").body.decode(), "event")
+    before_batch = _send_duration(api.get("/metrics").body.decode(), "batch")
+    event_id = api.create(conversation_id=unique("metrics"), event_name="metrics")
+    api.update(event_id, output="acknowledged")
+    api.remove(event_id)
+    batch = api.post("/events/batch", {"events": [{"conversation_id": unique("metrics"), "event_name": "metrics"}] * 3})
+    assert batch.status == 207, batch
+    text = api.get("/metrics").body.decode()
+    after_event, after_batch = _send_duration(text, "event"), _send_duration(text, "batch")
+    # One observation per single-event write (create, update, delete), one per batch request.
+    assert after_event[0] - before_event[0] >= 3
+    assert after_batch[0] - before_batch[0] >= 1
+    # Each waited for a broker round trip, so the time is positive and plausible (under a minute).
+    assert 0 < after_event[1] - before_event[1] < 60
+    assert 0 < after_batch[1] - before_batch[1] < 60
 
 
 def test_openapi_document(api):

@@ -98,7 +98,9 @@ public struct EventAPI: HTTPResponder {
             let body = request.method == .delete ? nil : try await Self.collectBody(request, limit: options.maximumBodyBytes)
             let envelope = try writeEnvelope(route: route, method: request.method, body: body)
             try checkSinkAvailable()
+            let sent = ContinuousClock.now
             do {
+                defer { metrics.kafkaEventSendDuration.record(.now - sent) }
                 try await sink.send(envelope)
             } catch {
                 throw sendFailure(error)
@@ -236,7 +238,9 @@ public struct EventAPI: HTTPResponder {
                 outcomes[index] = .rejected(status: 400, message: error.message, field: error.field)
             }
         }
+        let sent = ContinuousClock.now
         let errors = await sink.sendAll(envelopes.map(\.1))
+        if !envelopes.isEmpty { metrics.kafkaBatchSendDuration.record(.now - sent) }
         for ((index, envelope), error) in zip(envelopes, errors) {
             switch error {
             case nil:

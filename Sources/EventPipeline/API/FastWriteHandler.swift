@@ -149,7 +149,9 @@ final class FastWriteHandler: ChannelDuplexHandler, RemovableChannelHandler {
         let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
         let eventLoop = context.eventLoop
         let api = self.api
+        let sent = ContinuousClock.now
         api.sink.send(envelope) { error in
+            api.metrics.kafkaEventSendDuration.record(.now - sent)
             let answer = error.map { api.sendFailure($0).answer } ?? EventAPI.accepted(envelope)
             if eventLoop.inEventLoop {
                 loopBound.value.answer(answer)
