@@ -108,19 +108,26 @@ struct PhaseResult: Sendable {
     var serverCPUSeconds: Double? = nil
     /// The share of the whole machine's CPU that stayed idle during the phase (Linux only).
     var machineIdleFraction: Double? = nil
+    /// The mean time the API waited for the broker's acknowledgement per request, from its metrics.
+    var brokerWaitMilliseconds: Double? = nil
 
     var eventsPerSecond: Double { Double(events) / max(seconds, 1e-9) }
     var requestsPerSecond: Double { Double(requests) / max(seconds, 1e-9) }
     var serverCPUMicrosecondsPerRequest: Double? { serverCPUSeconds.map { $0 * 1e6 / Double(max(requests, 1)) } }
 
     /// Runs `phase` and records the CPU time process `pid` used meanwhile (none without a pid),
-    /// and how much of the machine stayed idle.
-    static func measuringCPU(server pid: Int32?, _ phase: () async throws -> PhaseResult) async rethrows -> PhaseResult {
+    /// how much of the machine stayed idle, and, given the API's metrics, its mean wait for the broker.
+    static func measuringCPU(server pid: Int32?, brokerWait: BrokerWaitReader? = nil,
+                             _ phase: () async throws -> PhaseResult) async rethrows -> PhaseResult {
+        let waitBefore = await brokerWait?.totals()
         let before = pid.flatMap(ProcessCPU.seconds)
         let machineBefore = MachineCPU.sample()
         var result = try await phase()
         if let before, let after = pid.flatMap(ProcessCPU.seconds) { result.serverCPUSeconds = after - before }
         if let machineBefore { result.machineIdleFraction = MachineCPU.sample()?.idleFraction(since: machineBefore) }
+        if let waitBefore, let waitAfter = await brokerWait?.totals(), waitAfter.count > waitBefore.count {
+            result.brokerWaitMilliseconds = 1000 * (waitAfter.seconds - waitBefore.seconds) / (waitAfter.count - waitBefore.count)
+        }
         return result
     }
 
@@ -130,6 +137,31 @@ struct PhaseResult: Sendable {
         guard latencies.totalCount > 0 else { return 0 }
         let microseconds = p >= 1 ? latencies.maxRecorded : latencies.valueAtPercentile(p * 100)
         return Double(microseconds) / 1000
+    }
+}
+
+/// Reads one kind of the API's `kafka_send_duration_seconds` histogram (observations and their
+/// total seconds) from its /metrics page, so that a phase's answer time splits into the wait for
+/// the broker's acknowledgement and the rest.
+struct BrokerWaitReader: Sendable {
+    let host: String
+    let port: Int
+    let group: EventLoopGroup
+    /// `event` (single-event writes) or `batch` (`POST /events/batch` requests).
+    let kind: String
+
+    func totals() async -> (count: Double, seconds: Double)? {
+        guard let connection = try? await LoadConnection.connect(host: host, port: port, group: group) else { return nil }
+        let answer = try? await connection.request(.GET, "/metrics")
+        await connection.close()
+        guard let (status, body) = answer, status == 200 else { return nil }
+        let lines = String(buffer: body).split(separator: "\n")
+        func value(_ name: String) -> Double? {
+            let prefix = "\(name){kind=\"\(kind)\"} "
+            return lines.first { $0.hasPrefix(prefix) }.flatMap { Double($0.dropFirst(prefix.count)) }
+        }
+        guard let count = value("kafka_send_duration_seconds_count"), let seconds = value("kafka_send_duration_seconds_sum") else { return nil }
+        return (count, seconds)
     }
 }
 

@@ -59,6 +59,7 @@ struct PipelineBenchmark: AsyncParsableCommand {
 
         // The API's CPU per request, when it runs on this machine (found by its listening port).
         let apiPID = ["localhost", "127.0.0.1", "::1", "[::1]"].contains(host) ? ProcessCPU.listener(port: port) : nil
+        let eventWait = BrokerWaitReader(host: host, port: port, group: group, kind: "event")
 
         let ids = Mutex<[UUID?]>([UUID?](repeating: nil, count: insertCount))
         let acceptedEvents = AtomicCounter()
@@ -71,7 +72,7 @@ struct PipelineBenchmark: AsyncParsableCommand {
             let requests = (insertCount + batch - 1) / batch
             let batchSize = batch
             let total = insertCount
-            var result = try await PhaseResult.measuringCPU(server: apiPID) { try await runLoad(
+            var result = try await PhaseResult.measuringCPU(server: apiPID, brokerWait: BrokerWaitReader(host: host, port: port, group: group, kind: "batch")) { try await runLoad(
                 name: "insert (batch \(batch))", host: host, port: port, concurrency: concurrency, count: requests, eventsPerRequest: batch,
                 group: group, progress: progress,
                 makeRequest: { r in
@@ -93,7 +94,7 @@ struct PipelineBenchmark: AsyncParsableCommand {
             result.events = acceptedEvents.value
             phases.append(result)
         } else {
-            phases.append(try await PhaseResult.measuringCPU(server: apiPID) { try await runLoad(
+            phases.append(try await PhaseResult.measuringCPU(server: apiPID, brokerWait: eventWait) { try await runLoad(
                 name: "insert", host: host, port: port, concurrency: concurrency, count: insertCount, group: group, progress: progress,
                 makeRequest: { i in (.POST, "/event/", ByteBuffer(string: body(i))) },
                 onResponse: { i, status, response in
@@ -106,14 +107,14 @@ struct PipelineBenchmark: AsyncParsableCommand {
         // Updates: the first UPDATE_COUNT events; deletes: the last DELETE_COUNT (overlapping when they meet).
         let updateCount = min(self.updateCount, insertCount)
         let deleteCount = min(self.deleteCount, insertCount)
-        phases.append(try await PhaseResult.measuringCPU(server: apiPID) { try await runLoad(
+        phases.append(try await PhaseResult.measuringCPU(server: apiPID, brokerWait: eventWait) { try await runLoad(
             name: "update", host: host, port: port, concurrency: concurrency, count: updateCount, group: group, progress: progress,
             makeRequest: { i in
                 let id = created[i]?.lowercasedString ?? "00000000-0000-0000-0000-000000000000"
                 return (.PUT, "/event/\(id)", ByteBuffer(string: #"{"output":"updated \#(i)","latency":\#(i % 500).25}"#))
             }) })
         let deleteStart = insertCount - deleteCount
-        phases.append(try await PhaseResult.measuringCPU(server: apiPID) { try await runLoad(
+        phases.append(try await PhaseResult.measuringCPU(server: apiPID, brokerWait: eventWait) { try await runLoad(
             name: "delete", host: host, port: port, concurrency: concurrency, count: deleteCount, group: group, progress: progress,
             makeRequest: { i in
                 let id = created[deleteStart + i]?.lowercasedString ?? "00000000-0000-0000-0000-000000000000"
@@ -172,9 +173,10 @@ struct PipelineBenchmark: AsyncParsableCommand {
 
         let endToEnd = Self.seconds(visible - firstRequest)
         let visibilityLag = Self.seconds(visible - lastAccepted)
-        var table = "\n| phase | events/s | p50 ms | p95 ms | p99 ms | max ms | server CPU µs/request | machine idle | statuses |\n|---|---|---|---|---|---|---|---|---|\n"
+        var table = "\n| phase | events/s | mean ms | broker ack ms | p50 ms | p95 ms | p99 ms | max ms | server CPU µs/request | machine idle | statuses |\n|---|---|---|---|---|---|---|---|---|---|---|\n"
         for phase in (ceiling.map { [$0] } ?? []) + phases + (ceilingAfter.map { [$0] } ?? []) {
-            table += String(format: "| %@ | %.0f | %.2f | %.2f | %.2f | %.2f | %@ | %@ | %@ |\n", phase.name, phase.eventsPerSecond, phase.percentile(0.5),
+            table += String(format: "| %@ | %.0f | %.2f | %@ | %.2f | %.2f | %.2f | %.2f | %@ | %@ | %@ |\n", phase.name, phase.eventsPerSecond,
+                            phase.latencies.mean / 1000, phase.brokerWaitMilliseconds.map { String(format: "%.2f", $0) } ?? "–", phase.percentile(0.5),
                             phase.percentile(0.95), phase.percentile(0.99), phase.percentile(1.0),
                             phase.serverCPUMicrosecondsPerRequest.map { String(format: "%.1f", $0) } ?? "–",
                             phase.machineIdleFraction.map { String(format: "%.0f%%", $0 * 100) } ?? "–",
@@ -271,7 +273,8 @@ struct PipelineBenchmark: AsyncParsableCommand {
              "requests_per_second": p.requestsPerSecond, "p50_ms": p.percentile(0.5), "p90_ms": p.percentile(0.9), "p95_ms": p.percentile(0.95),
              "p99_ms": p.percentile(0.99), "p99_9_ms": p.percentile(0.999), "max_ms": p.percentile(1.0), "mean_ms": p.latencies.mean / 1000, "statuses": Dictionary(uniqueKeysWithValues: p.statusCounts.map { (String($0.key), $0.value) }),
              "transport_errors": p.transportErrors, "server_cpu_seconds": p.serverCPUSeconds.map { $0 as Any } ?? NSNull(),
-             "machine_idle_fraction": p.machineIdleFraction.map { $0 as Any } ?? NSNull()]
+             "machine_idle_fraction": p.machineIdleFraction.map { $0 as Any } ?? NSNull(),
+             "broker_ack_mean_ms": p.brokerWaitMilliseconds.map { $0 as Any } ?? NSNull()]
         }
         var uts = utsname()
         uname(&uts)
