@@ -41,8 +41,8 @@ def _send_duration(text: str, kind: str) -> tuple:
 
 
 def test_metrics_time_the_wait_for_the_brokers_acknowledgement(api):
-    before_event = _send_duration(api.get("/metrics").body.decode(), "event")
-    before_batch = _send_duration(api.get("/metrics").body.decode(), "batch")
+    text = api.get("/metrics").body.decode()
+    before_event, before_batch = _send_duration(text, "event"), _send_duration(text, "batch")
     event_id = api.create(conversation_id=unique("metrics"), event_name="metrics")
     api.update(event_id, output="acknowledged")
     api.remove(event_id)
