@@ -131,6 +131,8 @@ struct PhaseResult: Sendable {
         return result
     }
 
+    var meanMilliseconds: Double { latencies.mean / 1000 }
+
     /// The latency at fraction `p` (0...1) of the requests, in milliseconds; `p` = 1 is the
     /// largest recorded.
     func percentile(_ p: Double) -> Double {

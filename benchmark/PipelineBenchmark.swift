@@ -60,6 +60,7 @@ struct PipelineBenchmark: AsyncParsableCommand {
         // The API's CPU per request, when it runs on this machine (found by its listening port).
         let apiPID = ["localhost", "127.0.0.1", "::1", "[::1]"].contains(host) ? ProcessCPU.listener(port: port) : nil
         let eventWait = BrokerWaitReader(host: host, port: port, group: group, kind: "event")
+        let batchWait = BrokerWaitReader(host: host, port: port, group: group, kind: "batch")
 
         let ids = Mutex<[UUID?]>([UUID?](repeating: nil, count: insertCount))
         let acceptedEvents = AtomicCounter()
@@ -72,7 +73,7 @@ struct PipelineBenchmark: AsyncParsableCommand {
             let requests = (insertCount + batch - 1) / batch
             let batchSize = batch
             let total = insertCount
-            var result = try await PhaseResult.measuringCPU(server: apiPID, brokerWait: BrokerWaitReader(host: host, port: port, group: group, kind: "batch")) { try await runLoad(
+            var result = try await PhaseResult.measuringCPU(server: apiPID, brokerWait: batchWait) { try await runLoad(
                 name: "insert (batch \(batch))", host: host, port: port, concurrency: concurrency, count: requests, eventsPerRequest: batch,
                 group: group, progress: progress,
                 makeRequest: { r in
@@ -176,7 +177,7 @@ struct PipelineBenchmark: AsyncParsableCommand {
         var table = "\n| phase | events/s | mean ms | broker ack ms | p50 ms | p95 ms | p99 ms | max ms | server CPU µs/request | machine idle | statuses |\n|---|---|---|---|---|---|---|---|---|---|---|\n"
         for phase in (ceiling.map { [$0] } ?? []) + phases + (ceilingAfter.map { [$0] } ?? []) {
             table += String(format: "| %@ | %.0f | %.2f | %@ | %.2f | %.2f | %.2f | %.2f | %@ | %@ | %@ |\n", phase.name, phase.eventsPerSecond,
-                            phase.latencies.mean / 1000, phase.brokerWaitMilliseconds.map { String(format: "%.2f", $0) } ?? "–", phase.percentile(0.5),
+                            phase.meanMilliseconds, phase.brokerWaitMilliseconds.map { String(format: "%.2f", $0) } ?? "–", phase.percentile(0.5),
                             phase.percentile(0.95), phase.percentile(0.99), phase.percentile(1.0),
                             phase.serverCPUMicrosecondsPerRequest.map { String(format: "%.1f", $0) } ?? "–",
                             phase.machineIdleFraction.map { String(format: "%.0f%%", $0 * 100) } ?? "–",
@@ -271,7 +272,8 @@ struct PipelineBenchmark: AsyncParsableCommand {
         func phaseJSON(_ p: PhaseResult) -> [String: Any] {
             ["name": p.name, "requests": p.requests, "events": p.events, "seconds": p.seconds, "events_per_second": p.eventsPerSecond,
              "requests_per_second": p.requestsPerSecond, "p50_ms": p.percentile(0.5), "p90_ms": p.percentile(0.9), "p95_ms": p.percentile(0.95),
-             "p99_ms": p.percentile(0.99), "p99_9_ms": p.percentile(0.999), "max_ms": p.percentile(1.0), "mean_ms": p.latencies.mean / 1000, "statuses": Dictionary(uniqueKeysWithValues: p.statusCounts.map { (String($0.key), $0.value) }),
+             "p99_ms": p.percentile(0.99), "p99_9_ms": p.percentile(0.999), "max_ms": p.percentile(1.0), "mean_ms": p.meanMilliseconds,
+             "statuses": Dictionary(uniqueKeysWithValues: p.statusCounts.map { (String($0.key), $0.value) }),
              "transport_errors": p.transportErrors, "server_cpu_seconds": p.serverCPUSeconds.map { $0 as Any } ?? NSNull(),
              "machine_idle_fraction": p.machineIdleFraction.map { $0 as Any } ?? NSNull(),
              "broker_ack_mean_ms": p.brokerWaitMilliseconds.map { $0 as Any } ?? NSNull()]
