@@ -42,12 +42,17 @@ kafka_admin() { "$VENV/bin/python" "$ROOT/scripts/kafka_admin.py" "$@"; }
 # makes ClickHouse merge the old parts with the new ones while the load runs; from empty ones,
 # every run starts from the same state. Needs the services up; drop_isolated_pipeline undoes it.
 isolate_pipeline() {
+    name_isolated_pipeline "$1"
+    kafka_admin ensure-topic "$KAFKA_BROKERS" "$KAFKA_TOPIC" "$KAFKA_PARTITIONS" || die "could not create topic $KAFKA_TOPIC"
+    kafka_admin ensure-topic "$KAFKA_BROKERS" "$KAFKA_DLQ_TOPIC" 1 || die "could not create topic $KAFKA_DLQ_TOPIC"
+}
+# Only the names of isolate_pipeline, exported; start_private_broker then creates those topics on
+# the broker it starts (the event-api and event-consumer create the database).
+name_isolated_pipeline() {
     local prefix="$1" id; id="$(date +%s)_$$"
     export CLICKHOUSE_DATABASE="${prefix}_$id"
     export KAFKA_TOPIC="${prefix//_/-}-${id//_/-}"
     export KAFKA_DLQ_TOPIC="$KAFKA_TOPIC.dlq" KAFKA_GROUP_ID="${prefix//_/-}-${id//_/-}"
-    kafka_admin ensure-topic "$KAFKA_BROKERS" "$KAFKA_TOPIC" "$KAFKA_PARTITIONS" || die "could not create topic $KAFKA_TOPIC"
-    kafka_admin ensure-topic "$KAFKA_BROKERS" "$KAFKA_DLQ_TOPIC" 1 || die "could not create topic $KAFKA_DLQ_TOPIC"
 }
 
 # Gives the calling script a Kafka broker of its own, started empty on 127.0.0.1:PORT (pid file and
@@ -57,6 +62,7 @@ isolate_pipeline() {
 # every event-api or event-consumer start (measured: 85 µs of broker CPU per produce request on a
 # fresh broker, 255 µs after 300 more producers had registered). Real Kafka expires producer state
 # (producer.id.expiration.ms). A fresh broker makes benchmark runs comparable with each other.
+# It gets KAFKA_TOPIC and KAFKA_DLQ_TOPIC (name_isolated_pipeline first, or the defaults).
 start_private_broker() {
     local name="$1" port="$2"
     export KAFKA_BROKERS="127.0.0.1:$port" KAFKA_STATE_DIR="$VAR/$name/kafka"
@@ -67,6 +73,10 @@ stop_private_broker() { "$ROOT/scripts/services" stop kafka; }
 # Deletes the topics and drops the database that isolate_pipeline made (no error if already gone).
 drop_isolated_pipeline() {
     kafka_admin delete-topics "$KAFKA_BROKERS" "$KAFKA_TOPIC" "$KAFKA_DLQ_TOPIC" || say "could not delete topic $KAFKA_TOPIC"
+    drop_isolated_database
+}
+# The database alone: a private broker's topics go when it stops.
+drop_isolated_database() {
     clickhouse-client --host "$CLICKHOUSE_HOST" --port "$CLICKHOUSE_PORT" --user "$CLICKHOUSE_USER" \
         ${CLICKHOUSE_PASSWORD:+--password "$CLICKHOUSE_PASSWORD"} --query "DROP DATABASE IF EXISTS $CLICKHOUSE_DATABASE" \
         || say "could not drop database $CLICKHOUSE_DATABASE"
