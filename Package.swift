@@ -89,7 +89,8 @@ let package = Package(
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
             ],
-            path: "benchmark"
+            path: "benchmark",
+            exclude: ["broker_cost.py"]  // a Python tool beside the benchmark: the local broker's CPU
         ),
 
         // Creates and releases every librdkafka object the wrapper owns; see scripts/leak-check.

