@@ -90,7 +90,8 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ],
             path: "benchmark",
-            exclude: ["broker_cost.py"]  // a Python tool beside the benchmark: the local broker's CPU
+            // Tools beside the benchmark: the local broker's CPU (Python), a wrk script for cross-checks.
+            exclude: ["broker_cost.py", "wrk-post-event.lua"]
         ),
 
         // Creates and releases every librdkafka object the wrapper owns; see scripts/leak-check.
