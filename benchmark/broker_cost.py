@@ -13,7 +13,7 @@ isolates the two growths README's benchmark section describes:
              event-consumer's fetch settings; run it with a small and a large --stored to see the
              consumer's fetches cost more as the partitions hold more batches.
 
-Run with the project's virtualenv and bundled librdkafka (scripts/setup installs both):
+Run with the project's virtualenv (scripts/setup makes it; confluent-kafka brings librdkafka 2.16):
   .venv/bin/python benchmark/broker_cost.py fetch --stored 15000
 Each run starts Tansu on --port (default 19096) and stops it afterwards.
 """
@@ -48,6 +48,11 @@ class Broker:
         if not binaries:
             sys.exit("error: the tansu binary is missing; run scripts/setup")
         self.address = f"127.0.0.1:{port}"
+        try:  # another program there would be measured instead
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            sys.exit(f"error: port {port} is in use; choose another with --port")
+        except OSError:
+            pass
         self.process = subprocess.Popen(
             [binaries[0], "broker", "--listener-url", f"tcp://{self.address}",
              "--advertised-listener-url", f"tcp://{self.address}", "--storage-engine", "memory://tansu/"],
