@@ -8,10 +8,11 @@ isolates the two growths README's benchmark section describes:
   producers  broker CPU per produce request (one request per flush), on a fresh broker and again
              after --extra more idempotent producers have registered (Tansu keeps every one and
              rewrites that record on each produce).
-  fetch      broker CPU while a producer writes --rate messages/s (librdkafka, linger.ms=2, keyed
-             over 2 partitions like event-api), first alone, then with a consumer using
-             event-consumer's fetch settings; run it with a small and a large --stored to see the
-             consumer's fetches cost more as the partitions hold more batches.
+  fetch      broker CPU while a producer writes --rate messages/s (envelopes of creates, keyed by
+             event id over 2 partitions, librdkafka with linger.ms=2 and lz4, as event-api
+             writes), first alone, then with a consumer using event-consumer's fetch
+             settings; run it with a small and a large --stored to see the consumer's fetches
+             cost more as the partitions hold more batches.
 
 Run with the project's virtualenv (scripts/setup makes it; confluent-kafka brings librdkafka 2.16):
   .venv/bin/python benchmark/broker_cost.py fetch --stored 15000
@@ -26,6 +27,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 
 from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
@@ -37,7 +39,19 @@ CONSUMER_FETCH_SETTINGS = {
     "queued.max.messages.kbytes": 32768, "queued.min.messages": 1,
     "fetch.queue.backoff.ms": 500, "max.partition.fetch.bytes": 16777216,
 }
-PAYLOAD = b"x" * 250  # about the size of an event envelope
+PAYLOAD = b"x" * 250  # for `producers`: about the size of an event envelope
+
+
+def envelope():
+    """(key, value) of a create as event-api writes it: the event id as key, the JSON envelope of
+    event-bench's body as value (so that lz4 compresses it as much as it does the real ones)."""
+    event_id = str(uuid.uuid4())
+    now = int(time.time() * 1000)
+    value = (f'{{"v":1,"op":"create","event_id":"{event_id}","received_at_ms":{now},"id_supplied":false,'
+             f'"fields":{{"conversation_id":"bench-{event_id[:8]}","event_name":"llm_call",'
+             f'"input":"What is the capital of France?","output":"Paris is the capital of France.",'
+             f'"latency":12.5,"error":false,"timestamp_ms":{now}}}}}')
+    return event_id.encode(), value.encode()
 
 
 class Broker:
@@ -114,22 +128,24 @@ def measure_producers(broker, args):
 def measure_fetch(broker, args):
     topic = "cost"
     broker.create_topic(topic, 2)
-    filler = idempotent_producer(broker, **{"linger.ms": 0})
+    filler = idempotent_producer(broker, **{"linger.ms": 0, "compression.codec": args.compression})
     for _ in range(args.stored):
-        for key in range(24):  # keyed over both partitions: one batch per partition per request
-            filler.produce(topic, PAYLOAD, key=str(key).encode())
+        for _ in range(24):  # keyed over both partitions: one batch per partition per request
+            key, value = envelope()
+            filler.produce(topic, value, key=key)
         filler.flush()
 
     stop = threading.Event()
 
     def write():
-        producer = idempotent_producer(broker, **{"linger.ms": 2})
+        producer = idempotent_producer(broker, **{"linger.ms": 2, "compression.codec": args.compression})
         start, sent = time.time(), 0
         while not stop.is_set():
             due = int((time.time() - start) * args.rate)
             while sent < due:
+                key, value = envelope()
                 try:
-                    producer.produce(topic, PAYLOAD, key=str(sent).encode())
+                    producer.produce(topic, value, key=key)
                     sent += 1
                 except BufferError:
                     producer.poll(0.001)
@@ -167,7 +183,7 @@ def measure_fetch(broker, args):
     consumer.close()
     if received == 0 or fetch_rate == 0:
         sys.exit(f"error: the consumer read {received} messages in {fetch_rate * elapsed:.0f} fetches; nothing to measure")
-    print(f"{args.stored} produce requests stored before ({2 * args.stored} batches), writer at {args.rate} messages/s:"
+    print(f"{args.stored} produce requests stored before ({2 * args.stored} batches), writer at {args.rate} messages/s ({args.compression}):"
           f" broker {alone:.2f} core with the writer alone, {with_consumer:.2f} with the consumer too"
           f" ({received / elapsed:.0f} messages/s read, {fetch_rate:.2f} fetches/s,"
           f" {1000 * (with_consumer - alone) / max(fetch_rate, 0.01):.0f} ms of broker CPU per fetch)", flush=True)
@@ -184,6 +200,7 @@ def main():
     fetch.add_argument("--stored", type=int, default=15000, help="produce requests stored before measuring")
     fetch.add_argument("--rate", type=int, default=25000, help="messages/s written while measuring")
     fetch.add_argument("--seconds", type=float, default=12)
+    fetch.add_argument("--compression", default="lz4", help="the writers' compression.codec (event-api: lz4)")
     fetch.add_argument("--consumer-property", metavar="NAME=VALUE", action="append", default=[],
                        type=lambda text: tuple(text.split("=", 1)), help="a librdkafka property for the consumer")
     args = parser.parse_args()
