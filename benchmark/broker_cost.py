@@ -27,7 +27,7 @@ import threading
 import time
 import uuid
 
-from confluent_kafka import Consumer, Producer
+from confluent_kafka import Consumer, KafkaException, Producer
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # event-consumer's defaults (Sources/Kafka/KafkaConsumer.swift) that shape its fetches.
@@ -142,11 +142,12 @@ def measure_fetch(broker, args):
     fetches = {"count": 0}
 
     def on_stats(text):
-        fetches["count"] = sum(b.get("req", {}).get("Fetch", 0) for b in json.loads(text)["brokers"].values())
+        stats = json.loads(text)
+        fetches["count"] = sum(b.get("req", {}).get("Fetch", 0) for b in stats["brokers"].values())
+        fetches["client"] = stats["client_id"]  # as the consumer's handle has it: proof of its settings
 
-    consumer = Consumer({"bootstrap.servers": broker.address, "group.id": "cost", "enable.auto.commit": False,
-                         "auto.offset.reset": "latest", "statistics.interval.ms": 500, "stats_cb": on_stats,
-                         **CONSUMER_FETCH_SETTINGS})
+    consumer = Consumer({"bootstrap.servers": broker.address, "statistics.interval.ms": 500, "stats_cb": on_stats,
+                         **consumer_settings(args)})
     consumer.subscribe([topic])
     joined = time.time()
     while time.time() - joined < 6:  # group join, first assignment, catching up with the writer
@@ -165,7 +166,15 @@ def measure_fetch(broker, args):
     print(f"{args.stored} produce requests stored before ({2 * args.stored} batches), writer at {args.rate} messages/s ({args.compression}):"
           f" broker {alone:.2f} core with the writer alone, {with_consumer:.2f} with the consumer too"
           f" ({received / elapsed:.0f} messages/s read, {fetch_rate:.2f} fetches/s,"
-          f" {1000 * (with_consumer - alone) / max(fetch_rate, 0.01):.0f} ms of broker CPU per fetch)", flush=True)
+          f" {1000 * (with_consumer - alone) / max(fetch_rate, 0.01):.0f} ms of broker CPU per fetch)"
+          + f"; consumer {fetches['client']}" + "".join(f" {name}={value}" for name, value in args.consumer_property), flush=True)
+
+
+def consumer_settings(args):
+    """The measured consumer's librdkafka settings: event-consumer's fetch settings, then each
+    --consumer-property on top."""
+    return {"group.id": "cost", "client.id": "broker-cost", "enable.auto.commit": False, "auto.offset.reset": "latest",
+            **CONSUMER_FETCH_SETTINGS, **dict(args.consumer_property)}
 
 
 def main():
@@ -183,6 +192,13 @@ def main():
     fetch.add_argument("--consumer-property", metavar="NAME=VALUE", action="append", default=[],
                        type=lambda text: tuple(text.split("=", 1)), help="a librdkafka property for the consumer")
     args = parser.parse_args()
+    if args.command == "fetch":
+        # librdkafka checks the settings when a client is made: refuse bad ones before the broker
+        # starts and the batches are stored, not after.
+        try:
+            Consumer(consumer_settings(args)).close()
+        except KafkaException as error:
+            sys.exit(f"error: the consumer's settings: {error.args[0].str()}")
     broker = Broker(args.port)
     try:
         # The measurement's clients are freed when it returns, before the broker stops, so
