@@ -84,6 +84,27 @@ drop_isolated_database() {
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 
 # Runs a named stage and prints how long it took, so slow CI stages are visible.
+# `swift test` that also fails when it ran no test, or skipped one other than those named by the
+# regular expression in $1 (Swift Testing exits 0 in both cases, so a renamed suite, a filter that
+# matches nothing or a test that disables itself would otherwise pass unnoticed).
+swift_test_checked() {
+    local allowed_skips="$1"; shift
+    local log; log=$(mktemp)
+    swift test "$@" 2>&1 | tee "$log"
+    local rc=${PIPESTATUS[0]}
+    if [ "$rc" -eq 0 ]; then
+        local skipped
+        skipped=$(grep -a -E '^[^ ]+ Test .* skipped' "$log" | grep -a -v -E "$allowed_skips" || true)
+        if ! grep -a -q -E 'Test run with [1-9][0-9]* tests? ' "$log"; then
+            echo "swift test ran no test" >&2; rc=1
+        elif [ -n "$skipped" ]; then
+            printf 'swift test skipped tests that must run here:\n%s\n' "$skipped" >&2; rc=1
+        fi
+    fi
+    rm -f "$log"
+    return "$rc"
+}
+
 stage() {
     local name="$1"; shift
     local start end
