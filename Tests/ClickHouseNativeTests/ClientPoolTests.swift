@@ -35,9 +35,10 @@ import Testing
 
     @Test func exceptionMidStreamThenTheSamePooledConnection() async throws {
         let client = Self.client(maximum: 1)
-        await #expect(throws: ServerException.self) {
+        let error = await #expect(throws: ServerException.self) {
             _ = try await client.collect("SELECT throwIf(number = 100000) FROM numbers(1000000)", settings: [QuerySetting("max_block_size", "1000")])
         }
+        #expect(error?.code == 395, "FUNCTION_THROW_IF_VALUE_IS_NON_ZERO: \(String(describing: error))")
         #expect(await client.openConnections == 1, "the connection survived the exception")
         #expect(LiveServerTests.rows(try await client.collect("SELECT 9 AS nine")) == "{\"nine\":9}\n")
         #expect(await client.openConnections == 1)

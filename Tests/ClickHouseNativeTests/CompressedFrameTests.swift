@@ -58,7 +58,9 @@ import Testing
 
     @Test func incompleteFrameIsATruncation() {
         let partial = Array(Self.emptyBlockFrame.prefix(30))
-        #expect(throws: WireError.self) {
+        // After the 16-byte checksum, the frame (9-byte header and 10 compressed bytes) is read whole:
+        // 19 bytes needed, 14 there.
+        #expect(throws: WireError.unexpectedEnd(offset: 16, needed: 19, available: 14)) {
             try ByteReader.withReader(partial) { try CompressedFrame.read(&$0) }
         }
     }

@@ -10,7 +10,7 @@ enum Fixtures {
 
     struct Case: Decodable, Sendable, CustomStringConvertible {
         var name: String
-        var rows: Int?
+        var rows: Int
         var flags: [String]?
         var readback_settings: ReadbackSettings?
         var description: String { name }
@@ -25,10 +25,14 @@ enum Fixtures {
         var hasRawBytes: Bool { flags?.contains("bytes") ?? false }
     }
 
+    /// Every test that takes the cases as arguments would run none of them if the manifest did not
+    /// load, so a manifest that does not load stops the run instead.
     static let cases: [Case] = {
-        guard let data = try? Data(contentsOf: directory.appendingPathComponent("manifest.json")),
-              let cases = try? JSONDecoder().decode([Case].self, from: data) else { return [] }
-        return cases
+        do {
+            return try JSONDecoder().decode([Case].self, from: Data(contentsOf: directory.appendingPathComponent("manifest.json")))
+        } catch {
+            fatalError("Fixtures/native/manifest.json: \(error)")
+        }
     }()
 
     static var smallCases: [Case] { cases.filter { !$0.isLarge } }

@@ -16,17 +16,6 @@ import Testing
         }
     }
 
-    static func decodeError(_ text: String) -> EnvelopeError? {
-        do {
-            _ = try EventEnvelope.decode(Array(text.utf8))
-        } catch let error as EnvelopeError {
-            return error
-        } catch {
-            return nil
-        }
-        return nil
-    }
-
     // MARK: Encoding
 
     @Test func createEncodesToTheDocumentedForm() {
@@ -114,10 +103,9 @@ import Testing
     @Test func unsupportedVersion() {
         Self.expectDecodeError(#"{"op":"delete","event_id":"0192f8a4-8f1e-7c3a-9b2d-4e5f6a7b8c9d","received_at_ms":1}"#,
                                "unsupported envelope version (none)")
-        for version in ["2", "0", "\"1\"", "null"] {
-            let error = Self.decodeError(#"{"v":\#(version),"op":"delete","event_id":"0192f8a4-8f1e-7c3a-9b2d-4e5f6a7b8c9d","received_at_ms":1}"#)
-            #expect(error?.reason.hasPrefix("unsupported envelope version ") == true, "v = \(version)")
-            #expect(error?.reason != "unsupported envelope version (none)", "v = \(version)")
+        for (version, text) in [("2", "(2.0)"), ("0", "(0.0)"), (#""1""#, "(a string)"), ("null", "(a null)")] {
+            Self.expectDecodeError(#"{"v":\#(version),"op":"delete","event_id":"0192f8a4-8f1e-7c3a-9b2d-4e5f6a7b8c9d","received_at_ms":1}"#,
+                                   "unsupported envelope version " + text)
         }
         for (version, text) in [("2", "(2.0)"), (#""1""#, "(a string)"), ("null", "(a null)")] {
             Self.expectDecodeError(#"{"v":"# + version + #","op":"delete"}"#, "unsupported envelope version " + text)

@@ -116,15 +116,18 @@ import Testing
     @Test func revokeHandlerRunsWhileThePartitionsAreStillOwned() throws {
         let topic = try Self.freshTopic(partitions: 2)
         let revoked = RevokeLog()
+        // The handler looks at the consumer's own assignment while it runs (inside close).
         let consumer = try KafkaConsumer(configuration: KafkaConfiguration(brokers: Self.brokers),
                                          groupID: "kafka-test-revoke-\(UUID().uuidString.prefix(8))", topics: [topic],
                                          rebalance: KafkaRebalanceHandler(revoked: { revoked.record($0) }))
+        revoked.consumer = consumer
         let deadline = Date().addingTimeInterval(20)
         while consumer.assignment.isEmpty && Date() < deadline { _ = try consumer.poll(timeoutMilliseconds: 100) }
         let assignment = consumer.assignment
         #expect(assignment.count == 2)
         consumer.close()  // leaving the group revokes everything, through the handler
         #expect(Set(revoked.partitions) == Set(assignment))
+        #expect(Set(revoked.ownedDuringTheHandler) == Set(assignment), "the handler ran after the partitions were given up")
     }
 
     @Test func unreachableBrokersMakeSendsFailAtOnce() async throws {
@@ -133,7 +136,7 @@ import Testing
         while producer.unavailableReason == nil && Date() < deadline { try await Task.sleep(for: .milliseconds(50)) }
         #expect(producer.unavailableReason != nil)
         let started = ContinuousClock.now
-        await #expect(throws: KafkaError.self) {
+        await #expect(throws: KafkaError(code: -195, message: "Kafka unavailable: 1/1 brokers are down")) {
             _ = try await producer.send(topic: "anything", key: [], value: [1])
         }
         #expect(ContinuousClock.now - started < .milliseconds(100))
@@ -141,14 +144,18 @@ import Testing
     }
 
     @Test func aFullLocalQueueIsReportedAtOnce() async throws {
-        let producer = try KafkaProducer(configuration: KafkaConfiguration(brokers: "127.0.0.1:1", ["queue.buffering.max.messages": "2"]))
-        // The queue holds two messages that can never be delivered; the third does not fit.
-        let pending = Task { try? await producer.send(topic: "q", key: [], value: [1]) }
-        let pending2 = Task { try? await producer.send(topic: "q", key: [], value: [2]) }
+        // A reachable broker (an unreachable one fails every send before the queue is reached), and
+        // a batching delay that keeps two messages queued for 5 s: the third does not fit.
+        let topic = try Self.freshTopic()
+        let producer = try KafkaProducer(configuration: KafkaConfiguration(brokers: Self.brokers, ["queue.buffering.max.messages": "2", "linger.ms": "5000"]))
+        let pending = Task { try? await producer.send(topic: topic, key: [], value: [1]) }
+        let pending2 = Task { try? await producer.send(topic: topic, key: [], value: [2]) }
         try await Task.sleep(for: .milliseconds(200))
-        await #expect(throws: KafkaError.self) {
-            _ = try await producer.send(topic: "q", key: [], value: [3])
+        let started = ContinuousClock.now
+        await #expect(throws: KafkaError(code: -184, message: "cannot queue a message for \(topic): Local: Queue full")) {
+            _ = try await producer.send(topic: topic, key: [], value: [3])
         }
+        #expect(ContinuousClock.now - started < .seconds(2), "refused at once, not after linger.ms or message.timeout.ms")
         producer.close(timeoutMilliseconds: 0)
         _ = await (pending.value, pending2.value)
     }
@@ -157,6 +164,13 @@ import Testing
 final class RevokeLog: @unchecked Sendable {
     private let lock = NSLock()
     private var list: [TopicPartition] = []
-    func record(_ partitions: [TopicPartition]) { lock.withLock { list += partitions } }
+    private var owned: [TopicPartition] = []
+    /// Set once the consumer exists; the handler then reads its assignment.
+    var consumer: KafkaConsumer?
+    func record(_ partitions: [TopicPartition]) {
+        let assignment = consumer?.assignment ?? []
+        lock.withLock { list += partitions; owned += assignment }
+    }
     var partitions: [TopicPartition] { lock.withLock { list } }
+    var ownedDuringTheHandler: [TopicPartition] { lock.withLock { owned } }
 }
