@@ -180,8 +180,9 @@ def test_whole_body_400_raises(stub, client):
 
 def test_malformed_batch_response(stub, client):
     stub.queue(Reply(207, {"accepted": 1, "rejected": 0, "results": []}))
-    with pytest.raises(ApiError):
+    with pytest.raises(ApiError) as info:
         client.track_events([{"conversation_id": "c", "event_name": "e"}])
+    assert (info.value.message, info.value.status) == ("malformed batch response: expected 1 results", 207)
 
 
 @pytest.mark.parametrize(

@@ -103,8 +103,9 @@ def test_service_unavailable_after_exhausted_retries_is_an_event_client_error(st
 
 def test_success_with_non_json_body_is_an_api_error(stub, client):
     stub.queue(Reply(200, "ok"))
-    with pytest.raises(ApiError):
+    with pytest.raises(ApiError) as info:
         client.health()
+    assert (info.value.message, info.value.status, info.value.body) == ("expected a JSON object in the response", 200, "ok")
 
 
 # ----------------------------------------------------------- client-side validation

@@ -133,13 +133,15 @@ def test_format_timestamp(value, expected):
     "value", ["2026-11-27", "2026-11-27T10:00:00", "2026-13-01T00:00:00Z", "10:00:00Z", "", "2026-11-27T10:00:00.Z"]
 )
 def test_format_timestamp_rejects_non_rfc3339(value):
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError) as info:
         format_timestamp(value)
+    assert str(info.value) == "not an RFC 3339 date-time: %r" % value
 
 
 def test_format_timestamp_rejects_other_types():
-    with pytest.raises(TypeError):
+    with pytest.raises(TypeError) as info:
         format_timestamp(1_700_000_000)
+    assert str(info.value) == "timestamp must be a datetime or an RFC 3339 string, not int"
 
 
 def test_track_event_sends_formatted_datetime(stub, client):

@@ -7,7 +7,7 @@ from email.utils import format_datetime
 
 import pytest
 
-from event_client import EventClient, ServiceUnavailable, ValidationError
+from event_client import ApiError, EventClient, NotFound, ServiceUnavailable, Unauthorized, ValidationError
 from event_client.client import _parse_retry_after
 from stubserver import ACCEPTED_ID, Reply, accepted, free_port
 
@@ -130,11 +130,16 @@ def test_reads_are_retried_on_503(stub, client, sleeps):
     assert len(stub.requests) == 2
 
 
-@pytest.mark.parametrize("status", [400, 401, 404, 405, 413, 500])
-def test_other_statuses_are_not_retried(stub, client, sleeps, status):
+@pytest.mark.parametrize(
+    "status,error_class",
+    [(400, ValidationError), (401, Unauthorized), (404, NotFound), (405, ApiError), (413, ApiError), (500, ApiError)],
+)
+def test_other_statuses_are_not_retried(stub, client, sleeps, status, error_class):
     stub.queue(Reply(status, {"error": "nope", "field": None}))
-    with pytest.raises(Exception):
+    with pytest.raises(error_class) as info:
         client.track_event("c", "e")
+    assert type(info.value) is error_class
+    assert (info.value.status, info.value.message, info.value.field) == (status, "nope", None)
     assert len(stub.requests) == 1
     assert sleeps.calls == []
 
