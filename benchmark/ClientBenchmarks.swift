@@ -5,12 +5,16 @@ import Foundation
 struct ServerOptions: ParsableArguments {
     @Option(help: "ClickHouse host.") var host = ProcessInfo.processInfo.environment["CLICKHOUSE_HOST"] ?? "127.0.0.1"
     @Option(help: "ClickHouse native port.") var port = Int(ProcessInfo.processInfo.environment["CLICKHOUSE_PORT"] ?? "") ?? 9000
+    @Option(help: "ClickHouse user (CLICKHOUSE_USER).") var user = ProcessInfo.processInfo.environment["CLICKHOUSE_USER"] ?? "default"
+    @Option(help: "ClickHouse password (CLICKHOUSE_PASSWORD).") var password = ProcessInfo.processInfo.environment["CLICKHOUSE_PASSWORD"] ?? ""
 
-    func configuration(_ compression: CompressionMethod) -> ClickHouseConfiguration {
-        ClickHouseConfiguration(host: host, port: port, compression: compression)
+    func configuration(_ compression: CompressionMethod = .lz4) -> ClickHouseConfiguration {
+        ClickHouseConfiguration(host: host, port: port, user: user, password: password, compression: compression)
     }
 
-    var clientArguments: [String] { ["clickhouse-client", "--host", host, "--port", String(port)] }
+    var clientArguments: [String] {
+        ["clickhouse-client", "--host", host, "--port", String(port), "--user", user] + (password.isEmpty ? [] : ["--password", password])
+    }
 }
 
 /// `event-bench read`: streaming a large result and discarding it, next to clickhouse-client.

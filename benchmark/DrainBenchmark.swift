@@ -60,7 +60,7 @@ struct DrainBenchmark: AsyncParsableCommand {
         print(String(format: "pre-loaded %d messages in %.1f s", messages, Measurement.seconds(ContinuousClock.now - loadStarted)))
 
         // Ceiling: clickhouse-client inserting the same rows from a Native file into the same table shape.
-        let client = ClickHouseClient(hosts: [ClickHouseConfiguration(host: server.host, port: server.port)])
+        let client = ClickHouseClient(hosts: [server.configuration()])
         let ceilingRepository = EventRepository(client: client, database: database + "_ceiling")
         try await ceilingRepository.schema.migrate(client)
         let rows = envelopes.enumerated().map { index, envelope -> EventRow in
@@ -91,6 +91,8 @@ struct DrainBenchmark: AsyncParsableCommand {
         environment["KAFKA_GROUP_ID"] = "drain-\(runID)"
         environment["CLICKHOUSE_HOST"] = server.host
         environment["CLICKHOUSE_PORT"] = String(server.port)
+        environment["CLICKHOUSE_USER"] = server.user
+        environment["CLICKHOUSE_PASSWORD"] = server.password
         environment["CLICKHOUSE_DATABASE"] = database
         environment["CONSUMER_BATCH_SIZE"] = String(batchSize)
         environment["CONSUMER_METRICS_PORT"] = String(Int.random(in: 20_000...29_999))

@@ -28,6 +28,8 @@ struct PipelineBenchmark: AsyncParsableCommand {
     @Option(help: "Create through POST /events/batch with this many events per request (0: one per request).") var batch = 0
     @Option(help: "ClickHouse host for verification (CLICKHOUSE_HOST).") var clickhouseHost = environment["CLICKHOUSE_HOST"] ?? "127.0.0.1"
     @Option(help: "ClickHouse port (CLICKHOUSE_PORT).") var clickhousePort = Int(environment["CLICKHOUSE_PORT"] ?? "") ?? 9000
+    @Option(help: "ClickHouse user (CLICKHOUSE_USER).") var clickhouseUser = environment["CLICKHOUSE_USER"] ?? "default"
+    @Option(help: "ClickHouse password (CLICKHOUSE_PASSWORD).") var clickhousePassword = environment["CLICKHOUSE_PASSWORD"] ?? ""
     @Option(help: "Database the consumer writes (CLICKHOUSE_DATABASE).") var database = environment["CLICKHOUSE_DATABASE"] ?? "event_analytics"
     @Option(help: "Seconds to wait for the final state before failing.") var visibilityTimeout = 120.0
     @Option(help: "Requests for the bare-endpoint ceiling (0: skip it).") var ceilingRequests = 200_000
@@ -35,16 +37,35 @@ struct PipelineBenchmark: AsyncParsableCommand {
     var ceilingInProcess = false
     @Option(help: "Write all figures to this JSON file.") var jsonOutput = "benchmark-results/pipeline.json"
 
+    /// The API's host and port. The load generator speaks plain HTTP/1.1 to the API's own routes, so
+    /// an https URL or one with a path (a proxy's prefix) is refused rather than half-honoured.
+    static func hostAndPort(_ text: String) throws -> (String, Int) {
+        guard let url = URL(string: text), let host = url.host, !host.isEmpty else {
+            throw ValidationError("API_BASE_URL \(text): not a URL with a host, e.g. http://localhost:8080")
+        }
+        guard url.scheme == "http" else {
+            throw ValidationError("API_BASE_URL \(text): only http:// is supported (the load generator speaks plain HTTP/1.1)")
+        }
+        guard url.path.isEmpty || url.path == "/", url.query == nil else {
+            throw ValidationError("API_BASE_URL \(text): give the API's root without a path, e.g. http://localhost:8080")
+        }
+        return (host, url.port ?? 80)
+    }
+
+    func validate() throws {
+        _ = try Self.hostAndPort(apiBaseURL)
+    }
+
     func run() async throws {
-        guard let url = URL(string: apiBaseURL), let host = url.host else { throw ValidationError("bad API_BASE_URL \(apiBaseURL)") }
-        let port = url.port ?? 80
+        let (host, port) = try Self.hostAndPort(apiBaseURL)
         let group = MultiThreadedEventLoopGroup.singleton
         let progress = isatty(2) == 1
         let runID = String(UUID().lowercasedString.prefix(8))
         let conversations = 1000
         print("event-bench pipeline: \(apiBaseURL), concurrency \(concurrency), inserts \(insertCount), updates \(updateCount), deletes \(deleteCount)"
               + (batch > 0 ? ", batch \(batch)" : "") + ", run \(runID)")
-        let client = ClickHouseClient(hosts: [ClickHouseConfiguration(host: clickhouseHost, port: clickhousePort, compression: .lz4)])
+        let client = ClickHouseClient(hosts: [ClickHouseConfiguration(host: clickhouseHost, port: clickhousePort, user: clickhouseUser,
+                                                                      password: clickhousePassword, compression: .lz4)])
         let repository = EventRepository(client: client, database: database)
         let tableBefore = await Self.tableSize(repository: repository)
         print("table \(repository.schema.table) before the run: "
