@@ -478,7 +478,7 @@ def freeze_merges(db, timeout=30):
 
 # MARK: Verification
 
-def verify(scenario, db, model, replays_expected=None):
+def verify(scenario, db, model):
     """The deduplicated table equals the model: same live ids, every field at its final value,
     versions = offsets of the last applied message, no visible duplicate, collapses under FINAL."""
     live = model.live()

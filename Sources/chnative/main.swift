@@ -146,6 +146,10 @@ struct Query: AsyncParsableCommand {
         let server = await connection.server
 
         if let inputFormat = Self.insertFormat(query) {
+            // An INSERT's data comes from standard input; parameters would be silently dropped.
+            guard ChNative.parameters.isEmpty else {
+                throw ValidationError("query parameters (--param_*) are not supported with INSERT ... FORMAT; the data comes from standard input")
+            }
             // The data format is the client's business: the protocol carries blocks. A FORMAT clause
             // in the query text would make the server look for inline data instead.
             let sql = Self.withoutFormatClause(query)
@@ -240,6 +244,7 @@ struct Convert: ParsableCommand {
     func run() throws {
         var printer = BlockPrinter(format: outputFormat, settings: TextFormatSettings())
         if inputFormat.lowercased() == "native" {
+            guard structure == nil else { throw ValidationError("--structure is for text input: Native input carries its own column names and types") }
             var decoder = NativeStreamDecoder()
             try Self.readStandardInput { chunk, endOfInput in
                 if let chunk { decoder.append(chunk) }
