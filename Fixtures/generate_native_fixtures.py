@@ -1074,6 +1074,8 @@ def main():
     ap.add_argument("--out", type=Path, help="output directory (default Fixtures/native)")
     args = ap.parse_args()
     if args.check:
+        if args.only or args.out:
+            ap.error("--check regenerates every case into a temporary directory: it takes no --only or --out")
         return check()
     if args.only and not args.out:
         ap.error("--only needs --out (the manifest would be incomplete)")

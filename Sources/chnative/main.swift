@@ -112,6 +112,10 @@ struct Query: AsyncParsableCommand {
     @Option(help: "Output format: TabSeparated, TabSeparatedWithNames, JSONEachRow, Native, Null.") var format: OutputFormat = .tabSeparated
     @Flag(help: "Print the elapsed time to standard error.") var time = false
 
+    func validate() throws {
+        guard !insecure || secure else { throw ValidationError("--insecure only applies with --secure (TLS)") }
+    }
+
     func run() async throws {
         do {
             try await execute()
