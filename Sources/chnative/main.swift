@@ -114,6 +114,10 @@ struct Query: AsyncParsableCommand {
 
     func validate() throws {
         guard !insecure || secure else { throw ValidationError("--insecure only applies with --secure (TLS)") }
+        // An INSERT's data comes from standard input; parameters would be silently dropped.
+        guard Self.insertFormat(query) == nil || ChNative.parameters.isEmpty else {
+            throw ValidationError("query parameters (--param_*) are not supported with INSERT ... FORMAT; the data comes from standard input")
+        }
     }
 
     func run() async throws {
@@ -150,10 +154,6 @@ struct Query: AsyncParsableCommand {
         let server = await connection.server
 
         if let inputFormat = Self.insertFormat(query) {
-            // An INSERT's data comes from standard input; parameters would be silently dropped.
-            guard ChNative.parameters.isEmpty else {
-                throw ValidationError("query parameters (--param_*) are not supported with INSERT ... FORMAT; the data comes from standard input")
-            }
             // The data format is the client's business: the protocol carries blocks. A FORMAT clause
             // in the query text would make the server look for inline data instead.
             let sql = Self.withoutFormatClause(query)
