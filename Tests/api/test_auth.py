@@ -96,3 +96,12 @@ def test_python_sdk_against_keys(secured):
         assert (info.value.status, info.value.message, info.value.field) == (401, message, None)
         assert info.value.request_id
     assert "results" in EventClient(secured.url, api_key="k1", retries=0).get_latency(limit=1)
+
+
+@pytest.mark.parametrize("method,path", [("POST", "/event/"), ("PUT", "/event/%s" % uuid.uuid4())])
+def test_missing_key_comes_before_the_body_limit(secured, method, path):
+    # 3 MiB, over the 1 MiB body limit: without a key the body is dropped unread and the answer
+    # is the 401, then the connection serves the next request.
+    response = secured.api().request(method, path, raw=b"x" * (3 << 20))
+    assert_error(response, 401, "missing bearer token", None)
+    assert secured.api(token="k1").get("/health").status == 200

@@ -108,7 +108,8 @@ final class FastWriteHandler: ChannelDuplexHandler, RemovableChannelHandler {
             do { try api.authorize(head.headerFields) } catch { unauthorized = error }
             pending = PendingWrite(route: route, method: head.method, requestID: api.requestID(head.headerFields),
                                    unauthorized: unauthorized, closeAfter: head.headerFields[.connection]?.lowercased() == "close", started: .now,
-                                   body: BodyCollector(limit: api.options.maximumBodyBytes,
+                                   // Without a valid key the body is dropped as it arrives (limit 0), never buffered.
+                                   body: BodyCollector(limit: unauthorized == nil ? api.options.maximumBodyBytes : 0,
                                                        declaredLength: head.headerFields[.contentLength].flatMap { Int($0) },
                                                        allocator: context.channel.allocator))
             state = .collecting
