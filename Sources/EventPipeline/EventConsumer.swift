@@ -466,9 +466,14 @@ struct RowCache {
     func row(_ id: UUID) -> EventRow? { newer[id]?.row ?? older[id]?.row }
 
     mutating func store(_ row: EventRow, partition: Int32?) {
-        guard capacityBytes > 0, let partition else { return }
+        guard capacityBytes > 0 else { return }
         let size = Self.size(row)
-        guard size <= capacityBytes / 4 else { return }  // a huge row would flush everything else
+        guard let partition, size <= capacityBytes / 4 else {
+            // Not kept (a huge row would flush everything else). An older copy of the event must not
+            // stay either: the next update would be applied to it and undo this version.
+            remove(row.id)
+            return
+        }
         if newerBytes + size > capacityBytes / 2 {
             older = newer
             newer = [:]
@@ -478,6 +483,11 @@ struct RowCache {
         // (A stale copy in `older` is harmless: lookups try `newer` first.)
         newer[row.id] = (row, partition)
         newerBytes += size
+    }
+
+    mutating func remove(_ id: UUID) {
+        if let entry = newer.removeValue(forKey: id) { newerBytes -= Self.size(entry.row) }
+        older.removeValue(forKey: id)
     }
 
     mutating func forget(partitions: Set<Int32>) {

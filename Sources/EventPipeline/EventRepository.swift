@@ -42,10 +42,45 @@ public struct EventRepository: Sendable {
 
     // MARK: Writes (consumer)
 
-    /// Inserts rows in one native INSERT.
+    /// ClickHouse refuses a block whose rows fall in more than `max_partitions_per_insert_block`
+    /// partitions (100 by default since 19.x; 18.16 has no such limit). The table is partitioned by
+    /// month and events may carry any timestamp from 1970 to 2105, so one batch can span more
+    /// months than that, and a refused batch would be retried forever.
+    static let maximumMonthsPerInsert = 100
+
+    /// Inserts rows in one native INSERT, or one per 100 months of event time when they span more.
     public func insert(_ rows: [EventRow]) async throws {
-        guard !rows.isEmpty else { return }
-        try await client.insert(into: schema.table, EventRow.block(rows))
+        for group in Self.groupsByMonth(rows, maximumMonths: Self.maximumMonthsPerInsert) {
+            try await client.insert(into: schema.table, EventRow.block(group))
+        }
+    }
+
+    /// The rows in groups that each span at most `maximumMonths` months (UTC, as the table's
+    /// `toYYYYMM(timestamp)`), in month order; all rows in one group when they span no more.
+    static func groupsByMonth(_ rows: [EventRow], maximumMonths: Int) -> [[EventRow]] {
+        guard !rows.isEmpty else { return [] }
+        let months = rows.map { Self.month(ofMilliseconds: $0.fields.timestampMilliseconds) }
+        let distinct = Set(months).sorted()
+        guard distinct.count > maximumMonths else { return [rows] }
+        var group: [Int: Int] = [:]
+        for (index, month) in distinct.enumerated() { group[month] = index / maximumMonths }
+        var groups = [[EventRow]](repeating: [], count: (distinct.count + maximumMonths - 1) / maximumMonths)
+        for (row, month) in zip(rows, months) { groups[group[month]!].append(row) }
+        return groups
+    }
+
+    /// Months since 1970-01 (UTC) of a time in milliseconds since the epoch (not before it).
+    static func month(ofMilliseconds milliseconds: Int64) -> Int {
+        // Civil date from days since the epoch (Howard Hinnant's algorithm), year and month only.
+        let days = Int(milliseconds / 86_400_000) + 719_468
+        let era = days / 146_097
+        let dayOfEra = days - era * 146_097
+        let yearOfEra = (dayOfEra - dayOfEra / 1460 + dayOfEra / 36_524 - dayOfEra / 146_096) / 365
+        let dayOfYear = dayOfEra - (365 * yearOfEra + yearOfEra / 4 - yearOfEra / 100)
+        let shiftedMonth = (5 * dayOfYear + 2) / 153  // March = 0
+        let month = shiftedMonth < 10 ? shiftedMonth + 3 : shiftedMonth - 9
+        let year = yearOfEra + era * 400 + (month <= 2 ? 1 : 0)
+        return (year - 1970) * 12 + (month - 1)
     }
 
     /// The latest stored version of each id (deleted ones included), in one query. The ids travel

@@ -88,3 +88,50 @@ import Testing
         }
     }
 }
+
+extension EventRepositoryTests {
+    /// Found in review (2026-12-07): current ClickHouse refuses a block spanning more than 100 month
+    /// partitions, and events may carry any timestamp from 1970 on, so one batch of them stalled the
+    /// consumer (18.16 has no such limit, so here the split is checked by its result).
+    @Test func rowsSpanningMoreThanAHundredMonthsAreAllStored() async throws {
+        try await Self.withRepository { repository in
+            var calendar = Calendar(identifier: .gregorian)
+            calendar.timeZone = TimeZone(identifier: "UTC")!
+            let rows = (0..<250).map { month -> EventRow in
+                // One per month from 1970-01: the 2nd at noon.
+                let date = calendar.date(from: DateComponents(year: 1970 + month / 12, month: month % 12 + 1, day: 2, hour: 12))!
+                let ms = Int64(date.timeIntervalSince1970) * 1000
+                return Self.row(UUID.v7(milliseconds: 1_764_000_000_000 + Int64(month)), conversation: "months", output: "m\(month)", version: 1, ms: ms)
+            }
+            #expect(EventRepository.groupsByMonth(rows, maximumMonths: EventRepository.maximumMonthsPerInsert).count == 3)
+            try await repository.insert(rows)
+            #expect(try await repository.liveEventCount() == 250)
+            let months = try await repository.client.collect("SELECT uniqExact(toYYYYMM(timestamp)) AS n FROM \(repository.schema.table)")
+            #expect((months.first { $0.rowCount > 0 }?["n"] as? FixedWidthColumn<UInt64>)?.values == [250])
+        }
+    }
+
+    @Test func monthOfATimeIsTheTablesPartitionMonth() {
+        var calendar = Calendar(identifier: .gregorian)
+        calendar.timeZone = TimeZone(identifier: "UTC")!
+        var random = SystemRandomNumberGenerator()
+        let edges: [Int64] = [0, 86_399_999, 2_678_399_999, 2_678_400_000, 951_868_799_999, 951_868_800_000, 4_291_747_199_999]
+        for ms in edges + (0..<2000).map({ _ in Int64.random(in: 0...4_291_747_199_999, using: &random) }) {
+            let date = calendar.dateComponents([.year, .month], from: Date(timeIntervalSince1970: TimeInterval(ms / 1000)))
+            #expect(EventRepository.month(ofMilliseconds: ms) == (date.year! - 1970) * 12 + date.month! - 1, "\(ms) ms")
+        }
+    }
+
+    @Test func groupsKeepEveryRowAndAtMostTheMonthsAllowed() {
+        let rows = (0..<30).map { index in
+            Self.row(UUID.v7(milliseconds: 1_764_000_000_000 + Int64(index)), conversation: "g", output: "", version: 1,
+                     ms: Int64(index % 7) * 40 * 86_400_000)  // 7 months, rows interleaved
+        }
+        #expect(EventRepository.groupsByMonth(rows, maximumMonths: 7).map(\.count) == [30])
+        let groups = EventRepository.groupsByMonth(rows, maximumMonths: 3)
+        #expect(groups.count == 3)
+        #expect(groups.map { Set($0.map { EventRepository.month(ofMilliseconds: $0.fields.timestampMilliseconds) }).count } == [3, 3, 1])
+        #expect(Set(groups.joined().map(\.id)) == Set(rows.map(\.id)))
+        #expect(groups.joined().count == rows.count)
+    }
+}
