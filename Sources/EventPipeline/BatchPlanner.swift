@@ -42,6 +42,28 @@ public struct BatchPlan: Sendable, Equatable {
 /// clocks of the API instances say. A message whose offset is not above the stored version was
 /// applied already and is skipped, so redelivery after a crash changes nothing.
 public enum BatchPlanner {
+    /// How many messages, from the start of `batch`, keep the rows its plan reads and writes within
+    /// `budget` bytes (at least one). Each event counts once, as ``RowCache/size(_:)`` counts a
+    /// row: 300 bytes plus its strings, those of its create's fields when the batch creates it,
+    /// else those of its stored row (`storedStringBytes`; an unknown event counts 300).
+    public static func prefixWithinRowBudget(_ batch: [ConsumedEvent], storedStringBytes: [UUID: Int], budget: Int) -> Int {
+        var counted = Set<UUID>()
+        var total = 0
+        for (index, message) in batch.enumerated() {
+            guard case let .success(envelope) = message.envelope, counted.insert(envelope.eventID).inserted else { continue }
+            let strings: Int
+            switch envelope.operation {
+            case let .create(fields, _):
+                strings = fields.conversationID.utf8.count + fields.eventName.utf8.count + fields.input.utf8.count + fields.output.utf8.count
+            case .update, .delete:
+                strings = storedStringBytes[envelope.eventID] ?? 0
+            }
+            total += 300 + strings
+            if total > budget { return max(1, index) }
+        }
+        return batch.count
+    }
+
     /// Ids whose stored state the batch needs: every event touched by an update or delete before
     /// (or without) a create in this batch, and creates with client-chosen ids (they may exist).
     /// Creates with server-generated UUIDv7 ids are new by construction and need no lookup.

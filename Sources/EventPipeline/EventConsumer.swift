@@ -20,6 +20,10 @@ public final class EventConsumer: Service, @unchecked Sendable {
         /// The most bytes of messages a batch takes from those already waiting, and the most
         /// polled ahead while an INSERT runs.
         public var maximumBatchBytes = 64 << 20
+        /// The most bytes of rows (as ``RowCache/size(_:)`` counts them) a batch grown behind a
+        /// backlog reads and writes: small updates of large stored events would otherwise bring
+        /// whole rows by the thousand into one lookup and one INSERT.
+        public var maximumBatchRowBytes = 256 << 20
         public var flushInterval: Duration
         public var cacheBytes: Int
         public var topic: String
@@ -36,6 +40,7 @@ public final class EventConsumer: Service, @unchecked Sendable {
             maximumBatchSize = configuration.consumerMaximumBatchSize
             flushInterval = .milliseconds(configuration.consumerFlushIntervalMilliseconds)
             cacheBytes = configuration.consumerCacheBytes
+            maximumBatchRowBytes = configuration.consumerMaximumBatchRowBytes
             topic = configuration.kafkaTopic
             deadLetterTopic = configuration.kafkaDeadLetterTopic
             groupID = configuration.kafkaGroupID
@@ -81,6 +86,8 @@ public final class EventConsumer: Service, @unchecked Sendable {
     private struct InHand {
         var message: KafkaMessage
         var event: ConsumedEvent
+        /// Counted in `messagesConsumed` already (a message put back from a cut batch).
+        var counted = false
 
         init(_ message: KafkaMessage) {
             self.message = message
@@ -187,8 +194,8 @@ public final class EventConsumer: Service, @unchecked Sendable {
         if batch.isEmpty { batchStarted = .now }
         batch.append(contentsOf: overflow[..<taken])
         overflowBytes -= overflow[..<taken].reduce(0) { $0 + $1.message.value.count }
+        metrics.messagesConsumed.increment(by: Int64(overflow[..<taken].count { !$0.counted }))
         overflow.removeFirst(taken)
-        metrics.messagesConsumed.increment(by: Int64(taken))
     }
 
     /// A full batch also takes the messages librdkafka already holds (polls that do not wait), up
@@ -249,8 +256,10 @@ public final class EventConsumer: Service, @unchecked Sendable {
             flushing = false
             revokedWhileFlushing.removeAll()
         }
-        let messages = batch  // (a copy-on-write reference: the batch may change during polls below)
-        let events = batch.map(\.event)
+        var messages = batch  // (a copy-on-write reference: the batch may change during polls below)
+        var events = batch.map(\.event)
+        // Only batches grown behind a backlog can hold enough events for their rows to matter.
+        var withinRowBudget = batch.count <= options.batchSize
         var deadline = initialDeadline
         var paused: [TopicPartition] = []
         var attempt = 0
@@ -258,6 +267,13 @@ public final class EventConsumer: Service, @unchecked Sendable {
         defer { consumer.resume(paused) }
         while true {
             do {
+                if !withinRowBudget {
+                    // Before anything of the batch is written, so the cut part is not half done.
+                    try cutToRowBudget()
+                    withinRowBudget = true
+                    messages = batch
+                    events = batch.map(\.event)
+                }
                 let plan = try planBatch(events)
                 try sendDeadLetters(plan.deadLetters, messages: messages)
                 let insertStarted = ContinuousClock.now
@@ -314,6 +330,40 @@ public final class EventConsumer: Service, @unchecked Sendable {
         }
         batch.removeAll()
         batchStarted = nil
+    }
+
+    /// Cuts the batch before the message that would take its rows over `maximumBatchRowBytes`
+    /// (sizes from the cache, else from a query of sizes alone); the rest goes back in front of
+    /// the messages polled ahead, for the next batch.
+    private func cutToRowBudget() throws {
+        let events = batch.map(\.event)
+        // Rows of new events come from their messages, which `maximumBatchBytes` bounds already;
+        // only stored rows can be large beyond that (and a backlog of creates pays nothing here).
+        let readsStoredRows = events.contains { message in
+            guard case let .success(envelope) = message.envelope else { return false }
+            if case let .create(_, supplied) = envelope.operation { return supplied }
+            return true
+        }
+        guard readsStoredRows else { return }
+        var sizes: [UUID: Int] = [:]
+        var missing: [UUID] = []
+        for id in BatchPlanner.idsToLookUp(events) {
+            if let row = cache.row(id) { sizes[id] = RowCache.size(row) - 300 } else { missing.append(id) }
+        }
+        if !missing.isEmpty {
+            let lookup = missing
+            sizes.merge(try blocking { [repository] in try await repository.storedRowSizes(lookup) }) { $1 }
+        }
+        let kept = BatchPlanner.prefixWithinRowBudget(events, storedStringBytes: sizes, budget: options.maximumBatchRowBytes)
+        guard kept < batch.count else { return }
+        var rest = Array(batch[kept...])
+        for index in rest.indices { rest[index].counted = true }
+        overflowBytes += rest.reduce(0) { $0 + $1.message.value.count }
+        overflow.insert(contentsOf: rest, at: 0)
+        batch.removeSubrange(kept...)
+        metrics.batchesCut.increment()
+        logger.info("batch cut: its rows would exceed the row budget", metadata: [
+            "kept": "\(kept)", "put_back": "\(rest.count)", "budget_bytes": "\(options.maximumBatchRowBytes)"])
     }
 
     /// Looks up the stored rows the batch needs (cache first, then one query) and plans it.

@@ -99,6 +99,27 @@ public struct EventRepository: Sendable {
         return result
     }
 
+    /// The string bytes of the latest stored version of each id (what ``RowCache/size(_:)`` counts
+    /// besides its fixed 300), without reading the rows themselves.
+    public func storedRowSizes(_ ids: [UUID]) async throws -> [UUID: Int] {
+        guard !ids.isEmpty else { return [:] }
+        var column = FixedWidthColumn<Bits128>(type: .uuid)
+        column.reserveCapacity(ids.count)
+        for id in ids { column.append(id.columnValue) }
+        let table = ExternalTable(name: "lookup_ids", block: Block(columns: [NamedColumn("id", column)]))
+        let sql = """
+            SELECT event_id, argMax(length(conversation_id) + length(event_name) + length(input) + length(output), version) AS bytes
+            FROM \(schema.table) WHERE event_id IN (SELECT id FROM lookup_ids) GROUP BY event_id
+            """
+        var result: [UUID: Int] = [:]
+        for block in try await client.collect(sql, externalTables: [table]) where block.rowCount > 0 {
+            let found = try block.fixed("event_id", Bits128.self)
+            let bytes = try block.fixed("bytes", UInt64.self)
+            for row in 0..<block.rowCount { result[UUID(high: found[row].first, low: found[row].second)] = Int(bytes[row]) }
+        }
+        return result
+    }
+
     // MARK: Reads (API)
 
     public func event(_ id: UUID) async throws -> EventRow? {

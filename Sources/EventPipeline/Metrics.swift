@@ -15,6 +15,7 @@ public struct ConsumerMetrics: Sendable {
     let replays: Counter
     let duplicateCreates: Counter
     let lookups: Counter
+    let batchesCut: Counter
     let lag: Gauge
     let assignedPartitions: Gauge
 
@@ -34,6 +35,8 @@ public struct ConsumerMetrics: Sendable {
         replays = registry.makeCounter(name: "consumer_replayed_messages_total", help: "Redelivered messages that were already applied")
         duplicateCreates = registry.makeCounter(name: "consumer_duplicate_creates_total", help: "Creates of existing event ids, ignored")
         lookups = registry.makeCounter(name: "consumer_row_lookups_total", help: "Current rows fetched from ClickHouse for updates")
+        batchesCut = registry.makeCounter(name: "consumer_batches_cut_total",
+                                          help: "Batches grown behind a backlog that were cut to keep their rows within CONSUMER_MAX_BATCH_ROWS_MB")
         lag = registry.makeGauge(name: "consumer_lag_messages", help: "Messages in assigned partitions not yet consumed")
         assignedPartitions = registry.makeGauge(name: "consumer_assigned_partitions", help: "Partitions assigned to this consumer")
     }

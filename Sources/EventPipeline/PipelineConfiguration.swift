@@ -24,6 +24,8 @@ public struct PipelineConfiguration: Sendable, Equatable {
     public var consumerMetricsPort: Int
     /// Memory for the latest rows of recent events, so updates need no ClickHouse lookup (bytes).
     public var consumerCacheBytes: Int
+    /// The most bytes of stored rows a batch grown behind a backlog reads and rewrites.
+    public var consumerMaximumBatchRowBytes: Int
     public var kafkaDeadLetterTopic: String
     /// Extra librdkafka properties from `KAFKA_PROPERTY_<name>` variables.
     public var kafkaProperties: [String: String]
@@ -49,6 +51,7 @@ public struct PipelineConfiguration: Sendable, Equatable {
         consumerFlushIntervalMilliseconds = try reader.integer("CONSUMER_FLUSH_INTERVAL_MS", default: 200, in: 1...3_600_000)
         consumerMetricsPort = try reader.integer("CONSUMER_METRICS_PORT", default: 9464, in: 1...65535)
         consumerCacheBytes = try reader.integer("CONSUMER_CACHE_MB", default: 256, in: 0...65_536) << 20
+        consumerMaximumBatchRowBytes = try reader.integer("CONSUMER_MAX_BATCH_ROWS_MB", default: 256, in: 1...65_536) << 20
         kafkaDeadLetterTopic = try reader.string("KAFKA_DLQ_TOPIC", default: kafkaTopic + ".dlq")
         kafkaProperties = KafkaConfiguration.properties(fromEnvironment: environment)
         apiMaxBodyBytes = try reader.integer("API_MAX_BODY_BYTES", default: 1 << 20, in: 1024...(1 << 20))

@@ -306,3 +306,30 @@ import Testing
         #expect(back.map(\.fields.timestampMilliseconds) == [1_795_773_600_123])
     }
 }
+
+extension BatchPlannerTests {
+    static func created(_ output: String) -> EventOperation {
+        var fields = Self.fields
+        fields.output = output
+        return .create(fields, idSuppliedByClient: false)
+    }
+
+    /// 300 bytes per event plus its strings: "conv-1" + "llm_call" + "in" = 16, plus the output.
+    @Test func rowBudgetCountsEachEventOnceAtItsRowSize() {
+        let batch = [
+            Self.message(1, Self.a, .update(EventPatch(error: true))),  // stored: 10 000 bytes of strings
+            Self.message(2, Self.a, .update(EventPatch(latency: 1))),   // the same event: not again
+            Self.message(3, Self.b, Self.created(String(repeating: "x", count: 684))),  // 300 + 700
+            Self.message(4, Self.b, .delete),                          // created in the batch: not again
+            Self.message(5, Self.c, .delete),                          // unknown: 300
+            Self.message(6, Self.d, .update(EventPatch(error: false))),  // stored: 5 000
+        ]
+        let stored = [Self.a: 10_000, Self.d: 5_000]
+        #expect(BatchPlanner.prefixWithinRowBudget(batch, storedStringBytes: stored, budget: 1_000_000) == 6)
+        #expect(BatchPlanner.prefixWithinRowBudget(batch, storedStringBytes: stored, budget: 10_300 + 1_000 + 300 + 5_300) == 6)
+        #expect(BatchPlanner.prefixWithinRowBudget(batch, storedStringBytes: stored, budget: 10_300 + 1_000 + 300 + 5_299) == 5)
+        #expect(BatchPlanner.prefixWithinRowBudget(batch, storedStringBytes: stored, budget: 10_300 + 999) == 2)
+        // The first message always goes, however large its row: a batch must make progress.
+        #expect(BatchPlanner.prefixWithinRowBudget(batch, storedStringBytes: stored, budget: 100) == 1)
+    }
+}

@@ -15,6 +15,15 @@ import Testing
         #expect(configuration.consumerBatchSize == 500)
         #expect(configuration.consumerMaximumBatchSize == 10_000)
         #expect(configuration.consumerFlushIntervalMilliseconds == 200)
+        #expect(configuration.consumerCacheBytes == 256 << 20)
+        #expect(configuration.consumerMaximumBatchRowBytes == 256 << 20)
+    }
+
+    @Test func batchRowBudgetInMegabytes() throws {
+        #expect(try PipelineConfiguration(environment: ["CONSUMER_MAX_BATCH_ROWS_MB": "4"]).consumerMaximumBatchRowBytes == 4 << 20)
+        #expect(throws: ConfigurationError(variable: "CONSUMER_MAX_BATCH_ROWS_MB", message: "must be an integer from 1 to 65536, got '0'")) {
+            try PipelineConfiguration(environment: ["CONSUMER_MAX_BATCH_ROWS_MB": "0"])
+        }
     }
 
     @Test func overrides() throws {
