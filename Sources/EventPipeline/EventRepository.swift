@@ -83,17 +83,21 @@ public struct EventRepository: Sendable {
         return (year - 1970) * 12 + (month - 1)
     }
 
+    /// The ids as the external table `lookup_ids` (a `UUID` column `id`) sent with a query.
+    static func lookupTable(_ ids: [UUID]) -> ExternalTable {
+        var column = FixedWidthColumn<Bits128>(type: .uuid)
+        column.reserveCapacity(ids.count)
+        for id in ids { column.append(id.columnValue) }
+        return ExternalTable(name: "lookup_ids", block: Block(columns: [NamedColumn("id", column)]))
+    }
+
     /// The latest stored version of each id (deleted ones included), in one query. The ids travel
     /// as an external table, not as SQL literals: a batch of thousands of ids would exceed the
     /// server's `max_query_size` (256 KiB) as text, and that error would stall the consumer.
     public func currentRows(_ ids: [UUID]) async throws -> [UUID: EventRow] {
         guard !ids.isEmpty else { return [:] }
-        var column = FixedWidthColumn<Bits128>(type: .uuid)
-        column.reserveCapacity(ids.count)
-        for id in ids { column.append(id.columnValue) }
-        let table = ExternalTable(name: "lookup_ids", block: Block(columns: [NamedColumn("id", column)]))
         var result: [UUID: EventRow] = [:]
-        for block in try await client.collect(latestVersions(where: "event_id IN (SELECT id FROM lookup_ids)"), externalTables: [table]) {
+        for block in try await client.collect(latestVersions(where: "event_id IN (SELECT id FROM lookup_ids)"), externalTables: [Self.lookupTable(ids)]) {
             for row in try EventRow.rows(block) { result[row.id] = row }
         }
         return result
@@ -103,16 +107,12 @@ public struct EventRepository: Sendable {
     /// besides its fixed 300), without reading the rows themselves.
     public func storedRowSizes(_ ids: [UUID]) async throws -> [UUID: Int] {
         guard !ids.isEmpty else { return [:] }
-        var column = FixedWidthColumn<Bits128>(type: .uuid)
-        column.reserveCapacity(ids.count)
-        for id in ids { column.append(id.columnValue) }
-        let table = ExternalTable(name: "lookup_ids", block: Block(columns: [NamedColumn("id", column)]))
         let sql = """
             SELECT event_id, argMax(length(conversation_id) + length(event_name) + length(input) + length(output), version) AS bytes
             FROM \(schema.table) WHERE event_id IN (SELECT id FROM lookup_ids) GROUP BY event_id
             """
         var result: [UUID: Int] = [:]
-        for block in try await client.collect(sql, externalTables: [table]) where block.rowCount > 0 {
+        for block in try await client.collect(sql, externalTables: [Self.lookupTable(ids)]) where block.rowCount > 0 {
             let found = try block.fixed("event_id", Bits128.self)
             let bytes = try block.fixed("bytes", UInt64.self)
             for row in 0..<block.rowCount { result[UUID(high: found[row].first, low: found[row].second)] = Int(bytes[row]) }
