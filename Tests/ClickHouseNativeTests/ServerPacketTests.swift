@@ -102,6 +102,25 @@ import Testing
         #expect(decoder.assembly.isIdle)  // nothing left over for the next packet
     }
 
+    /// INSERT data is compressed at the configured zstd level (it was always level 1): a higher
+    /// level gives other, smaller frames that decode to the same block.
+    @Test func uploadedBlocksUseTheZstdLevel() throws {
+        let block = Block(columns: [NamedColumn("s", StringColumn((0..<20_000).map { "value \($0 % 977) of a repetitive text" }))])
+        var fast = ByteWriter()
+        var strong = ByteWriter()
+        try ClientPackets.data(block, compression: .zstd, zstdLevel: 1, revision: 54460, to: &fast)
+        try ClientPackets.data(block, compression: .zstd, zstdLevel: 19, revision: 54460, to: &strong)
+        #expect(strong.bytes.count < fast.bytes.count)
+        for packet in [fast.bytes, strong.bytes] {
+            var server = packet
+            server[0] = 0x01  // as the server's Data packet, laid out the same
+            let decoder = ServerPacketDecoder(revision: 54460, compression: true)
+            let (packets, _) = try Self.decodeInPieces(server + [0x05], piece: server.count + 1, decoder: decoder)
+            guard case let .data(result) = packets.first else { Issue.record("not Data"); return }
+            #expect(try NativeFormat.encodeBlocks([result]) == NativeFormat.encodeBlocks([block]))
+        }
+    }
+
     /// Every way of cutting a reply in two, and the reply fed a byte at a time, decode to the same
     /// packets as the whole: the block is resumed at every kind of place (packet and column headers,
     /// inside fixed-width values being filled, inside strings and null maps).

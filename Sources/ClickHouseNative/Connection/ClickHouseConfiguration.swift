@@ -11,7 +11,9 @@ public struct ClickHouseConfiguration: Sendable {
     public var password: String
     /// Compression of data blocks in both directions.
     public var compression: CompressionMethod
-    /// zstd level the server uses for its blocks when ``compression`` is `.zstd`.
+    /// zstd level of data blocks in both directions when ``compression`` is `.zstd`: the server's
+    /// for its blocks (`network_zstd_compression_level`), this client's for INSERT data and
+    /// external tables.
     public var zstdLevel: Int
     /// TLS (the secure native port, usually 9440); nil for plain TCP.
     public var tls: TLSConfiguration?

@@ -233,7 +233,8 @@ public actor ClickHouseConnection {
                     try ClientPackets.data(block, revision: revision, to: &outbound, scratch: &scratch)
                 } else {
                     packet.reset()
-                    try ClientPackets.data(block, compression: compression, revision: revision, to: &packet, scratch: &scratch)
+                    try ClientPackets.data(block, compression: compression, zstdLevel: configuration.zstdLevel, revision: revision,
+                                           to: &packet, scratch: &scratch)
                     outbound.writeBytes(packet.bytes)
                 }
                 try await send(outbound)
@@ -258,7 +259,7 @@ public actor ClickHouseConnection {
 
     private func finishInsert(compression: CompressionMethod?, revision: UInt64) async throws {
         var writer = ByteWriter()
-        try ClientPackets.data(Block(columns: []), compression: compression, revision: revision, to: &writer)
+        try ClientPackets.data(Block(columns: []), compression: compression, zstdLevel: configuration.zstdLevel, revision: revision, to: &writer)
         try await send(writer.bytes)
         machine.insertDataFinished()
         while true {
@@ -306,7 +307,7 @@ public actor ClickHouseConnection {
         // Every query is followed by its external tables, then an empty block that ends the list.
         for table in externalTables {
             try ClientPackets.data(table.block, table: table.name, compression: compressed ? configuration.compression : nil,
-                                   revision: info.negotiatedRevision, to: &writer)
+                                   zstdLevel: configuration.zstdLevel, revision: info.negotiatedRevision, to: &writer)
         }
         try ClientPackets.data(Block(columns: []), compression: compressed ? configuration.compression : nil,
                                revision: info.negotiatedRevision, to: &writer)

@@ -201,14 +201,15 @@ enum ClientPackets {
 
     /// A Data packet: table name (never compressed), then the block, in compressed frames when the
     /// query uses compression (the block always ends a frame).
-    static func data(_ block: Block, table: String = "", compression: CompressionMethod?, revision: UInt64, to writer: inout ByteWriter) throws {
+    static func data(_ block: Block, table: String = "", compression: CompressionMethod?, zstdLevel: Int = 1, revision: UInt64,
+                     to writer: inout ByteWriter) throws {
         var scratch = ByteWriter()
-        try data(block, table: table, compression: compression, revision: revision, to: &writer, scratch: &scratch)
+        try data(block, table: table, compression: compression, zstdLevel: zstdLevel, revision: revision, to: &writer, scratch: &scratch)
     }
 
     /// `scratch` holds the uncompressed block when compressing: a caller sending many blocks
     /// passes the same one (and the same `writer`, reset) so their memory is reused.
-    static func data(_ block: Block, table: String = "", compression: CompressionMethod?, revision: UInt64,
+    static func data(_ block: Block, table: String = "", compression: CompressionMethod?, zstdLevel: Int = 1, revision: UInt64,
                      to writer: inout ByteWriter, scratch: inout ByteWriter) throws {
         writer.writeVarUInt(ClientPacketCode.data.rawValue)
         writer.writeString(table)
@@ -216,7 +217,7 @@ enum ClientPackets {
         if let compression {
             scratch.reset()
             try NativeFormat.writeBlock(block, to: &scratch, layout: layout)
-            try scratch.bytes.withUnsafeBytes { try CompressedFrame.write($0, method: compression, to: &writer) }
+            try scratch.bytes.withUnsafeBytes { try CompressedFrame.write($0, method: compression, zstdLevel: Int32(zstdLevel), to: &writer) }
         } else {
             try NativeFormat.writeBlock(block, to: &writer, layout: layout)
         }
