@@ -66,6 +66,19 @@ final class FastWriteHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private var skippingRestOfBody = false
     private var forwardedSinceReadComplete = false
     private var quiesceHeld = false
+    /// The client closed its side while a write was in progress or requests waited; passed on
+    /// once they are answered (Hummingbird closes the connection when it sees it).
+    private var inputClosedHeld = false
+    /// The server is shutting down: requests not started yet are not served (the connection
+    /// closes once the one in progress is answered).
+    private var quiescing = false
+    /// A forwarded request asked for `Connection: close` (Hummingbird then stops after it), or the
+    /// router answered with it: nothing after that request is served.
+    private var closeAfterForwarded = false
+    private var responseCloses = false
+    /// Inside ``serveHeld(context:)``: an answer given while serving held parts does not start
+    /// another pass (one per request would nest as deep as the requests held).
+    private var servingHeld = false
     /// An error of the HTTP decoder that came after parts still waiting (it belongs after them).
     private var errorHeld: (any Error)?
     private var context: ChannelHandlerContext?
@@ -96,10 +109,14 @@ final class FastWriteHandler: ChannelDuplexHandler, RemovableChannelHandler {
         case (.answering, _), (.closing, _):
             return false
         case let (.idle, .head(head)):
+            // Shutting down, or after a request that closes the connection: not served.
+            guard !quiescing, !closeAfterForwarded else { return false }
             let route = Route(path: head.path.map { Self.pathWithoutQuery($0) } ?? "")
             guard Self.isSingleWrite(route, head.method) else {
                 unansweredForwarded += 1
                 state = .forwarding
+                // As Hummingbird decides it (exact match): it stops after this request.
+                if head.headerFields[.connection] == "close" { closeAfterForwarded = true }
                 forward(part, context: context)
                 return true
             }
@@ -185,8 +202,14 @@ final class FastWriteHandler: ChannelDuplexHandler, RemovableChannelHandler {
         context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
         state = .idle
         if quiesceHeld {
+            // Hummingbird's connection handler closes the idle connection now: what waited is
+            // dropped unserved (never sent to Kafka), and the client sees the connection close.
             quiesceHeld = false
+            quiescing = true
+            state = .closing
+            held.removeAll()
             context.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent())
+            return
         }
         serveHeld(context: context)
     }
@@ -203,7 +226,11 @@ final class FastWriteHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     /// Serves the parts that waited, as far as they can go now.
     private func serveHeld(context: ChannelHandlerContext) {
-        // Taken off before it is served: serving may answer at once and come back here.
+        // An answer given while this loop serves comes back here: the loop goes on instead.
+        guard !servingHeld else { return }
+        servingHeld = true
+        defer { servingHeld = false }
+        // Taken off before it is served: serving may answer at once.
         while let part = held.popFirst() {
             guard serve(part, context: context) else {
                 held.prepend(part)
@@ -215,12 +242,23 @@ final class FastWriteHandler: ChannelDuplexHandler, RemovableChannelHandler {
             forwardedSinceReadComplete = false
             context.fireChannelReadComplete()
         }
-        guard held.isEmpty, state != .answering, state != .closing, state != .collecting else { return }
+        guard held.isEmpty, state != .answering, state != .closing else { return }
         if let error = errorHeld {
             errorHeld = nil
+            if state == .collecting {
+                // The error came inside that write's own request: not served; the router answers it.
+                pending = nil
+                state = .idle
+            }
             context.fireErrorCaught(error)
         }
-        if readHeld {
+        if state == .idle || state == .forwarding, inputClosedHeld {
+            inputClosedHeld = false
+            context.fireUserInboundEventTriggered(ChannelEvent.inputClosed)
+            return
+        }
+        // (In `.collecting` the rest of that write's body is still to be read.)
+        if readHeld, context.channel.isWritable {
             readHeld = false
             context.read()
         }
@@ -250,8 +288,17 @@ final class FastWriteHandler: ChannelDuplexHandler, RemovableChannelHandler {
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         // Hummingbird's connection handler (after this one) closes an idle connection when the
         // server shuts down; a write in progress must be answered first.
-        if event is ChannelShouldQuiesceEvent, state == .collecting || state == .answering {
-            quiesceHeld = true
+        if event is ChannelShouldQuiesceEvent {
+            if state == .collecting || state == .answering {
+                quiesceHeld = true
+                return
+            }
+            quiescing = true
+            held.removeAll()  // not started: never served
+        }
+        // A half-closed client still gets the answers to what it sent.
+        if case ChannelEvent.inputClosed = event, state == .collecting || state == .answering || !held.isEmpty {
+            inputClosedHeld = true
             return
         }
         context.fireUserInboundEventTriggered(event)
@@ -262,9 +309,19 @@ final class FastWriteHandler: ChannelDuplexHandler, RemovableChannelHandler {
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
         let part = unwrapOutboundIn(data)
         context.write(data, promise: promise)
+        if case let .head(response) = part, response.headerFields[.connection]?.lowercased() == "close" {
+            responseCloses = true
+        }
         if case .end = part {
             // The router answered a request it was handed (or a decoder error, which is not counted).
             unansweredForwarded = max(0, unansweredForwarded - 1)
+            if responseCloses || closeAfterForwarded {
+                // That answer ends the connection: what waits behind it is not served.
+                responseCloses = false
+                closeAfterForwarded = true
+                held.removeAll()
+                return
+            }
             if unansweredForwarded == 0, !held.isEmpty {
                 // Not from inside the router's write: serve the waiting parts on the next tick.
                 let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
@@ -278,11 +335,21 @@ final class FastWriteHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     func read(context: ChannelHandlerContext) {
         // No more reading while requests wait (TCP then holds the client back).
-        if state == .answering || state == .closing || !held.isEmpty {
+        // Nor while answers wait to be sent: a client that pipelines without reading them would
+        // otherwise pile them up here.
+        if state == .answering || state == .closing || !held.isEmpty || !context.channel.isWritable {
             readHeld = true
         } else {
             context.read()
         }
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable, readHeld, state != .answering, state != .closing, held.isEmpty {
+            readHeld = false
+            context.read()
+        }
+        context.fireChannelWritabilityChanged()
     }
 
     // MARK: Routes
