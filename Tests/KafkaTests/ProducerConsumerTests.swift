@@ -136,9 +136,13 @@ import Testing
         while producer.unavailableReason == nil && Date() < deadline { try await Task.sleep(for: .milliseconds(50)) }
         #expect(producer.unavailableReason != nil)
         let started = ContinuousClock.now
-        await #expect(throws: KafkaError(code: -195, message: "Kafka unavailable: 1/1 brokers are down")) {
+        let error = await #expect(throws: KafkaError.self) {
             _ = try await producer.send(topic: "anything", key: [], value: [1])
         }
+        // librdkafka's own reason counts the brokers it knows at that moment ("1/1", or "0/2" while
+        // it still lists the bootstrap entry twice): the code is exact, the reason of that shape.
+        #expect(error?.code == -195)
+        #expect(error?.message.wholeMatch(of: /Kafka unavailable: \d+\/\d+ brokers are down/) != nil, "\(String(describing: error))")
         #expect(ContinuousClock.now - started < .milliseconds(100))
         producer.close(timeoutMilliseconds: 0)
     }
