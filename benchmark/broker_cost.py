@@ -167,7 +167,7 @@ def measure_fetch(broker, args):
           f" broker {alone:.2f} core with the writer alone, {with_consumer:.2f} with the consumer too"
           f" ({received / elapsed:.0f} messages/s read, {fetch_rate:.2f} fetches/s,"
           f" {1000 * (with_consumer - alone) / max(fetch_rate, 0.01):.0f} ms of broker CPU per fetch)"
-          + f"; consumer {fetches['client']}" + "".join(f" {name}={value}" for name, value in args.consumer_property), flush=True)
+          f"; consumer {fetches['client']}" + "".join(f" {name}={value}" for name, value in args.consumer_property), flush=True)
 
 
 def consumer_settings(args):

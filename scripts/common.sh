@@ -83,7 +83,6 @@ drop_isolated_database() {
 }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 
-# Runs a named stage and prints how long it took, so slow CI stages are visible.
 # `swift test` that also fails when it ran no test, or skipped one other than those named by the
 # regular expression in $1 (Swift Testing exits 0 in both cases, so a renamed suite, a filter that
 # matches nothing or a test that disables itself would otherwise pass unnoticed).
@@ -105,6 +104,7 @@ swift_test_checked() {
     return "$rc"
 }
 
+# Runs a named stage and prints how long it took, so slow CI stages are visible.
 stage() {
     local name="$1"; shift
     local start end

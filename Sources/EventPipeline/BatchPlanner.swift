@@ -44,8 +44,8 @@ public struct BatchPlan: Sendable, Equatable {
 public enum BatchPlanner {
     /// How many messages, from the start of `batch`, keep the rows its plan reads and writes within
     /// `budget` bytes (at least one). Each event counts once, as ``RowCache/size(_:)`` counts a
-    /// row: 300 bytes plus its strings, those of its create's fields when the batch creates it,
-    /// else those of its stored row (`storedStringBytes`; an unknown event counts 300).
+    /// row: its overhead plus its strings, those of its create's fields when the batch creates it,
+    /// else those of its stored row (`storedStringBytes`; an unknown event counts the overhead).
     public static func prefixWithinRowBudget(_ batch: [ConsumedEvent], storedStringBytes: [UUID: Int], budget: Int) -> Int {
         var counted = Set<UUID>()
         var total = 0
@@ -53,12 +53,10 @@ public enum BatchPlanner {
             guard case let .success(envelope) = message.envelope, counted.insert(envelope.eventID).inserted else { continue }
             let strings: Int
             switch envelope.operation {
-            case let .create(fields, _):
-                strings = fields.conversationID.utf8.count + fields.eventName.utf8.count + fields.input.utf8.count + fields.output.utf8.count
-            case .update, .delete:
-                strings = storedStringBytes[envelope.eventID] ?? 0
+            case let .create(fields, _): strings = RowCache.stringBytes(fields)
+            case .update, .delete: strings = storedStringBytes[envelope.eventID] ?? 0
             }
-            total += 300 + strings
+            total += RowCache.overheadBytes + strings
             if total > budget { return max(1, index) }
         }
         return batch.count

@@ -348,7 +348,7 @@ public final class EventConsumer: Service, @unchecked Sendable {
         var sizes: [UUID: Int] = [:]
         var missing: [UUID] = []
         for id in BatchPlanner.idsToLookUp(events) {
-            if let row = cache.row(id) { sizes[id] = RowCache.size(row) - 300 } else { missing.append(id) }
+            if let row = cache.row(id) { sizes[id] = RowCache.stringBytes(row.fields) } else { missing.append(id) }
         }
         if !missing.isEmpty {
             let lookup = missing
@@ -507,11 +507,17 @@ struct RowCache {
         newer.reserveCapacity(min(capacityBytes / 2 / 400, 1 << 22))
     }
 
-    /// Rough memory of a cached row: the strings plus the fixed fields, string objects and
-    /// dictionary overhead (300 bytes, from the peak RSS of `event-bench drain` over 1M rows).
-    static func size(_ row: EventRow) -> Int {
-        300 + row.fields.conversationID.utf8.count + row.fields.eventName.utf8.count + row.fields.input.utf8.count + row.fields.output.utf8.count
+    /// The fixed fields, string objects and dictionary overhead of a cached row (from the peak
+    /// RSS of `event-bench drain` over 1M rows).
+    static let overheadBytes = 300
+
+    /// The bytes of a row's strings.
+    static func stringBytes(_ fields: EventFields) -> Int {
+        fields.conversationID.utf8.count + fields.eventName.utf8.count + fields.input.utf8.count + fields.output.utf8.count
     }
+
+    /// Rough memory of a cached row: its strings plus the overhead.
+    static func size(_ row: EventRow) -> Int { overheadBytes + stringBytes(row.fields) }
 
     func row(_ id: UUID) -> EventRow? { newer[id]?.row ?? older[id]?.row }
 

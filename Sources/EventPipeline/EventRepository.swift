@@ -60,6 +60,8 @@ public struct EventRepository: Sendable {
     static func groupsByMonth(_ rows: [EventRow], maximumMonths: Int) -> [[EventRow]] {
         guard !rows.isEmpty else { return [] }
         let months = rows.map { Self.month(ofMilliseconds: $0.fields.timestampMilliseconds) }
+        // Nearly every batch spans a month or two: no set of them to build for that.
+        guard let first = months.min(), let last = months.max(), last - first >= maximumMonths else { return [rows] }
         let distinct = Set(months).sorted()
         guard distinct.count > maximumMonths else { return [rows] }
         var group: [Int: Int] = [:]
@@ -71,16 +73,8 @@ public struct EventRepository: Sendable {
 
     /// Months since 1970-01 (UTC) of a time in milliseconds since the epoch (not before it).
     static func month(ofMilliseconds milliseconds: Int64) -> Int {
-        // Civil date from days since the epoch (Howard Hinnant's algorithm), year and month only.
-        let days = Int(milliseconds / 86_400_000) + 719_468
-        let era = days / 146_097
-        let dayOfEra = days - era * 146_097
-        let yearOfEra = (dayOfEra - dayOfEra / 1460 + dayOfEra / 36_524 - dayOfEra / 146_096) / 365
-        let dayOfYear = dayOfEra - (365 * yearOfEra + yearOfEra / 4 - yearOfEra / 100)
-        let shiftedMonth = (5 * dayOfYear + 2) / 153  // March = 0
-        let month = shiftedMonth < 10 ? shiftedMonth + 3 : shiftedMonth - 9
-        let year = yearOfEra + era * 400 + (month <= 2 ? 1 : 0)
-        return (year - 1970) * 12 + (month - 1)
+        let date = CivilDate.components(days: milliseconds / 86_400_000)
+        return Int((date.year - 1970) * 12 + date.month - 1)
     }
 
     /// The ids as the external table `lookup_ids` (a `UUID` column `id`) sent with a query.
