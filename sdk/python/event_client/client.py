@@ -54,6 +54,8 @@ MAX_NAME_CHARS = 256
 _UPDATABLE_FIELDS = ("event_name", "input", "output", "latency", "error")
 _NOT_UPDATABLE_FIELDS = ("conversation_id", "timestamp", "event_id")
 _MAX_EXPONENT = 62  # keeps backoff_base * 2**n finite whatever the number of retries
+_BATCH_OVERHEAD = len(b'{"events":[]}')
+_SEND_PIECE = 64 * 1024
 
 
 class _Response:
@@ -106,8 +108,26 @@ def _encode_segment(value: str) -> str:
     return encoded
 
 
+def _is_visible_ascii(value: str, allow_empty: bool = False) -> bool:
+    """Whether ``value`` is made of the characters ``!`` to ``~`` only (what a header token or a
+    URL may hold as is: no spaces, control characters, line breaks or non-ASCII)."""
+    return (allow_empty or bool(value)) and all("!" <= c <= "~" for c in value)
+
+
 def _is_number(value: Any) -> bool:
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def _check_encodable(field: str, value: str) -> None:
+    """A lone surrogate (e.g. from a bad decode) has no UTF-8 form, so it cannot be sent."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValidationError(
+            "%s has a character with no UTF-8 form at position %d (a lone surrogate)"
+            % (field, exc.start),
+            field=field,
+        ) from None
 
 
 def _check_name(field: str, value: Any, *, required: bool = True) -> None:
@@ -117,6 +137,7 @@ def _check_name(field: str, value: Any, *, required: bool = True) -> None:
         raise ValidationError(
             "%s must be a string, not %s" % (field, type(value).__name__), field=field
         )
+    _check_encodable(field, value)
     if not 1 <= len(value) <= MAX_NAME_CHARS:
         raise ValidationError(
             "%s must be 1..%d characters long (got %d)" % (field, MAX_NAME_CHARS, len(value)),
@@ -129,6 +150,7 @@ def _check_text(field: str, value: Any) -> None:
         raise ValidationError(
             "%s must be a string, not %s" % (field, type(value).__name__), field=field
         )
+    _check_encodable(field, value)
 
 
 def _check_latency(value: Any, field: str = "latency") -> float:
@@ -137,7 +159,10 @@ def _check_latency(value: Any, field: str = "latency") -> float:
             "%s must be a number of milliseconds, not %s" % (field, type(value).__name__),
             field=field,
         )
-    number = float(value)
+    try:
+        number = float(value)
+    except OverflowError:
+        number = math.inf
     if math.isnan(number) or math.isinf(number) or number < 0:
         raise ValidationError("%s must be a finite number >= 0" % field, field=field)
     return value if isinstance(value, int) else number
@@ -172,7 +197,7 @@ def _event_id_arg(value: Any, field: str = "event_id") -> str:
 def _timestamp_arg(value: Any, field: str = "timestamp") -> str:
     try:
         return format_timestamp(value)
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, OverflowError) as exc:
         raise ValidationError(str(exc), field=field) from None
 
 
@@ -189,7 +214,10 @@ class EventClient:
         base_url: Root of the API, e.g. ``"http://localhost:8080"`` (a path prefix such as
             ``"https://host/analytics"`` is kept in front of every route).
         api_key: Sent as ``Authorization: Bearer <api_key>`` when given.
-        timeout: Seconds allowed for connecting and for each read, per attempt.
+        timeout: Seconds allowed, per attempt, for connecting, for each read, and for each
+            64 KiB of the body to be sent. Longer by default than the server's 10 s wait for the
+            broker, so that a write the broker does not take gets the server's 503 (retried)
+            rather than a timeout.
         retries: Retries after the first attempt on 503 answers, connection failures and
             timeouts (``0`` disables retrying). 4xx answers are never retried.
         backoff_base: Ceiling of the first retry delay, in seconds; doubled for every retry.
@@ -212,7 +240,7 @@ class EventClient:
         self,
         base_url: str,
         api_key: Optional[str] = None,
-        timeout: float = 10.0,
+        timeout: float = 15.0,
         retries: int = 3,
         backoff_base: float = 0.1,
         backoff_max: float = 5.0,
@@ -238,6 +266,19 @@ class EventClient:
             raise ValidationError("base_url has an invalid port", field="base_url") from None
         if api_key is not None and (not isinstance(api_key, str) or not api_key):
             raise ValidationError("api_key must be a non-empty string", field="api_key")
+        if api_key is not None and not _is_visible_ascii(api_key):
+            raise ValidationError(
+                "api_key must be visible ASCII characters (no spaces or line breaks)", field="api_key"
+            )
+        if user_agent is not None and not _is_visible_ascii(user_agent.replace(" ", "")):
+            raise ValidationError(
+                "user_agent must be printable ASCII characters", field="user_agent"
+            )
+        if not _is_visible_ascii(parts.path, allow_empty=True):
+            raise ValidationError(
+                "base_url's path must be percent-encoded ASCII without spaces, got %r" % parts.path,
+                field="base_url",
+            )
         if not _is_number(timeout) or not float(timeout) > 0:
             raise ValidationError("timeout must be a number > 0", field="timeout")
         if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
@@ -361,27 +402,56 @@ class EventClient:
             raw_id = body.get("event_id")
             if raw_id is None:
                 body["event_id"] = new_event_id()
-            elif isinstance(raw_id, uuid.UUID):
-                body["event_id"] = str(raw_id)
-            if isinstance(body.get("timestamp"), datetime):
-                body["timestamp"] = format_timestamp(body["timestamp"])
-            elif "timestamp" in body and body["timestamp"] is None:
+            else:
+                # The same forms as track_event (UUID objects, upper case, no hyphens); anything
+                # else is sent as given, for the server to refuse as this item's 400.
+                body["event_id"] = normalize_uuid(raw_id) or raw_id
+            if "timestamp" in body and body["timestamp"] is None:
                 del body["timestamp"]
+            elif isinstance(body.get("timestamp"), datetime):
+                body["timestamp"] = _timestamp_arg(
+                    body["timestamp"], field="events[%d].timestamp" % index
+                )
             assigned.append(body["event_id"] if isinstance(body["event_id"], str) else None)
             encoded.append(self._encode_batch_item(index, body))
 
-        result = BatchResult()
-        if not items:
-            return result
-        for start, stop in self._batch_chunks(encoded):
-            data = b'{"events":[' + b",".join(encoded[start:stop]) + b"]}"
-            try:
-                response = self._request("POST", "/events/batch", data=data)
-                self._merge_batch(result, response, start, stop, assigned)
-            except EventClientError as exc:
-                exc.partial_result = result
-                raise
-        return result
+        results: List[Optional[BatchItemResult]] = [None] * len(items)
+        for index, item_bytes in enumerate(encoded):
+            if len(item_bytes) + _BATCH_OVERHEAD > MAX_BATCH_BYTES:
+                # No request can carry it; the others still go.
+                results[index] = BatchItemResult(
+                    index=index,
+                    status=413,
+                    event_id=assigned[index],
+                    error="the item is %d bytes of JSON, over the %d-byte limit of a batch request"
+                    % (len(item_bytes), MAX_BATCH_BYTES - _BATCH_OVERHEAD),
+                )
+        to_send = [index for index in range(len(items)) if results[index] is None]
+        round_number = 0
+        while to_send:
+            for chunk in self._batch_chunks(to_send, encoded):
+                data = b'{"events":[' + b",".join(encoded[i] for i in chunk) + b"]}"
+                try:
+                    response = self._request("POST", "/events/batch", data=data)
+                    self._merge_batch(results, response, chunk, assigned)
+                except EventClientError as exc:
+                    exc.partial_result = BatchResult.of(results, assigned)
+                    raise
+            # Items Kafka did not take (per-item 503) are sent again, with the same ids, after
+            # the same backoff as a refused request.
+            to_send = [index for index in to_send if results[index].status == 503]  # type: ignore[union-attr]
+            if not to_send or round_number >= self.retries:
+                break
+            delay = self.retry_delay(round_number)
+            logger.debug(
+                "POST /events/batch: %d item(s) not taken by Kafka (round %d), resending in %.3fs",
+                len(to_send),
+                round_number + 1,
+                delay,
+            )
+            self._sleep(delay)
+            round_number += 1
+        return BatchResult.of(results, assigned)
 
     def update_event(self, event_id: Any, /, **fields: Any) -> str:
         """Change fields of an event (``PUT /event/{id}``) and return its id.
@@ -619,42 +689,43 @@ class EventClient:
             ) from None
 
     @staticmethod
-    def _batch_chunks(encoded: Sequence[bytes]) -> List[Tuple[int, int]]:
-        """Split item bodies into [start, stop) ranges of at most MAX_BATCH_ITEMS items and
-        MAX_BATCH_BYTES bytes of request body (an item too big on its own goes alone)."""
-        overhead = len(b'{"events":[]}')
-        chunks: List[Tuple[int, int]] = []
-        start = 0
-        size = overhead
-        for i, item in enumerate(encoded):
-            extra = len(item) + (1 if i > start else 0)
-            if i > start and (i - start >= MAX_BATCH_ITEMS or size + extra > MAX_BATCH_BYTES):
-                chunks.append((start, i))
-                start = i
-                size = overhead
-                extra = len(item)
+    def _batch_chunks(indices: Sequence[int], encoded: Sequence[bytes]) -> List[List[int]]:
+        """Split the items at ``indices`` into requests of at most MAX_BATCH_ITEMS items and
+        MAX_BATCH_BYTES bytes of body (every item fits on its own: larger ones are not sent)."""
+        chunks: List[List[int]] = []
+        chunk: List[int] = []
+        size = _BATCH_OVERHEAD
+        for index in indices:
+            extra = len(encoded[index]) + (1 if chunk else 0)
+            if chunk and (len(chunk) >= MAX_BATCH_ITEMS or size + extra > MAX_BATCH_BYTES):
+                chunks.append(chunk)
+                chunk = []
+                size = _BATCH_OVERHEAD
+                extra = len(encoded[index])
+            chunk.append(index)
             size += extra
-        chunks.append((start, len(encoded)))
+        if chunk:
+            chunks.append(chunk)
         return chunks
 
     @staticmethod
     def _merge_batch(
-        result: BatchResult,
+        results: List[Optional[BatchItemResult]],
         response: _Response,
-        start: int,
-        stop: int,
+        chunk: Sequence[int],
         assigned: Sequence[Optional[str]],
     ) -> None:
+        """Record the answer to one request carrying the items ``chunk`` (input positions)."""
         body = response.body
         items = body.get("results") if isinstance(body, dict) else None
-        if not isinstance(items, list) or len(items) != stop - start:
+        if not isinstance(items, list) or len(items) != len(chunk):
             raise ApiError(
-                "malformed batch response: expected %d results" % (stop - start),
+                "malformed batch response: expected %d results" % len(chunk),
                 status=response.status,
                 request_id=response.header("X-Request-Id"),
                 body=body,
             )
-        chunk: List[Optional[BatchItemResult]] = [None] * (stop - start)
+        answered: List[Optional[BatchItemResult]] = [None] * len(chunk)
         for position, item in enumerate(items):
             if not isinstance(item, dict):
                 raise ApiError("malformed batch response item", status=response.status, body=body)
@@ -663,31 +734,27 @@ class EventClient:
             if (
                 isinstance(local, bool)
                 or not isinstance(local, int)
-                or not 0 <= local < stop - start
-                or chunk[local] is not None
+                or not 0 <= local < len(chunk)
+                or answered[local] is not None
                 or isinstance(status, bool)
                 or not isinstance(status, int)
             ):
                 raise ApiError("malformed batch response item", status=response.status, body=body)
-            index = start + local
+            index = chunk[local]
             accepted = 200 <= status < 300
             event_id = item.get("event_id")
             if not isinstance(event_id, str):
-                event_id = assigned[index] if accepted else None
-            chunk[local] = BatchItemResult(
+                event_id = assigned[index]
+            answered[local] = BatchItemResult(
                 index=index,
                 status=status,
                 event_id=event_id,
                 error=None if accepted else item.get("error"),
                 field=None if accepted else item.get("field"),
             )
-        for entry in chunk:
+        for entry in answered:
             assert entry is not None
-            result.results.append(entry)
-            if entry.accepted:
-                result.accepted += 1
-            else:
-                result.rejected += 1
+            results[entry.index] = entry
 
     def _get_json(self, path: str, query: Optional[Sequence[Tuple[str, str]]] = None) -> Dict[str, Any]:
         response = self._request("GET", path, query=query)
@@ -727,7 +794,15 @@ class EventClient:
         else:
             connection = http.client.HTTPConnection(self._host, self._port, timeout=self.timeout)
         try:
-            connection.request(method, target, body=data, headers=headers)
+            if data is None:
+                connection.request(method, target, headers=headers)
+            else:
+                # In pieces, so the timeout limits each socket send rather than the whole upload
+                # (a 5 MiB batch on a slow link would otherwise time out however steady it is).
+                headers = dict(headers, **{"Content-Length": str(len(data))})
+                view = memoryview(data)
+                pieces = [view[i : i + _SEND_PIECE] for i in range(0, len(data), _SEND_PIECE)]
+                connection.request(method, target, body=pieces, headers=headers)
             raw = connection.getresponse()
             payload = raw.read()
             status = raw.status
@@ -773,6 +848,9 @@ class EventClient:
                 raise EventClientError(
                     "TLS certificate verification failed: %s" % exc, request_id=request_id
                 ) from exc
+            except http.client.InvalidURL as exc:
+                # Raised before anything is sent; another attempt would fail the same way.
+                raise EventClientError("invalid request URL: %s" % exc, request_id=request_id) from exc
             except (OSError, http.client.HTTPException) as exc:
                 if attempt >= max_retries:
                     raise ServiceUnavailable(

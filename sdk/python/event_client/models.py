@@ -15,9 +15,10 @@ class BatchItemResult:
     Attributes:
         index: Position of the item in the list passed to ``track_events`` (across all the
             requests a long list was split into).
-        status: Per-item HTTP-like status from the server: 202 accepted, 400 rejected, ...
-        event_id: The event id (the one the client assigned, or the item's own) when accepted;
-            for a rejected item, whatever id the server echoed (usually ``None``).
+        status: Per-item HTTP-like status from the server: 202 accepted, 400 invalid, 413 too
+            large, 503 not taken by Kafka (after the client's own retries of that item).
+        event_id: The id the item was sent with (the one the client assigned, or the item's
+            own), accepted or not; ``None`` only for an item whose ``event_id`` was not a string.
         error: The server's message for a rejected item, else ``None``.
         field: The field at fault for a rejected item (e.g. ``"latency"``), else ``None``.
     """
@@ -41,12 +42,31 @@ class BatchResult:
     Attributes:
         accepted: Number of accepted items.
         rejected: Number of rejected items.
-        results: One :class:`BatchItemResult` per item, in input order (``results[i].index == i``).
+        results: One :class:`BatchItemResult` per item, in input order (``results[i].index == i``);
+            in an exception's ``partial_result``, only the items answered before it.
+        item_ids: The id of every input item, in input order, answered or not (``None`` where an
+            item's own ``event_id`` was not a string): resending an unanswered item with its id
+            here is safe.
     """
 
     accepted: int = 0
     rejected: int = 0
     results: List[BatchItemResult] = field(default_factory=list)
+    item_ids: List[Optional[str]] = field(default_factory=list)
+
+    @classmethod
+    def of(
+        cls, results: List[Optional[BatchItemResult]], item_ids: List[Optional[str]]
+    ) -> "BatchResult":
+        """The answered entries of ``results`` (indexed by input position), counted."""
+        answered = [r for r in results if r is not None]
+        accepted = sum(1 for r in answered if r.accepted)
+        return cls(
+            accepted=accepted,
+            rejected=len(answered) - accepted,
+            results=answered,
+            item_ids=list(item_ids),
+        )
 
     @property
     def ok(self) -> bool:
@@ -55,7 +75,7 @@ class BatchResult:
 
     @property
     def event_ids(self) -> List[Optional[str]]:
-        """The event id of every item, in input order (``None`` where the server gave none)."""
+        """The event id of every answered item, in input order."""
         return [r.event_id for r in self.results]
 
     @property
@@ -68,9 +88,10 @@ class BatchResult:
         items = []
         for r in self.results:
             d: Dict[str, Any] = {"index": r.index, "status": r.status}
-            if r.event_id is not None:
-                d["event_id"] = r.event_id
-            if not r.accepted:
+            if r.accepted:
+                if r.event_id is not None:
+                    d["event_id"] = r.event_id
+            else:
                 d["error"] = r.error
                 d["field"] = r.field
             items.append(d)

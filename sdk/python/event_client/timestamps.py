@@ -3,22 +3,36 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from typing import Any
 
 __all__ = ["format_timestamp", "is_rfc3339"]
 
 # RFC 3339 section 5.6 "date-time" (the separator may be "T", "t" or a space, as RFC 3339 allows).
+# ASCII digits only ("\d" would take any Unicode digit) and nothing after the offset ("$" would
+# allow a final line break).
 _RFC3339 = re.compile(
-    r"^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])[Tt ]"
-    r"([01]\d|2[0-3]):[0-5]\d:([0-5]\d|60)(\.\d+)?"
-    r"([Zz]|[+-]([01]\d|2[0-3]):[0-5]\d)$"
+    r"([0-9]{4})-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])[Tt ]"
+    r"([01][0-9]|2[0-3]):[0-5][0-9]:([0-5][0-9]|60)(\.[0-9]+)?"
+    r"([Zz]|[+-]([01][0-9]|2[0-3]):[0-5][0-9])"
 )
+
+#: The event times the API stores (its DateTime column): 1970-01-01 to 2105-12-31, in UTC.
+EARLIEST = datetime(1970, 1, 1, tzinfo=timezone.utc)
+LATEST = datetime(2105, 12, 31, 23, 59, 59, 999999, tzinfo=timezone.utc)
 
 
 def is_rfc3339(value: str) -> bool:
-    """Whether ``value`` is syntactically an RFC 3339 date-time (e.g. ``2026-11-27T10:00:00.123Z``)."""
-    return bool(_RFC3339.match(value))
+    """Whether ``value`` is an RFC 3339 date-time (e.g. ``2026-11-27T10:00:00.123Z``) of a day
+    that exists (no 30 February)."""
+    match = _RFC3339.fullmatch(value)
+    if match is None:
+        return False
+    try:
+        date(int(match.group(1)), int(match.group(2)), int(match.group(3)))
+    except ValueError:
+        return False
+    return True
 
 
 def format_timestamp(value: Any) -> str:
@@ -27,18 +41,26 @@ def format_timestamp(value: Any) -> str:
     * :class:`datetime.datetime`: converted to UTC and formatted as RFC 3339 with exactly three
       fractional digits and a ``Z`` suffix, e.g. ``2026-11-27T10:00:00.123Z``. Sub-millisecond
       digits are truncated (not rounded), matching the server's millisecond storage. A *naive*
-      datetime (no ``tzinfo``) is taken to be UTC already.
+      datetime (no ``tzinfo``) is taken to be UTC already. It must be within 1970-01-01 to
+      2105-12-31 (UTC), the range the API stores.
     * :class:`str`: checked to be an RFC 3339 date-time and sent unchanged.
 
     Raises:
-        ValueError: ``value`` is a string that is not RFC 3339.
+        ValueError: ``value`` is a string that is not RFC 3339, or a datetime out of range.
         TypeError: ``value`` is neither a ``datetime`` nor a ``str``.
     """
     if isinstance(value, datetime):
         if value.tzinfo is None or value.tzinfo.utcoffset(value) is None:
             dt = value.replace(tzinfo=timezone.utc)
         else:
-            dt = value.astimezone(timezone.utc)
+            try:
+                dt = value.astimezone(timezone.utc)
+            except OverflowError:  # e.g. 0001-01-01T00:30+01:00, before year 1 in UTC
+                dt = None
+        if dt is None or not EARLIEST <= dt <= LATEST:
+            raise ValueError(
+                "timestamp must be from 1970-01-01 to 2105-12-31 (UTC), got %s" % value.isoformat()
+            )
         return "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ" % (
             dt.year,
             dt.month,

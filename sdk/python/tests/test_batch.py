@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 import uuid
 from datetime import datetime, timezone
 
@@ -199,3 +200,139 @@ def test_unsendable_items_raise_before_any_request(stub, client, items, field):
         client.track_events(items)
     assert info.value.field == field
     assert stub.requests == []
+
+
+def test_items_kafka_did_not_take_are_resent_with_their_ids(stub, client, sleeps):
+    answers = iter([[202, 503, 503], [503, 202], [202]])
+
+    def respond(request):
+        statuses = next(answers)
+        events = request.json["events"]
+        assert len(events) == len(statuses)
+        results = []
+        for i, (event, status) in enumerate(zip(events, statuses)):
+            if status == 202:
+                results.append({"index": i, "status": 202, "event_id": event["event_id"]})
+            else:
+                results.append({"index": i, "status": 503, "error": "Kafka did not accept the event: queue full", "field": None})
+        return Reply(207, {"results": results})
+
+    stub.responder = respond
+    result = client.track_events([{"conversation_id": "c", "event_name": str(i)} for i in range(3)])
+
+    sent = [[e["event_id"] for e in r.json["events"]] for r in stub.requests]
+    assert sent[1] == sent[0][1:] and sent[2] == sent[0][1:2]
+    assert [e["event_name"] for e in stub.requests[2].json["events"]] == ["1"]
+    assert (result.ok, result.accepted, result.rejected) == (True, 3, 0)
+    assert result.event_ids == sent[0] == result.item_ids
+    assert sleeps.calls == [0.05, 0.1]  # retry_delay(0) and retry_delay(1) with random() == 0.5
+
+
+def test_items_kafka_never_took_keep_their_503_and_ids(stub, make_client, sleeps):
+    def respond(request):
+        return Reply(207, {"results": [
+            {"index": i, "status": 503, "error": "Kafka did not accept the event: timed out", "field": None}
+            for i in range(len(request.json["events"]))
+        ]})
+
+    stub.responder = respond
+    result = make_client(retries=1).track_events([{"conversation_id": "c", "event_name": "e"}] * 2)
+
+    assert len(stub.requests) == 2
+    assert [r.status for r in result.results] == [503, 503]
+    assert result.results[0].error == "Kafka did not accept the event: timed out"
+    assert result.event_ids == [e["event_id"] for e in stub.requests[0].json["events"]]
+    assert result.to_dict()["results"][0] == {
+        "index": 0, "status": 503, "error": "Kafka did not accept the event: timed out", "field": None
+    }
+
+
+def test_an_item_too_big_for_any_request_is_refused_and_the_others_go(stub, client, monkeypatch):
+    monkeypatch.setattr(client_module, "MAX_BATCH_BYTES", 1000)
+    stub.responder = batch_responder
+    items = [{"conversation_id": "c", "event_name": "e", "input": "x" * (2000 if i == 1 else 10)} for i in range(4)]
+
+    result = client.track_events(items)
+
+    assert [len(r.json["events"]) for r in stub.requests] == [3]
+    assert [r.status for r in result.results] == [202, 413, 202, 202]
+    big = result.results[1]
+    assert big.error == "the item is %d bytes of JSON, over the 987-byte limit of a batch request" % (
+        len(client_module._json_bytes(dict(items[1], event_id=big.event_id)))
+    )
+    assert big.event_id == result.item_ids[1] and uuid.UUID(big.event_id).version == 7
+
+
+def test_batch_event_ids_are_normalized_like_track_event(stub, client):
+    stub.responder = batch_responder
+    client.track_events([
+        {"conversation_id": "c", "event_name": "e", "event_id": "0193A1B2C3D47E5F8A9B0C1D2E3F4A5B"},
+        {"conversation_id": "c", "event_name": "e", "event_id": "not-a-uuid"},
+    ])
+    assert [e["event_id"] for e in stub.requests[0].json["events"]] == [OWN_ID, "not-a-uuid"]
+
+
+def test_partial_result_has_the_ids_of_unanswered_items(stub, make_client):
+    calls = {"n": 0}
+
+    def respond(request):
+        calls["n"] += 1
+        return batch_responder(request) if calls["n"] == 1 else Reply(503, {"error": "down", "field": None})
+
+    stub.responder = respond
+    with pytest.raises(ServiceUnavailable) as info:
+        make_client(retries=0).track_events([{"conversation_id": "c", "event_name": "e"}] * 1200)
+    partial = info.value.partial_result
+    sent_later = [e["event_id"] for e in stub.requests[1].json["events"]]
+    assert len(partial.results) == 1000 and len(partial.item_ids) == 1200
+    assert partial.item_ids[1000:] == sent_later
+
+
+def test_body_upload_timeout_is_per_piece_not_per_request(monkeypatch):
+    """A 1.5 MB batch read by the server at about 0.8 MB/s takes about 2 s to upload: with
+    timeout=0.5 that must pass, as long as no single 64 KiB piece waits 0.5 s."""
+    import socket
+    import threading
+    import time
+
+    from event_client import EventClient
+
+    original = socket.create_connection
+
+    def small_send_buffer(*args, **kwargs):
+        sock = original(*args, **kwargs)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 16384)
+        return sock
+
+    monkeypatch.setattr(socket, "create_connection", small_send_buffer)
+    listener = socket.socket()
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    received = {}
+
+    def serve():
+        conn, _ = listener.accept()
+        with conn:
+            data = b""
+            while b"\r\n\r\n" not in data:
+                data += conn.recv(4096)
+            head, body = data.split(b"\r\n\r\n", 1)
+            length = int([l for l in head.split(b"\r\n") if l.lower().startswith(b"content-length:")][0].split(b":")[1])
+            started = time.monotonic()
+            while len(body) < length:
+                body += conn.recv(16384)
+                time.sleep(0.02)
+            received["seconds"] = time.monotonic() - started
+            event_id = json.loads(body)["events"][0]["event_id"]
+            reply = json.dumps({"results": [{"index": 0, "status": 202, "event_id": event_id}]}).encode()
+            conn.sendall(b"HTTP/1.1 207 Multi-Status\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(reply) + reply)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    client = EventClient("http://127.0.0.1:%d" % listener.getsockname()[1], timeout=0.5, retries=0)
+    result = client.track_events([{"conversation_id": "c", "event_name": "e", "input": "x" * 1_500_000}])
+    thread.join(5)
+    listener.close()
+    assert result.ok
+    assert received["seconds"] > 1.0, received  # the upload really took longer than the timeout

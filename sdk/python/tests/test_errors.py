@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 import uuid
+from datetime import datetime, timedelta, timezone
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -155,6 +157,12 @@ def test_event_id_is_normalized(stub, client):
         ({"timestamp": "yesterday"}, "timestamp"),
         ({"timestamp": "2026-11-27 10:00"}, "timestamp"),
         ({"timestamp": 1700000000}, "timestamp"),
+        ({"timestamp": datetime(1969, 12, 31, 23, 59)}, "timestamp"),
+        ({"timestamp": datetime(1, 1, 1, 0, 30, tzinfo=timezone(timedelta(hours=1)))}, "timestamp"),
+        ({"timestamp": "2026-02-30T10:00:00Z"}, "timestamp"),
+        ({"latency": 10**400}, "latency"),
+        ({"conversation_id": "conv\ud800"}, "conversation_id"),
+        ({"input": "a\udfffb"}, "input"),
     ],
 )
 def test_track_event_validation(stub, client, kwargs, field):
@@ -234,3 +242,29 @@ def test_invalid_base_url(url):
     with pytest.raises(ValidationError) as info:
         EventClient(url)
     assert info.value.field == "base_url"
+
+
+@pytest.mark.parametrize("url", ["http://host/my api", "http://host/\u00e9", "http://host/a\x01b"])
+def test_base_url_path_must_be_encoded(url):
+    with pytest.raises(ValidationError) as info:
+        EventClient(url)
+    assert info.value.field == "base_url"
+    assert info.value.message == "base_url's path must be percent-encoded ASCII without spaces, got %r" % urlsplit(url).path
+
+
+@pytest.mark.parametrize("key", ["\u043a\u043b\u044e\u0447", "abc\nX-Evil: 1", "two words"])
+def test_api_key_must_be_visible_ascii(key):
+    with pytest.raises(ValidationError) as info:
+        EventClient("http://localhost:8080", api_key=key)
+    assert info.value.field == "api_key"
+    assert info.value.message == "api_key must be visible ASCII characters (no spaces or line breaks)"
+
+
+def test_lone_surrogate_message(stub, client):
+    with pytest.raises(ValidationError) as info:
+        client.get_conversation("conv\ud800")
+    assert (info.value.field, info.value.message) == (
+        "conversation_id",
+        "conversation_id has a character with no UTF-8 form at position 4 (a lone surrogate)",
+    )
+    _no_request(stub)

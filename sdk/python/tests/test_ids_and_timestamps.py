@@ -119,7 +119,8 @@ def test_track_event_id_is_a_fresh_uuid7(stub, client):
             datetime(2026, 12, 31, 20, 0, 0, tzinfo=timezone(timedelta(hours=-5))),
             "2027-01-01T01:00:00.000Z",
         ),
-        (datetime(999, 1, 2, 3, 4, 5, tzinfo=timezone.utc), "0999-01-02T03:04:05.000Z"),
+        (datetime(1970, 1, 1, tzinfo=timezone.utc), "1970-01-01T00:00:00.000Z"),
+        (datetime(2105, 12, 31, 23, 59, 59, 999999), "2105-12-31T23:59:59.999Z"),
         ("2026-11-27T10:00:00.123Z", "2026-11-27T10:00:00.123Z"),
         ("2026-11-27T10:00:00+01:00", "2026-11-27T10:00:00+01:00"),
         ("2026-11-27t10:00:00.5z", "2026-11-27t10:00:00.5z"),
@@ -136,6 +137,30 @@ def test_format_timestamp_rejects_non_rfc3339(value):
     with pytest.raises(ValueError) as info:
         format_timestamp(value)
     assert str(info.value) == "not an RFC 3339 date-time: %r" % value
+
+
+@pytest.mark.parametrize(
+    "value", ["2026-11-27T10:00:00Z\n", "\uff12\uff10\uff12\uff16-11-27T10:00:00Z", "2026-02-30T10:00:00Z", "2025-02-29T00:00:00Z"]
+)
+def test_format_timestamp_rejects_strings_the_server_refuses(value):
+    with pytest.raises(ValueError) as info:
+        format_timestamp(value)
+    assert str(info.value) == "not an RFC 3339 date-time: %r" % value
+
+
+@pytest.mark.parametrize(
+    "value,shown",
+    [
+        (datetime(1969, 12, 31, 23, 59, 59, 999999, tzinfo=timezone.utc), "1969-12-31T23:59:59.999999+00:00"),
+        (datetime(1970, 1, 1, 0, 30, tzinfo=timezone(timedelta(hours=1))), "1970-01-01T00:30:00+01:00"),
+        (datetime(2106, 1, 1), "2106-01-01T00:00:00"),
+        (datetime(1, 1, 1, 0, 30, tzinfo=timezone(timedelta(hours=1))), "0001-01-01T00:30:00+01:00"),
+    ],
+)
+def test_format_timestamp_rejects_datetimes_out_of_range(value, shown):
+    with pytest.raises(ValueError) as info:
+        format_timestamp(value)
+    assert str(info.value) == "timestamp must be from 1970-01-01 to 2105-12-31 (UTC), got " + shown
 
 
 def test_format_timestamp_rejects_other_types():
