@@ -63,17 +63,19 @@ import Testing
         await connection.close()
     }
 
-    @Test func exceptionThenTheConnectionIsReused() async throws {
-        let connection = try await Self.connect()
+    /// An exception that is the server's first answer closes the connection
+    /// (ConnectionLifecycleTests); through the pool, every query still gets its own answer.
+    @Test func exceptionThenTheNextQueryThroughThePool() async throws {
+        let client = ClickHouseClient(hosts: [Self.configuration()])
         for _ in 0..<2 {
             let error = await #expect(throws: ServerException.self) {
-                try await connection.execute("SELECT * FROM default.no_such_table_here")
+                try await client.execute("SELECT * FROM default.no_such_table_here")
             }
             #expect(error?.code == 60)
             #expect(error?.description == "Code: 60. DB::Exception: Table default.no_such_table_here doesn't exist.")
         }
-        #expect(Self.rows(try await connection.collect("SELECT 2 AS two")) == "{\"two\":2}\n")
-        await connection.close()
+        #expect(Self.rows(try await client.collect("SELECT 2 AS two")) == "{\"two\":2}\n")
+        await client.shutdown()
     }
 
     @Test func exceptionMidStreamThenReuse() async throws {

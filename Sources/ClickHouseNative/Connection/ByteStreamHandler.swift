@@ -118,6 +118,32 @@ final class ByteStreamHandler: ChannelInboundHandler, @unchecked Sendable {
         return promise.futureResult
     }
 
+    /// Asks the socket for whatever the server has sent, without waiting for it: what arrives is
+    /// kept for ``takeAvailable()`` or the next ``nextChunk``. Must be called on the event loop.
+    func readAhead() {
+        guard waiter == nil, failure == nil, !isInactive, let context else { return }
+        setLowWater(1, context: context)
+        context.read()
+    }
+
+    /// Ends the connection with `error` (a deadline passed while the handshake ran): a waiting
+    /// reader gets it, and so does ``expiry``. Must be called on the event loop.
+    func expire(_ error: ClickHouseConnectionError) {
+        guard failure == nil, !isInactive else { return }
+        failure = error
+        expiry = error
+        finishWaiter()
+        context?.close(promise: nil)
+    }
+
+    /// The error ``expire(_:)`` ended the connection with, if it did.
+    private(set) var expiry: ClickHouseConnectionError?
+
+    /// A chunk already read, if any. Must be called on the event loop.
+    func takeAvailable() -> ByteBuffer? {
+        pending.popFirst()
+    }
+
     private func setLowWater(_ wanted: Int, context: ChannelHandlerContext) {
         let mark = min(max(wanted, 1), Self.maximumLowWater)
         guard setsLowWater, mark != lowWater, let options = context.channel.syncOptions else { return }

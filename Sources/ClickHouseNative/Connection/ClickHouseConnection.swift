@@ -5,10 +5,13 @@ import NIOSSL
 
 /// One native-protocol connection to a ClickHouse server.
 ///
-/// Requests run one at a time. A connection is reused only after its last response ended cleanly
-/// (EndOfStream or an Exception); a query whose results were not read to the end is cancelled and
-/// drained before the next request, and any decoding or protocol error closes the connection for
-/// good (``isUsable`` turns false).
+/// Requests run one at a time. A connection is reused only after its last response ended cleanly:
+/// EndOfStream, or an Exception after other answers to the same request (an Exception that comes
+/// first, or during INSERT data, may leave the server reading the rest of our request as new
+/// packets, so it closes the connection). A query whose results were not read to the end is
+/// cancelled and drained before the next request (reading them on then throws
+/// ``ClickHouseConnectionError/superseded``), and any decoding or protocol error closes the
+/// connection for good (``isUsable`` turns false).
 ///
 /// ```swift
 /// let connection = try await ClickHouseConnection.connect(ClickHouseConfiguration(host: "localhost"))
@@ -97,10 +100,20 @@ public actor ClickHouseConnection {
             throw ClickHouseConnectionError.connectFailed("\(configuration.host):\(configuration.port): \(error)")
         }
         let connection = ClickHouseConnection(channel: channel, handler: handler, configuration: configuration, logger: logger)
+        // The TLS handshake and Hello exchange get the connect timeout too: a peer that accepts TCP
+        // and then says nothing would otherwise hold the caller for ever (the TLS handler holds our
+        // Hello, and the read timeout starts only once it is sent).
+        let timeout = configuration.connectTimeout.timeAmount
+        let deadline = channel.eventLoop.scheduleTask(in: timeout) {
+            handler.expire(.timeout("no handshake from \(configuration.host):\(configuration.port) within \(timeout.nanoseconds / 1_000_000) ms"))
+        }
         do {
             try await connection.handshake()
+            deadline.cancel()
         } catch {
+            deadline.cancel()
             try? await channel.close()
+            if let expiry = try? await channel.eventLoop.submit({ handler.expiry }).get() { throw expiry }
             throw error
         }
         return connection
@@ -165,19 +178,41 @@ public actor ClickHouseConnection {
         return blocks
     }
 
-    /// Sends Ping and waits for Pong.
+    /// Sends Ping and waits for Pong. Cancelling the calling task closes the connection (a Pong
+    /// cannot be told from what a stalled server sends later).
     public func ping() async throws {
-        try await prepareForRequest()
-        try machine.pingStarted()
-        var writer = ByteWriter()
-        ClientPackets.ping(to: &writer)
-        try await send(writer.bytes)
-        while true {
-            switch machine.received(try await nextPacket()) {
-            case .finished: return
-            case let .close(reason): throw fail(reason)
-            default: continue
+        try await closingOnCancel {
+            try await prepareForRequest()
+            try machine.pingStarted()
+            var writer = ByteWriter()
+            ClientPackets.ping(to: &writer)
+            try await send(writer.bytes)
+            while true {
+                switch machine.received(try await nextPacket()) {
+                case .finished: return
+                case let .close(reason): throw fail(reason)
+                default: continue
+                }
             }
+        }
+    }
+
+    /// Runs `body`; if the calling task is cancelled meanwhile, the socket is closed, so that the
+    /// body's waits end at once (with an error) instead of at the read timeout, and the connection
+    /// is not reused.
+    private func closingOnCancel<R>(_ body: () async throws -> R) async throws -> R {
+        do {
+            return try await withTaskCancellationHandler {
+                try await body()
+            } onCancel: { [channel] in
+                channel.close(promise: nil)
+            }
+        } catch {
+            if Task.isCancelled {
+                _ = fail("the request's task was cancelled")
+                throw CancellationError()
+            }
+            throw error
         }
     }
 
@@ -194,6 +229,12 @@ public actor ClickHouseConnection {
     public func insert<Blocks: AsyncSequence>(_ sql: String, settings: [QuerySetting] = [],
                                               blocksFor: (Block) throws -> Blocks) async throws
     where Blocks.Element == Block {
+        try await closingOnCancel { try await runInsert(sql, settings: settings, blocksFor: blocksFor) }
+    }
+
+    private func runInsert<Blocks: AsyncSequence>(_ sql: String, settings: [QuerySetting],
+                                                  blocksFor: (Block) throws -> Blocks) async throws
+    where Blocks.Element == Block {
         try await prepareForRequest()
         let bytes = try encodeQuery(sql, settings: settings, parameters: [:], queryID: "")
         try machine.insertStarted()
@@ -206,6 +247,7 @@ public actor ClickHouseConnection {
             case let .sendData(sample): header = sample
             case .finished: return  // a statement that needed no data
             case let .failed(error): throw error
+            case let .failedClosing(error): throw closeAfter(error)
             case let .close(reason): throw fail(reason)
             default: continue
             }
@@ -239,6 +281,7 @@ public actor ClickHouseConnection {
                 }
                 try await send(outbound)
                 sentAny = true
+                try readWhileSending()
             }
         } catch let error as ClickHouseConnectionError {
             throw error
@@ -265,6 +308,23 @@ public actor ClickHouseConnection {
         while true {
             switch machine.received(try await nextPacket()) {
             case .finished: return
+            case let .failed(error): throw error
+            case let .failedClosing(error): throw closeAfter(error)
+            case let .close(reason): throw fail(reason)
+            default: continue
+            }
+        }
+    }
+
+    /// Takes what the server sent while INSERT blocks go out, without waiting. Servers of revision
+    /// 54456 and later answer every block with ProfileEvents: unread, they would fill the socket
+    /// buffers until the server stops reading and the INSERT hangs. An Exception (the server failed
+    /// on a block) ends the INSERT at once.
+    private func readWhileSending() throws {
+        handler.readAhead()
+        while let packet = try nextPacket(waiting: false) {
+            switch machine.received(packet) {
+            case let .failedClosing(error): throw closeAfter(error)
             case let .failed(error): throw error
             case let .close(reason): throw fail(reason)
             default: continue
@@ -315,8 +375,11 @@ public actor ClickHouseConnection {
         return writer.bytes
     }
 
-    /// Before a new request: finish what a previous consumer abandoned, or refuse if broken.
+    /// Before a new request: finish what a previous consumer abandoned, or refuse if broken. The
+    /// previous query's result stream ends here: reading it on afterwards throws
+    /// ``ClickHouseConnectionError/superseded`` rather than ending early as if complete.
     private func prepareForRequest() async throws {
+        queryToken += 1
         switch machine.state {
         case .idle: return
         case let .closed(reason): throw ClickHouseConnectionError.closed(reason)
@@ -339,6 +402,7 @@ public actor ClickHouseConnection {
         while true {
             switch machine.received(try await nextPacket()) {
             case .finished, .failed: return
+            case let .failedClosing(error): throw ClickHouseConnectionError.closed("\(closeAfter(error))")
             case let .close(reason): throw fail(reason)
             default: continue
             }
@@ -347,7 +411,7 @@ public actor ClickHouseConnection {
 
     /// The next result block of query `token`, or nil when the response ended.
     func nextBlock(token: Int) async throws -> Block? {
-        guard token == queryToken else { return nil }
+        guard token == queryToken else { throw ClickHouseConnectionError.superseded }
         while true {
             if machine.isIdle { return nil }
             if Task.isCancelled && !cancelSent {
@@ -378,6 +442,11 @@ public actor ClickHouseConnection {
                 eventHandler = nil
                 if Task.isCancelled { throw CancellationError() }
                 throw error
+            case let .failedClosing(error):
+                eventHandler = nil
+                let error = closeAfter(error)
+                if Task.isCancelled { throw CancellationError() }
+                throw error
             case let .close(reason):
                 throw fail(reason)
             default:
@@ -400,6 +469,14 @@ public actor ClickHouseConnection {
         }
     }
 
+    /// Closes the socket after a server exception that leaves the connection out of step (the
+    /// state machine has already marked it closed) and returns the exception to throw.
+    private func closeAfter(_ error: ServerException) -> ServerException {
+        channel.close(promise: nil)
+        logger.debug("ClickHouse connection closed after a server exception", metadata: ["error": "\(error)"])
+        return error
+    }
+
     /// Marks the connection broken, closes the socket and returns the error to throw.
     private func fail(_ reason: String) -> ClickHouseConnectionError {
         machine.closed(reason)
@@ -412,6 +489,26 @@ public actor ClickHouseConnection {
     /// is carried over, so the columns of a large block take their bytes from each chunk directly;
     /// only the part of a packet that a chunk ends inside is copied into `carry`.
     private func nextPacket() async throws -> ServerPacket {
+        while true {
+            if let packet = try decodeBuffered() { return packet }
+            chunk = try await readChunk()
+        }
+    }
+
+    /// The next packet from bytes already read, without waiting for the socket; nil when they do
+    /// not hold a whole packet.
+    private func nextPacket(waiting: Bool) throws -> ServerPacket? {
+        precondition(!waiting, "use nextPacket() to wait")
+        while true {
+            if let packet = try decodeBuffered() { return packet }
+            guard let buffer = handler.takeAvailable() else { return nil }
+            chunk = buffer
+        }
+    }
+
+    /// A packet decoded from the carried bytes and the current chunk, or nil when they are used
+    /// up (or end inside a packet) and another chunk is needed.
+    private func decodeBuffered() throws -> ServerPacket? {
         while true {
             let carried = carry.count - carryStart
             if carried > 0 && carried >= required {
@@ -454,7 +551,7 @@ public actor ClickHouseConnection {
                 carry.removeFirst(carryStart)
                 carryStart = 0
             }
-            chunk = try await readChunk()
+            return nil
         }
     }
 
@@ -512,8 +609,12 @@ public struct QueryResult: AsyncSequence, Sendable {
     public struct AsyncIterator: AsyncIteratorProtocol {
         let connection: ClickHouseConnection
         let token: Int
+        var ended = false
         public mutating func next() async throws -> Block? {
-            try await connection.nextBlock(token: token)
+            if ended { return nil }
+            let block = try await connection.nextBlock(token: token)
+            if block == nil { ended = true }
+            return block
         }
     }
 

@@ -35,6 +35,9 @@ struct ConnectionStateMachine: Sendable {
         case finished
         /// The response ended with the server's exception; the connection is idle again.
         case failed(ServerException)
+        /// The response ended with the server's exception, but the server may not have read all of
+        /// the request (or reads what is left of it as new packets): the connection must be closed.
+        case failedClosing(ServerException)
         /// The connection can no longer be used.
         case close(String)
 
@@ -42,7 +45,7 @@ struct ConnectionStateMachine: Sendable {
             switch (lhs, rhs) {
             case (.none, .none), (.finished, .finished): return true
             case let (.ready(a), .ready(b)): return a == b
-            case let (.failed(a), .failed(b)): return a == b
+            case let (.failed(a), .failed(b)), let (.failedClosing(a), .failedClosing(b)): return a == b
             case let (.close(a), .close(b)): return a == b
             case (.deliverBlock, .deliverBlock), (.deliverEvent, .deliverEvent), (.sendData, .sendData): return true
             default: return false
@@ -52,6 +55,12 @@ struct ConnectionStateMachine: Sendable {
 
     private(set) var state: State = .handshaking
     private(set) var serverInfo: ServerInfo?
+    /// Whether the server has sent anything for the current request. A server sends nothing before
+    /// it has read the whole request (query, settings, external tables), so an Exception that
+    /// comes first may have been thrown part-way through reading it: a server that then reads on
+    /// takes the rest of our packet for new packets (ClickHouse 18.x answers each with another
+    /// Exception).
+    private var responded = false
 
     var isIdle: Bool { state == .idle }
     var isClosed: Bool { if case .closed = state { return true } else { return false } }
@@ -59,11 +68,13 @@ struct ConnectionStateMachine: Sendable {
     mutating func queryStarted() throws {
         try requireIdle()
         state = .querying
+        responded = false
     }
 
     mutating func insertStarted() throws {
         try requireIdle()
         state = .awaitingSampleBlock
+        responded = false
     }
 
     mutating func pingStarted() throws {
@@ -97,6 +108,8 @@ struct ConnectionStateMachine: Sendable {
     }
 
     mutating func received(_ packet: ServerPacket) -> Action {
+        let respondedBefore = responded
+        responded = true
         switch (state, packet) {
         case let (.handshaking, .hello(info)):
             serverInfo = info
@@ -151,17 +164,21 @@ struct ConnectionStateMachine: Sendable {
             // A statement without data to send (newer servers execute inline VALUES directly).
             state = .idle
             return .finished
-        case let (.querying, .exception(error)), let (.awaitingInsertEnd, .exception(error)), let (.draining, .exception(error)):
+        case let (.querying, .exception(error)), let (.draining, .exception(error)), let (.awaitingSampleBlock, .exception(error)):
+            guard respondedBefore else {
+                // Possibly thrown while the server was still reading the request (a setting it
+                // cannot parse): what it reads next is the rest of our packet.
+                state = .closed(reason: "server exception before any other answer: \(error)")
+                return .failedClosing(error)
+            }
             state = .idle
             return .failed(error)
-        case let (.awaitingSampleBlock, .exception(error)):
-            // The server rejected the INSERT before asking for data; it still waits for no more packets.
-            state = .idle
-            return .failed(error)
-        case let (.sendingData, .exception(error)):
-            // The server failed while we were sending: it skips data until our empty block, which the
-            // sender still owes. Safer to close than to guess how far an old server read.
-            return close("server exception during INSERT data: \(error)")
+        case let (.sendingData, .exception(error)), let (.awaitingInsertEnd, .exception(error)):
+            // The server failed while reading INSERT data. How much of the rest it skips depends
+            // on its version (18.x skips nothing and answers each remaining block with another
+            // Exception), so the connection is not reused.
+            state = .closed(reason: "server exception during INSERT data: \(error)")
+            return .failedClosing(error)
 
         default:
             return close("unexpected \(packet.name) while \(state)")
@@ -218,6 +235,9 @@ public enum ClickHouseConnectionError: Error, Equatable, Sendable, CustomStringC
     case closed(String)
     /// Another request is still running on this connection.
     case busy
+    /// A query's results were read after another request started on the same connection (which
+    /// cancelled the query and drained what was left of it).
+    case superseded
     case connectFailed(String)
     case timeout(String)
     /// The INSERT's columns do not match the table's sample block; nothing was sent.
@@ -227,6 +247,7 @@ public enum ClickHouseConnectionError: Error, Equatable, Sendable, CustomStringC
         switch self {
         case let .closed(reason): return "connection closed: \(reason)"
         case .busy: return "the connection is busy with another request"
+        case .superseded: return "the query's results were abandoned: another request started on the connection before they were read"
         case let .connectFailed(reason): return "cannot connect: \(reason)"
         case let .timeout(what): return "timed out: \(what)"
         case let .insertMismatch(reason): return "INSERT columns do not match the table: \(reason)"

@@ -172,16 +172,28 @@ public actor ClickHouseClient {
             await self?.expireWaiter(id)
         }
         defer { timeout.cancel() }
-        return try await withCheckedThrowingContinuation { continuation in
-            waiters.append(Waiter(id: id, continuation: continuation))
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { continuation in
+                if Task.isCancelled {
+                    continuation.resume(throwing: CancellationError())
+                } else {
+                    waiters.append(Waiter(id: id, continuation: continuation))
+                }
+            }
+        } onCancel: {
+            // A cancelled request leaves the queue at once instead of taking a connection later.
+            Task { await self.removeWaiter(id, with: CancellationError()) }
         }
     }
 
     private func expireWaiter(_ id: Int) {
-        guard let index = waiters.firstIndex(where: { $0.id == id }) else { return }
-        let waiter = waiters.remove(at: index)
-        waiter.continuation.resume(throwing: ClickHouseConnectionError.timeout(
+        removeWaiter(id, with: ClickHouseConnectionError.timeout(
             "no connection free within \(options.acquireTimeout) (pool of \(options.maximumConnections))"))
+    }
+
+    private func removeWaiter(_ id: Int, with error: Error) {
+        guard let index = waiters.firstIndex(where: { $0.id == id }) else { return }
+        waiters.remove(at: index).continuation.resume(throwing: error)
     }
 
     private func pruneIdle() {

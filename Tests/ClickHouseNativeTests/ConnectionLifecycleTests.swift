@@ -1,0 +1,300 @@
+import Foundation
+import NIOSSL
+import Testing
+@testable import ClickHouseNative
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// When a connection may be reused and when it must not: server exceptions at each point of a
+/// request, a stream read after another request started, deadlines on a peer that says nothing,
+/// and task cancellation. Against the real server, or against a local socket that plays a
+/// silent or stalled server.
+@Suite(.serialized) struct ConnectionLifecycleTests {
+    static func client() -> ClickHouseClient {
+        var options = ClickHouseClient.Options()
+        options.maximumConnections = 1
+        return ClickHouseClient(hosts: [LiveServerTests.configuration()], options: options)
+    }
+
+    // MARK: Server exceptions
+
+    @Test func exceptionBeforeAnyAnswerClosesTheConnection() async throws {
+        let connection = try await LiveServerTests.connect()
+        let error = await #expect(throws: ServerException.self) {
+            try await connection.execute("SELECT * FROM default.no_such_table_here")
+        }
+        #expect(error?.description == "Code: 60. DB::Exception: Table default.no_such_table_here doesn't exist.")
+        #expect(await !connection.isUsable)
+        await #expect(throws: ClickHouseConnectionError.closed(
+            "server exception before any other answer: Code: 60. DB::Exception: Table default.no_such_table_here doesn't exist.")) {
+            try await connection.ping()
+        }
+    }
+
+    /// A setting the server cannot parse fails while it reads the Query packet: what it read next
+    /// would be the rest of that packet. The pool replaces the connection, and the answers that
+    /// follow belong to the queries that asked for them.
+    @Test func unparsableSettingThenFreshAnswers() async throws {
+        let client = Self.client()
+        let error = await #expect(throws: ServerException.self) {
+            _ = try await client.collect("SELECT 1", settings: [QuerySetting("load_balancing", "nonsense")])
+        }
+        #expect(error?.description == "Code: 212. DB::Exception: Unknown load balancing mode: 'nonsense', must be one of 'random', 'nearest_hostname', 'in_order'", "\(String(describing: error))")
+        #expect(await client.openConnections == 0, "the connection was not put back")
+        for n in 1...3 {
+            #expect(LiveServerTests.rows(try await client.collect("SELECT \(n) AS n")) == "{\"n\":\(n)}\n")
+        }
+        await client.shutdown()
+    }
+
+    /// The server fails on the first block of an INSERT. 18.16 answers only once the last block
+    /// came (measured: all 50 blocks were sent), but the connection is not reused all the same:
+    /// how much of the data a server skips after an exception depends on its version.
+    @Test(arguments: [CompressionMethod.none, .lz4])
+    func exceptionDuringInsertDataClosesTheConnection(compression: CompressionMethod) async throws {
+        let table = "default.lifecycle_insert_\(compression)"
+        var configuration = LiveServerTests.configuration(compression)
+        configuration.readTimeout = .seconds(30)
+        let setup = try await ClickHouseConnection.connect(configuration)
+        try await setup.execute("DROP TABLE IF EXISTS \(table)")
+        try await setup.execute("CREATE TABLE \(table) (x UInt8) ENGINE = MergeTree PARTITION BY intDiv(1, x) ORDER BY x")
+        await setup.close()
+
+        let pulled = Counter()
+        let blocks = SlowBlocks(count: 50, pulled: pulled) { index in
+            Block(columns: [NamedColumn("x", FixedWidthColumn(type: .uint8, values: [UInt8](repeating: index == 0 ? 0 : 1, count: 1000)))])
+        }
+        var pool = ClickHouseClient.Options()
+        pool.maximumConnections = 1
+        let client = ClickHouseClient(hosts: [configuration], options: pool)
+        let error = await #expect(throws: ServerException.self) {
+            try await client.withConnection { try await $0.insert("INSERT INTO \(table) (x) VALUES", blocks: blocks) }
+        }
+        #expect(error?.description == "Code: 153. DB::Exception: Division by zero", "\(String(describing: error))")
+        #expect(await client.openConnections == 0)
+        for n in 1...3 {
+            #expect(LiveServerTests.rows(try await client.collect("SELECT \(n) AS n")) == "{\"n\":\(n)}\n")
+        }
+        try await client.execute("DROP TABLE \(table)")
+        await client.shutdown()
+    }
+
+    /// A server that answers while INSERT blocks are still going out (newer servers send
+    /// ProfileEvents after every block, and an Exception as soon as a block fails): the client
+    /// reads as it sends, so it stops at the Exception instead of sending every block first.
+    @Test func aServerAnswerDuringInsertDataIsReadAsBlocksGoOut() async throws {
+        let revision: UInt64 = 54412
+        var sample = ByteWriter()
+        try ClientPackets.data(Block(columns: [NamedColumn("x", FixedWidthColumn(type: .uint8, values: [UInt8]()))]),
+                               compression: nil, revision: revision, to: &sample)
+        var answer = sample.bytes
+        answer[0] = 1  // the server's Data packet has the client's layout under another code
+        var exception = ByteWriter()
+        exception.writeVarUInt(2)
+        exception.writeInteger(Int32(241))
+        exception.writeString("DB::Exception")
+        exception.writeString("Memory limit (for query) exceeded")
+        exception.writeString("")
+        exception.writeUInt8(0)
+        answer += exception.bytes
+        let peer = try FakePeer(answers: [try ProtocolGoldenTests.packet("server-hello-18.16"), answer])
+        let connection = try await ClickHouseConnection.connect(ClickHouseConfiguration(host: "127.0.0.1", port: peer.port, compression: .none))
+        let pulled = Counter()
+        let blocks = SlowBlocks(count: 50, pulled: pulled) { _ in
+            Block(columns: [NamedColumn("x", FixedWidthColumn(type: .uint8, values: [UInt8](repeating: 1, count: 100)))])
+        }
+        await #expect(throws: ServerException(code: 241, name: "DB::Exception", message: "Memory limit (for query) exceeded")) {
+            try await connection.insert("INSERT INTO t (x) VALUES", blocks: blocks)
+        }
+        #expect(pulled.value < 10, "stopped after \(pulled.value) of 50 blocks")
+        #expect(await !connection.isUsable)
+        peer.close()
+    }
+
+    // MARK: One request at a time
+
+    @Test func readingAStreamAfterAnotherRequestThrows() async throws {
+        let connection = try await LiveServerTests.connect()
+        var first = try await connection.query("SELECT number FROM system.numbers LIMIT 10000000",
+                                               settings: [QuerySetting("max_block_size", "65536")]).makeAsyncIterator()
+        #expect(try await first.next()?.rowCount == 0, "the header block")
+        #expect(LiveServerTests.rows(try await connection.collect("SELECT 4 AS four")) == "{\"four\":4}\n")
+        await #expect(throws: ClickHouseConnectionError.superseded) { _ = try await first.next() }
+
+        // A stream read to its end keeps ending, whatever ran after it.
+        var second = try await connection.query("SELECT 1").makeAsyncIterator()
+        while try await second.next() != nil {}
+        try await connection.ping()
+        #expect(try await second.next() == nil)
+        await connection.close()
+    }
+
+    // MARK: Deadlines and cancellation
+
+    @Test(arguments: [false, true])
+    func handshakeWithASilentPeerTimesOut(tls: Bool) async throws {
+        let peer = try FakePeer(answers: nil)
+        var configuration = ClickHouseConfiguration(host: "127.0.0.1", port: peer.port)
+        configuration.connectTimeout = .milliseconds(500)
+        if tls {
+            var settings = TLSConfiguration.makeClientConfiguration()
+            settings.certificateVerification = .none
+            configuration.tls = settings
+        }
+        let started = ContinuousClock.now
+        await #expect(throws: ClickHouseConnectionError.timeout("no handshake from 127.0.0.1:\(peer.port) within 500 ms")) {
+            _ = try await ClickHouseConnection.connect(configuration)
+        }
+        #expect(ContinuousClock.now - started < .seconds(5))
+        peer.close()
+    }
+
+    /// A server that completed the handshake and then stalls: cancelling a ping ends it at once
+    /// (not at the read timeout) and the connection is not reused.
+    @Test func cancellingAPingToAStalledServerClosesTheConnection() async throws {
+        let peer = try FakePeer(answers: [try ProtocolGoldenTests.packet("server-hello-18.16")])
+        var configuration = ClickHouseConfiguration(host: "127.0.0.1", port: peer.port, compression: .none)
+        configuration.readTimeout = .seconds(120)
+        let connection = try await ClickHouseConnection.connect(configuration)
+        let ping = Task { try await connection.ping() }
+        try await Task.sleep(for: .milliseconds(200))
+        let started = ContinuousClock.now
+        ping.cancel()
+        await #expect(throws: CancellationError.self) { try await ping.value }
+        #expect(ContinuousClock.now - started < .seconds(5))
+        #expect(await !connection.isUsable)
+        peer.close()
+    }
+
+    @Test func aCancelledWaiterLeavesThePoolQueue() async throws {
+        let client = Self.client()
+        let holding = Task {
+            try await client.withConnection { connection in
+                try await connection.execute("SELECT sleep(1)")
+            }
+        }
+        try await Task.sleep(for: .milliseconds(200))
+        let waiter = Task { try await client.collect("SELECT 1") }
+        try await Task.sleep(for: .milliseconds(100))
+        let started = ContinuousClock.now
+        waiter.cancel()
+        await #expect(throws: CancellationError.self) { _ = try await waiter.value }
+        #expect(ContinuousClock.now - started < .milliseconds(500), "it did not wait for the connection")
+        try await holding.value
+        #expect(LiveServerTests.rows(try await client.collect("SELECT 6 AS six")) == "{\"six\":6}\n")
+        #expect(await client.openConnections == 1)
+        await client.shutdown()
+    }
+
+    // MARK: State machine, without sockets
+
+    @Test func stateMachineClosesOnAnExceptionThatComesFirst() throws {
+        let error = ServerException(code: 72, name: "DB::Exception", message: "Cannot parse input")
+        var machine = ConnectionStateMachine()
+        _ = machine.received(.hello(Self.serverInfo))
+        try machine.queryStarted()
+        #expect(machine.received(.exception(error)) == .failedClosing(error))
+        #expect(machine.isClosed)
+
+        var answered = ConnectionStateMachine()
+        _ = answered.received(.hello(Self.serverInfo))
+        try answered.queryStarted()
+        #expect(answered.received(.progress(Progress())) != .failedClosing(error))
+        #expect(answered.received(.exception(error)) == .failed(error))
+        #expect(answered.isIdle, "the server had read the whole query: the connection is reusable")
+
+        var inserting = ConnectionStateMachine()
+        _ = inserting.received(.hello(Self.serverInfo))
+        try inserting.insertStarted()
+        #expect(inserting.received(.data(Block(columns: []))) == .sendData(header: Block(columns: [])))
+        #expect(inserting.received(.profileEvents(Block(columns: []))) == .deliverEvent(.profileEvents(Block(columns: []))))
+        #expect(inserting.received(.exception(error)) == .failedClosing(error))
+        #expect(inserting.isClosed)
+    }
+
+    static let serverInfo = ServerInfo(name: "ClickHouse", versionMajor: 18, versionMinor: 16, versionPatch: 1, revision: 54412,
+                                       timeZone: "UTC", displayName: "test")
+}
+
+/// Counts, from any task.
+final class Counter: @unchecked Sendable {
+    private let lock = NSLock()
+    private var count = 0
+    var value: Int { lock.withLock { count } }
+    func increment() { lock.withLock { count += 1 } }
+}
+
+/// `count` blocks made by `make`, 20 ms apart (a source slower than the socket).
+struct SlowBlocks: AsyncSequence, Sendable {
+    typealias Element = Block
+    let count: Int
+    let pulled: Counter
+    let make: @Sendable (Int) -> Block
+
+    struct AsyncIterator: AsyncIteratorProtocol {
+        let source: SlowBlocks
+        var index = 0
+        mutating func next() async throws -> Block? {
+            guard index < source.count else { return nil }
+            if index > 0 { try await Task.sleep(for: .milliseconds(20)) }
+            source.pulled.increment()
+            defer { index += 1 }
+            return source.make(index)
+        }
+    }
+
+    func makeAsyncIterator() -> AsyncIterator { AsyncIterator(source: self) }
+}
+
+/// A local TCP listener playing a server. With no `answers` it never accepts: the kernel completes
+/// the TCP handshake and nothing more is ever said. Otherwise it accepts one connection and sends
+/// `answers[i]` after its i-th read from the client (the client's Hello, then its Query, each sent
+/// in one write), then reads and discards without replying.
+final class FakePeer: @unchecked Sendable {
+    let port: Int
+    private let listener: Int32
+    private let lock = NSLock()
+    private var accepted: Int32 = -1
+
+    init(answers: [[UInt8]]?) throws {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = 0
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard bound == 0, listen(fd, 4) == 0 else { throw ClickHouseClientError("cannot listen: errno \(errno)") }
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+        }
+        listener = fd
+        port = Int(UInt16(bigEndian: address.sin_port))
+        guard let answers else { return }
+        Thread.detachNewThread { [self] in
+            let client = accept(fd, nil, nil)
+            guard client >= 0 else { return }
+            lock.withLock { accepted = client }
+            var buffer = [UInt8](repeating: 0, count: 65536)
+            var reads = 0
+            while read(client, &buffer, buffer.count) > 0 {
+                if reads < answers.count {
+                    _ = answers[reads].withUnsafeBytes { write(client, $0.baseAddress, $0.count) }
+                }
+                reads += 1
+            }
+        }
+    }
+
+    func close() {
+        lock.withLock {
+            if accepted >= 0 { shutdown(accepted, Int32(SHUT_RDWR)) }
+        }
+        shutdown(listener, Int32(SHUT_RDWR))
+        Glibc.close(listener)
+    }
+}
