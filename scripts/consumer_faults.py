@@ -985,8 +985,63 @@ def scenario_large_rows(logdir):
         s.close()
 
 
+def scenario_rebalance_during_retries(logdir):
+    """INSERTs fail (the table is detached) while the group rebalances twice: a second consumer
+    joins, then dies. Partitions the first consumer paused before the rebalances come back to it
+    during its retries; once the table is back, every partition must deliver again (librdkafka
+    keeps a partition's pause across a revoke and a new assignment)."""
+    s = Scenario(7, "rebalance-retries", logdir)
+    rng = random.Random(7)
+    base = timestamp_base()
+    first = s.consumer(batch_size=100, flush_ms=200).start()
+    second = None
+    detached = False
+    try:
+        deadline = time.monotonic() + 30
+        while first.metric("consumer_assigned_partitions") < PARTITIONS and time.monotonic() < deadline:
+            time.sleep(0.2)
+        ids = [new_id() for _ in range(300)]
+        s.send_all([Message("create", i, random_create_fields(rng, base)) for i in ids])
+        if not wait_consumed(s.key, s, [first], 40):
+            return
+        ch(f"DETACH TABLE {s.db}.events")
+        detached = True
+        s.send_all([Message("update", i, random_patch(rng)) for i in ids[:150]])
+        deadline = time.monotonic() + 20
+        while first.metric("consumer_insert_retries_total") < 2 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        second = s.consumer(batch_size=100, flush_ms=200).start()
+        deadline = time.monotonic() + 40
+        while second.metric("consumer_assigned_partitions") < 1 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        shared = (first.metric("consumer_assigned_partitions"), second.metric("consumer_assigned_partitions"))
+        second.signal(signal.SIGKILL)
+        second.wait_exit(10)
+        deadline = time.monotonic() + 40
+        while first.metric("consumer_assigned_partitions") < PARTITIONS and time.monotonic() < deadline:
+            time.sleep(0.1)
+        back = first.metric("consumer_assigned_partitions")
+        ch(f"ATTACH TABLE {s.db}.events")
+        detached = False
+        log(f"      partitions while both ran {shared}, back to the first {back}; "
+            f"{int(first.metric('consumer_insert_retries_total'))} retries")
+        check(s.key, "the group rebalanced during the retries", shared[1] >= 1 and back == PARTITIONS, f"{shared}, then {back}")
+        s.send_all([Message("create", new_id(), random_create_fields(rng, base)) for _ in range(300)])
+        s.send_all([Message("update", i, random_patch(rng)) for i in ids[150:]])
+        if not wait_consumed(s.key, s, [first], 60):
+            return
+        verify(s.key, s.db, s.model)
+    finally:
+        if detached:
+            ch(f"ATTACH TABLE {s.db}.events")
+        for c in (first, second):
+            if c is not None and c.alive():
+                c.stop()
+        s.close()
+
+
 SCENARIOS = {"1": scenario_flows, "2": scenario_kill9, "3": scenario_clickhouse_down, "4": scenario_sigterm, "5": scenario_backlog,
-             "6": scenario_large_rows}
+             "6": scenario_large_rows, "7": scenario_rebalance_during_retries}
 
 
 def cleanup(keep):
@@ -1016,7 +1071,7 @@ def cleanup(keep):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--only", default="1,2,3,4,5,6", help="comma-separated scenario numbers")
+    parser.add_argument("--only", default="1,2,3,4,5,6,7", help="comma-separated scenario numbers")
     parser.add_argument("--keep", action="store_true", help="keep databases, topics and logs")
     args = parser.parse_args()
     if not os.access(BINARY, os.X_OK):

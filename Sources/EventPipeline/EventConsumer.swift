@@ -66,6 +66,7 @@ public final class EventConsumer: Service, @unchecked Sendable {
     private var overflowBytes = 0
     /// A fatal consume error met while polling ahead; the loop throws it once the batch is written.
     private var pollFailure: Error?
+    private var stopDeadline: ContinuousClock.Instant?
     private var cache: RowCache
     private var flushing = false
     private var revokedWhileFlushing = Set<TopicPartition>()
@@ -140,7 +141,10 @@ public final class EventConsumer: Service, @unchecked Sendable {
         let consumer = try KafkaConsumer(
             configuration: kafkaConfiguration, groupID: options.groupID, topics: [options.topic],
             rebalance: KafkaRebalanceHandler(
-                assigned: { [weak self] partitions in self?.metrics.assignedPartitions.set(to: Double(partitions.count)) },
+                // After the assignment changed (the cooperative protocol hands over only the added partitions).
+                assigned: { [weak self] partitions in
+                    self?.metrics.assignedPartitions.set(to: Double(self?.consumer?.assignment.count ?? partitions.count))
+                },
                 revoked: { [weak self] partitions in self?.partitionsRevoked(partitions) }),
             logger: logger)
         let deadLetters = try KafkaProducer(configuration: kafkaConfiguration, logger: logger)
@@ -170,7 +174,7 @@ public final class EventConsumer: Service, @unchecked Sendable {
         }
         // Graceful shutdown: write and commit what is in hand (messages polled ahead included),
         // then leave the group. What misses the deadline stays uncommitted and comes again.
-        let finalDeadline = ContinuousClock.now + options.finalFlushTimeout
+        let finalDeadline = shutdownDeadline()
         while true {
             takeFromOverflow()
             guard !batch.isEmpty else { break }
@@ -182,6 +186,15 @@ public final class EventConsumer: Service, @unchecked Sendable {
         self.consumer = nil
         self.deadLetters = nil
         logger.info("consumer stopped")
+    }
+
+    /// The end of the time the shutdown gives to writing what is in hand, fixed when the shutdown
+    /// is first noticed (a retry under way, or the loop's end), so the two do not add up.
+    private func shutdownDeadline() -> ContinuousClock.Instant {
+        if let stopDeadline { return stopDeadline }
+        let deadline = ContinuousClock.now + options.finalFlushTimeout
+        stopDeadline = deadline
+        return deadline
     }
 
     /// Moves the oldest messages polled ahead into the batch. They were waiting already, so a
@@ -226,7 +239,9 @@ public final class EventConsumer: Service, @unchecked Sendable {
 
     /// Revoke: write and commit the batch in hand while the partitions are still ours.
     private func partitionsRevoked(_ partitions: [TopicPartition]) {
-        metrics.assignedPartitions.set(to: 0)
+        // Called while they are still assigned; the cooperative protocol may revoke only some.
+        let kept = Set(consumer?.assignment ?? []).subtracting(partitions)
+        metrics.assignedPartitions.set(to: Double(kept.count))
         if flushing {
             // Called from a poll while the batch is being written (polling ahead of its INSERT, or
             // inside a retry): finish it, but do not commit the revoked partitions (their next
@@ -261,10 +276,17 @@ public final class EventConsumer: Service, @unchecked Sendable {
         // Only batches grown behind a backlog can hold enough events for their rows to matter.
         var withinRowBudget = batch.count <= options.batchSize
         var deadline = initialDeadline
-        var paused: [TopicPartition] = []
+        // Everything paused by any attempt: a partition revoked during the retries and assigned
+        // again keeps librdkafka's pause flag, so it must be resumed too or it never delivers again.
+        var paused: Set<TopicPartition> = []
+        func pauseAssigned() {
+            let assigned = consumer.assignment
+            paused.formUnion(assigned)
+            consumer.pause(assigned)
+        }
         var attempt = 0
         let started = ContinuousClock.now
-        defer { consumer.resume(paused) }
+        defer { consumer.resume(Array(paused)) }
         while true {
             do {
                 if !withinRowBudget {
@@ -311,20 +333,29 @@ public final class EventConsumer: Service, @unchecked Sendable {
                 }
                 logger.warning("batch write failed; retrying", metadata: ["error": "\(error)", "attempt": "\(attempt)", "retry_in": "\(backoff)"])
                 // Pause whatever is assigned now (partitions can arrive during the retries).
-                paused = consumer.assignment
-                consumer.pause(paused)
+                pauseAssigned()
                 if polling {
                     // Keep polling so the group does not evict us; whatever still arrives waits.
+                    // A message comes only from a partition assigned since the pause: pausing it
+                    // too keeps what piles up here to a message or so per partition.
                     let waitUntil = ContinuousClock.now + backoff
                     while ContinuousClock.now < waitUntil {
-                        if let message = try? consumer.poll(timeoutMilliseconds: 100) { appendToOverflow(message) }
+                        do {
+                            if let message = try consumer.poll(timeoutMilliseconds: 100) {
+                                appendToOverflow(message)
+                                pauseAssigned()
+                            }
+                        } catch {
+                            // Thrown by the loop once this batch is written (as after a poll ahead).
+                            if pollFailure == nil { pollFailure = error }
+                        }
                     }
                 } else {
                     Thread.sleep(forTimeInterval: Double(backoff.components.seconds) + Double(backoff.components.attoseconds) / 1e18)
                 }
                 if isStopping && deadline == nil {
                     // Shutdown while ClickHouse is down: the batch gets the final-flush time, no more.
-                    deadline = .now + options.finalFlushTimeout
+                    deadline = shutdownDeadline()
                 }
             }
         }

@@ -95,6 +95,9 @@ public final class KafkaConsumer: @unchecked Sendable {
         for topic in topics { rd_kafka_topic_partition_list_add(list, topic, -1) }
         let error = rd_kafka_subscribe(handle, list)
         guard error == RD_KAFKA_RESP_ERR_NO_ERROR else {
+            // deinit still runs for an instance whose init throws once every property is set:
+            // marked closed, it does not destroy the handle a second time.
+            closed = true
             rd_kafka_destroy(handle)
             throw KafkaError(error, context: "cannot subscribe to \(topics.joined(separator: ", "))")
         }
@@ -178,7 +181,10 @@ public final class KafkaConsumer: @unchecked Sendable {
     }
 
     /// Messages in the assigned partitions not yet consumed: the cached high watermark minus the
-    /// consume position, summed (no broker round trip; the watermarks refresh with each fetch).
+    /// consume position, summed (no broker round trip; the watermarks refresh with each fetch, so
+    /// they stand still for a paused partition). A partition with no position yet (nothing
+    /// consumed from it since it was assigned) counts 0: its start is the committed offset, which
+    /// only the broker knows, not the start of the log.
     public var lag: Int64 {
         var list: UnsafeMutablePointer<rd_kafka_topic_partition_list_t>?
         guard rd_kafka_assignment(handle, &list) == RD_KAFKA_RESP_ERR_NO_ERROR, let list else { return 0 }
@@ -191,8 +197,8 @@ public final class KafkaConsumer: @unchecked Sendable {
             var high: Int64 = 0
             guard rd_kafka_get_watermark_offsets(handle, element.topic, element.partition, &low, &high) == RD_KAFKA_RESP_ERR_NO_ERROR,
                   high >= 0 else { continue }
-            let position = element.offset >= 0 ? element.offset : low
-            total += max(0, high - position)
+            guard element.offset >= 0 else { continue }
+            total += max(0, high - element.offset)
         }
         return total
     }

@@ -35,6 +35,16 @@ import Testing
         }
     }
 
+    /// A subscription librdkafka refuses (a leading ^ makes the name a regular expression, and
+    /// this one does not compile): a clean error, and the handle is freed once (the instance's
+    /// deinit runs too when its init throws).
+    @Test func refusedSubscriptionIsAnError() {
+        let configuration = KafkaConfiguration(brokers: Self.brokers, ["log_level": "0"])
+        #expect(throws: KafkaError(code: -186, message: "cannot subscribe to ^events(: Local: Invalid argument or configuration")) {
+            _ = try KafkaConsumer(configuration: configuration, groupID: "refused-subscription", topics: ["^events("])
+        }
+    }
+
     @Test func propertiesFromEnvironment() {
         let properties = KafkaConfiguration.properties(fromEnvironment: [
             "KAFKA_PROPERTY_session.timeout.ms": "6000", "KAFKA_BROKERS": "x", "KAFKA_PROPERTY_": "ignored",
