@@ -320,6 +320,14 @@ public final class EventConsumer: Service, @unchecked Sendable {
                                                           "dead_letters": "\(plan.deadLetters.count)", "ms": "\(ContinuousClock.now - started)"])
                 break
             } catch {
+                if let reason = deadLetters?.fatalError {
+                    // The dead-letter producer can never send again: end the loop (the batch stays
+                    // uncommitted) so the process exits and a restarted one gets a new producer.
+                    if pollFailure == nil {
+                        pollFailure = KafkaError.fatal("dead-letter producer: \(reason)")
+                    }
+                    return
+                }
                 attempt += 1
                 metrics.insertRetries.increment()
                 let backoff = min(Duration.milliseconds(100) * (1 << min(attempt, 10)), options.maximumBackoff)

@@ -80,6 +80,16 @@ public final class KafkaProducer: @unchecked Sendable {
     /// Why sends fail at once right now (every broker down, fatal producer error), or nil.
     public var unavailableReason: String? { state.unavailableReason }
 
+    /// librdkafka's fatal error (an idempotent producer that lost its message sequence), or nil.
+    /// Once set, every send fails for the life of this producer: librdkafka's advice is to flush
+    /// and end the process, so that a new producer takes over.
+    public var fatalError: String? { state.fatal }
+
+    /// Raises a fatal error as librdkafka would (its own test hook), for tests.
+    func simulateFatalError(_ reason: String) {
+        rd_kafka_test_fatal_error(handle, RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER, reason)
+    }
+
     /// Sends `value` with `key` (messages with equal keys keep their order in one partition) and
     /// returns when the broker acknowledged it. Fails at once when the local queue is full or no
     /// broker is reachable, and after `message.timeout.ms` when the broker never acknowledges.
@@ -246,6 +256,13 @@ final class BatchSlot: DeliveryTarget {
     override func deliver(_ result: Result<KafkaDeliveryReport, KafkaError>) { batch.record(result, at: index) }
 }
 
+extension KafkaError {
+    /// librdkafka's fatal error code with `message`.
+    public static func fatal(_ message: String) -> KafkaError {
+        KafkaError(code: RD_KAFKA_RESP_ERR__FATAL.rawValue, message: message)
+    }
+}
+
 /// Producer state shared with librdkafka's callbacks (through the configuration's opaque pointer).
 final class ProducerState: @unchecked Sendable {
     private let lock = NSLock()
@@ -262,6 +279,7 @@ final class ProducerState: @unchecked Sendable {
     func stop() { lock.withLock { stopping = true } }
 
     var unavailableReason: String? { lock.withLock { fatalReason ?? downReason } }
+    var fatal: String? { lock.withLock { fatalReason } }
 
     func markDown(_ reason: String) {
         let changed = lock.withLock { () -> Bool in

@@ -37,6 +37,22 @@ struct ProducerFlush: Service {
     }
 }
 
+/// Ends the process (through a graceful shutdown, then exit 1) once the producer hit a fatal error:
+/// it can never send again, and a restarted process gets a new one. `/health` stays 200 until then.
+struct ProducerWatch: Service {
+    struct Fatal: Error, CustomStringConvertible {
+        let reason: String
+        var description: String { "fatal Kafka producer error: \(reason)" }
+    }
+    let producer: KafkaProducer
+    func run() async throws {
+        while !Task.isShuttingDownGracefully && !Task.isCancelled {
+            if let reason = producer.fatalError { throw Fatal(reason: reason) }
+            try? await Task.sleep(for: .milliseconds(500))
+        }
+    }
+}
+
 /// Creates the schema when ClickHouse is reachable, so reads work before the consumer ever ran.
 struct Migration: Service {
     let repository: EventRepository
@@ -65,6 +81,8 @@ let group = ServiceGroup(
         services: [
             .init(service: ProducerFlush(producer: producer, client: client)),
             .init(service: Migration(repository: repository, logger: logger), successTerminationBehavior: .ignore),
+            .init(service: ProducerWatch(producer: producer), successTerminationBehavior: .ignore,
+                  failureTerminationBehavior: .gracefullyShutdownGroup),
             .init(service: app),
         ],
         gracefulShutdownSignals: [.sigterm, .sigint],

@@ -147,6 +147,22 @@ import Testing
         producer.close(timeoutMilliseconds: 0)
     }
 
+    /// An idempotent producer's fatal error (raised through librdkafka's test hook): reported by
+    /// `fatalError`, and every send after it fails at once (event-api then exits, to be restarted).
+    @Test func aFatalErrorFailsEverySendAfterIt() async throws {
+        let producer = try KafkaProducer(configuration: KafkaConfiguration(brokers: Self.brokers))
+        #expect(producer.fatalError == nil)
+        producer.simulateFatalError("sequence lost")
+        let deadline = Date().addingTimeInterval(5)
+        while producer.fatalError == nil && Date() < deadline { try await Task.sleep(for: .milliseconds(20)) }
+        let reason = "Broker: Broker received an out of order sequence number: test_fatal_error: sequence lost"
+        #expect(producer.fatalError == reason)
+        await #expect(throws: KafkaError(code: -195, message: "Kafka unavailable: \(reason)")) {
+            _ = try await producer.send(topic: "anything", key: [], value: [1])
+        }
+        producer.close(timeoutMilliseconds: 0)
+    }
+
     @Test func aFullLocalQueueIsReportedAtOnce() async throws {
         // A reachable broker (an unreachable one fails every send before the queue is reached), and
         // a batching delay that keeps two messages queued for 5 s: the third does not fit.
