@@ -33,6 +33,10 @@ public struct PipelineConfiguration: Sendable, Equatable {
     public var apiMaxBodyBytes: Int
     /// Bearer tokens accepted by the API; empty: no authentication.
     public var apiKeys: [String]
+    /// How long a ClickHouse connection may stay silent during a request before it is given up.
+    /// A running query sends Progress every 100 ms (`interactive_delay`), so only a stalled server
+    /// or a lost network stays silent this long.
+    public var clickHouseReadTimeoutMilliseconds: Int
 
     public init(environment: [String: String]) throws(ConfigurationError) {
         let reader = EnvironmentReader(environment)
@@ -42,6 +46,7 @@ public struct PipelineConfiguration: Sendable, Equatable {
         clickHouseDatabase = try reader.identifier("CLICKHOUSE_DATABASE", default: "event_analytics")
         clickHouseUser = try reader.string("CLICKHOUSE_USER", default: "default")
         clickHousePassword = reader.optionalString("CLICKHOUSE_PASSWORD") ?? ""
+        clickHouseReadTimeoutMilliseconds = try reader.integer("CLICKHOUSE_READ_TIMEOUT_MS", default: 30_000, in: 1000...3_600_000)
         kafkaBrokers = try reader.string("KAFKA_BROKERS", default: "localhost:9092")
         kafkaTopic = try reader.string("KAFKA_TOPIC", default: "events")
         kafkaGroupID = try reader.string("KAFKA_GROUP_ID", default: "event-consumer-group")
@@ -71,8 +76,10 @@ public struct PipelineConfiguration: Sendable, Equatable {
     public static let kafkaMessageMaxBytes = 2 << 20
 
     public var clickHouse: ClickHouseConfiguration {
-        ClickHouseConfiguration(host: clickHouseHost, port: clickHousePort, database: "", user: clickHouseUser,
-                                password: clickHousePassword, compression: .lz4)
+        var configuration = ClickHouseConfiguration(host: clickHouseHost, port: clickHousePort, database: "", user: clickHouseUser,
+                                                    password: clickHousePassword, compression: .lz4)
+        configuration.readTimeout = .milliseconds(clickHouseReadTimeoutMilliseconds)
+        return configuration
     }
 }
 

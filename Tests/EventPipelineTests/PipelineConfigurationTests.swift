@@ -26,6 +26,14 @@ import Testing
         }
     }
 
+    @Test func clickHouseReadTimeout() throws {
+        #expect(try PipelineConfiguration(environment: [:]).clickHouse.readTimeout == .seconds(30))
+        #expect(try PipelineConfiguration(environment: ["CLICKHOUSE_READ_TIMEOUT_MS": "2500"]).clickHouse.readTimeout == .milliseconds(2500))
+        #expect(throws: ConfigurationError(variable: "CLICKHOUSE_READ_TIMEOUT_MS", message: "must be an integer from 1000 to 3600000, got '999'")) {
+            try PipelineConfiguration(environment: ["CLICKHOUSE_READ_TIMEOUT_MS": "999"])
+        }
+    }
+
     @Test func overrides() throws {
         let configuration = try PipelineConfiguration(environment: [
             "API_PORT": "9999", "CLICKHOUSE_DATABASE": "analytics_2", "CONSUMER_BATCH_SIZE": "10000",

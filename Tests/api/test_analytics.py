@@ -18,7 +18,7 @@ import uuid
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Dict, List, Optional
-from urllib.parse import quote
+from urllib.parse import quote, quote_plus
 
 import pytest
 
@@ -310,6 +310,23 @@ def test_days_out_of_range(api, days):
 def test_analytics_limit_out_of_range(api, path, limit):
     response = api.get("%s?limit=%s" % (path, limit))
     assert (response.status, response.json) == (400, {"error": "limit must be an integer from 1 to 1000", "field": "limit"})
+
+
+def test_query_values_decode_as_forms_encode_them(api, dataset):
+    """`+` is a space and `%2B` a plus, as curl --data-urlencode, urlencode and URLSearchParams
+    send them (the name has both, and an é)."""
+    name = dataset.names[0]
+    encoded = quote_plus(name)
+    assert "+" in encoded and "%2B" in encoded
+    response = api.get("/analytics/errors?days=7&event_name=" + encoded)
+    assert (response.status, response.json) == (200, {"event_name": name, "days": 7, "counts": dataset.error_counts(name, 7)})
+
+
+@pytest.mark.parametrize("query,field", [("event_name=%E9t%E9", "event_name"), ("event_name=100%", "event_name"),
+                                         ("event_name=a%zzb", "event_name"), ("days=%3", "days")])
+def test_malformed_query_escapes_are_refused(api, query, field):
+    response = api.get("/analytics/errors?" + query)
+    assert (response.status, response.json) == (400, {"error": "invalid percent-encoding (escapes must spell UTF-8)", "field": field})
 
 
 def test_event_name_filter_bounds(api):

@@ -177,6 +177,12 @@ def test_invalid_uuid_in_path(api, method, bad_id):
     assert_error(api.request(method, "/event/" + bad_id, body=body), 400, "must be a UUID", "id")
 
 
+@pytest.mark.parametrize("segment", ["%E9t%E9", "50%", "a%2", "%FF%FE"])
+def test_malformed_conversation_segment(api, segment):
+    """Not read as a conversation literally named like the escapes."""
+    assert_error(api.get("/events/conversation/" + segment), 400, "invalid percent-encoding (escapes must spell UTF-8)", "conversation_id")
+
+
 @pytest.mark.parametrize("path", [
     "/", "/nope", "/events", "/events/", "/analytics", "/analytics/sessions", "/analytics/top-errors",
     "/event/%s/extra" % uuid.uuid4(), "/events/conversation", "/events/conversation/", "/events/conversation/a/b",

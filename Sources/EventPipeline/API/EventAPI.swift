@@ -107,10 +107,14 @@ public struct EventAPI: HTTPResponder {
             }
             return Response(Self.accepted(envelope))
         case (.batch, _): return try await batch(request)
-        case (.conversation, _): return try await conversation(route.parameter, request.uri.queryParameters)
-        case (.errors, _): return try await errorCounts(request.uri.queryParameters)
-        case (.latency, _): return try await latency(request.uri.queryParameters)
-        case (.topErrors, _): return try await topErrors(request.uri.queryParameters)
+        case (.conversation, _):
+            guard let conversationID = route.decodedParameter else {
+                throw APIError(.badRequest, "invalid percent-encoding (escapes must spell UTF-8)", field: "conversation_id")
+            }
+            return try await conversation(conversationID, try QueryParameters(request.uri.query))
+        case (.errors, _): return try await errorCounts(try QueryParameters(request.uri.query))
+        case (.latency, _): return try await latency(try QueryParameters(request.uri.query))
+        case (.topErrors, _): return try await topErrors(try QueryParameters(request.uri.query))
         case (.health, _): return Self.json(.ok, Array(#"{"status":"ok"}"#.utf8))
         case (.ready, _): return await ready()
         case (.metrics, _):
@@ -306,14 +310,14 @@ public struct EventAPI: HTTPResponder {
         return Self.json(.ok, json.bytes)
     }
 
-    private func conversation(_ conversationID: String, _ query: FlatDictionary<Substring, Substring>) async throws -> Response {
+    private func conversation(_ conversationID: String, _ query: QueryParameters) async throws -> Response {
         guard (1...EventValidation.maximumNameLength).contains(conversationID.unicodeScalars.count) else {
             throw APIError(.badRequest, "must be 1 to \(EventValidation.maximumNameLength) characters", field: "conversation_id")
         }
         let limit = try Self.integer(query, "limit", default: 100, in: 1...1000)
         var cursor: ConversationCursor?
         if let raw = query["cursor"] {
-            guard let parsed = ConversationCursor(encoded: String(raw)) else { throw APIError(.badRequest, "invalid cursor", field: "cursor") }
+            guard let parsed = ConversationCursor(encoded: raw) else { throw APIError(.badRequest, "invalid cursor", field: "cursor") }
             cursor = parsed
         }
         let page = try await read({ try await repository.conversation(conversationID, limit: limit, after: cursor) })
@@ -329,9 +333,9 @@ public struct EventAPI: HTTPResponder {
         return Self.json(.ok, json.bytes)
     }
 
-    private func errorCounts(_ query: FlatDictionary<Substring, Substring>) async throws -> Response {
+    private func errorCounts(_ query: QueryParameters) async throws -> Response {
         let days = try Self.integer(query, "days", default: 7, in: 1...365)
-        let eventName = query["event_name"].map(String.init)
+        let eventName = query["event_name"]
         if let eventName, !(1...EventValidation.maximumNameLength).contains(eventName.unicodeScalars.count) {
             throw APIError(.badRequest, "must be 1 to \(EventValidation.maximumNameLength) characters", field: "event_name")
         }
@@ -356,7 +360,7 @@ public struct EventAPI: HTTPResponder {
         return Self.json(.ok, json.bytes)
     }
 
-    private func latency(_ query: FlatDictionary<Substring, Substring>) async throws -> Response {
+    private func latency(_ query: QueryParameters) async throws -> Response {
         let limit = try Self.integer(query, "limit", default: 100, in: 1...1000)
         let rows = try await read({ try await repository.latencyPercentiles(limit: limit) })
         var json = JSONWriter()
@@ -377,7 +381,7 @@ public struct EventAPI: HTTPResponder {
         return Self.json(.ok, json.bytes)
     }
 
-    private func topErrors(_ query: FlatDictionary<Substring, Substring>) async throws -> Response {
+    private func topErrors(_ query: QueryParameters) async throws -> Response {
         let limit = try Self.integer(query, "limit", default: 10, in: 1...1000)
         let rows = try await read({ try await repository.topErrorSessions(limit: limit) })
         var json = JSONWriter()
@@ -462,8 +466,8 @@ public struct EventAPI: HTTPResponder {
         Response(Answer(status: status, body: bytes))
     }
 
-    static func integer(_ query: FlatDictionary<Substring, Substring>, _ name: String, default value: Int, in range: ClosedRange<Int>) throws -> Int {
-        guard let raw = query[Substring(name)] else { return value }
+    static func integer(_ query: QueryParameters, _ name: String, default value: Int, in range: ClosedRange<Int>) throws -> Int {
+        guard let raw = query[name] else { return value }
         guard let parsed = Int(raw), range.contains(parsed) else {
             throw APIError(.badRequest, "\(name) must be an integer from \(range.lowerBound) to \(range.upperBound)", field: name)
         }
@@ -588,12 +592,23 @@ struct Route {
 
     let kind: Kind
     let parameter: String
+    /// False when a segment's escapes are malformed or do not spell UTF-8: `parameter` then holds
+    /// the segment as sent, which must not be taken for a name.
+    let wellEncoded: Bool
+    /// The parameter, unless its segment was malformed.
+    var decodedParameter: String? { wellEncoded ? parameter : nil }
 
     init(path: some StringProtocol) {
-        // Foundation's percent decoding is slow even on text without escapes; most paths have none.
+        var wellEncoded = true
         let segments = path.split(separator: "/").map { segment in
-            segment.utf8.contains(UInt8(ascii: "%")) ? String(segment).removingPercentEncoding ?? String(segment) : String(segment)
+            guard segment.utf8.contains(UInt8(ascii: "%")) else { return String(segment) }
+            guard let decoded = percentDecoded(segment.utf8, plusIsSpace: false) else {
+                wellEncoded = false
+                return String(segment)
+            }
+            return decoded
         }
+        self.wellEncoded = wellEncoded
         switch segments.count {
         case 1:
             switch segments[0] {
@@ -650,6 +665,60 @@ struct Route {
         }
         return id
     }
+}
+
+/// A request's query string, decoded as HTML forms and most clients encode it: `+` is a space,
+/// `%XX` a byte, the bytes UTF-8. The first of repeated names counts. Malformed escapes or bytes
+/// that are not UTF-8 are refused (400, naming the parameter) rather than read as other text.
+struct QueryParameters {
+    private var values: [String: String] = [:]
+
+    init(_ query: String?) throws(APIError) {
+        guard let query, !query.isEmpty else { return }
+        for pair in query.utf8.split(separator: UInt8(ascii: "&"), omittingEmptySubsequences: true) {
+            let parts = pair.split(separator: UInt8(ascii: "="), maxSplits: 1, omittingEmptySubsequences: false)
+            guard let name = percentDecoded(parts[0], plusIsSpace: true) else {
+                throw APIError(.badRequest, "invalid percent-encoding in a query parameter name (escapes must spell UTF-8)", field: nil)
+            }
+            guard let value = percentDecoded(parts.count > 1 ? parts[1] : pair[pair.endIndex...], plusIsSpace: true) else {
+                throw APIError(.badRequest, "invalid percent-encoding (escapes must spell UTF-8)", field: name)
+            }
+            if values[name] == nil { values[name] = value }
+        }
+    }
+
+    subscript(name: String) -> String? { values[name] }
+}
+
+/// `bytes` with `%XX` escapes (and, in a query, `+`) decoded, or nil when an escape is malformed
+/// or the result is not UTF-8.
+func percentDecoded<Bytes: Collection>(_ bytes: Bytes, plusIsSpace: Bool) -> String? where Bytes.Element == UInt8 {
+    func hexValue(_ byte: UInt8) -> UInt8? {
+        switch byte {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): return byte - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): return byte - UInt8(ascii: "a") + 10
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): return byte - UInt8(ascii: "A") + 10
+        default: return nil
+        }
+    }
+    var decoded: [UInt8] = []
+    decoded.reserveCapacity(bytes.count)
+    var index = bytes.startIndex
+    while index != bytes.endIndex {
+        let byte = bytes[index]
+        if byte == UInt8(ascii: "%") {
+            let high = bytes.index(after: index)
+            guard high != bytes.endIndex, let first = hexValue(bytes[high]) else { return nil }
+            let low = bytes.index(after: high)
+            guard low != bytes.endIndex, let second = hexValue(bytes[low]) else { return nil }
+            decoded.append(first << 4 | second)
+            index = bytes.index(after: low)
+        } else {
+            decoded.append(plusIsSpace && byte == UInt8(ascii: "+") ? UInt8(ascii: " ") : byte)
+            index = bytes.index(after: index)
+        }
+    }
+    return String(validating: decoded, as: UTF8.self)
 }
 
 /// Runs `operation`, failing with a timeout error when it takes longer than `limit`.
