@@ -130,18 +130,36 @@ public struct EventRepository: Sendable {
             // 8 bytes first, which is not the order clients see.
             after = " AND (timestamp_ms > \(cursor.timestampMilliseconds) OR (timestamp_ms = \(cursor.timestampMilliseconds) AND toString(event_id) > '\(cursor.eventID.lowercasedString)'))"
         }
-        let sql = """
-            SELECT * FROM (\(latestVersions(where: "conversation_id IN (SELECT value FROM conversation)\(after)")))
-            WHERE is_deleted = 0 ORDER BY timestamp_ms, toString(event_id) LIMIT \(limit + 1)
+        // The page's ids first, from the light columns only: deduplicating the full rows of every
+        // event after the cursor would hold the whole rest of the conversation's text in memory
+        // (and page through it again for every page). A conversation's id and an event's
+        // timestamp never change between versions, so filtering the stored rows on them is exact.
+        let pageSQL = """
+            SELECT event_id, page_timestamp FROM (
+                SELECT event_id, argMax(timestamp_ms, version) AS page_timestamp, argMax(is_deleted, version) AS page_deleted
+                FROM \(schema.table) WHERE conversation_id IN (SELECT value FROM conversation)\(after) GROUP BY event_id)
+            WHERE page_deleted = 0 ORDER BY page_timestamp, toString(event_id) LIMIT \(limit + 1)
             """
-        var rows = try await client.collect(sql, externalTables: [Self.stringTable("conversation", [conversationID])])
-            .flatMap { try EventRow.rows($0) }
-        var next: ConversationCursor?
-        if rows.count > limit {
-            rows.removeLast(rows.count - limit)
-            next = rows.last.map { ConversationCursor(timestampMilliseconds: $0.fields.timestampMilliseconds, eventID: $0.id) }
+        var page: [(id: UUID, timestamp: Int64)] = []
+        for block in try await client.collect(pageSQL, externalTables: [Self.stringTable("conversation", [conversationID])]) where block.rowCount > 0 {
+            let found = try block.fixed("event_id", Bits128.self)
+            let timestamps = try block.fixed("page_timestamp", Int64.self)
+            for row in 0..<block.rowCount { page.append((UUID(high: found[row].first, low: found[row].second), timestamps[row])) }
         }
-        return (rows, next)
+        // One more than the page was asked for: whether another page follows.
+        var next: ConversationCursor?
+        if page.count > limit {
+            page.removeLast(page.count - limit)
+            next = page.last.map { ConversationCursor(timestampMilliseconds: $0.timestamp, eventID: $0.id) }
+        }
+        guard !page.isEmpty else { return ([], next) }
+        // Then the rows of those ids alone (a delete that lands in between leaves its event out).
+        let rowsSQL = "SELECT * FROM (\(latestVersions(where: "event_id IN (SELECT id FROM lookup_ids)"))) WHERE is_deleted = 0"
+        var byID: [UUID: EventRow] = [:]
+        for block in try await client.collect(rowsSQL, externalTables: [Self.lookupTable(page.map(\.id))]) {
+            for row in try EventRow.rows(block) { byID[row.id] = row }
+        }
+        return (page.compactMap { byID[$0.id] }, next)
     }
 
     public struct DailyErrors: Sendable, Equatable {
