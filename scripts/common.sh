@@ -83,6 +83,24 @@ drop_isolated_database() {
 }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 
+# True when nothing accepts connections on 127.0.0.1:PORT.
+port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# Waits (up to SECONDS) until the event-api with pid API_PID answers /ready on PORT, failing at once
+# when it or the event-consumer with pid CONSUMER_PID exits: a leftover API on the same port would
+# otherwise answer for it, and a consumer that could not start would go unnoticed.
+wait_for_pipeline() {
+    local name="$1" port="$2" api_pid="$3" consumer_pid="$4" seconds="$5" logs="$6"
+    local deadline=$((SECONDS + seconds))
+    while :; do
+        kill -0 "$api_pid" 2>/dev/null || die "$name: event-api exited during start (logs in $logs)"
+        kill -0 "$consumer_pid" 2>/dev/null || die "$name: event-consumer exited during start (logs in $logs)"
+        curl -sf "http://127.0.0.1:$port/ready" > /dev/null && return 0
+        [ $SECONDS -lt $deadline ] || die "$name: event-api did not become ready on port $port within $seconds s (logs in $logs)"
+        sleep 0.2
+    done
+}
+
 # `swift test` that also fails when it ran no test, or skipped one other than those named by the
 # regular expression in $1 (Swift Testing exits 0 in both cases, so a renamed suite, a filter that
 # matches nothing or a test that disables itself would otherwise pass unnoticed).
