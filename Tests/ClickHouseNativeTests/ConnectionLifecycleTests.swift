@@ -188,6 +188,19 @@ import Glibc
         await client.shutdown()
     }
 
+    /// "No timeout" spelled as the largest duration: capped, not an overflow that stops the program.
+    @Test func hugeTimeoutsMeanNoTimeout() async throws {
+        #expect(Duration.seconds(Int64.max).timeAmount == .nanoseconds(.max))
+        #expect(Duration.seconds(-5).timeAmount == .nanoseconds(0))
+        #expect(Duration.milliseconds(1500).timeAmount == .milliseconds(1500))
+        var configuration = LiveServerTests.configuration()
+        configuration.connectTimeout = .seconds(Int64.max)
+        configuration.readTimeout = .seconds(Int64.max)
+        let connection = try await ClickHouseConnection.connect(configuration)
+        #expect(LiveServerTests.rows(try await connection.collect("SELECT 7 AS seven")) == "{\"seven\":7}\n")
+        await connection.close()
+    }
+
     // MARK: State machine, without sockets
 
     @Test func stateMachineClosesOnAnExceptionThatComesFirst() throws {
