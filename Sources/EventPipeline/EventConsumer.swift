@@ -156,9 +156,7 @@ public final class EventConsumer: Service, @unchecked Sendable {
                 // Older than anything a poll would return now, so they go first.
                 takeFromOverflow()
             } else if let message = try consumer.poll(timeoutMilliseconds: pollTimeout()) {
-                if batch.isEmpty { batchStarted = .now }
-                batch.append(InHand(message))
-                metrics.messagesConsumed.increment()
+                take(message)
             }
             if batch.count >= options.batchSize {
                 try takeWaitingMessages(consumer)
@@ -217,12 +215,27 @@ public final class EventConsumer: Service, @unchecked Sendable {
     /// When the consumer keeps up, nothing is waiting and the batch goes as it is.
     private func takeWaitingMessages(_ consumer: KafkaConsumer) throws {
         var bytes = batch.reduce(0) { $0 + $1.message.value.count }
-        while batch.count < options.maximumBatchSize, bytes < options.maximumBatchBytes,
+        while batch.count < options.maximumBatchSize, bytes < options.maximumBatchBytes, overflow.isEmpty,
               let message = try consumer.poll(timeoutMilliseconds: 0) {
-            batch.append(InHand(message))
             bytes += message.value.count
-            metrics.messagesConsumed.increment()
+            take(message)
         }
+    }
+
+    /// A polled message joins the batch, unless messages wait in `overflow`: a revoke handled
+    /// inside that poll may have written part of the batch and put the rest back there, and those
+    /// are older than this one, so it goes behind them (in front, a batch would be planned before
+    /// the updates and deletes it must follow).
+    private func take(_ message: KafkaMessage) {
+        guard overflow.isEmpty else {
+            appendToOverflow(message)
+            metrics.messagesConsumed.increment()
+            overflow[overflow.count - 1].counted = true
+            return
+        }
+        if batch.isEmpty { batchStarted = .now }
+        batch.append(InHand(message))
+        metrics.messagesConsumed.increment()
     }
 
     private func appendToOverflow(_ message: KafkaMessage) {

@@ -267,6 +267,14 @@ private func consumerRebalanceCallback(_ handle: OpaquePointer?, _ error: rd_kaf
         }
     default:
         callbacks.logger.error("rebalance failed", metadata: ["error": "\(KafkaError(error, context: "rebalance"))"])
+        // The partitions held go as in a revoke, through the handler, so that what the application
+        // keeps for them (a batch in hand, a row cache) goes too.
+        var held: UnsafeMutablePointer<rd_kafka_topic_partition_list_t>?
+        if rd_kafka_assignment(handle, &held) == RD_KAFKA_RESP_ERR_NO_ERROR, let held {
+            let owned = Array(entries(held).keys)
+            rd_kafka_topic_partition_list_destroy(held)
+            if !owned.isEmpty { callbacks.handler.revoked(owned) }
+        }
         rd_kafka_assign(handle, nil)
     }
 }
