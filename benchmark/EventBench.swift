@@ -5,5 +5,6 @@ struct EventBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "event-bench",
         abstract: "Benchmarks of the event-analytics stack; each prints its measurements.",
-        subcommands: [CodecBenchmark.self, ReadBenchmark.self, InsertBenchmark.self, PipelineBenchmark.self, DrainBenchmark.self, BareEndpointCommand.self])
+        subcommands: [CodecBenchmark.self, ReadBenchmark.self, InsertBenchmark.self, PipelineBenchmark.self, DrainBenchmark.self, BareEndpointCommand.self,
+                      VerifyCommand.self])
 }

@@ -30,7 +30,13 @@ final class LoadConnection: @unchecked Sendable {
         return LoadConnection(channel: channel, handler: handler, host: "\(host):\(port)")
     }
 
-    /// Sends a request and returns the status and body of its response.
+    /// Longest wait for one answer: a server that stops answering fails the phase instead of
+    /// holding the benchmark for ever.
+    static let answerTimeout = TimeAmount.seconds(60)
+
+    /// Sends a request and returns the status and body of its response. Fails when the connection
+    /// is closed (before or after the request is written), the write fails, or no answer comes
+    /// within ``answerTimeout``.
     func request(_ method: HTTPMethod, _ path: String, body: ByteBuffer? = nil) async throws -> (status: Int, body: ByteBuffer) {
         var headers = HTTPHeaders()
         headers.add(name: "Host", value: host)
@@ -43,10 +49,17 @@ final class LoadConnection: @unchecked Sendable {
         let handler = self.handler
         let channel = self.channel
         channel.eventLoop.execute {
+            // A keep-alive connection the server closed between two requests: its close already
+            // failed what was pending, and nothing would ever answer this one.
+            guard handler.isActive else { return promise.fail(ResponseCollector.ConnectionClosed()) }
             handler.pending.append(promise)
             channel.write(HTTPClientRequestPart.head(head), promise: nil)
             if let body { channel.write(HTTPClientRequestPart.body(.byteBuffer(body)), promise: nil) }
-            channel.writeAndFlush(HTTPClientRequestPart.end(nil), promise: nil)
+            channel.writeAndFlush(HTTPClientRequestPart.end(nil)).whenFailure { error in handler.failAll(error, channel: channel) }
+            let timeout = channel.eventLoop.scheduleTask(in: Self.answerTimeout) {
+                handler.failAll(ResponseCollector.AnswerTimedOut(), channel: channel)
+            }
+            promise.futureResult.whenComplete { _ in timeout.cancel() }
         }
         let (status, responseBody) = try await promise.futureResult.get()
         return (status, responseBody)
@@ -58,7 +71,11 @@ final class LoadConnection: @unchecked Sendable {
 /// Completes one promise per response, in order (HTTP/1.1 keeps responses in request order).
 final class ResponseCollector: ChannelInboundHandler, @unchecked Sendable {
     typealias InboundIn = HTTPClientResponsePart
+    struct ConnectionClosed: Error {}
+    struct AnswerTimedOut: Error {}
     var pending = CircularBuffer<EventLoopPromise<(Int, ByteBuffer)>>()
+    /// False once the channel closed (read and written on its event loop only).
+    private(set) var isActive = true
     private var status = 0
     private var body = ByteBuffer()
 
@@ -75,13 +92,19 @@ final class ResponseCollector: ChannelInboundHandler, @unchecked Sendable {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {
-        while let promise = pending.popFirst() { promise.fail(error) }
-        context.close(promise: nil)
+        failAll(error, channel: context.channel)
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        struct ConnectionClosed: Error {}
+        isActive = false
         while let promise = pending.popFirst() { promise.fail(ConnectionClosed()) }
+    }
+
+    /// Fails every request waiting on this connection and closes it (its answers can no longer be
+    /// matched to requests). On the event loop.
+    func failAll(_ error: Error, channel: Channel) {
+        while let promise = pending.popFirst() { promise.fail(error) }
+        channel.close(promise: nil)
     }
 }
 
@@ -110,6 +133,10 @@ struct PhaseResult: Sendable {
     var machineIdleFraction: Double? = nil
     /// The mean time the API waited for the broker's acknowledgement per request, from its metrics.
     var brokerWaitMilliseconds: Double? = nil
+    /// The only status that counts as done (202, or 207 for batches); others are failures.
+    var expectedStatus = 202
+    /// When the phase's last answer with `expectedStatus` arrived.
+    var lastAnswer: ContinuousClock.Instant? = nil
 
     var eventsPerSecond: Double { Double(events) / max(seconds, 1e-9) }
     var requestsPerSecond: Double { Double(requests) / max(seconds, 1e-9) }
@@ -169,7 +196,7 @@ struct BrokerWaitReader: Sendable {
 
 /// Drives `count` requests over `concurrency` keep-alive connections; `makeRequest(i)` gives the
 /// i-th request, `onResponse(i, status, body)` sees each answer (e.g. to collect ids).
-func runLoad(name: String, host: String, port: Int, concurrency: Int, count: Int, eventsPerRequest: Int = 1,
+func runLoad(name: String, host: String, port: Int, concurrency: Int, count: Int, eventsPerRequest: Int = 1, expectedStatus: Int = 202,
              group: EventLoopGroup, progress: Bool,
              makeRequest: @escaping @Sendable (Int) -> (HTTPMethod, String, ByteBuffer?),
              onResponse: @escaping @Sendable (Int, Int, ByteBuffer) -> Void = { _, _, _ in }) async throws -> PhaseResult {
@@ -185,12 +212,13 @@ func runLoad(name: String, host: String, port: Int, concurrency: Int, count: Int
             FileHandleStderr.write(line)
         }
     } : nil
-    let results = try await withThrowingTaskGroup(of: (Histogram<UInt64>, [Int: Int], Int).self) { tasks in
+    let results = try await withThrowingTaskGroup(of: (Histogram<UInt64>, [Int: Int], Int, ContinuousClock.Instant?).self) { tasks in
         for _ in 0..<max(1, min(concurrency, count)) {
             tasks.addTask {
                 var latencies = Histogram<UInt64>()
                 var statuses: [Int: Int] = [:]
                 var errors = 0
+                var lastAnswer: ContinuousClock.Instant?
                 var connection = try await LoadConnection.connect(host: host, port: port, group: group)
                 while true {
                     let index = next.increment() - 1
@@ -202,6 +230,7 @@ func runLoad(name: String, host: String, port: Int, concurrency: Int, count: Int
                         let elapsed = ContinuousClock.now - sent
                         latencies.record(UInt64(elapsed.components.seconds * 1_000_000 + elapsed.components.attoseconds / 1_000_000_000_000))
                         statuses[status, default: 0] += 1
+                        if status == expectedStatus { lastAnswer = ContinuousClock.now }
                         onResponse(index, status, responseBody)
                     } catch {
                         errors += 1
@@ -211,14 +240,15 @@ func runLoad(name: String, host: String, port: Int, concurrency: Int, count: Int
                     _ = done.increment()
                 }
                 await connection.close()
-                return (latencies, statuses, errors)
+                return (latencies, statuses, errors, lastAnswer)
             }
         }
-        var all = (Histogram<UInt64>(), [Int: Int](), 0)
-        for try await (latencies, statuses, errors) in tasks {
+        var all = (Histogram<UInt64>(), [Int: Int](), 0, ContinuousClock.Instant?.none)
+        for try await (latencies, statuses, errors, lastAnswer) in tasks {
             all.0.add(latencies)
             all.1.merge(statuses, uniquingKeysWith: +)
             all.2 += errors
+            if let lastAnswer { all.3 = max(all.3 ?? lastAnswer, lastAnswer) }
         }
         return all
     }
@@ -226,9 +256,10 @@ func runLoad(name: String, host: String, port: Int, concurrency: Int, count: Int
     if progress { FileHandleStderr.write("\r\u{1B}[K") }
     let elapsed = ContinuousClock.now - started
     let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
-    let accepted = results.1.filter { (200..<300).contains($0.key) }.values.reduce(0, +)
+    let accepted = results.1[expectedStatus] ?? 0
     return PhaseResult(name: name, requests: count, events: accepted * eventsPerRequest, seconds: seconds,
-                       latencies: results.0, statusCounts: results.1, transportErrors: results.2)
+                       latencies: results.0, statusCounts: results.1, transportErrors: results.2, expectedStatus: expectedStatus,
+                       lastAnswer: results.3)
 }
 
 import Foundation

@@ -36,6 +36,7 @@ struct PipelineBenchmark: AsyncParsableCommand {
     @Flag(help: "Serve the ceiling's bare endpoint from this process (sharing the load generator's threads) instead of a process of its own, as the API runs.")
     var ceilingInProcess = false
     @Option(help: "Write all figures to this JSON file.") var jsonOutput = "benchmark-results/pipeline.json"
+    @Option(help: "Also write the index and id of every accepted create to this file (for `event-bench verify`).") var idsOutput: String?
 
     /// The API's host and port. The load generator speaks plain HTTP/1.1 to the API's own routes, so
     /// an https URL or one with a path (a proxy's prefix) is refused rather than half-honoured.
@@ -61,7 +62,7 @@ struct PipelineBenchmark: AsyncParsableCommand {
         let group = MultiThreadedEventLoopGroup.singleton
         let progress = isatty(2) == 1
         let runID = String(UUID().lowercasedString.prefix(8))
-        let conversations = 1000
+        let workload = PipelineWorkload(runID: runID, insertCount: insertCount, updateCount: updateCount, deleteCount: deleteCount)
         print("event-bench pipeline: \(apiBaseURL), concurrency \(concurrency), inserts \(insertCount), updates \(updateCount), deletes \(deleteCount)"
               + (batch > 0 ? ", batch \(batch)" : "") + ", run \(runID)")
         let client = ClickHouseClient(hosts: [ClickHouseConfiguration(host: clickhouseHost, port: clickhousePort, user: clickhouseUser,
@@ -77,6 +78,9 @@ struct PipelineBenchmark: AsyncParsableCommand {
             ceiling = try await Self.measureCeiling(requests: ceilingRequests, concurrency: concurrency, group: group, progress: progress,
                                                     inProcess: ceilingInProcess)
         }
+        if !["localhost", "127.0.0.1", "::1", "[::1]"].contains(host) && ceilingRequests > 0 {
+            print("note: the ceiling is measured on this machine, the API runs on \(host): their ratio compares two machines")
+        }
 
         // The API's CPU per request, when it runs on this machine (found by its listening port).
         let apiPID = ["localhost", "127.0.0.1", "::1", "[::1]"].contains(host) ? ProcessCPU.listener(port: port) : nil
@@ -85,9 +89,7 @@ struct PipelineBenchmark: AsyncParsableCommand {
 
         let ids = Mutex<[UUID?]>([UUID?](repeating: nil, count: insertCount))
         let acceptedEvents = AtomicCounter()
-        @Sendable func body(_ index: Int) -> String {
-            #"{"conversation_id":"bench-\#(runID)-\#(index % conversations)","event_name":"llm_call_\#(index % 7)","input":"What is the capital of France? request \#(index)","output":"Paris is the capital of France.","latency":\#(index % 1000).5,"error":\#(index % 10 == 0)}"#
-        }
+        @Sendable func body(_ index: Int) -> String { workload.createBody(index) }
         let firstRequest = ContinuousClock.now
         var phases: [PhaseResult] = []
         if batch > 0 {
@@ -96,7 +98,7 @@ struct PipelineBenchmark: AsyncParsableCommand {
             let total = insertCount
             var result = try await PhaseResult.measuringCPU(server: apiPID, brokerWait: batchWait) { try await runLoad(
                 name: "insert (batch \(batch))", host: host, port: port, concurrency: concurrency, count: requests, eventsPerRequest: batch,
-                group: group, progress: progress,
+                expectedStatus: 207, group: group, progress: progress,
                 makeRequest: { r in
                     let range = (r * batchSize)..<min(total, (r + 1) * batchSize)
                     return (.POST, "/events/batch", ByteBuffer(string: #"{"events":["# + range.map(body).joined(separator: ",") + "]}"))
@@ -125,50 +127,74 @@ struct PipelineBenchmark: AsyncParsableCommand {
                 }) })
         }
         let created = ids.withLock { $0 }
-        let createdCount = created.compactMap { $0 }.count
+        let accepted = created.enumerated().compactMap { index, id in id.map { (index: index, id: $0) } }
+        let createdCount = accepted.count
+        if let idsOutput { try Verifier.write(accepted: accepted, to: idsOutput) }
         // Updates: the first UPDATE_COUNT events; deletes: the last DELETE_COUNT (overlapping when they meet).
-        let updateCount = min(self.updateCount, insertCount)
-        let deleteCount = min(self.deleteCount, insertCount)
+        let updateCount = workload.updateCount
+        let deleteCount = workload.deleteCount
         phases.append(try await PhaseResult.measuringCPU(server: apiPID, brokerWait: eventWait) { try await runLoad(
             name: "update", host: host, port: port, concurrency: concurrency, count: updateCount, group: group, progress: progress,
             makeRequest: { i in
                 let id = created[i]?.lowercasedString ?? "00000000-0000-0000-0000-000000000000"
-                return (.PUT, "/event/\(id)", ByteBuffer(string: #"{"output":"updated \#(i)","latency":\#(i % 500).25}"#))
+                return (.PUT, "/event/\(id)", ByteBuffer(string: PipelineWorkload.updateBody(i)))
             }) })
-        let deleteStart = insertCount - deleteCount
+        let deleteStart = workload.deleteStart
         phases.append(try await PhaseResult.measuringCPU(server: apiPID, brokerWait: eventWait) { try await runLoad(
             name: "delete", host: host, port: port, concurrency: concurrency, count: deleteCount, group: group, progress: progress,
             makeRequest: { i in
                 let id = created[deleteStart + i]?.lowercasedString ?? "00000000-0000-0000-0000-000000000000"
                 return (.DELETE, "/event/\(id)", nil)
             }) })
-        let lastAccepted = ContinuousClock.now
+        // The last 202 of the run: the last answer of the delete phase (or of the last phase that had one).
+        let lastAccepted = phases.compactMap(\.lastAnswer).max() ?? ContinuousClock.now
 
-        // End to end: poll ClickHouse until the final state shows, then verify it.
-        let expectedLive = insertCount - deleteCount
-        let updatedAndLive = max(0, min(updateCount, deleteStart))
-        let verifier = Verifier(repository: repository, prefix: "bench-\(runID)-")
+        var failures: [String] = []
+        if createdCount != insertCount { failures.append("\(insertCount - createdCount) creates were not accepted") }
+        for phase in phases where phase.transportErrors > 0 || phase.statusCounts.keys.contains(where: { $0 != phase.expectedStatus }) {
+            failures.append("\(phase.name): answers other than \(phase.expectedStatus) \(phase.statusCounts.filter { $0.key != phase.expectedStatus }), "
+                            + "transport errors \(phase.transportErrors)")
+        }
+        for phase in [ceiling].compactMap({ $0 }) where phase.transportErrors > 0 || phase.statusCounts.keys.contains(where: { $0 != 202 }) {
+            failures.append("\(phase.name): answers other than 202 \(phase.statusCounts.filter { $0.key != 202 }), transport errors \(phase.transportErrors)")
+        }
+
+        // End to end: poll ClickHouse with cheap counts until every write shows, then verify every
+        // event. A run whose writes already failed cannot reach the counts: it waits 10 s, not the
+        // whole timeout, before verifying what there is.
+        let verifier = Verifier(repository: repository, workload: workload)
+        let target = verifier.target(accepted: createdCount)
         // ClickHouse may be down for a while (scripts/faults stops it): keep asking until the deadline.
-        let deadline = ContinuousClock.now + .seconds(visibilityTimeout)
-        // The state is visible at the moment the query that shows it starts (its snapshot of the
-        // table's parts is taken then); the query itself takes 0.3-1 s on a million rows here, and
-        // counting that would make the visibility lag a measure of the verification query.
-        var visible = ContinuousClock.now
-        var state = (try? await verifier.state()) ?? Verifier.State()
-        while !(state.live == expectedLive && state.updated == updatedAndLive && state.deletedRows == deleteCount) && ContinuousClock.now < deadline {
-            try await Task.sleep(for: .milliseconds(100))
-            visible = ContinuousClock.now
+        let deadline = ContinuousClock.now + .seconds(failures.isEmpty ? visibilityTimeout : min(visibilityTimeout, 10))
+        // The state became visible after the snapshot of the last query that missed it and by the
+        // snapshot of the first that showed it (a query takes its snapshot of the table's parts
+        // when it starts): the lag lies between the two.
+        var lastMiss = lastAccepted
+        var visible: ContinuousClock.Instant?
+        while ContinuousClock.now < deadline {
+            let started = ContinuousClock.now
             do {
-                state = try await verifier.state()
+                if try await verifier.progress() == target {
+                    visible = started
+                    break
+                }
+                lastMiss = started
+                try await Task.sleep(for: .milliseconds(50))
             } catch {
                 FileHandleStderr.write("verification query failed (\(error)); retrying\n")
                 try await Task.sleep(for: .seconds(1))
             }
         }
-        let deletedIDs = (deleteStart..<insertCount).compactMap { created[$0] }
-        var deletedVisible = -1
-        while deletedVisible < 0 && ContinuousClock.now < deadline + .seconds(30) {
-            do { deletedVisible = try await verifier.visibleAmong(deletedIDs) } catch { try await Task.sleep(for: .seconds(1)) }
+        var report = Verifier.Report()
+        var verified = false
+        while !verified && ContinuousClock.now < deadline + .seconds(30) {
+            do {
+                report = try await verifier.verify(accepted: accepted)
+                verified = true
+            } catch {
+                FileHandleStderr.write("verification query failed (\(error)); retrying\n")
+                try await Task.sleep(for: .seconds(1))
+            }
         }
         let serverVersion = (try? await client.withConnection { connection in await connection.server.version }) ?? "unknown"
         await client.shutdown()
@@ -183,18 +209,16 @@ struct PipelineBenchmark: AsyncParsableCommand {
                                                          name: "bare endpoint (ceiling, after)")
         }
 
-        var failures: [String] = []
-        if createdCount != insertCount { failures.append("\(insertCount - createdCount) creates were not accepted") }
-        for phase in phases where phase.transportErrors > 0 || phase.statusCounts.keys.contains(where: { !(200..<300).contains($0) }) {
-            failures.append("\(phase.name): non-2xx answers \(phase.statusCounts.filter { !(200..<300).contains($0.key) }), transport errors \(phase.transportErrors)")
+        if let ceilingAfter, ceilingAfter.transportErrors > 0 || ceilingAfter.statusCounts.keys.contains(where: { $0 != 202 }) {
+            failures.append("\(ceilingAfter.name): answers other than 202 \(ceilingAfter.statusCounts.filter { $0.key != 202 }), "
+                            + "transport errors \(ceilingAfter.transportErrors)")
         }
-        if state.live != expectedLive { failures.append("live events \(state.live), expected \(expectedLive)") }
-        if state.updated != updatedAndLive { failures.append("events with their update visible \(state.updated), expected \(updatedAndLive)") }
-        if state.distinct != state.live + state.deletedRows { failures.append("ids \(state.distinct) != live \(state.live) + deleted \(state.deletedRows): duplicates or strays") }
-        if deletedVisible != 0 { failures.append("\(deletedVisible) deleted events still visible") }
+        if visible == nil { failures.append("the stored counts did not reach every accepted write within the timeout") }
+        if !verified { failures.append("the verification query did not run (ClickHouse unreachable)") }
+        failures += report.failures(workload, accepted: createdCount)
 
-        let endToEnd = Self.seconds(visible - firstRequest)
-        let visibilityLag = Self.seconds(visible - lastAccepted)
+        let endToEnd = visible.map { Self.seconds($0 - firstRequest) }
+        let visibilityLag = visible.map { (lower: max(0, Self.seconds(lastMiss - lastAccepted)), upper: Self.seconds($0 - lastAccepted)) }
         var table = "\n| phase | events/s | mean ms | broker ack ms | p50 ms | p95 ms | p99 ms | max ms | server CPU µs/request | machine idle | statuses |\n|---|---|---|---|---|---|---|---|---|---|---|\n"
         for phase in (ceiling.map { [$0] } ?? []) + phases + (ceilingAfter.map { [$0] } ?? []) {
             table += String(format: "| %@ | %.0f | %.2f | %@ | %.2f | %.2f | %.2f | %.2f | %@ | %@ | %@ |\n", phase.name, phase.eventsPerSecond,
@@ -205,21 +229,28 @@ struct PipelineBenchmark: AsyncParsableCommand {
                             phase.statusCounts.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value)" }.joined(separator: ", "))
         }
         print(table)
+        var shares: [String: (before: Double, mean: Double)] = [:]
         if let ceiling {
             let before = ceiling.requestsPerSecond
             let after = ceilingAfter?.requestsPerSecond ?? before
             // Single-event phases only: a batch request carries many events, so its requests/s
             // says nothing against a one-event endpoint (batch mode is judged by events/s).
             for phase in phases where phase.events <= phase.requests {
+                shares[phase.name] = (phase.requestsPerSecond / before, 2 * phase.requestsPerSecond / (before + after))
                 print(String(format: "%@ rate vs bare endpoint: %.0f%% of the ceiling before (%.0f req/s), %.0f%% of the mean of before and after (%.0f req/s)",
                              phase.name, 100 * phase.requestsPerSecond / before, before, 200 * phase.requestsPerSecond / (before + after), (before + after) / 2))
             }
         }
-        print(String(format: "end to end: %.2f s from the first request until ClickHouse showed the final state; visible %.2f s after the last 202", endToEnd, visibilityLag))
-        print("verification: live \(state.live)/\(expectedLive), updated \(state.updated)/\(updatedAndLive), deleted rows \(state.deletedRows)/\(deleteCount), deleted visible \(deletedVisible): "
-              + (failures.isEmpty ? "PASSED" : "FAILED\n  " + failures.joined(separator: "\n  ")))
+        if let endToEnd, let visibilityLag {
+            print(String(format: "end to end: %.2f s from the first request until ClickHouse showed the final state; visible %.2f–%.2f s after the last 202",
+                         endToEnd, visibilityLag.lower, visibilityLag.upper))
+        } else {
+            print("end to end: ClickHouse did not show every accepted write within the timeout")
+        }
+        print(report.line(workload, failures: failures))
 
-        try writeJSON(phases: phases, ceiling: ceiling, ceilingAfter: ceilingAfter, endToEnd: endToEnd, visibilityLag: visibilityLag, state: state, failures: failures, runID: runID,
+        try writeJSON(phases: phases, ceiling: ceiling, ceilingAfter: ceilingAfter, shares: shares, endToEnd: endToEnd, visibilityLag: visibilityLag,
+                      report: report, workload: workload, failures: failures, runID: runID,
                       versions: ["clickhouse": serverVersion, "librdkafka (this process)": KafkaLibrary.version], tableBefore: tableBefore)
         if !failures.isEmpty { throw ExitCode(1) }
     }
@@ -247,10 +278,11 @@ struct PipelineBenchmark: AsyncParsableCommand {
     /// served from a child process (as the API is a process of its own) unless `inProcess`.
     static func measureCeiling(requests: Int, concurrency: Int, group: EventLoopGroup, progress: Bool, inProcess: Bool,
                                name: String = "bare endpoint (ceiling)") async throws -> PhaseResult {
-        let body = #"{"conversation_id":"ceiling","event_name":"llm_call","input":"What is the capital of France?","output":"Paris is the capital of France.","latency":12.5,"error":false}"#
+        // The bodies the insert phase sends (another run id, the same shape and lengths).
         func load(port: Int) async throws -> PhaseResult {
             try await runLoad(name: name, host: "127.0.0.1", port: port, concurrency: concurrency, count: requests,
-                              group: group, progress: progress, makeRequest: { _ in (.POST, "/event", ByteBuffer(string: body)) })
+                              group: group, progress: progress,
+                              makeRequest: { i in (.POST, "/event", ByteBuffer(string: PipelineWorkload.createBody(runID: "ceiling", i))) })
         }
         if !inProcess {
             let server = try BareEndpointProcess()
@@ -288,10 +320,13 @@ struct PipelineBenchmark: AsyncParsableCommand {
         return result
     }
 
-    func writeJSON(phases: [PhaseResult], ceiling: PhaseResult?, ceilingAfter: PhaseResult?, endToEnd: Double, visibilityLag: Double, state: Verifier.State,
+    func writeJSON(phases: [PhaseResult], ceiling: PhaseResult?, ceilingAfter: PhaseResult?, shares: [String: (before: Double, mean: Double)],
+                   endToEnd: Double?, visibilityLag: (lower: Double, upper: Double)?, report: Verifier.Report, workload: PipelineWorkload,
                    failures: [String], runID: String, versions: [String: String], tableBefore: (rows: Int, parts: Int)?) throws {
         func phaseJSON(_ p: PhaseResult) -> [String: Any] {
-            ["name": p.name, "requests": p.requests, "events": p.events, "seconds": p.seconds, "events_per_second": p.eventsPerSecond,
+            ["name": p.name, "expected_status": p.expectedStatus,
+             "share_of_ceiling_before": shares[p.name].map { $0.before as Any } ?? NSNull(),
+             "share_of_ceiling_mean": shares[p.name].map { $0.mean as Any } ?? NSNull(), "requests": p.requests, "events": p.events, "seconds": p.seconds, "events_per_second": p.eventsPerSecond,
              "requests_per_second": p.requestsPerSecond, "p50_ms": p.percentile(0.5), "p90_ms": p.percentile(0.9), "p95_ms": p.percentile(0.95),
              "p99_ms": p.percentile(0.99), "p99_9_ms": p.percentile(0.999), "max_ms": p.percentile(1.0), "mean_ms": p.meanMilliseconds,
              "statuses": Dictionary(uniqueKeysWithValues: p.statusCounts.map { (String($0.key), $0.value) }),
@@ -305,66 +340,26 @@ struct PipelineBenchmark: AsyncParsableCommand {
         let kernel = withUnsafeBytes(of: uts.release) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
         let document: [String: Any] = [
             "run_id": runID, "date": ISO8601DateFormatter().string(from: Date()),
-            "configuration": ["api_base_url": apiBaseURL, "concurrency": concurrency, "insert_count": insertCount, "update_count": updateCount,
-                              "delete_count": deleteCount, "batch": batch,
+            "configuration": ["api_base_url": apiBaseURL, "concurrency": concurrency, "insert_count": workload.insertCount,
+                              "update_count": workload.updateCount, "delete_count": workload.deleteCount,
+                              "update_count_requested": updateCount, "delete_count_requested": deleteCount, "batch": batch,
                               "ceiling_server": ceilingInProcess ? "in the load generator's process" : "own process"],
             "machine": ["cores": ProcessInfo.processInfo.activeProcessorCount, "memory_bytes": ProcessInfo.processInfo.physicalMemory,
                         "arch": machine, "kernel": kernel, "os": ProcessInfo.processInfo.operatingSystemVersionString],
             "versions": versions,
             "ceiling": ceiling.map(phaseJSON) ?? NSNull(), "ceiling_after": ceilingAfter.map(phaseJSON) ?? NSNull(), "phases": phases.map(phaseJSON),
             "table_before": tableBefore.map { ["rows": $0.rows, "active_parts": $0.parts] as [String: Any] } ?? NSNull(),
-            "end_to_end_seconds": endToEnd, "visible_after_last_accept_seconds": visibilityLag,
-            "final_state": ["live": state.live, "updated": state.updated, "deleted_rows": state.deletedRows, "distinct_ids": state.distinct],
+            "end_to_end_seconds": endToEnd.map { $0 as Any } ?? NSNull(),
+            "visible_after_last_accept_seconds": visibilityLag.map { $0.upper as Any } ?? NSNull(),
+            "visible_after_last_accept_lower_bound_seconds": visibilityLag.map { $0.lower as Any } ?? NSNull(),
+            "expected_state": ["live": workload.expectedLive, "updated_and_live": workload.updatedAndLive, "deleted": workload.deleteCount],
+            "final_state": ["ids": report.ids, "live": report.live, "exact": report.exact, "deleted": report.deleted, "strays": report.strays,
+                            "missing": report.missing, "deleted_visible": report.deletedVisible, "wrongly_deleted": report.wronglyDeleted],
             "verification": failures.isEmpty ? "passed" : "failed", "failures": failures,
         ]
         let url = URL(fileURLWithPath: jsonOutput)
         try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
         try JSONSerialization.data(withJSONObject: document, options: [.prettyPrinted, .sortedKeys]).write(to: url)
         print("figures written to \(jsonOutput)")
-    }
-}
-
-/// Reads the benchmark's events back through the native client, deduplicated as the API reads them.
-struct Verifier {
-    struct State {
-        var live = 0
-        var updated = 0
-        var deletedRows = 0
-        var distinct = 0
-    }
-
-    let repository: EventRepository
-    let prefix: String
-
-    func state() async throws -> State {
-        let table = repository.schema.table
-        let sql = """
-            SELECT countIf(deleted = 0) AS live, countIf(deleted = 0 AND startsWith(output, 'updated ')) AS updated,
-                   countIf(deleted = 1) AS deleted_rows, count() AS distinct_ids
-            FROM (SELECT event_id, argMax(is_deleted, version) AS deleted, argMax(output, version) AS output
-                  FROM \(table) WHERE startsWith(conversation_id, (SELECT value FROM prefix LIMIT 1)) GROUP BY event_id)
-            """
-        let blocks = try await repository.client.collect(sql, externalTables: [
-            ExternalTable(name: "prefix", block: Block(columns: [NamedColumn("value", StringColumn([prefix]))])),
-        ])
-        guard let block = blocks.first(where: { $0.rowCount > 0 }) else { return State() }
-        func value(_ name: String) -> Int { Int((block[name] as? FixedWidthColumn<UInt64>)?.values.first ?? 0) }
-        return State(live: value("live"), updated: value("updated"), deletedRows: value("deleted_rows"), distinct: value("distinct_ids"))
-    }
-
-    /// How many of `ids` the API would still show.
-    func visibleAmong(_ ids: [UUID]) async throws -> Int {
-        guard !ids.isEmpty else { return 0 }
-        var column = FixedWidthColumn<Bits128>(type: .uuid)
-        for id in ids {
-            let (high, low) = id.halves
-            column.append(Bits128(first: high, second: low))
-        }
-        let sql = """
-            SELECT count() AS n FROM (SELECT event_id, argMax(is_deleted, version) AS deleted FROM \(repository.schema.table)
-                                      WHERE event_id IN (SELECT id FROM deleted_ids) GROUP BY event_id) WHERE deleted = 0
-            """
-        let blocks = try await repository.client.collect(sql, externalTables: [ExternalTable(name: "deleted_ids", block: Block(columns: [NamedColumn("id", column)]))])
-        return Int((blocks.first { $0.rowCount > 0 }?["n"] as? FixedWidthColumn<UInt64>)?.values.first ?? 0)
     }
 }

@@ -86,17 +86,22 @@ die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 # True when nothing accepts connections on 127.0.0.1:PORT.
 port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
-# Waits (up to SECONDS) until the event-api with pid API_PID answers /ready on PORT, failing at once
-# when it or the event-consumer with pid CONSUMER_PID exits: a leftover API on the same port would
-# otherwise answer for it, and a consumer that could not start would go unnoticed.
+# Waits (up to SECONDS) until the event-api with pid API_PID answers /ready on PORT and the
+# event-consumer with pid CONSUMER_PID has partitions assigned (its metrics on
+# CONSUMER_METRICS_PORT; a new group takes about 3 s to get them, which a short run would otherwise
+# count as visibility lag), failing at once when either exits: a leftover API on the same port
+# would otherwise answer for it, and a consumer that could not start would go unnoticed.
 wait_for_pipeline() {
     local name="$1" port="$2" api_pid="$3" consumer_pid="$4" seconds="$5" logs="$6"
     local deadline=$((SECONDS + seconds))
     while :; do
         kill -0 "$api_pid" 2>/dev/null || die "$name: event-api exited during start (logs in $logs)"
         kill -0 "$consumer_pid" 2>/dev/null || die "$name: event-consumer exited during start (logs in $logs)"
-        curl -sf "http://127.0.0.1:$port/ready" > /dev/null && return 0
-        [ $SECONDS -lt $deadline ] || die "$name: event-api did not become ready on port $port within $seconds s (logs in $logs)"
+        if curl -sf "http://127.0.0.1:$port/ready" > /dev/null \
+            && curl -sf "http://127.0.0.1:$CONSUMER_METRICS_PORT/metrics" | grep -q -E '^consumer_assigned_partitions [1-9]'; then
+            return 0
+        fi
+        [ $SECONDS -lt $deadline ] || die "$name: event-api not ready, or event-consumer without partitions, within $seconds s (logs in $logs)"
         sleep 0.2
     done
 }
