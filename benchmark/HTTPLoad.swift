@@ -97,7 +97,7 @@ final class ResponseCollector: ChannelInboundHandler, @unchecked Sendable {
 
     func channelInactive(context: ChannelHandlerContext) {
         isActive = false
-        while let promise = pending.popFirst() { promise.fail(ConnectionClosed()) }
+        failAll(ConnectionClosed(), channel: context.channel)
     }
 
     /// Fails every request waiting on this connection and closes it (its answers can no longer be
@@ -141,6 +141,13 @@ struct PhaseResult: Sendable {
     var eventsPerSecond: Double { Double(events) / max(seconds, 1e-9) }
     var requestsPerSecond: Double { Double(requests) / max(seconds, 1e-9) }
     var serverCPUMicrosecondsPerRequest: Double? { serverCPUSeconds.map { $0 * 1e6 / Double(max(requests, 1)) } }
+
+    /// What went wrong with the phase's answers (any status but the expected one, transport errors), or nil.
+    var answerFailure: String? {
+        let others = statusCounts.filter { $0.key != expectedStatus }
+        guard transportErrors > 0 || !others.isEmpty else { return nil }
+        return "\(name): answers other than \(expectedStatus) \(others), transport errors \(transportErrors)"
+    }
 
     /// Runs `phase` and records the CPU time process `pid` used meanwhile (none without a pid),
     /// how much of the machine stayed idle, and, given the API's metrics, its mean wait for the broker.

@@ -91,16 +91,30 @@ struct Verifier {
         ExternalTable(name: "prefix", block: Block(columns: [NamedColumn("value", StringColumn([workload.prefix]))]))
     }
 
+    /// The run's stored rows: those of its conversations (the prefix travels as the table `prefix`).
+    private var runRows: String {
+        "\(repository.schema.table) WHERE startsWith(conversation_id, (SELECT value FROM prefix LIMIT 1))"
+    }
+
+    /// Each named UInt64 of a one-row result (0 when there is none).
+    private func counts(_ sql: String, _ tables: [ExternalTable]) async throws -> [String: Int] {
+        let blocks = try await repository.client.collect(sql, externalTables: tables)
+        guard let block = blocks.first(where: { $0.rowCount > 0 }) else { return [:] }
+        var result: [String: Int] = [:]
+        for column in block.columns {
+            if let values = column.column as? FixedWidthColumn<UInt64>, let first = values.values.first { result[column.name] = Int(first) }
+        }
+        return result
+    }
+
     func progress() async throws -> Progress {
         let sql = """
             SELECT uniqExact(event_id) AS ids, uniqExactIf(event_id, is_deleted = 1) AS deleted,
                    uniqExactIf(event_id, startsWith(output, 'updated ')) AS updated
-            FROM \(repository.schema.table) WHERE startsWith(conversation_id, (SELECT value FROM prefix LIMIT 1))
+            FROM \(runRows)
             """
-        let blocks = try await repository.client.collect(sql, externalTables: [prefixTable])
-        guard let block = blocks.first(where: { $0.rowCount > 0 }) else { return Progress() }
-        func value(_ name: String) -> Int { Int((block[name] as? FixedWidthColumn<UInt64>)?.values.first ?? 0) }
-        return Progress(ids: value("ids"), deleted: value("deleted"), updated: value("updated"))
+        let value = try await counts(sql, [prefixTable])
+        return Progress(ids: value["ids"] ?? 0, deleted: value["deleted"] ?? 0, updated: value["updated"] ?? 0)
     }
 
     /// The counts the progress reaches once every accepted write is stored.
@@ -114,8 +128,7 @@ struct Verifier {
         var ids = FixedWidthColumn<Bits128>(type: .uuid)
         for (index, id) in accepted {
             indexes.append(UInt64(index))
-            let (high, low) = id.halves
-            ids.append(Bits128(first: high, second: low))
+            ids.append(id.columnValue)
         }
         let acceptedTable = ExternalTable(name: "accepted", block: Block(columns: [NamedColumn("event_id", ids), NamedColumn("idx", indexes)]))
         let latest = ["is_deleted", "conversation_id", "event_name", "input", "output", "latency", "error"]
@@ -137,19 +150,14 @@ struct Verifier {
                    countIf(latest_is_deleted = 1 AND idx < \(w.deleteStart)) AS wrongly_deleted
             FROM (SELECT event_id, \(latest.map { "argMax(\($0), version) AS latest_\($0)" }.joined(separator: ", ")),
                          toUInt64OrZero(extract(latest_input, 'request ([0-9]+)$')) AS idx
-                  FROM \(repository.schema.table) WHERE startsWith(conversation_id, (SELECT value FROM prefix LIMIT 1)) GROUP BY event_id)
+                  FROM \(runRows) GROUP BY event_id)
             """
-        let blocks = try await repository.client.collect(sql, externalTables: [prefixTable, acceptedTable])
-        guard let block = blocks.first(where: { $0.rowCount > 0 }) else { return Report(missing: accepted.count) }
-        func value(_ name: String) -> Int { Int((block[name] as? FixedWidthColumn<UInt64>)?.values.first ?? 0) }
-        let missingSQL = """
-            SELECT count() AS missing FROM accepted WHERE event_id NOT IN (
-                SELECT event_id FROM \(repository.schema.table) WHERE startsWith(conversation_id, (SELECT value FROM prefix LIMIT 1)))
-            """
-        let missingBlocks = try await repository.client.collect(missingSQL, externalTables: [prefixTable, acceptedTable])
-        let missing = Int((missingBlocks.first { $0.rowCount > 0 }?["missing"] as? FixedWidthColumn<UInt64>)?.values.first ?? 0)
-        return Report(ids: value("ids"), live: value("live"), deleted: value("deleted"), exact: value("exact"), strays: value("strays"),
-                      missing: missing, deletedVisible: value("deleted_visible"), wronglyDeleted: value("wrongly_deleted"))
+        let value = try await counts(sql, [prefixTable, acceptedTable])
+        let missing = try await counts("SELECT count() AS missing FROM accepted WHERE event_id NOT IN (SELECT event_id FROM \(runRows))",
+                                       [prefixTable, acceptedTable])["missing"] ?? accepted.count
+        return Report(ids: value["ids"] ?? 0, live: value["live"] ?? 0, deleted: value["deleted"] ?? 0, exact: value["exact"] ?? 0,
+                      strays: value["strays"] ?? 0, missing: missing, deletedVisible: value["deleted_visible"] ?? 0,
+                      wronglyDeleted: value["wrongly_deleted"] ?? 0)
     }
 
     /// The accepted creates as `index id` lines, the form `--ids-output` writes and `verify --ids` reads.

@@ -97,8 +97,9 @@ wait_for_pipeline() {
     while :; do
         kill -0 "$api_pid" 2>/dev/null || die "$name: event-api exited during start (logs in $logs)"
         kill -0 "$consumer_pid" 2>/dev/null || die "$name: event-consumer exited during start (logs in $logs)"
-        if curl -sf "http://127.0.0.1:$port/ready" > /dev/null \
-            && curl -sf "http://127.0.0.1:$CONSUMER_METRICS_PORT/metrics" | grep -q -E '^consumer_assigned_partitions [1-9]'; then
+        local metrics
+        metrics=$(curl -sf "http://127.0.0.1:$CONSUMER_METRICS_PORT/metrics" || true)
+        if curl -sf "http://127.0.0.1:$port/ready" > /dev/null && grep -q -E '^consumer_assigned_partitions [1-9]' <<< "$metrics"; then
             return 0
         fi
         [ $SECONDS -lt $deadline ] || die "$name: event-api not ready, or event-consumer without partitions, within $seconds s (logs in $logs)"

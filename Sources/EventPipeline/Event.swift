@@ -312,7 +312,7 @@ extension UUID {
     }
 
     /// The value of a ClickHouse `UUID` column.
-    var columnValue: Bits128 {
+    public var columnValue: Bits128 {
         let (high, low) = halves
         return Bits128(first: high, second: low)
     }

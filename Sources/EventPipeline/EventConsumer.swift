@@ -301,6 +301,11 @@ public final class EventConsumer: Service, @unchecked Sendable {
         let started = ContinuousClock.now
         defer { consumer.resume(Array(paused)) }
         while true {
+            if let deadline, ContinuousClock.now >= deadline {
+                // (A shutdown's final flush after a retry that already used the time up.)
+                logger.error("batch not written before the deadline; its offsets stay uncommitted", metadata: ["messages": "\(messages.count)"])
+                return
+            }
             do {
                 if !withinRowBudget {
                     // Before anything of the batch is written, so the cut part is not half done.

@@ -34,8 +34,8 @@ public struct PipelineConfiguration: Sendable, Equatable {
     /// Bearer tokens accepted by the API; empty: no authentication.
     public var apiKeys: [String]
     /// How long a ClickHouse connection may stay silent during a request before it is given up.
-    /// A running query sends Progress every 100 ms (`interactive_delay`), so only a stalled server
-    /// or a lost network stays silent this long.
+    /// A running SELECT sends Progress every 100 ms (`interactive_delay`); an INSERT the server is
+    /// still writing sends nothing, so this must exceed the slowest INSERT as well.
     public var clickHouseReadTimeoutMilliseconds: Int
 
     public init(environment: [String: String]) throws(ConfigurationError) {

@@ -108,8 +108,7 @@ public actor ClickHouseConnection {
             handler.expire(.timeout("no handshake from \(configuration.host):\(configuration.port) within \(timeout.nanoseconds / 1_000_000) ms"))
         }
         do {
-            try await connection.handshake()
-            deadline.cancel()
+            try await connection.handshake(deadline: deadline)
         } catch {
             deadline.cancel()
             try? await channel.close()
@@ -119,7 +118,10 @@ public actor ClickHouseConnection {
         return connection
     }
 
-    private func handshake() async throws {
+    /// `deadline` is cancelled here, on the event loop, once the handshake is done: cancelled after
+    /// returning, it could still fire in between and close a connection handed out as ready.
+    private func handshake(deadline: Scheduled<Void>) async throws {
+        defer { deadline.cancel() }
         var writer = ByteWriter()
         ClientPackets.hello(identity: configuration.identity, database: configuration.database,
                             user: configuration.user, password: configuration.password, to: &writer)
@@ -322,7 +324,7 @@ public actor ClickHouseConnection {
     /// on a block) ends the INSERT at once.
     private func readWhileSending() throws {
         handler.readAhead()
-        while let packet = try nextPacket(waiting: false) {
+        while let packet = try bufferedPacket() {
             switch machine.received(packet) {
             case let .failedClosing(error): throw closeAfter(error)
             case let .failed(error): throw error
@@ -497,8 +499,7 @@ public actor ClickHouseConnection {
 
     /// The next packet from bytes already read, without waiting for the socket; nil when they do
     /// not hold a whole packet.
-    private func nextPacket(waiting: Bool) throws -> ServerPacket? {
-        precondition(!waiting, "use nextPacket() to wait")
+    private func bufferedPacket() throws -> ServerPacket? {
         while true {
             if let packet = try decodeBuffered() { return packet }
             guard let buffer = handler.takeAvailable() else { return nil }

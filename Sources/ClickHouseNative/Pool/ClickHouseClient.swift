@@ -66,6 +66,12 @@ public actor ClickHouseClient {
     /// Runs `body` with a connection of the pool, returning it afterwards (or discarding it if broken).
     public func withConnection<R: Sendable>(_ body: @Sendable (ClickHouseConnection) async throws -> R) async throws -> R {
         let connection = try await acquire()
+        if Task.isCancelled {
+            // Cancelled while it waited: the connection goes back unused rather than being closed
+            // under a request that would end at once.
+            await release(connection)
+            throw CancellationError()
+        }
         do {
             let result = try await body(connection)
             await release(connection)
@@ -107,6 +113,8 @@ public actor ClickHouseClient {
         let deadline = ContinuousClock.now + options.acquireTimeout
         while true {
             guard !isShutDown else { throw ClickHouseConnectionError.closed("the client was shut down") }
+            // A cancelled task would ping (and so close) every idle connection it tried.
+            try Task.checkCancellation()
             pruneIdle()
             if let candidate = idle.popLast() {
                 if await isHealthy(candidate) { return candidate.connection }

@@ -376,15 +376,19 @@ class EventClient:
         Field values are validated by the server, item by item: an invalid item is reported in
         the result (``status`` 400, ``error``, ``field``) and does not fail the others. Only what
         cannot be sent at all raises :class:`ValidationError` before any request (an item that is
-        not a mapping, a NaN/infinite number, a timestamp of an unsupported type).
+        not a mapping, a NaN/infinite number, a timestamp of an unsupported type or a ``datetime``
+        outside 1970-2105). An item too large for any request gets a 413 result and is not sent.
+        Items Kafka did not take (503 in the result) are sent again with the same ids, up to
+        ``retries`` times.
 
         Lists over 1000 items (or over the 5 MiB body limit) are sent as several consecutive
         requests; ``results[i].index`` is always the position in ``events``. An empty list sends
         nothing and returns an empty result.
 
-        If a request after the first one fails, the exception raised carries
-        ``exc.partial_result``: the results of the items answered before the failure.
-        Re-sending exactly the items that lack a result with the same ids is safe.
+        If a request fails (after its retries), the exception raised carries
+        ``exc.partial_result``: the results of the items answered so far, and ``item_ids`` with
+        the id of every item. Re-sending the items that have no result or a 503 result, each with
+        its id from ``item_ids``, is safe.
 
         Returns:
             A :class:`BatchResult`.

@@ -43,7 +43,8 @@ class BatchResult:
         accepted: Number of accepted items.
         rejected: Number of rejected items.
         results: One :class:`BatchItemResult` per item, in input order (``results[i].index == i``);
-            in an exception's ``partial_result``, only the items answered before it.
+            in an exception's ``partial_result``, only the items answered before it (an item
+            waiting to be sent again keeps its 503 result).
         item_ids: The id of every input item, in input order, answered or not (``None`` where an
             item's own ``event_id`` was not a string): resending an unanswered item with its id
             here is safe.

@@ -193,6 +193,7 @@ def test_malformed_batch_response(stub, client):
         ([{"conversation_id": "c", "event_name": "e", "latency": float("nan")}], "events[0].latency"),
         ([{"conversation_id": "c", "event_name": "e", "timestamp": object()}], "events[0].timestamp"),
         ([{"conversation_id": "c", "event_name": "e", "input": {1, 2}}], "events[0].input"),
+        ([{"conversation_id": "c", "event_name": "e", "timestamp": datetime(1969, 1, 1)}], "events[0].timestamp"),
     ],
 )
 def test_unsendable_items_raise_before_any_request(stub, client, items, field):
