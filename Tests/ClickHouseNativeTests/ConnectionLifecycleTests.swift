@@ -138,7 +138,7 @@ import Glibc
     func handshakeWithASilentPeerTimesOut(tls: Bool) async throws {
         let peer = try FakePeer(answers: nil)
         var configuration = ClickHouseConfiguration(host: "127.0.0.1", port: peer.port)
-        configuration.connectTimeout = .milliseconds(500)
+        configuration.readTimeout = .milliseconds(500)
         if tls {
             var settings = TLSConfiguration.makeClientConfiguration()
             settings.certificateVerification = .none
