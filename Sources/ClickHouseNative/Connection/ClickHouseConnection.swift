@@ -103,8 +103,8 @@ public actor ClickHouseConnection {
         // The TLS handshake and Hello exchange get the read timeout, as any wait for the server does:
         // a peer that accepts TCP and then says nothing would otherwise hold the caller for ever
         // (the TLS handler holds our Hello, so the read that the read timeout bounds never starts).
-        // Not the connect timeout: a busy server can take seconds to answer Hello (18.16 under the
-        // test suite's load took over 10 s), and that is no reason to give up on it.
+        // Not the connect timeout: a busy machine can take seconds to complete it (under the test
+        // suite's load on 2 cores, over 10 s), and that is no reason to give up on the server.
         let timeout = configuration.readTimeout.timeAmount
         let deadline = channel.eventLoop.scheduleTask(in: timeout) {
             handler.expire(.timeout("no handshake from \(configuration.host):\(configuration.port) within \(timeout.nanoseconds / 1_000_000) ms"))
