@@ -228,9 +228,10 @@ struct PipelineBenchmark: AsyncParsableCommand {
             // Single-event phases only: a batch request carries many events, so its requests/s
             // says nothing against a one-event endpoint (batch mode is judged by events/s).
             for phase in phases where phase.events <= phase.requests {
-                shares[phase.name] = (phase.requestsPerSecond / before, 2 * phase.requestsPerSecond / (before + after))
+                let share = (before: phase.requestsPerSecond / before, mean: 2 * phase.requestsPerSecond / (before + after))
+                shares[phase.name] = share
                 print(String(format: "%@ rate vs bare endpoint: %.0f%% of the ceiling before (%.0f req/s), %.0f%% of the mean of before and after (%.0f req/s)",
-                             phase.name, 100 * phase.requestsPerSecond / before, before, 200 * phase.requestsPerSecond / (before + after), (before + after) / 2))
+                             phase.name, 100 * share.before, before, 100 * share.mean, (before + after) / 2))
             }
         }
         if let endToEnd, let visibilityLag {

@@ -445,6 +445,12 @@ class ConsumerProcess:
         return "\n".join(self.log_text().splitlines()[-lines:])
 
 
+def stop_checked(s, consumer, who="consumer"):
+    """Stops a scenario's consumer with SIGTERM and checks that it exits 0."""
+    rc = consumer.stop()
+    check(s.key, f"{who} exits 0 on SIGTERM", rc == 0, f"exit {rc}")
+
+
 def wait_consumed(scenario, s, consumers, timeout):
     """Until the group committed every message delivered to the scenario's topic."""
     ends = end_offsets(s.sender.sent)
@@ -684,8 +690,7 @@ def scenario_flows(logdir):
               f"{binary[0]['message'] if binary else None!r}")
         verify(s.key, s.db, s.model)
     finally:
-        rc = consumer.stop()
-        check(s.key, "consumer exits 0 on SIGTERM", rc == 0, f"exit {rc}")
+        stop_checked(s, consumer)
         s.close()
 
 
@@ -859,8 +864,7 @@ def scenario_clickhouse_down(logdir):
         if clickhouse_stopped or not wait_clickhouse_up(5):
             services("start", "clickhouse")
         producer.done.wait(60)
-        rc = consumer.stop()
-        check(s.key, "consumer exits 0 on SIGTERM", rc == 0, f"exit {rc}")
+        stop_checked(s, consumer)
         s.close()
 
 
@@ -943,8 +947,7 @@ def scenario_backlog(logdir):
         check(s.key, "no batch exceeded CONSUMER_MAX_BATCH_SIZE", batches > 0 and over_1000 == 0, f"{int(over_1000)} batches over 1000")
         verify(s.key, s.db, s.model)
     finally:
-        rc = consumer.stop()
-        check(s.key, "consumer exits 0 on SIGTERM", rc == 0, f"exit {rc}")
+        stop_checked(s, consumer)
         s.close()
 
 
@@ -968,8 +971,7 @@ def scenario_large_rows(logdir):
         if not wait_consumed(s.key, s, [first], 90):
             return
     finally:
-        rc = first.stop()  # its cache goes with it: the updates below need the stored rows
-        check(s.key, "first consumer exits 0 on SIGTERM", rc == 0, f"exit {rc}")
+        stop_checked(s, first, "first consumer")  # its cache goes with it: the updates below need the stored rows
     s.send_all([Message("update", event_id, {"error": True, "latency": 7.5}) for event_id in ids])
     second = s.consumer(**options).start()
     try:
@@ -980,8 +982,7 @@ def scenario_large_rows(logdir):
               f"{int(cut)} batches cut; 60 rows of about 200 KB against 4 MiB")
         verify(s.key, s.db, s.model)
     finally:
-        rc = second.stop()
-        check(s.key, "second consumer exits 0 on SIGTERM", rc == 0, f"exit {rc}")
+        stop_checked(s, second, "second consumer")
         s.close()
 
 

@@ -317,6 +317,11 @@ extension UUID {
         return Bits128(first: high, second: low)
     }
 
+    /// The id a ClickHouse `UUID` column holds.
+    public init(columnValue: Bits128) {
+        self.init(high: columnValue.first, low: columnValue.second)
+    }
+
     /// Lower-case text, as the API and ClickHouse print it. (Foundation's `uuidString` goes through
     /// `sprintf` on Linux, which showed in request-path profiles.)
     public var lowercasedString: String {

@@ -109,7 +109,7 @@ public struct EventRepository: Sendable {
         for block in try await client.collect(sql, externalTables: [Self.lookupTable(ids)]) where block.rowCount > 0 {
             let found = try block.fixed("event_id", Bits128.self)
             let bytes = try block.fixed("bytes", UInt64.self)
-            for row in 0..<block.rowCount { result[UUID(high: found[row].first, low: found[row].second)] = Int(bytes[row]) }
+            for row in 0..<block.rowCount { result[UUID(columnValue: found[row])] = Int(bytes[row]) }
         }
         return result
     }
@@ -144,7 +144,7 @@ public struct EventRepository: Sendable {
         for block in try await client.collect(pageSQL, externalTables: [Self.stringTable("conversation", [conversationID])]) where block.rowCount > 0 {
             let found = try block.fixed("event_id", Bits128.self)
             let timestamps = try block.fixed("page_timestamp", Int64.self)
-            for row in 0..<block.rowCount { page.append((UUID(high: found[row].first, low: found[row].second), timestamps[row])) }
+            for row in 0..<block.rowCount { page.append((UUID(columnValue: found[row]), timestamps[row])) }
         }
         // One more than the page was asked for: whether another page follows.
         var next: ConversationCursor?
@@ -154,12 +154,8 @@ public struct EventRepository: Sendable {
         }
         guard !page.isEmpty else { return ([], next) }
         // Then the rows of those ids alone (a delete that lands in between leaves its event out).
-        let rowsSQL = "SELECT * FROM (\(latestVersions(where: "event_id IN (SELECT id FROM lookup_ids)"))) WHERE is_deleted = 0"
-        var byID: [UUID: EventRow] = [:]
-        for block in try await client.collect(rowsSQL, externalTables: [Self.lookupTable(page.map(\.id))]) {
-            for row in try EventRow.rows(block) { byID[row.id] = row }
-        }
-        return (page.compactMap { byID[$0.id] }, next)
+        let rows = try await currentRows(page.map(\.id))
+        return (page.compactMap { rows[$0.id] }.filter { !$0.isDeleted }, next)
     }
 
     public struct DailyErrors: Sendable, Equatable {

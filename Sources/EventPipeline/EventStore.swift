@@ -153,7 +153,7 @@ extension EventRow {
         let versions = try block.fixed("version", UInt64.self)
         let deleted = try block.fixed("is_deleted", UInt8.self)
         return (0..<block.rowCount).map { row in
-            EventRow(id: UUID(high: ids[row].first, low: ids[row].second),
+            EventRow(id: UUID(columnValue: ids[row]),
                      fields: EventFields(conversationID: conversations[row], eventName: names[row], input: inputs[row],
                                          output: outputs[row], latency: latencies[row], error: errors[row] != 0,
                                          timestampMilliseconds: timestamps[row]),

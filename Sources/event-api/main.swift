@@ -40,14 +40,10 @@ struct ProducerFlush: Service {
 /// Ends the process (through a graceful shutdown, then exit 1) once the producer hit a fatal error:
 /// it can never send again, and a restarted process gets a new one. `/health` stays 200 until then.
 struct ProducerWatch: Service {
-    struct Fatal: Error, CustomStringConvertible {
-        let reason: String
-        var description: String { "fatal Kafka producer error: \(reason)" }
-    }
     let producer: KafkaProducer
     func run() async throws {
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
-            if let reason = producer.fatalError { throw Fatal(reason: reason) }
+            if let reason = producer.fatalError { throw KafkaError.fatal("Kafka producer: \(reason)") }
             try? await Task.sleep(for: .milliseconds(500))
         }
     }

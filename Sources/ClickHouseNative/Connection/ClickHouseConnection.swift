@@ -112,7 +112,6 @@ public actor ClickHouseConnection {
         do {
             try await connection.handshake(deadline: deadline)
         } catch {
-            deadline.cancel()
             try? await channel.close()
             if let expiry = try? await channel.eventLoop.submit({ handler.expiry }).get() { throw expiry }
             throw error
@@ -250,10 +249,7 @@ public actor ClickHouseConnection {
             switch machine.received(try await nextPacket()) {
             case let .sendData(sample): header = sample
             case .finished: return  // a statement that needed no data
-            case let .failed(error): throw error
-            case let .failedClosing(error): throw closeAfter(error)
-            case let .close(reason): throw fail(reason)
-            default: continue
+            case let action: if let error = failure(ending: action) { throw error }
             }
         }
         let compression: CompressionMethod? = configuration.compression == .none ? nil : configuration.compression
@@ -312,10 +308,7 @@ public actor ClickHouseConnection {
         while true {
             switch machine.received(try await nextPacket()) {
             case .finished: return
-            case let .failed(error): throw error
-            case let .failedClosing(error): throw closeAfter(error)
-            case let .close(reason): throw fail(reason)
-            default: continue
+            case let action: if let error = failure(ending: action) { throw error }
             }
         }
     }
@@ -327,12 +320,7 @@ public actor ClickHouseConnection {
     private func readWhileSending() throws {
         handler.readAhead()
         while let packet = try bufferedPacket() {
-            switch machine.received(packet) {
-            case let .failedClosing(error): throw closeAfter(error)
-            case let .failed(error): throw error
-            case let .close(reason): throw fail(reason)
-            default: continue
-            }
+            if let error = failure(ending: machine.received(packet)) { throw error }
         }
     }
 
@@ -470,6 +458,17 @@ public actor ClickHouseConnection {
             try await channel.writeAndFlush(buffer).get()
         } catch {
             throw fail("cannot send: \(error)")
+        }
+    }
+
+    /// The error that `action` ends the request with (the server's exception, or the connection
+    /// found broken, which then closes), or nil when the request goes on.
+    private func failure(ending action: ConnectionStateMachine.Action) -> Error? {
+        switch action {
+        case let .failed(error): return error
+        case let .failedClosing(error): return closeAfter(error)
+        case let .close(reason): return fail(reason)
+        default: return nil
         }
     }
 
