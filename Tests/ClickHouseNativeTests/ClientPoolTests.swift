@@ -58,10 +58,17 @@ import Testing
 
     @Test func waitersTimeOut() async throws {
         let client = Self.client(maximum: 1, acquireTimeout: .milliseconds(300))
+        // The waiter starts once the holder has the only connection (a fixed pause lost that race
+        // when the machine was busy and the holder's connect took longer).
+        let (held, hold) = AsyncStream<Void>.makeStream()
         let holder = Task {
-            try await client.withConnection { _ in try await Task.sleep(for: .seconds(2)) }
+            try await client.withConnection { _ in
+                hold.yield()
+                try await Task.sleep(for: .seconds(2))
+            }
         }
-        try await Task.sleep(for: .milliseconds(100))
+        var holding = held.makeAsyncIterator()
+        _ = await holding.next()
         await #expect(throws: ClickHouseConnectionError.timeout("no connection free within 0.3 seconds (pool of 1)")) {
             _ = try await client.collect("SELECT 1")
         }

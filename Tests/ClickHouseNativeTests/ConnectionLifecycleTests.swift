@@ -171,12 +171,15 @@ import Glibc
 
     @Test func aCancelledWaiterLeavesThePoolQueue() async throws {
         let client = Self.client()
+        let (held, hold) = AsyncStream<Void>.makeStream()
         let holding = Task {
             try await client.withConnection { connection in
+                hold.yield()
                 try await connection.execute("SELECT sleep(1)")
             }
         }
-        try await Task.sleep(for: .milliseconds(200))
+        var holds = held.makeAsyncIterator()
+        _ = await holds.next()
         let waiter = Task { try await client.collect("SELECT 1") }
         try await Task.sleep(for: .milliseconds(100))
         let started = ContinuousClock.now
