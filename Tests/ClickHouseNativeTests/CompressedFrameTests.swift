@@ -79,4 +79,13 @@ import Testing
             try ByteReader.withReader(bytes) { try CompressedFrame.read(&$0) }
         }
     }
+
+    /// Empty data framed by every method reads back as empty. A ZSTD frame of uncompressed size 0
+    /// on a fresh buffer crashed the process (a nil storage pointer), and a server could send one.
+    @Test(arguments: [CompressionMethod.none, .lz4, .zstd])
+    func emptyFrameRoundTrip(method: CompressionMethod) throws {
+        var writer = ByteWriter()
+        try [UInt8]().withUnsafeBytes { try CompressedFrame.write($0, method: method, to: &writer) }
+        #expect(try ByteReader.withReader(writer.bytes) { try CompressedFrame.read(&$0) } == [])
+    }
 }

@@ -149,7 +149,9 @@ final class DecompressedBytes: @unchecked Sendable {
     /// Room for `count` more bytes after the current end; ``commitTail(_:)`` says how many were written.
     func reserveTail(_ extra: Int) -> UnsafeMutableRawPointer {
         let needed = count + extra
-        if needed > capacity {
+        // Also when nothing is asked for but nothing is allocated yet: an empty ZSTD frame (size 0)
+        // on a fresh buffer must still get a valid pointer.
+        if needed > capacity || storage == nil {
             let newCapacity = max(needed, capacity * 2, 4096)
             let grown = UnsafeMutableRawPointer.allocate(byteCount: newCapacity, alignment: 16)
             if let storage {
