@@ -60,7 +60,7 @@ enum Fixtures {
 
     /// Renders blocks with String/FixedString values as upper-case hex (the `.hex.jsonl` companions).
     static func renderHex(_ blocks: [Block], timeZone: String?) -> String {
-        var out = ""
+        var out = TextBuffer()
         for block in blocks {
             for row in 0..<block.rowCount {
                 out += "{"
@@ -80,7 +80,7 @@ enum Fixtures {
                 out += "}\n"
             }
         }
-        return out
+        return out.text
     }
 
     /// Runs `python Fixtures/chdb_native_to_json.py outDir files...` and returns its exit status.

@@ -84,9 +84,9 @@ import Testing
                 var index = global
                 for part in parts {
                     if index < part.count {
-                        var out = ""
+                        var out = TextBuffer()
                         JSONEachRow.appendValue(part, row: index, to: &out)
-                        return out
+                        return out.text
                     }
                     index -= part.count
                 }

@@ -18,8 +18,24 @@ import Testing
             case .tabSeparated: return TabSeparated.render(block, settings: settings)
             case .tabSeparatedWithNames: return TabSeparated.render(block, settings: settings, names: index == 0)
             case .jsonEachRow: return JSONEachRow.render(block, settings: settings)
+            case .values: return valuesText(block, settings: settings)
             }
         }.joined()
+    }
+
+    /// Rows in the Values syntax: each row's values quoted as inside a TabSeparated composite
+    /// value, each row followed by `,` (the server also allows one after the last).
+    static func valuesText(_ block: Block, settings: TextFormatSettings = TextFormatSettings()) -> String {
+        var out = TextBuffer()
+        for row in 0..<block.rowCount {
+            out += "("
+            for (index, named) in block.columns.enumerated() {
+                if index > 0 { out += ", " }
+                TabSeparated.appendValue(named.column, row: row, to: &out, settings: settings, quoted: true)
+            }
+            out += "),\n"
+        }
+        return out.text
     }
 
     @Test(arguments: Fixtures.smallCases, TextInputFormat.allCases)
@@ -58,6 +74,8 @@ import Testing
             (.tabSeparated, "1\tone\\ttab\t['a','b\\'c']\t1.5\n2\ttwo\t[]\t\\N\n"),
             (.tabSeparatedWithNames, "name\tid\ttags\tscore\none\t1\t['x']\t-2\n"),
             (.jsonEachRow, "{\"id\":1,\"name\":\"\\u00e9\\n\",\"tags\":[\"a\"],\"score\":null}\n{\"name\":\"no id\"}\n{\"id\":3,\n \"tags\":[]}"),
+            (.tabSeparated, "3\tescaped \\\n newline \\\t tab \\x41\t[]\t\\N\n"),
+            (.values, "(1, 'one\\ttab', ['a','b\\'c'], 1.5),(2,'two',[],NULL)\n, (3, 'x\\x41', ['\\N'], -0.5);\n"),
         ]
         for (format, text) in inputs {
             let bytes = Array(text.utf8)
@@ -105,6 +123,18 @@ import Testing
         (.jsonEachRow, "u UUID", "{\"u\":\"not-a-uuid\"}", "JSONEachRow line 1: column u: cannot parse 'not-a-uuid' as UUID"),
         (.jsonEachRow, "f FixedString(2)", "{\"f\":\"abc\"}", "JSONEachRow line 1: column f: 'abc' is too long for FixedString(2)"),
         (.jsonEachRow, "v Variant(String, UInt8)", "{}", "text input of type Variant(String, UInt8) is not supported"),
+        // The declared precision bounds the digits, not only the storage integer ("Decimal value is too big").
+        (.tabSeparated, "d Decimal(9, 2)", "12345678.9\n", "TabSeparated line 1: column d: cannot parse '12345678.9' as Decimal(9, 2)"),
+        (.tabSeparated, "d Decimal(4, 1)", "1234.5\n", "TabSeparated line 1: column d: cannot parse '1234.5' as Decimal(4, 1)"),
+        (.tabSeparated, "f Float64", "0x10\n", "TabSeparated line 1: column f: cannot parse '0x10' as Float64"),
+        (.tabSeparated, "s String", "ab\\xZZ\n", "TabSeparated line 1: column s: cannot parse escape sequence \\xZZ"),
+        (.tabSeparated, "s String", "ab\\x4\n", "TabSeparated line 1: column s: cannot parse escape sequence at the end of a field"),
+        // Keys are compared as bytes: a decomposed "é" is not the column named with the precomposed one.
+        (.jsonEachRow, "caf\u{E9} UInt8", "{\"cafe\u{301}\":1}", "JSONEachRow line 1: unknown field cafe\u{301} (columns: caf\u{E9})"),
+        (.values, "id UInt8, s String", "(1, 'a'), (2)", "Values row 2: 1 values, 2 expected (id, s)"),
+        (.values, "id UInt8", "(1) (2) x", "Values row 3: '(' expected, found x"),
+        (.values, "id UInt8", "(1); (2)", "Values: text after the ';' that ends the data"),
+        (.values, "s String", "('abc", "Values row 1: cannot parse ('abc at offset 5: the string is not closed"),
     ])
     func badInputIsAnExactError(format: TextInputFormat, structure: String, input: String, message: String) throws {
         var decoder = TextInputDecoder(format: format, structure: try TextInputDecoder.parseStructure(structure))
@@ -112,6 +142,61 @@ import Testing
         #expect(throws: TextInputError(message)) {
             while try decoder.nextBlock(endOfInput: true) != nil {}
         }
+    }
+
+    /// Escapes as current servers read them (`parseComplexEscapeSequence`), a backslash before a
+    /// real newline or tab keeping it in the field, and a carriage return kept as data.
+    @Test func tabSeparatedEscapesAreReadAsTheServerReadsThem() throws {
+        var decoder = TextInputDecoder(format: .tabSeparated, structure: try TextInputDecoder.parseStructure("s String, t String"))
+        decoder.append(Array("a\\x41\\x7e\ty\\Nz\nline\\\nnext\tcol\\\tumn\n100\\%\\z\\/\\=\tcr\r\n".utf8))
+        let block = try #require(try decoder.nextBlock(endOfInput: true))
+        let values = (0..<block.rowCount).map { row in (0..<2).map { Array((block.columns[$0].column as! StringColumn).bytes(at: row)) } }
+        #expect(values == [[Array("aA~".utf8), Array("yz".utf8)],
+                           [Array("line\nnext".utf8), Array("col\tumn".utf8)],
+                           [Array("100\\%\\z/=".utf8), Array("cr\r".utf8)]])
+    }
+
+    /// Values rows: strings quoted with escapes, NULL, composite values, and a final `;`.
+    @Test func valuesRowsAreRead() throws {
+        var decoder = TextInputDecoder(format: .values, structure: try TextInputDecoder.parseStructure(
+            "id UInt8, s String, a Array(Nullable(String)), n Nullable(Float64), lc LowCardinality(String)"))
+        decoder.append(Array("(1, 'it''s \\x41', ['a', NULL], 2.5, 'x'),\n(2, '', [], NULL, NULL) ;  ".utf8))
+        let block = try #require(try decoder.nextBlock(endOfInput: true))
+        try decoder.finish()
+        #expect(TabSeparated.render(block) == "1\tit\\'s A\t['a',NULL]\t2.5\tx\n2\t\t[]\t\\N\t\n")
+    }
+
+    /// String values leave as their bytes, valid UTF-8 or not (a FixedString MD5, a binary String),
+    /// and JSON escapes what ClickHouse escapes: not DEL, but U+2028 and U+2029. Compared with the
+    /// 18.16 server's own output in `30-chnative-differential`.
+    @Test func outputKeepsBytesThatAreNotUTF8() throws {
+        var strings = StringColumn()
+        for value: [UInt8] in [[0x5C, 0xFF, 0x80, 0x27], [0x7F, 0xE2, 0x80, 0xA8, 0x2F, 0xE2, 0x80, 0xA9, 0xE2, 0x80], [0xE2, 0x22, 0x80, 0xA8]] {
+            strings.append(bytes: value)
+        }
+        let block = Block(columns: [NamedColumn("s", strings)])
+        var tsv = TextBuffer()
+        TabSeparated.render(block, into: &tsv)
+        #expect(tsv.bytes == [0x5C, 0x5C, 0xFF, 0x80, 0x5C, 0x27, 0x0A, 0x7F, 0xE2, 0x80, 0xA8, 0x2F, 0xE2, 0x80, 0xA9, 0xE2, 0x80, 0x0A, 0xE2, 0x22, 0x80, 0xA8, 0x0A])
+        var json = TextBuffer()
+        JSONEachRow.render(block, into: &json)
+        #expect(json.bytes == Array(#"{"s":"\\"#.utf8) + [0xFF, 0x80, 0x27] + Array("\"}\n{\"s\":\"".utf8)
+            + [0x7F] + Array(#"\u2028\/\u2029"#.utf8) + [0xE2, 0x80] + Array("\"}\n{\"s\":\"".utf8)
+            + [0xE2] + Array(#"\""#.utf8) + [0x80, 0xA8] + Array("\"}\n".utf8))
+    }
+
+    @Test func ipv6IsWrittenAsTheServerWritesIt() {
+        func text(_ bytes: [UInt8]) -> String {
+            var value = Bits128(first: 0, second: 0)
+            withUnsafeMutableBytes(of: &value) { $0.copyBytes(from: bytes) }
+            return ValueText.ipv6(value)
+        }
+        #expect(text([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 2, 3, 4]) == "::1.2.3.4")
+        #expect(text([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 10, 11, 12]) == "::0.10.11.12")
+        #expect(text([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]) == "::1")
+        #expect(text([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 2]) == "::102")
+        #expect(text([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xFF, 0xFF, 10, 0, 0, 1]) == "::ffff:10.0.0.1")
+        #expect(text([0x20, 0x01, 0x0D, 0xB8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]) == "2001:db8::1")
     }
 
     @Test func structureNeedsNames() {

@@ -7,8 +7,15 @@ public enum JSONEachRow {
         render(block, settings: TextFormatSettings(timeZone: timeZone))
     }
 
+    /// The lines as a `String`, for display and tests: bytes that are not UTF-8 show as U+FFFD
+    /// here (``render(_:settings:into:)`` keeps them, as ClickHouse writes them).
     public static func render(_ block: Block, settings: TextFormatSettings = TextFormatSettings()) -> String {
-        var out = ""
+        var out = TextBuffer()
+        render(block, settings: settings, into: &out)
+        return out.text
+    }
+
+    public static func render(_ block: Block, settings: TextFormatSettings = TextFormatSettings(), into out: inout TextBuffer) {
         for row in 0..<block.rowCount {
             out += "{"
             for (index, named) in block.columns.enumerated() {
@@ -19,35 +26,44 @@ public enum JSONEachRow {
             }
             out += "}\n"
         }
-        return out
     }
 
-    static func appendString<C: Collection>(bytes: C, to out: inout String) where C.Element == UInt8 {
-        appendString(String(decoding: bytes, as: UTF8.self), to: &out)
+    static func appendString(_ value: String, to out: inout TextBuffer) {
+        appendString(bytes: value.utf8, to: &out)
     }
 
-    static func appendString(_ value: String, to out: inout String) {
-        out += "\""
-        for scalar in value.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "/": out += "\\/"
-            case "\u{08}": out += "\\b"
-            case "\u{0C}": out += "\\f"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
+    /// A JSON string as ClickHouse writes it (default settings): the bytes as they are, valid UTF-8
+    /// or not, except `"` `\\` `/` and control characters escaped, and U+2028 and U+2029 as
+    /// `\u2028` and `\u2029` (JavaScript reads those raw as line ends).
+    static func appendString<C: Collection>(bytes: C, to out: inout TextBuffer) where C.Element == UInt8 {
+        out.bytes.append(UInt8(ascii: "\""))
+        var pendingLead = 0  // how many bytes of E2 80 (the lead of U+2028 and U+2029) were just written
+        for byte in bytes {
+            let lead = pendingLead
+            pendingLead = 0
+            if lead == 2 && (byte == 0xA8 || byte == 0xA9) {
+                out.bytes.removeLast(2)
+                out += byte == 0xA8 ? "\\u2028" : "\\u2029"
+                continue
+            }
+            switch byte {
+            case UInt8(ascii: "\""): out += "\\\""
+            case 0x5C: out += "\\\\"
+            case UInt8(ascii: "/"): out += "\\/"
+            case 0x08: out += "\\b"
+            case 0x0C: out += "\\f"
+            case 0x0A: out += "\\n"
+            case 0x0D: out += "\\r"
+            case 0x09: out += "\\t"
+            case ..<0x20:
+                let hex = String(byte, radix: 16)
+                out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
             default:
-                if scalar.value < 0x20 || scalar.value == 0x7F {
-                    let hex = String(scalar.value, radix: 16)
-                    out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-                } else {
-                    out.unicodeScalars.append(scalar)
-                }
+                out.bytes.append(byte)
+                if byte == 0xE2 { pendingLead = 1 } else if lead == 1 && byte == 0x80 { pendingLead = 2 }
             }
         }
-        out += "\""
+        out.bytes.append(UInt8(ascii: "\""))
     }
 
     static func load<T>(_ column: any Column, _ row: Int, as _: T.Type) -> T {
@@ -85,7 +101,7 @@ public enum JSONEachRow {
     }
 
     /// Appends the JSON text of value `row` of `column`.
-    public static func appendValue(_ column: any Column, row: Int, to out: inout String, settings: TextFormatSettings = TextFormatSettings()) {
+    public static func appendValue(_ column: any Column, row: Int, to out: inout TextBuffer, settings: TextFormatSettings = TextFormatSettings()) {
         switch column.type {
         case .int8: out += String(load(column, row, as: Int8.self))
         case .int16: out += String(load(column, row, as: Int16.self))
@@ -138,9 +154,9 @@ public enum JSONEachRow {
             out += "{"
             for (n, i) in map.range(at: row).enumerated() {
                 if n > 0 { out += "," }
-                var key = ""
+                var key = TextBuffer()
                 appendValue(map.keys, row: i, to: &key, settings: settings)
-                if key.hasPrefix("\"") { out += key } else { appendString(key, to: &out) }
+                if key.hasPrefix(UInt8(ascii: "\"")) { out += key } else { appendString(bytes: key.bytes, to: &out) }
                 out += ":"
                 appendValue(map.values, row: i, to: &out, settings: settings)
             }
@@ -213,29 +229,29 @@ public enum JSONEachRow {
         }
     }
 
-    static func appendInteger(_ digits: String, quoted: Bool, to out: inout String) {
+    static func appendInteger(_ digits: String, quoted: Bool, to out: inout TextBuffer) {
         if quoted { out += "\"" + digits + "\"" } else { out += digits }
     }
 
-    static func appendFloat(_ text: String, to out: inout String) {
+    static func appendFloat(_ text: String, to out: inout TextBuffer) {
         // JSON has no NaN or infinities: ClickHouse writes null for them.
         if text == "nan" || text == "inf" || text == "-inf" { out += "null" } else { out += text }
     }
 
     /// A JSON column's row as a nested object: paths sorted, dotted paths nested, absent paths omitted.
-    static func appendJSONObject(_ json: JSONObjectColumn, row: Int, to out: inout String, settings: TextFormatSettings) {
+    static func appendJSONObject(_ json: JSONObjectColumn, row: Int, to out: inout TextBuffer, settings: TextFormatSettings) {
         if let text = json.text {
             out += text[row]
             return
         }
-        var entries: [(path: [Substring], value: String)] = []
+        var entries: [(path: [Substring], value: TextBuffer)] = []
         for (name, column) in zip(json.typedPathNames, json.typedPaths) {
-            var value = ""
+            var value = TextBuffer()
             appendValue(column, row: row, to: &value, settings: settings)
             entries.append((name.split(separator: ".", omittingEmptySubsequences: false), value))
         }
         for (name, column) in zip(json.dynamicPathNames, json.dynamicPaths) where !column.variant.isNull(row) {
-            var value = ""
+            var value = TextBuffer()
             appendValue(column, row: row, to: &value, settings: settings)
             entries.append((name.split(separator: ".", omittingEmptySubsequences: false), value))
         }
@@ -244,7 +260,7 @@ public enum JSONEachRow {
             let paths = shared.keys as! StringColumn
             let values = shared.values as! StringColumn
             for i in shared.range(at: row) {
-                var value = ""
+                var value = TextBuffer()
                 RowBinaryText.appendSharedValue(values.bytes(at: i), to: &value, settings: settings)
                 entries.append((paths[i].split(separator: ".", omittingEmptySubsequences: false), value))
             }
@@ -253,7 +269,7 @@ public enum JSONEachRow {
         appendNested(entries[...], depth: 0, to: &out)
     }
 
-    static func appendNested(_ entries: ArraySlice<(path: [Substring], value: String)>, depth: Int, to out: inout String) {
+    static func appendNested(_ entries: ArraySlice<(path: [Substring], value: TextBuffer)>, depth: Int, to out: inout TextBuffer) {
         out += "{"
         var index = entries.startIndex
         var first = true

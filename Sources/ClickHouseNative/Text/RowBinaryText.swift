@@ -2,10 +2,10 @@
 /// values of types over their limit this way (binary type, then the value), and so does JSON's
 /// shared data.
 enum RowBinaryText {
-    static func appendSharedValue(_ bytes: ArraySlice<UInt8>, to out: inout String, settings: TextFormatSettings) {
-        let rendered: String? = Array(bytes).withUnsafeBytes { raw in
+    static func appendSharedValue(_ bytes: ArraySlice<UInt8>, to out: inout TextBuffer, settings: TextFormatSettings) {
+        let rendered: TextBuffer? = Array(bytes).withUnsafeBytes { raw in
             var reader = ByteReader(raw)
-            var text = ""
+            var text = TextBuffer()
             do {
                 let type = try BinaryTypeEncoding.decode(&reader)
                 try appendValue(type, &reader, to: &text, settings: settings)
@@ -14,10 +14,10 @@ enum RowBinaryText {
                 return nil
             }
         }
-        out += rendered ?? "null"
+        out += rendered ?? TextBuffer("null")
     }
 
-    static func appendValue(_ type: ClickHouseType, _ reader: inout ByteReader, to out: inout String, settings: TextFormatSettings) throws {
+    static func appendValue(_ type: ClickHouseType, _ reader: inout ByteReader, to out: inout TextBuffer, settings: TextFormatSettings) throws {
         switch type.storageType {
         case .nothing:
             out += "null"
@@ -45,9 +45,9 @@ enum RowBinaryText {
             out += "{"
             for i in 0..<n {
                 if i > 0 { out += "," }
-                var keyText = ""
+                var keyText = TextBuffer()
                 try appendValue(key, &reader, to: &keyText, settings: settings)
-                if keyText.hasPrefix("\"") { out += keyText } else { JSONEachRow.appendString(keyText, to: &out) }
+                if keyText.hasPrefix(UInt8(ascii: "\"")) { out += keyText } else { JSONEachRow.appendString(bytes: keyText.bytes, to: &out) }
                 out += ":"
                 try appendValue(value, &reader, to: &out, settings: settings)
             }
@@ -76,10 +76,10 @@ enum RowBinaryText {
             // Number of paths, then (path, value): typed paths in their type, others as Dynamic
             // (binary type, then value; `Nothing` for a path this row lacks).
             let count = try reader.readLength()
-            var entries: [(path: [Substring], value: String)] = []
+            var entries: [(path: [Substring], value: TextBuffer)] = []
             for _ in 0..<count {
                 let path = try reader.readString()
-                var value = ""
+                var value = TextBuffer()
                 if let typed = parameters.typedPathList.first(where: { $0.name == path }) {
                     try appendValue(typed.type, &reader, to: &value, settings: settings)
                 } else {

@@ -2,9 +2,17 @@
 /// level, quoted inside arrays, tuples and maps, `\N` for NULL.
 public enum TabSeparated {
     /// The rows of `block`, each ending in `\n`; with `names`, a header line of column names first.
+    /// As a `String`, for display and tests: bytes that are not UTF-8 show as U+FFFD here
+    /// (``render(_:settings:names:into:)`` keeps them, as ClickHouse writes them).
     public static func render(_ block: Block, settings: TextFormatSettings = TextFormatSettings(), names: Bool = false) -> String {
-        var out = ""
-        if names { out += header(block) }
+        var out = TextBuffer()
+        render(block, settings: settings, names: names, into: &out)
+        return out.text
+    }
+
+    public static func render(_ block: Block, settings: TextFormatSettings = TextFormatSettings(), names: Bool = false,
+                              into out: inout TextBuffer) {
+        if names { header(block, into: &out) }
         for row in 0..<block.rowCount {
             for (index, named) in block.columns.enumerated() {
                 if index > 0 { out += "\t" }
@@ -12,51 +20,46 @@ public enum TabSeparated {
             }
             out += "\n"
         }
-        return out
     }
 
     /// The column-name line of `TabSeparatedWithNames`.
-    public static func header(_ block: Block) -> String {
-        var out = ""
+    public static func header(_ block: Block, into out: inout TextBuffer) {
         for (index, named) in block.columns.enumerated() {
             if index > 0 { out += "\t" }
-            appendEscaped(Array(named.name.utf8)[...], to: &out)
+            appendEscaped(named.name.utf8, to: &out)
         }
-        return out + "\n"
+        out += "\n"
     }
 
     /// ClickHouse's escaped form: backslash escapes for `\b \f \n \r \t \0 \\ '`; other bytes as they are.
-    static func appendEscaped(_ bytes: ArraySlice<UInt8>, to out: inout String) {
-        var escaped: [UInt8] = []
-        escaped.reserveCapacity(bytes.count)
+    static func appendEscaped<C: Collection>(_ bytes: C, to out: inout TextBuffer) where C.Element == UInt8 {
         for byte in bytes {
             switch byte {
-            case 0x08: escaped += [0x5C, UInt8(ascii: "b")]
-            case 0x0C: escaped += [0x5C, UInt8(ascii: "f")]
-            case 0x0A: escaped += [0x5C, UInt8(ascii: "n")]
-            case 0x0D: escaped += [0x5C, UInt8(ascii: "r")]
-            case 0x09: escaped += [0x5C, UInt8(ascii: "t")]
-            case 0x00: escaped += [0x5C, UInt8(ascii: "0")]
-            case 0x5C: escaped += [0x5C, 0x5C]
-            case 0x27: escaped += [0x5C, 0x27]
-            default: escaped.append(byte)
+            case 0x08: out.bytes += [0x5C, UInt8(ascii: "b")]
+            case 0x0C: out.bytes += [0x5C, UInt8(ascii: "f")]
+            case 0x0A: out.bytes += [0x5C, UInt8(ascii: "n")]
+            case 0x0D: out.bytes += [0x5C, UInt8(ascii: "r")]
+            case 0x09: out.bytes += [0x5C, UInt8(ascii: "t")]
+            case 0x00: out.bytes += [0x5C, UInt8(ascii: "0")]
+            case 0x5C: out.bytes += [0x5C, 0x5C]
+            case 0x27: out.bytes += [0x5C, 0x27]
+            default: out.bytes.append(byte)
             }
         }
-        out += String(decoding: escaped, as: UTF8.self)
     }
 
-    static func appendString(_ bytes: ArraySlice<UInt8>, to out: inout String, quoted: Bool) {
+    static func appendString<C: Collection>(_ bytes: C, to out: inout TextBuffer, quoted: Bool) where C.Element == UInt8 {
         if quoted { out += "'" }
         appendEscaped(bytes, to: &out)
         if quoted { out += "'" }
     }
 
-    static func appendText(_ text: String, to out: inout String, quoted: Bool) {
-        appendString(Array(text.utf8)[...], to: &out, quoted: quoted)
+    static func appendText(_ text: String, to out: inout TextBuffer, quoted: Bool) {
+        appendString(text.utf8, to: &out, quoted: quoted)
     }
 
     /// Appends value `row` of `column`; `quoted` inside composite values.
-    public static func appendValue(_ column: any Column, row: Int, to out: inout String,
+    public static func appendValue(_ column: any Column, row: Int, to out: inout TextBuffer,
                                    settings: TextFormatSettings = TextFormatSettings(), quoted: Bool = false) {
         typealias J = JSONEachRow
         switch column.type {
@@ -66,7 +69,7 @@ public enum TabSeparated {
         case .float64: out += ValueText.float(J.load(column, row, as: Double.self).description)
         case .bfloat16: out += ValueText.float(Float(bitPattern: UInt32(J.load(column, row, as: UInt16.self)) << 16).description)
         case .int64, .uint64, .int128, .uint128, .int256, .uint256, .interval:
-            var text = ""
+            var text = TextBuffer()
             J.appendValue(column, row: row, to: &text, settings: TextFormatSettings(quote64BitIntegers: false))
             out += text
         case .decimal:
@@ -119,16 +122,16 @@ public enum TabSeparated {
             let dynamic = column as! DynamicColumn
             let d = dynamic.variant.discriminators[row]
             if d == VariantColumn.nullDiscriminator { out += quoted ? "NULL" : "\\N" } else if Int(d) == dynamic.sharedVariantIndex {
-                var json = ""
+                var json = TextBuffer()
                 J.appendValue(dynamic, row: row, to: &json, settings: settings)
-                appendText(json, to: &out, quoted: quoted)
+                appendString(json.bytes, to: &out, quoted: quoted)
             } else {
                 appendValue(dynamic.variant, row: row, to: &out, settings: settings, quoted: quoted)
             }
         case .json:
-            var json = ""
+            var json = TextBuffer()
             J.appendValue(column, row: row, to: &json, settings: settings)
-            appendText(json, to: &out, quoted: quoted)
+            appendString(json.bytes, to: &out, quoted: quoted)
         case .point, .ring, .lineString, .multiLineString, .polygon, .multiPolygon, .nested, .simpleAggregateFunction:
             appendValue((column as! AliasColumn).storage, row: row, to: &out, settings: settings, quoted: quoted)
         default:

@@ -26,18 +26,18 @@ func makeTextBuilder(for type: ClickHouseType, timeZone: String?) throws -> any 
     case .uint128: return fixed(UInt128(0)) { ScalarText.integer($0) }
     case .int256: return fixed(Bits256(limb0: 0, limb1: 0, limb2: 0, limb3: 0)) { ScalarText.bits256($0, signed: true) }
     case .uint256: return fixed(Bits256(limb0: 0, limb1: 0, limb2: 0, limb3: 0)) { ScalarText.bits256($0, signed: false) }
-    case .float32: return fixed(Float(0)) { Float(String(decoding: $0, as: UTF8.self)) }
-    case .float64: return fixed(Double(0)) { Double(String(decoding: $0, as: UTF8.self)) }
-    case .bfloat16: return fixed(UInt16(0)) { Float(String(decoding: $0, as: UTF8.self)).map(ScalarText.bfloat16) }
+    case .float32: return fixed(Float(0)) { ScalarText.float($0) }
+    case .float64: return fixed(Double(0)) { ScalarText.float($0) }
+    case .bfloat16: return fixed(UInt16(0)) { ScalarText.float($0).map { (value: Float) in ScalarText.bfloat16(value) } }
     case .bool: return fixed(UInt8(0)) { ScalarText.bool($0) }
     case let .decimal(precision, scale):
         switch precision {
-        case ...9: return fixed(Int32(0)) { ScalarText.decimalUnscaled($0, scale: scale).flatMap { Int32($0) } }
-        case ...18: return fixed(Int64(0)) { ScalarText.decimalUnscaled($0, scale: scale).flatMap { Int64($0) } }
-        case ...38: return fixed(Int128(0)) { ScalarText.decimalUnscaled($0, scale: scale).flatMap { Int128($0) } }
+        case ...9: return fixed(Int32(0)) { ScalarText.decimalUnscaled($0, precision: precision, scale: scale).flatMap { Int32($0) } }
+        case ...18: return fixed(Int64(0)) { ScalarText.decimalUnscaled($0, precision: precision, scale: scale).flatMap { Int64($0) } }
+        case ...38: return fixed(Int128(0)) { ScalarText.decimalUnscaled($0, precision: precision, scale: scale).flatMap { Int128($0) } }
         default:
             return fixed(Bits256(limb0: 0, limb1: 0, limb2: 0, limb3: 0)) {
-                ScalarText.decimalUnscaled($0, scale: scale).flatMap { ScalarText.bits256(Array($0.utf8), signed: true) }
+                ScalarText.decimalUnscaled($0, precision: precision, scale: scale).flatMap { ScalarText.bits256(Array($0.utf8), signed: true) }
             }
         }
     case .date: return fixed(UInt16(0)) { ScalarText.days($0).flatMap { UInt16(exactly: $0) } }
@@ -271,9 +271,9 @@ final class LowCardinalityTextBuilder: TextColumnBuilder {
 
     func append(_ value: TextValue) throws {
         guard case let .text(bytes) = value else {
-            guard nullable, value.isNull else { throw TextInputError("cannot parse \(value.preview) as \(type.name)") }
-            indexes.append(0)
-            return
+            // NULL into a non-nullable LowCardinality takes the default, as it does for the plain type.
+            guard value.isNull else { throw TextInputError("cannot parse \(value.preview) as \(type.name)") }
+            return appendDefault()
         }
         if let position = positions[bytes] {
             indexes.append(position)
@@ -364,8 +364,15 @@ enum ScalarText {
         return Bits256(limb0: limbs[0], limb1: limbs[1], limb2: limbs[2], limb3: limbs[3])
     }
 
-    /// `-12.345` with scale 2 as the unscaled integer text `-1234` (extra digits are cut, as the server does).
-    static func decimalUnscaled(_ bytes: [UInt8], scale: Int) -> String? {
+    /// Decimal or exponent notation, `inf` and `nan`; not Swift's hexadecimal floats, which the server refuses.
+    static func float<T: LosslessStringConvertible & BinaryFloatingPoint>(_ bytes: [UInt8]) -> T? {
+        guard !bytes.contains(where: { $0 == UInt8(ascii: "x") || $0 == UInt8(ascii: "X") }) else { return nil }
+        return T(string(bytes))
+    }
+
+    /// `-12.345` with scale 2 as the unscaled integer text `-1234` (extra digits are cut, as the
+    /// server does); nil when the value has more than `precision` digits ("Decimal value is too big").
+    static func decimalUnscaled(_ bytes: [UInt8], precision: Int, scale: Int) -> String? {
         var text = Substring(string(bytes))
         var sign = ""
         if text.hasPrefix("-") || text.hasPrefix("+") {
@@ -378,7 +385,9 @@ enum ScalarText {
         guard !(integerPart.isEmpty && fraction.isEmpty),
               integerPart.allSatisfy(\.isASCIIDigit), fraction.allSatisfy(\.isASCIIDigit) else { return nil }
         let kept = fraction.prefix(scale)
-        return sign + (integerPart.isEmpty ? "0" : String(integerPart)) + kept + String(repeating: "0", count: scale - kept.count)
+        let digits = (integerPart + kept + String(repeating: "0", count: scale - kept.count)).drop { $0 == "0" }
+        guard digits.count <= precision else { return nil }
+        return sign + (digits.isEmpty ? "0" : String(digits))
     }
 
     /// Days since 1970-01-01 of `YYYY-MM-DD` (H. Hinnant's days-from-civil).

@@ -3,6 +3,9 @@ public enum TextInputFormat: String, Sendable, CaseIterable {
     case tabSeparated = "TabSeparated"
     case tabSeparatedWithNames = "TabSeparatedWithNames"
     case jsonEachRow = "JSONEachRow"
+    /// `(1, 'a', [2]), (3, 'b', [])`: the data of `INSERT ... VALUES`, literals only (the server
+    /// would evaluate expressions; a client that sends blocks cannot).
+    case values = "Values"
 
     /// The format for a name as the server spells it (also `TSV`, `TSVWithNames`), case-insensitively.
     public init?(name: String) {
@@ -10,6 +13,7 @@ public enum TextInputFormat: String, Sendable, CaseIterable {
         case "tabseparated", "tsv": self = .tabSeparated
         case "tabseparatedwithnames", "tsvwithnames": self = .tabSeparatedWithNames
         case "jsoneachrow": self = .jsonEachRow
+        case "values": self = .values
         default: return nil
         }
     }
@@ -72,7 +76,7 @@ public struct TextInputDecoder {
             do {
                 try fill(builders, from: record)
             } catch let error as TextInputError {
-                throw TextInputError("\(format.rawValue) line \(line): \(error.message)")
+                throw TextInputError("\(format.rawValue) \(format == .values ? "row" : "line") \(line): \(error.message)")
             }
             pendingRows += 1
         }
@@ -87,6 +91,7 @@ public struct TextInputDecoder {
     private enum Record {
         case fields([ArraySlice<UInt8>])
         case object([(key: TextValue, value: TextValue)])
+        case values([TextValue])
     }
 
     private func fill(_ builders: [any TextColumnBuilder], from record: Record) throws {
@@ -103,12 +108,24 @@ public struct TextInputDecoder {
                     throw TextInputError("column \(column.name): \(error.message)")
                 }
             }
+        case let .values(values):
+            guard values.count == structure.count else {
+                throw TextInputError("\(values.count) values, \(structure.count) expected (\(structure.map(\.name).joined(separator: ", ")))")
+            }
+            for (index, value) in values.enumerated() {
+                do {
+                    try builders[index].append(value)
+                } catch let error as TextInputError {
+                    throw TextInputError("column \(structure[index].name): \(error.message)")
+                }
+            }
         case let .object(pairs):
             var filled = [Bool](repeating: false, count: structure.count)
             for pair in pairs {
                 guard case let .text(keyBytes) = pair.key else { continue }
                 let key = String(decoding: keyBytes, as: UTF8.self)
-                guard let index = structure.firstIndex(where: { $0.name == key }) else {
+                // Bytes, not Swift's String equality (Unicode canonical equivalence), as the server matches names.
+                guard let index = structure.firstIndex(where: { $0.name.utf8.elementsEqual(keyBytes) }) else {
                     throw TextInputError("unknown field \(key) (columns: \(structure.map(\.name).joined(separator: ", ")))")
                 }
                 guard !filled[index] else { throw TextInputError("field \(key) appears twice") }
@@ -129,7 +146,7 @@ public struct TextInputDecoder {
         switch type.textInputShape {
         // Composite values are written in the quoted syntax, whose own escapes are read as they are.
         case .composite: return try QuotedValueParser.parse(Array(field))
-        case .scalar: return .text(Escapes.unescapeField(field))
+        case .scalar: return .text(try Escapes.unescapeField(field))
         }
     }
 
@@ -173,27 +190,75 @@ public struct TextInputDecoder {
             } catch let JSONTextParser.Failure.invalid(reason, offset) {
                 throw TextInputError("JSONEachRow line \(line + 1): \(reason) at byte \(offset - position) of the row")
             }
+        case .values:
+            return try nextValuesRow(endOfInput: endOfInput)
         }
     }
 
-    /// The tab-separated fields of the next complete line (the last line may lack its newline).
+    /// The next `(...)` row of Values input; rows are separated by commas and whitespace, and a
+    /// `;` may end the input. `line` counts rows here.
+    private mutating func nextValuesRow(endOfInput: Bool) throws -> Record? {
+        var parser = QuotedValueParser(buffer, position: position)
+        while parser.position < buffer.count, [0x20, 0x09, 0x0A, 0x0D, UInt8(ascii: ",")].contains(buffer[parser.position]) {
+            parser.position += 1
+        }
+        if parser.position < buffer.count, buffer[parser.position] == UInt8(ascii: ";") {
+            parser.position += 1
+            parser.skipSpaces()
+            guard parser.position == buffer.count else { throw TextInputError("Values: text after the ';' that ends the data") }
+        }
+        guard parser.position < buffer.count else {
+            position = parser.position
+            return nil
+        }
+        guard buffer[parser.position] == UInt8(ascii: "(") else {
+            throw TextInputError("Values row \(line + 1): '(' expected, found \(String(decoding: buffer[parser.position...].prefix(20), as: UTF8.self))")
+        }
+        do {
+            guard case let .tuple(values) = try parser.value() else { preconditionFailure("a '(' value is a tuple") }
+            line += 1
+            position = parser.position
+            return .values(values)
+        } catch let error as TextInputError {
+            // Ran out of bytes inside the row: wait for more unless the input is over.
+            if parser.position >= buffer.count && !endOfInput { return nil }
+            throw TextInputError("Values row \(line + 1): \(error.message)")
+        }
+    }
+
+    /// The tab-separated fields of the next complete line (the last line may lack its newline). A
+    /// backslash escapes the next byte, so an escaped tab or newline stays inside its field, as
+    /// the server reads it; a carriage return is data (the server keeps it too).
     private mutating func nextLine(endOfInput: Bool) -> [ArraySlice<UInt8>]? {
         guard position < buffer.count else { return nil }
-        var end = buffer[position...].firstIndex(of: 0x0A)
-        if end == nil {
-            guard endOfInput else { return nil }
-            end = buffer.count
+        var fields: [ArraySlice<UInt8>] = []
+        var fieldStart = position
+        var index = position
+        while index < buffer.count {
+            switch buffer[index] {
+            case 0x5C: index += 2
+            case 0x09:
+                fields.append(buffer[fieldStart..<index])
+                index += 1
+                fieldStart = index
+            case 0x0A:
+                fields.append(buffer[fieldStart..<index])
+                position = index + 1
+                line += 1
+                return fields
+            default: index += 1
+            }
         }
-        var lineBytes = buffer[position..<end!]
-        position = min(end! + 1, buffer.count)
+        guard endOfInput else { return nil }
+        fields.append(buffer[fieldStart..<buffer.count])
+        position = buffer.count
         line += 1
-        if lineBytes.last == 0x0D { lineBytes = lineBytes.dropLast() }
-        return lineBytes.split(separator: 0x09, omittingEmptySubsequences: false)
+        return fields
     }
 
     private mutating func readHeader(_ fields: [ArraySlice<UInt8>]) throws {
         headerRead = true
-        let names = fields.map { String(decoding: Escapes.unescapeField($0), as: UTF8.self) }
+        let names = try fields.map { String(decoding: try Escapes.unescapeField($0), as: UTF8.self) }
         var order: [Int] = []
         for name in names {
             guard let index = structure.firstIndex(where: { $0.name == name }) else {

@@ -42,9 +42,15 @@ public struct TextInputError: Error, Equatable, Sendable, CustomStringConvertibl
 /// (`[1,2]`, `['a','b\'c']`, `(1,'x')`, `{'k':1}`, `NULL`).
 struct QuotedValueParser {
     let bytes: [UInt8]
-    var position = 0
+    /// Where the text being parsed starts (error messages count from here).
+    let start: Int
+    var position: Int
 
-    init(_ bytes: [UInt8]) { self.bytes = bytes }
+    init(_ bytes: [UInt8], position: Int = 0) {
+        self.bytes = bytes
+        self.start = position
+        self.position = position
+    }
 
     /// The whole input as one value; trailing characters are an error.
     static func parse(_ bytes: [UInt8]) throws -> TextValue {
@@ -56,7 +62,7 @@ struct QuotedValueParser {
     }
 
     func error(_ reason: String) -> TextInputError {
-        TextInputError("cannot parse \(String(decoding: bytes.prefix(80), as: UTF8.self)) at offset \(position): \(reason)")
+        TextInputError("cannot parse \(String(decoding: bytes[start...].prefix(80), as: UTF8.self)) at offset \(position - start): \(reason)")
     }
 
     mutating func skipSpaces() {
@@ -141,9 +147,12 @@ struct QuotedValueParser {
                 return out
             }
             if byte == 0x5C {
-                guard position + 1 < bytes.count else { break }
-                out.append(contentsOf: Escapes.unescape(bytes[position + 1]))
-                position += 2
+                guard let (decoded, next) = try Escapes.decode(bytes[...], after: position) else {
+                    position = bytes.count  // the input ends inside the escape
+                    break
+                }
+                out.append(contentsOf: decoded)
+                position = next
                 continue
             }
             out.append(byte)
@@ -153,34 +162,64 @@ struct QuotedValueParser {
     }
 }
 
-/// ClickHouse's backslash escapes in text formats.
+/// ClickHouse's backslash escapes in text formats, read as current servers read them
+/// (`parseComplexEscapeSequence`): `\xHH` is a byte, `\N` inside a field stands for nothing, the
+/// C escapes are their control characters, `\\ \' \" \` \/ \=` and a backslash before any control
+/// character (a real newline or tab) give that character, and any other escape keeps its backslash
+/// (`'100\%'` stays `100\%`, for LIKE patterns; servers before about 20.x dropped it).
 enum Escapes {
-    /// The bytes a backslash followed by `byte` stands for (an unknown escape keeps the character).
-    static func unescape(_ byte: UInt8) -> [UInt8] {
+    /// The bytes that the escape starting at `bytes[backslash]` stands for, and the index after it;
+    /// nil when the input ends inside it (more may come); an error for a malformed `\x`.
+    static func decode(_ bytes: ArraySlice<UInt8>, after backslash: Int) throws -> (bytes: [UInt8], next: Int)? {
+        let index = backslash + 1
+        guard index < bytes.endIndex else { return nil }
+        let byte = bytes[index]
         switch byte {
-        case UInt8(ascii: "b"): return [0x08]
-        case UInt8(ascii: "f"): return [0x0C]
-        case UInt8(ascii: "n"): return [0x0A]
-        case UInt8(ascii: "r"): return [0x0D]
-        case UInt8(ascii: "t"): return [0x09]
-        case UInt8(ascii: "0"): return [0x00]
-        case UInt8(ascii: "a"): return [0x07]
-        case UInt8(ascii: "v"): return [0x0B]
-        default: return [byte]
+        case UInt8(ascii: "x"):
+            guard index + 2 < bytes.endIndex else { return nil }
+            guard let high = hexDigit(bytes[index + 1]), let low = hexDigit(bytes[index + 2]) else {
+                throw TextInputError("cannot parse escape sequence \\x\(String(decoding: bytes[(index + 1)...(index + 2)], as: UTF8.self))")
+            }
+            return ([high << 4 | low], index + 3)
+        case UInt8(ascii: "N"): return ([], index + 1)
+        case UInt8(ascii: "b"): return ([0x08], index + 1)
+        case UInt8(ascii: "f"): return ([0x0C], index + 1)
+        case UInt8(ascii: "n"): return ([0x0A], index + 1)
+        case UInt8(ascii: "r"): return ([0x0D], index + 1)
+        case UInt8(ascii: "t"): return ([0x09], index + 1)
+        case UInt8(ascii: "0"): return ([0x00], index + 1)
+        case UInt8(ascii: "a"): return ([0x07], index + 1)
+        case UInt8(ascii: "v"): return ([0x0B], index + 1)
+        case 0x5C, UInt8(ascii: "'"), UInt8(ascii: "\""), UInt8(ascii: "`"), UInt8(ascii: "/"), UInt8(ascii: "="), ..<0x20, 0x7F:
+            return ([byte], index + 1)
+        default: return ([0x5C, byte], index + 1)
         }
     }
 
-    /// A TabSeparated field without its escapes.
-    static func unescapeField(_ field: ArraySlice<UInt8>) -> [UInt8] {
+    static func hexDigit(_ byte: UInt8) -> UInt8? {
+        switch byte {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): return byte - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): return byte - UInt8(ascii: "a") + 10
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): return byte - UInt8(ascii: "A") + 10
+        default: return nil
+        }
+    }
+
+    /// A TabSeparated field without its escapes (a field never ends inside one: the line reader
+    /// keeps an escaped tab or newline in its field).
+    static func unescapeField(_ field: ArraySlice<UInt8>) throws -> [UInt8] {
         guard field.contains(0x5C) else { return Array(field) }
         var out: [UInt8] = []
         out.reserveCapacity(field.count)
         var index = field.startIndex
         while index < field.endIndex {
             let byte = field[index]
-            if byte == 0x5C, index + 1 < field.endIndex {
-                out.append(contentsOf: unescape(field[index + 1]))
-                index += 2
+            if byte == 0x5C {
+                guard let (decoded, next) = try decode(field, after: index) else {
+                    throw TextInputError("cannot parse escape sequence at the end of a field")
+                }
+                out.append(contentsOf: decoded)
+                index = next
             } else {
                 out.append(byte)
                 index += 1

@@ -121,6 +121,9 @@ enum ValueText {
         }
         func render(_ range: Range<Int>) -> String { range.map { String(groups[$0], radix: 16) }.joined(separator: ":") }
         if bestStart < 0 { return render(0..<8) }
+        // IPv4-compatible (`::a.b.c.d`): ClickHouse writes the last two groups as IPv4 when the
+        // longest zero run is exactly the first six.
+        if bestStart == 0 && bestLength == 6 { return "::\(bytes[12]).\(bytes[13]).\(bytes[14]).\(bytes[15])" }
         return render(0..<bestStart) + "::" + render((bestStart + bestLength)..<8)
     }
 
