@@ -11,7 +11,8 @@ struct ChNative: AsyncParsableCommand {
         discussion: """
             Connection defaults come from CLICKHOUSE_HOST, CLICKHOUSE_PORT, CLICKHOUSE_USER, CLICKHOUSE_PASSWORD and
             CLICKHOUSE_DATABASE. Query parameters: --param_NAME=VALUE for each {NAME:Type} in the query.
-            INSERT ... FORMAT Native|TabSeparated|TabSeparatedWithNames|JSONEachRow reads its data from standard input.
+            INSERT ... VALUES (...) and INSERT ... FORMAT Native|TabSeparated|TabSeparatedWithNames|JSONEachRow|Values take
+            their data inline, after VALUES or after the format name and its line end, or else from standard input.
             """,
         subcommands: [Query.self, Convert.self],
         defaultSubcommand: Query.self)
@@ -55,11 +56,40 @@ enum OutputFormat: String, ExpressibleByArgument, CaseIterable {
     }
 }
 
-/// Writes formatted blocks to standard output, buffering up to 1 MiB.
+/// Standard output written with write(2), so that a reader that went away (`| head`) is an error
+/// the program handles, not a trap in `FileHandle.write`.
+enum StandardOutput {
+    /// The reader closed the pipe (EPIPE).
+    struct Closed: Error {}
+
+    static func write(_ bytes: [UInt8]) throws {
+        var offset = 0
+        while offset < bytes.count {
+            let written = bytes.withUnsafeBytes { raw in Glibc.write(1, raw.baseAddress! + offset, raw.count - offset) }
+            if written >= 0 {
+                offset += written
+            } else if errno == EINTR {
+                continue
+            } else if errno == EPIPE {
+                throw Closed()
+            } else {
+                throw StandardOutputError(message: String(cString: strerror(errno)))
+            }
+        }
+    }
+}
+
+struct StandardOutputError: Error, CustomStringConvertible {
+    var message: String
+    var description: String { "cannot write to standard output: \(message)" }
+}
+
+/// Writes formatted blocks to standard output, buffering up to 1 MiB. Text is written as bytes:
+/// String values that are not UTF-8 reach the output as they are, as ClickHouse writes them.
 struct BlockPrinter {
     let format: OutputFormat
     let settings: TextFormatSettings
-    private var pending = ""
+    private var pending = TextBuffer()
     private var wroteHeader = false
 
     init(format: OutputFormat, settings: TextFormatSettings) {
@@ -72,27 +102,40 @@ struct BlockPrinter {
         case .null: return
         case .native:
             guard block.rowCount > 0 else { return }
-            FileHandle.standardOutput.write(Data(try NativeFormat.encodeBlocks([block])))
+            try StandardOutput.write(try NativeFormat.encodeBlocks([block]))
             return
         case .tabSeparatedWithNames:
             if !wroteHeader {
-                pending += TabSeparated.header(block)
+                TabSeparated.header(block, into: &pending)
                 wroteHeader = true
             }
-            pending += TabSeparated.render(block, settings: settings)
+            TabSeparated.render(block, settings: settings, into: &pending)
         case .tabSeparated:
-            pending += TabSeparated.render(block, settings: settings)
+            TabSeparated.render(block, settings: settings, into: &pending)
         case .jsonEachRow:
-            pending += JSONEachRow.render(block, settings: settings)
+            JSONEachRow.render(block, settings: settings, into: &pending)
         }
-        if pending.utf8.count > 1 << 20 { flush() }
+        if pending.count > 1 << 20 { try flush() }
     }
 
-    mutating func flush() {
+    mutating func flush() throws {
         guard !pending.isEmpty else { return }
-        FileHandle.standardOutput.write(Data(pending.utf8))
-        pending = ""
+        try StandardOutput.write(pending.bytes)
+        pending.removeAll()
     }
+}
+
+/// Blocks already in memory (an INSERT's inline data) as the sequence `insert` takes.
+struct BlockList: AsyncSequence, Sendable {
+    typealias Element = Block
+    let blocks: [Block]
+
+    struct AsyncIterator: AsyncIteratorProtocol {
+        var remaining: ArraySlice<Block>
+        mutating func next() async throws -> Block? { remaining.popFirst() }
+    }
+
+    func makeAsyncIterator() -> AsyncIterator { AsyncIterator(remaining: blocks[...]) }
 }
 
 struct Query: AsyncParsableCommand {
@@ -100,29 +143,49 @@ struct Query: AsyncParsableCommand {
 
     static let environment = ProcessInfo.processInfo.environment
 
-    @Option(help: "Server host (CLICKHOUSE_HOST).") var host = environment["CLICKHOUSE_HOST"] ?? "localhost"
-    @Option(help: "Native port (CLICKHOUSE_PORT; 9440 is usual with --secure).") var port: Int?
-    @Option(help: "User (CLICKHOUSE_USER).") var user = environment["CLICKHOUSE_USER"] ?? "default"
-    @Option(help: "Password (CLICKHOUSE_PASSWORD).") var password = environment["CLICKHOUSE_PASSWORD"] ?? ""
-    @Option(help: "Default database (CLICKHOUSE_DATABASE).") var database = environment["CLICKHOUSE_DATABASE"] ?? ""
+    // The environment's values are read in run(), not used as the options' defaults: `--help`
+    // prints defaults, and would print the password.
+    @Option(help: "Server host (default: CLICKHOUSE_HOST, else localhost).") var host: String?
+    @Option(help: "Native port (default: CLICKHOUSE_PORT, else 9000; with --secure CLICKHOUSE_SECURE_PORT, else 9440).") var port: Int?
+    @Option(help: "User (default: CLICKHOUSE_USER, else default).") var user: String?
+    @Option(help: "Password (default: CLICKHOUSE_PASSWORD, else empty).") var password: String?
+    @Option(help: "Default database (default: CLICKHOUSE_DATABASE, else the user's).") var database: String?
     @Flag(help: "Use TLS (the secure native port).") var secure = false
     @Flag(help: "With --secure: do not verify the server certificate (self-signed test servers).") var insecure = false
     @Option(help: "Block compression: lz4, zstd or none.") var compression = "lz4"
-    @Option(help: "The query to run.") var query: String
-    @Option(help: "Output format: TabSeparated, TabSeparatedWithNames, JSONEachRow, Native, Null.") var format: OutputFormat = .tabSeparated
+    @Option(help: "The query to run. INSERT data comes inline (VALUES (...), FORMAT X <data>) or from standard input.") var query: String
+    @Option(help: "Output format: TabSeparated, TabSeparatedWithNames, JSONEachRow, Native, Null (a FORMAT clause at the end of the query wins).")
+    var format: OutputFormat = .tabSeparated
     @Flag(help: "Print the elapsed time to standard error.") var time = false
 
     func validate() throws {
         guard !insecure || secure else { throw ValidationError("--insecure only applies with --secure (TLS)") }
-        // An INSERT's data comes from standard input; parameters would be silently dropped.
-        guard Self.insertFormat(query) == nil || ChNative.parameters.isEmpty else {
-            throw ValidationError("query parameters (--param_*) are not supported with INSERT ... FORMAT; the data comes from standard input")
+        switch Statement(query) {
+        case .insert:
+            // An INSERT's data is sent as blocks; parameters would be silently dropped.
+            guard ChNative.parameters.isEmpty else {
+                throw ValidationError("query parameters (--param_*) are not supported with INSERT ... VALUES or FORMAT; the data is sent as blocks")
+            }
+        case let .query(_, outputFormat?):
+            guard OutputFormat(argument: outputFormat) != nil else {
+                throw ValidationError("output format \(outputFormat) is not supported; use TabSeparated, TabSeparatedWithNames, JSONEachRow, Native or Null")
+            }
+        case .query: break
+        }
+        let portVariable = secure ? "CLICKHOUSE_SECURE_PORT" : "CLICKHOUSE_PORT"
+        if port == nil, let text = Self.environment[portVariable], !text.isEmpty, Int(text) == nil {
+            throw ValidationError("\(portVariable) must be a port number, not \(text)")
         }
     }
 
     func run() async throws {
         do {
             try await execute()
+        } catch is StandardOutput.Closed {
+            // The reader went away (`| head`): end as other tools do, by SIGPIPE, silently.
+            signal(SIGPIPE, SIG_DFL)
+            raise(SIGPIPE)
+            throw ExitCode(141)
         } catch let error as ServerException {
             // As clickhouse-client reports it; the exit status carries the code.
             FileHandle.standardError.write(Data("\(error)\n".utf8))
@@ -134,6 +197,9 @@ struct Query: AsyncParsableCommand {
             // Bad input aborts the INSERT (the connection is closed, so nothing partial is committed).
             FileHandle.standardError.write(Data("chnative: \(error)\n".utf8))
             throw ExitCode(27)
+        } catch let error as StandardOutputError {
+            FileHandle.standardError.write(Data("chnative: \(error)\n".utf8))
+            throw ExitCode(75)  // CANNOT_WRITE_TO_FILE_DESCRIPTOR, as clickhouse-client reports it
         }
     }
 
@@ -142,8 +208,13 @@ struct Query: AsyncParsableCommand {
         guard let method = CompressionMethod(rawValue: compression.lowercased()) else {
             throw ValidationError("--compression must be lz4, zstd or none")
         }
-        var configuration = ClickHouseConfiguration(host: host, port: port ?? (secure ? 9440 : Int(Self.environment["CLICKHOUSE_PORT"] ?? "") ?? 9000),
-                                                    database: database, user: user, password: password, compression: method)
+        let environment = Self.environment
+        // CLICKHOUSE_PORT names the plain port (scripts/common.sh exports it), so TLS has its own variable.
+        let resolvedPort = port ?? environment[secure ? "CLICKHOUSE_SECURE_PORT" : "CLICKHOUSE_PORT"].flatMap { Int($0) } ?? (secure ? 9440 : 9000)
+        var configuration = ClickHouseConfiguration(host: host ?? environment["CLICKHOUSE_HOST"] ?? "localhost", port: resolvedPort,
+                                                    database: database ?? environment["CLICKHOUSE_DATABASE"] ?? "",
+                                                    user: user ?? environment["CLICKHOUSE_USER"] ?? "default",
+                                                    password: password ?? environment["CLICKHOUSE_PASSWORD"] ?? "", compression: method)
         if secure {
             var tls = TLSConfiguration.makeClientConfiguration()
             if insecure { tls.certificateVerification = .none }
@@ -153,34 +224,57 @@ struct Query: AsyncParsableCommand {
         defer { Task { await connection.close() } }
         let server = await connection.server
 
-        if let inputFormat = Self.insertFormat(query) {
-            // The data format is the client's business: the protocol carries blocks. A FORMAT clause
-            // in the query text would make the server look for inline data instead.
-            let sql = Self.withoutFormatClause(query)
+        switch Statement(query) {
+        case let .insert(sql, inputFormat, inline):
+            let timeZone = server.timeZone
             if inputFormat.lowercased() == "native" {
-                // Columns stay encoded: their bytes are checked and sent on, not decoded and re-encoded.
-                try await connection.insert(sql, blocks: FileDescriptorBlocks(nativeFrom: 0))
+                if let inline {
+                    var decoder = NativeStreamDecoder(decoding: .encoded)
+                    decoder.append(inline)
+                    var blocks: [Block] = []
+                    while let block = try decoder.nextBlock(endOfInput: true) { blocks.append(block) }
+                    try decoder.finish()
+                    try await connection.insert(sql, blocks: BlockList(blocks: blocks))
+                } else {
+                    // Columns stay encoded: their bytes are checked and sent on, not decoded and re-encoded.
+                    try await connection.insert(sql, blocks: FileDescriptorBlocks(nativeFrom: 0))
+                }
             } else if let textFormat = TextInputFormat(name: inputFormat) {
-                let timeZone = server.timeZone
                 try await connection.insert(sql, blocksFor: { header in
-                    FileDescriptorBlocks(fileDescriptor: 0, decoder: TextInputDecoder(format: textFormat, structure: header.columns.map { ($0.name, $0.column.type) },
-                                                                                      timeZone: timeZone))
+                    let structure = header.columns.map { ($0.name, $0.column.type) }
+                    if let inline {
+                        var decoder = TextInputDecoder(format: textFormat, structure: structure, timeZone: timeZone)
+                        decoder.append(inline)
+                        var blocks: [Block] = []
+                        while let block = try decoder.nextBlock(endOfInput: true) { blocks.append(block) }
+                        try decoder.finish()
+                        return AnyBlocks.list(BlockList(blocks: blocks))
+                    }
+                    return AnyBlocks.file(FileDescriptorBlocks(fileDescriptor: 0, decoder: TextInputDecoder(format: textFormat, structure: structure, timeZone: timeZone)))
                 })
             } else {
-                throw ValidationError("INSERT input format \(inputFormat) is not supported; use Native, TabSeparated, TabSeparatedWithNames or JSONEachRow")
+                throw ValidationError("INSERT input format \(inputFormat.isEmpty ? "(none)" : inputFormat) is not supported; use Values, Native, TabSeparated, TabSeparatedWithNames or JSONEachRow")
             }
-        } else {
+        case let .query(sql, clauseFormat):
             let progress = ProgressLine(enabled: isatty(2) == 1)
-            var printer = BlockPrinter(format: format, settings: TextFormatSettings(server: server))
-            let result = try await connection.query(query, parameters: ChNative.parameters, onEvent: { event in
+            var printer = BlockPrinter(format: clauseFormat.flatMap { OutputFormat(argument: $0) } ?? format,
+                                       settings: TextFormatSettings(server: server))
+            let result = try await connection.query(sql, parameters: ChNative.parameters, onEvent: { event in
                 if case let .progress(p) = event { progress.add(p) }
             })
-            // Printing on the connection's event loop: one thread decodes and prints, with no
-            // hand-over between threads per block (this process has only this connection).
-            try await withTaskExecutorPreference(connection.taskExecutor) {
-                for try await block in result { try printer.print(block) }
+            do {
+                // Printing on the connection's event loop: one thread decodes and prints, with no
+                // hand-over between threads per block (this process has only this connection).
+                try await withTaskExecutorPreference(connection.taskExecutor) {
+                    for try await block in result { try printer.print(block) }
+                }
+            } catch let error where !(error is StandardOutput.Closed) {
+                // Rows that arrived before a server error are printed, as clickhouse-client does.
+                progress.finish()
+                try? printer.flush()
+                throw error
             }
-            printer.flush()
+            try printer.flush()
             progress.finish()
         }
         if time {
@@ -189,21 +283,28 @@ struct Query: AsyncParsableCommand {
             FileHandle.standardError.write(Data(String(format: "%.3f\n", seconds).utf8))
         }
     }
+}
 
-    /// `INSERT INTO t [(columns)] FORMAT X` as `INSERT INTO t [(columns)] VALUES`.
-    static func withoutFormatClause(_ sql: String) -> String {
-        guard let range = sql.range(of: #"\bFORMAT\s+\w+\s*$"#, options: [.regularExpression, .caseInsensitive]) else { return sql }
-        return sql.replacingCharacters(in: range, with: "VALUES")
+/// The blocks of a text INSERT: parsed inline data, or standard input.
+enum AnyBlocks: AsyncSequence {
+    typealias Element = Block
+    case list(BlockList)
+    case file(FileDescriptorBlocks<TextInputDecoder>)
+
+    struct AsyncIterator: AsyncIteratorProtocol {
+        var list: BlockList.AsyncIterator?
+        var file: FileDescriptorBlocks<TextInputDecoder>.AsyncIterator?
+        mutating func next() async throws -> Block? {
+            if list != nil { return try await list!.next() }
+            return try await file!.next()
+        }
     }
 
-    /// The data format of an `INSERT ... FORMAT X` query, or nil for other statements.
-    static func insertFormat(_ sql: String) -> String? {
-        let words = sql.split(whereSeparator: { $0.isWhitespace })
-        guard let first = words.first, first.uppercased() == "INSERT" else { return nil }
-        if let index = words.lastIndex(where: { $0.uppercased() == "FORMAT" }), index + 1 < words.count {
-            return String(words[index + 1])
+    func makeAsyncIterator() -> AsyncIterator {
+        switch self {
+        case let .list(blocks): return AsyncIterator(list: blocks.makeAsyncIterator(), file: nil)
+        case let .file(blocks): return AsyncIterator(list: nil, file: blocks.makeAsyncIterator())
         }
-        return "Native"
     }
 }
 
@@ -246,6 +347,16 @@ struct Convert: ParsableCommand {
     @Option(name: .customLong("output-format"), help: "Output format: TabSeparated, TabSeparatedWithNames, JSONEachRow, Native.") var outputFormat: OutputFormat
 
     func run() throws {
+        do {
+            try convert()
+        } catch is StandardOutput.Closed {
+            signal(SIGPIPE, SIG_DFL)
+            raise(SIGPIPE)
+            throw ExitCode(141)
+        }
+    }
+
+    func convert() throws {
         var printer = BlockPrinter(format: outputFormat, settings: TextFormatSettings())
         if inputFormat.lowercased() == "native" {
             guard structure == nil else { throw ValidationError("--structure is for text input: Native input carries its own column names and types") }
@@ -265,14 +376,14 @@ struct Convert: ParsableCommand {
                     if endOfInput { try decoder.finish() }
                 }
             } catch let error as TextInputError {
-                printer.flush()
+                try printer.flush()
                 FileHandle.standardError.write(Data("chnative: \(error)\n".utf8))
                 throw ExitCode(27)  // CANNOT_PARSE_INPUT_ASSERTION_FAILED, as clickhouse-local reports bad input
             }
         } else {
-            throw ValidationError("input format \(inputFormat) is not supported; use Native, TabSeparated, TabSeparatedWithNames or JSONEachRow")
+            throw ValidationError("input format \(inputFormat) is not supported; use Native, TabSeparated, TabSeparatedWithNames, JSONEachRow or Values")
         }
-        printer.flush()
+        try printer.flush()
     }
 
     /// Calls `body` with each 1 MiB chunk of standard input, then once with nil at the end.

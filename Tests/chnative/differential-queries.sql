@@ -28,3 +28,5 @@ SELECT toDateTime('2024-03-15 14:30:00', 'UTC') AS a, [toDateTime('2024-03-15 14
 SELECT -1.5 AS neg, 100 AS hundred, 1000000 AS million, 0.5 AS half, 2.5e-10 AS small
 SELECT toUInt64(number) * 1000000007 AS big FROM system.numbers LIMIT 5
 SELECT intDiv(number, 3) AS q, number % 3 AS r FROM system.numbers LIMIT 10
+SELECT MD5('a') AS h, unhex('FF80') AS b, [unhex('FF'), 'ok'] AS a, toFixedString(unhex('00FE'), 2) AS f
+SELECT unhex('7F') AS del, unhex('E280A8') AS ls, concat('x', unhex('E280A9'), 'y') AS ps, unhex('E280') AS cut, 'a/b"c\\d' AS q

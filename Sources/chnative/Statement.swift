@@ -1,0 +1,109 @@
+/// What chnative does with a statement. Over the native protocol the server reads an INSERT's
+/// rows only as blocks from the client: data written inline after `VALUES` or `FORMAT X` in the
+/// query text is ignored, and an INSERT without data waits for blocks. So, as clickhouse-client
+/// does, the client splits the text: an `INSERT ... SELECT` runs as a query, an INSERT with data
+/// sends the statement up to its data and the data as blocks, and a `FORMAT` at the end of any
+/// other query picks the output format instead of going to the server.
+enum Statement: Equatable {
+    /// A query whose result is printed; `outputFormat` is the trailing `FORMAT` clause's name, taken out of `sql`.
+    case query(sql: String, outputFormat: String?)
+    /// An INSERT whose rows come from the client: `sql` ends in `VALUES`, the rows are `inline`
+    /// (the text after `VALUES` or after `FORMAT X` and its line end) or, when that is nil, standard input.
+    case insert(sql: String, format: String, inline: [UInt8]?)
+
+    init(_ text: String) {
+        let words = Self.topLevelWords(text)
+        let bytes = Array(text.utf8)
+        func string(_ range: Range<Int>) -> String { String(decoding: bytes[range], as: UTF8.self) }
+        guard let first = words.first, first.word == "INSERT" else {
+            // `... FORMAT Name` as the last words (a `;` may follow): the output format.
+            if words.count >= 2, words[words.count - 2].word == "FORMAT",
+               bytes[words[words.count - 1].range.upperBound...].allSatisfy({ Self.isSpace($0) || $0 == UInt8(ascii: ";") }) {
+                let format = words[words.count - 1]
+                self = .query(sql: string(0..<words[words.count - 2].range.lowerBound), outputFormat: string(format.range))
+            } else {
+                self = .query(sql: text, outputFormat: nil)
+            }
+            return
+        }
+        guard let clause = words.dropFirst().firstIndex(where: { ["VALUES", "FORMAT", "SELECT", "WITH"].contains($0.word) }) else {
+            // `INSERT INTO t` alone: Native blocks from standard input.
+            self = .insert(sql: text + " VALUES", format: "Native", inline: nil)
+            return
+        }
+        let keyword = words[clause]
+        switch keyword.word {
+        case "SELECT", "WITH":
+            self = .query(sql: text, outputFormat: nil)
+        case "VALUES":
+            var start = keyword.range.upperBound
+            while start < bytes.count, Self.isSpace(bytes[start]) { start += 1 }
+            self = .insert(sql: string(0..<keyword.range.upperBound), format: "Values", inline: Self.data(bytes[start...]))
+        default:  // FORMAT Name, then the data after spaces and one line end
+            guard clause + 1 < words.count else {
+                self = .insert(sql: text, format: "", inline: nil)
+                return
+            }
+            let name = words[clause + 1]
+            var start = name.range.upperBound
+            while start < bytes.count, bytes[start] == 0x20 || bytes[start] == 0x09 { start += 1 }
+            if start < bytes.count, bytes[start] == 0x0D { start += 1 }
+            if start < bytes.count, bytes[start] == 0x0A { start += 1 }
+            self = .insert(sql: string(0..<keyword.range.lowerBound) + "VALUES", format: string(name.range), inline: Self.data(bytes[start...]))
+        }
+    }
+
+    /// Inline data, or nil when there is none (only spaces or a final `;`): the rows come from standard input.
+    private static func data(_ rest: ArraySlice<UInt8>) -> [UInt8]? {
+        rest.allSatisfy { isSpace($0) || $0 == UInt8(ascii: ";") } ? nil : Array(rest)
+    }
+
+    private static func isSpace(_ byte: UInt8) -> Bool { byte == 0x20 || byte == 0x09 || byte == 0x0A || byte == 0x0D }
+
+    /// The words outside parentheses, brackets, quotes and comments, upper-cased, with their byte
+    /// ranges; a word after a `.` (`db.values`) is a name part, not a keyword, and is left out.
+    static func topLevelWords(_ text: String) -> [(word: String, range: Range<Int>)] {
+        let bytes = Array(text.utf8)
+        var words: [(word: String, range: Range<Int>)] = []
+        var depth = 0
+        var index = 0
+        func isWordByte(_ byte: UInt8) -> Bool {
+            (byte >= 0x30 && byte <= 0x39) || (byte >= 0x41 && byte <= 0x5A) || (byte >= 0x61 && byte <= 0x7A) || byte == 0x5F || byte >= 0x80
+        }
+        while index < bytes.count {
+            let byte = bytes[index]
+            switch byte {
+            case UInt8(ascii: "'"), UInt8(ascii: "\""), UInt8(ascii: "`"):
+                index += 1
+                while index < bytes.count, bytes[index] != byte {
+                    index += bytes[index] == 0x5C ? 2 : 1
+                }
+                index += 1  // the closing quote (a doubled quote reads as two strings, which is the same here)
+            case UInt8(ascii: "-") where index + 1 < bytes.count && bytes[index + 1] == UInt8(ascii: "-"):
+                while index < bytes.count, bytes[index] != 0x0A { index += 1 }
+            case UInt8(ascii: "/") where index + 1 < bytes.count && bytes[index + 1] == UInt8(ascii: "*"):
+                index += 2
+                while index + 1 < bytes.count, !(bytes[index] == UInt8(ascii: "*") && bytes[index + 1] == UInt8(ascii: "/")) { index += 1 }
+                index += 2
+            case UInt8(ascii: "("), UInt8(ascii: "["), UInt8(ascii: "{"):
+                depth += 1
+                index += 1
+            case UInt8(ascii: ")"), UInt8(ascii: "]"), UInt8(ascii: "}"):
+                depth = max(0, depth - 1)
+                index += 1
+            default:
+                guard isWordByte(byte) else {
+                    index += 1
+                    continue
+                }
+                let start = index
+                while index < bytes.count, isWordByte(bytes[index]) { index += 1 }
+                if depth == 0, start == 0 || bytes[start - 1] != UInt8(ascii: ".") {
+                    words.append((String(decoding: bytes[start..<index], as: UTF8.self).uppercased(), start..<index))
+                }
+            }
+            // (an unclosed string or comment ends the scan: the server reports the syntax error)
+        }
+        return words
+    }
+}
