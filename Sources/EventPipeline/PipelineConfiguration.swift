@@ -33,6 +33,7 @@ public struct PipelineConfiguration: Sendable, Equatable {
     public var apiMaxBodyBytes: Int
     /// Bearer tokens accepted by the API; empty: no authentication.
     public var apiKeys: [String]
+    public var apiIdleTimeoutMilliseconds: Int
     /// How long a ClickHouse connection may stay silent during a request before it is given up.
     /// A running SELECT sends Progress every 100 ms (`interactive_delay`); an INSERT the server is
     /// still writing sends nothing, so this must exceed the slowest INSERT as well.
@@ -60,6 +61,7 @@ public struct PipelineConfiguration: Sendable, Equatable {
         kafkaDeadLetterTopic = try reader.string("KAFKA_DLQ_TOPIC", default: kafkaTopic + ".dlq")
         kafkaProperties = KafkaConfiguration.properties(fromEnvironment: environment)
         apiMaxBodyBytes = try reader.integer("API_MAX_BODY_BYTES", default: 1 << 20, in: 1024...(1 << 20))
+        apiIdleTimeoutMilliseconds = try reader.integer("API_IDLE_TIMEOUT_MS", default: 60_000, in: 1000...3_600_000)
         apiKeys = (environment["API_KEYS"] ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
     }
 

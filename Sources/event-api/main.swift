@@ -20,7 +20,8 @@ do {
 let client = ClickHouseClient(hosts: [configuration.clickHouse], logger: Logger(label: "clickhouse"))
 let repository = EventRepository(client: client, database: configuration.clickHouseDatabase)
 let api = EventAPI(sink: KafkaEventSink(producer: producer, topic: configuration.kafkaTopic), repository: repository,
-                   metrics: APIMetrics(), options: .init(maximumBodyBytes: configuration.apiMaxBodyBytes, apiKeys: configuration.apiKeys),
+                   metrics: APIMetrics(), options: .init(maximumBodyBytes: configuration.apiMaxBodyBytes, apiKeys: configuration.apiKeys,
+                                 idleTimeout: .milliseconds(configuration.apiIdleTimeoutMilliseconds)),
                    openAPIDocument: PackageResources.openapi_yaml, logger: logger)
 let app = Application(responder: api, server: api.httpServer(serverName: "event-api"),
                       configuration: .init(address: .hostname("0.0.0.0", port: configuration.apiPort), serverName: "event-api"), logger: logger)

@@ -34,6 +34,14 @@ import Testing
         }
     }
 
+    @Test func apiIdleTimeout() throws {
+        #expect(try PipelineConfiguration(environment: [:]).apiIdleTimeoutMilliseconds == 60_000)
+        #expect(try PipelineConfiguration(environment: ["API_IDLE_TIMEOUT_MS": "1500"]).apiIdleTimeoutMilliseconds == 1500)
+        #expect(throws: ConfigurationError(variable: "API_IDLE_TIMEOUT_MS", message: "must be an integer from 1000 to 3600000, got '0'")) {
+            try PipelineConfiguration(environment: ["API_IDLE_TIMEOUT_MS": "0"])
+        }
+    }
+
     @Test func overrides() throws {
         let configuration = try PipelineConfiguration(environment: [
             "API_PORT": "9999", "CLICKHOUSE_DATABASE": "analytics_2", "CONSUMER_BATCH_SIZE": "10000",

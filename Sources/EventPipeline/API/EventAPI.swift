@@ -17,9 +17,13 @@ public struct EventAPI: HTTPResponder {
         public var maximumBatchBytes = 5 << 20
         public var maximumBatchItems = 1000
         public var apiKeys: [String]
-        public init(maximumBodyBytes: Int = 1 << 20, apiKeys: [String] = []) {
+        /// How long a connection may wait on its client (no request, or a request not fully sent)
+        /// before it is closed: idle keep-alive connections and stalled uploads hold file descriptors.
+        public var idleTimeout: Duration
+        public init(maximumBodyBytes: Int = 1 << 20, apiKeys: [String] = [], idleTimeout: Duration = .seconds(60)) {
             self.maximumBodyBytes = maximumBodyBytes
             self.apiKeys = apiKeys
+            self.idleTimeout = idleTimeout
         }
     }
 

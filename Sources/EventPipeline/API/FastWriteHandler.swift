@@ -24,6 +24,12 @@ import NIOHTTPTypes
 /// HTTP/1.1 order: a connection's requests are answered in the order they came. While a write
 /// waits for its acknowledgement, later requests wait here (and no more is read); a write that
 /// arrives while a request handed to the router is unanswered waits for that answer.
+///
+/// Connection handling that Hummingbird leaves out, for both paths since every part passes here:
+/// a connection waiting on its client (no request, or one not fully sent) longer than the idle
+/// timeout is closed; `Expect: 100-continue` is answered with 100 when the body will be read; a
+/// request whose `Connection` header lists `close` (Hummingbird only closes on the exact value) or
+/// an answer that says `Connection: close` ends the connection once written.
 final class FastWriteHandler: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPRequestPart
     typealias InboundOut = HTTPRequestPart
@@ -82,19 +88,70 @@ final class FastWriteHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// An error of the HTTP decoder that came after parts still waiting (it belongs after them).
     private var errorHeld: (any Error)?
     private var context: ChannelHandlerContext?
+    /// The last request part read or answer written: the idle timeout counts from here.
+    private var lastActivity = NIODeadline.now()
+    private var idleCheck: Scheduled<Void>?
+
+    /// How long a write that is still arriving when the server shuts down may take to arrive.
+    static let bodyGraceOnShutdown = TimeAmount.seconds(5)
+
+    private let idleTimeout: TimeAmount
 
     init(api: EventAPI, serverName: String) {
         self.api = api
         self.serverName = serverName
+        let (seconds, attoseconds) = api.options.idleTimeout.components
+        idleTimeout = .nanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
     }
 
-    func handlerAdded(context: ChannelHandlerContext) { self.context = context }
-    func handlerRemoved(context: ChannelHandlerContext) { self.context = nil }
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        scheduleIdleCheck(context: context, at: .now() + idleTimeout)
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        idleCheck?.cancel()
+        idleCheck = nil
+        self.context = nil
+    }
+
+    // MARK: Idle timeout
+
+    /// Whether the connection is waiting for its client: no request at all, or one whose body is
+    /// still arriving. (Not while a write waits for Kafka or the router works on a request.)
+    private var waitsOnClient: Bool {
+        switch state {
+        case .collecting, .forwarding: return true
+        case .idle: return unansweredForwarded == 0 && held.isEmpty
+        case .answering, .closing: return false
+        }
+    }
+
+    private func scheduleIdleCheck(context: ChannelHandlerContext, at deadline: NIODeadline) {
+        let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        idleCheck = context.eventLoop.scheduleTask(deadline: deadline) { loopBound.value.checkIdle() }
+    }
+
+    private func checkIdle() {
+        idleCheck = nil
+        guard let context else { return }
+        let timeout = idleTimeout
+        let deadline = lastActivity + timeout
+        if waitsOnClient && NIODeadline.now() >= deadline {
+            api.logger.debug("closing a connection idle for \(api.options.idleTimeout)")
+            state = .closing
+            context.close(promise: nil)
+            return
+        }
+        // Activity moved the deadline on; a busy connection is looked at again a timeout later.
+        scheduleIdleCheck(context: context, at: waitsOnClient ? deadline : max(deadline, .now() + timeout))
+    }
 
     // MARK: Inbound
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let part = unwrapInboundIn(data)
+        lastActivity = .now()
         if !held.isEmpty || !serve(part, context: context) { held.append(part) }
     }
 
@@ -113,23 +170,28 @@ final class FastWriteHandler: ChannelDuplexHandler, RemovableChannelHandler {
             guard !quiescing, !closeAfterForwarded else { return false }
             let route = Route(path: head.path.map { Self.pathWithoutQuery($0) } ?? "")
             guard Self.isSingleWrite(route, head.method) else {
+                // (Only when no answer is still owed: a 100 must not come before an earlier answer.)
+                if Self.expectsContinue(head), unansweredForwarded == 0 { sendContinue(context: context) }
                 unansweredForwarded += 1
                 state = .forwarding
-                // As Hummingbird decides it (exact match): it stops after this request.
-                if head.headerFields[.connection] == "close" { closeAfterForwarded = true }
+                // Nothing after this request is served; the connection closes once it is answered.
+                if Self.asksToClose(head) { closeAfterForwarded = true }
                 forward(part, context: context)
                 return true
             }
             guard unansweredForwarded == 0 else { return false }
             var unauthorized: APIError?
             do { try api.authorize(head.headerFields) } catch { unauthorized = error }
+            let limit = unauthorized == nil ? api.options.maximumBodyBytes : 0
+            let declaredLength = head.headerFields[.contentLength].flatMap { Int($0) }
             pending = PendingWrite(route: route, method: head.method, requestID: api.requestID(head.headerFields),
-                                   unauthorized: unauthorized, closeAfter: head.headerFields[.connection]?.lowercased() == "close", started: .now,
+                                   unauthorized: unauthorized, closeAfter: Self.asksToClose(head), started: .now,
                                    // Without a valid key the body is dropped as it arrives (limit 0), never buffered.
-                                   body: BodyCollector(limit: unauthorized == nil ? api.options.maximumBodyBytes : 0,
-                                                       declaredLength: head.headerFields[.contentLength].flatMap { Int($0) },
-                                                       allocator: context.channel.allocator))
+                                   body: BodyCollector(limit: limit, declaredLength: declaredLength, allocator: context.channel.allocator))
             state = .collecting
+            // A body that will be refused is not asked for: the client waits a moment and sends it,
+            // or gives up; the answer comes either way.
+            if Self.expectsContinue(head), unauthorized == nil, (declaredLength ?? 0) <= limit { sendContinue(context: context) }
             return true
         case (.forwarding, _):
             if case .end = part { state = .idle }
@@ -137,6 +199,9 @@ final class FastWriteHandler: ChannelDuplexHandler, RemovableChannelHandler {
             return true
         case let (.collecting, .body(chunk)):
             if !pending!.body.append(chunk) {
+                // Answered before the body's end: the rest is not read, the connection closes
+                // (a client could otherwise stream without end).
+                pending!.closeAfter = true
                 skippingRestOfBody = true
                 startWrite(context: context)
             }
@@ -191,6 +256,8 @@ final class FastWriteHandler: ChannelDuplexHandler, RemovableChannelHandler {
         headers[.date] = HTTPDate.now()
         headers[.server] = serverName
         let close = pending.closeAfter || headers[.connection]?.lowercased() == "close"
+        if close { headers[.connection] = "close" }
+        lastActivity = .now()
         context.write(wrapOutboundOut(.head(HTTPResponse(status: answer.status, headerFields: headers))), promise: nil)
         context.write(wrapOutboundOut(.body(context.channel.allocator.buffer(bytes: answer.body))), promise: nil)
         if close {
@@ -212,6 +279,11 @@ final class FastWriteHandler: ChannelDuplexHandler, RemovableChannelHandler {
             return
         }
         serveHeld(context: context)
+    }
+
+    /// `HTTP/1.1 100 Continue`: the client may send the body now.
+    private func sendContinue(context: ChannelHandlerContext) {
+        context.writeAndFlush(wrapOutboundOut(.head(HTTPResponse(status: .continue))), promise: nil)
     }
 
     private func forward(_ part: HTTPRequestPart, context: ChannelHandlerContext) {
@@ -291,6 +363,18 @@ final class FastWriteHandler: ChannelDuplexHandler, RemovableChannelHandler {
         if event is ChannelShouldQuiesceEvent {
             if state == .collecting || state == .answering {
                 quiesceHeld = true
+                if state == .collecting {
+                    // A body still arriving gets a few seconds, not as long as a stalled client likes
+                    // (nothing of it went to Kafka; the client sees the connection close).
+                    let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
+                    context.eventLoop.scheduleTask(in: Self.bodyGraceOnShutdown) {
+                        let handler = loopBound.value
+                        if handler.state == .collecting, let context = handler.context {
+                            handler.state = .closing
+                            context.close(promise: nil)
+                        }
+                    }
+                }
                 return
             }
             quiescing = true
@@ -308,27 +392,40 @@ final class FastWriteHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
         let part = unwrapOutboundIn(data)
-        context.write(data, promise: promise)
         if case let .head(response) = part, response.headerFields[.connection]?.lowercased() == "close" {
             responseCloses = true
         }
-        if case .end = part {
-            // The router answered a request it was handed (or a decoder error, which is not counted).
-            unansweredForwarded = max(0, unansweredForwarded - 1)
-            if responseCloses || closeAfterForwarded {
-                // That answer ends the connection: what waits behind it is not served.
-                responseCloses = false
-                closeAfterForwarded = true
-                held.removeAll()
-                return
+        guard case .end = part else {
+            context.write(data, promise: promise)
+            return
+        }
+        // The router answered a request it was handed (or a decoder error, which is not counted).
+        unansweredForwarded = max(0, unansweredForwarded - 1)
+        lastActivity = .now()
+        if responseCloses || (closeAfterForwarded && unansweredForwarded == 0) {
+            // That answer ends the connection: what waits behind it is not served, and the
+            // connection closes once the answer is out (Hummingbird only closes it when the
+            // request said exactly `close`; after a 413 it kept reading and answered nothing).
+            responseCloses = false
+            closeAfterForwarded = true
+            state = .closing
+            held.removeAll()
+            let channel = context.channel
+            let written = context.eventLoop.makePromise(of: Void.self)
+            written.futureResult.whenComplete { result in
+                promise?.completeWith(result)
+                channel.close(promise: nil)
             }
-            if unansweredForwarded == 0, !held.isEmpty {
-                // Not from inside the router's write: serve the waiting parts on the next tick.
-                let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
-                context.eventLoop.execute {
-                    let handler = loopBound.value
-                    if let context = handler.context { handler.serveHeld(context: context) }
-                }
+            context.write(data, promise: written)
+            return
+        }
+        context.write(data, promise: promise)
+        if unansweredForwarded == 0, !held.isEmpty {
+            // Not from inside the router's write: serve the waiting parts on the next tick.
+            let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
+            context.eventLoop.execute {
+                let handler = loopBound.value
+                if let context = handler.context { handler.serveHeld(context: context) }
             }
         }
     }
@@ -359,6 +456,16 @@ final class FastWriteHandler: ChannelDuplexHandler, RemovableChannelHandler {
         case (.createEvent, .post), (.event, .put), (.event, .delete): return true
         default: return false
         }
+    }
+
+    /// Whether the request's `Connection` header lists `close` (any case, among other tokens).
+    static func asksToClose(_ head: HTTPRequest) -> Bool {
+        guard let value = head.headerFields[.connection] else { return false }  // (most requests: no header)
+        return value.split(separator: ",").contains { $0.trimmingCharacters(in: .whitespaces).lowercased() == "close" }
+    }
+
+    static func expectsContinue(_ head: HTTPRequest) -> Bool {
+        head.headerFields[.expect]?.lowercased() == "100-continue"
     }
 
     static func pathWithoutQuery(_ target: String) -> Substring {
