@@ -250,4 +250,149 @@ import Testing
         #expect(decoded.count == 2)
         #expect(decoded.map { JSONEachRow.render($0) }.joined() == String(repeating: "{\"n\":1,\"s\":\"a\"}\n{\"n\":2,\"s\":\"bc\"}\n{\"n\":3,\"s\":\"\"}\n", count: 2))
     }
+
+    /// A one-column Native block: column and row counts, name, type, then `data` as it is.
+    static func nativeBlock(rows: UInt64, name: String, type: String, data: [UInt8]) -> [UInt8] {
+        var writer = ByteWriter()
+        writer.writeVarUInt(1)
+        writer.writeVarUInt(rows)
+        writer.writeString(name)
+        writer.writeString(type)
+        writer.writeBytes(data)
+        return writer.bytes
+    }
+
+    static func le64(_ value: UInt64) -> [UInt8] { withUnsafeBytes(of: value.littleEndian) { Array($0) } }
+
+    @Test func compactVariantDiscriminatorsAreRefused() {
+        // Found in review (2026-12-07): one compact granule ("2^40 rows, all NULL") in 34 bytes made
+        // the decoder allocate for every row (2^30 rows took 9.4 GB; 2^40 aborted the process).
+        var granule = ByteWriter()
+        granule.writeVarUInt(UInt64(1) << 40)
+        let data = Self.le64(1) + granule.bytes + [1, 0xFF]
+        #expect(throws: NativeFormatError("column v of type Variant(UInt8): Variant discriminators in compact mode (MergeTree's storage form) are not supported in Native data")) {
+            try NativeFormat.decodeBlocks(Self.nativeBlock(rows: UInt64(1) << 40, name: "v", type: "Variant(UInt8)", data: data))
+        }
+    }
+
+    @Test func deeplyNestedDynamicIsRefused() {
+        // Found in review: a Dynamic whose only type is Dynamic, 5 000 times over (125 KB),
+        // overflowed the stack.
+        var level = ByteWriter()
+        level.writeInteger(UInt64(2))
+        level.writeVarUInt(1)
+        level.writeString("Dynamic")
+        level.writeInteger(UInt64(0))
+        let data = Array([[UInt8]](repeating: level.bytes, count: 5000).joined()) + Self.le64(2) + [0] + Self.le64(0) + [0xFF]
+        #expect(throws: NativeFormatError("column d of type Dynamic: Dynamic values nested more than 16 levels deep")) {
+            try NativeFormat.decodeBlocks(Self.nativeBlock(rows: 1, name: "d", type: "Dynamic", data: data))
+        }
+    }
+
+    /// A Dynamic column of one row whose value is in the shared variant: binary type, then value.
+    static func sharedDynamicValue(_ typeAndValue: [UInt8]) throws -> String {
+        var value = ByteWriter()
+        value.writeVarUInt(UInt64(typeAndValue.count))
+        value.writeBytes(typeAndValue)
+        // Version 2, no listed types, basic mode; the discriminator 0 is SharedVariant.
+        let data = le64(2) + [0] + le64(0) + [0] + value.bytes
+        let blocks = try NativeFormat.decodeBlocks(nativeBlock(rows: 1, name: "d", type: "Dynamic", data: data))
+        return JSONEachRow.render(try #require(blocks.first))
+    }
+
+    @Test func invalidBinaryTypesInSharedValuesDoNotTrap() throws {
+        // Found in review: FixedString(0) divided by zero, DateTime64 with precision 19 overflowed
+        // 10^19, and Dynamic tags nested 100 000 deep overflowed the stack, all while rendering.
+        // Such values now render as null, as values of types that cannot be decoded do.
+        #expect(try Self.sharedDynamicValue([0x16, 0x00]) == "{\"d\":null}\n")
+        #expect(try Self.sharedDynamicValue([0x13, 0x13] + Self.le64(5)) == "{\"d\":null}\n")
+        #expect(try Self.sharedDynamicValue([0x33, 0x0A] + Self.le64(5)) == "{\"d\":null}\n")
+        #expect(try Self.sharedDynamicValue([0x19, 0x00, 0x00] + [0, 0, 0, 0]) == "{\"d\":null}\n")
+        #expect(try Self.sharedDynamicValue(Array([[UInt8]](repeating: [0x2B, 0x00], count: 100_000).joined()) + [0x01, 7]) == "{\"d\":null}\n")
+        // Valid ones still render.
+        #expect(try Self.sharedDynamicValue([0x16, 0x01, 0x41]) == "{\"d\":\"A\"}\n")
+        #expect(try Self.sharedDynamicValue([0x2B, 0x00, 0x01, 7]) == "{\"d\":7}\n")
+    }
+
+    @Test func arraysOfValuesThatTakeNoBytesAreNotTakenForTruncation() throws {
+        // Found in review: `['{}'::JSON]` in the flattened form (no paths, so no bytes per value)
+        // was reported as a stream cut inside a block, because offsets were bounded by the bytes left.
+        let data = Self.le64(3) + [0] + Self.le64(1)  // JSON prefix: flattened, no paths; then offsets [1] (chDB's bytes)
+        let blocks = try NativeFormat.decodeBlocks(Self.nativeBlock(rows: 1, name: "a", type: "Array(JSON)", data: data))
+        #expect(JSONEachRow.render(try #require(blocks.first)) == "{\"a\":[{}]}\n")
+    }
+
+    @Test func variantMembersOutOfTheServersOrderAreRefusedWhenEncoding() throws {
+        // Found in review: the server numbers members in name order whatever the type name lists;
+        // `Variant(UInt64, String)` written as listed made discriminator 0 mean String to the reader.
+        let unsorted = ClickHouseType.variant([.uint64, .string])
+        var numbers = FixedWidthColumn<UInt64>(type: .uint64)
+        numbers.append(7)
+        let column = try VariantColumn(type: unsorted, discriminators: [0], members: [numbers, StringColumn()])
+        #expect(throws: NativeFormatError("cannot encode column v of type Variant(UInt64, String): Variant members must be in the server's order, sorted by name: Variant(String, UInt64)")) {
+            try NativeFormat.encodeBlocks([Block(columns: [NamedColumn("v", column)])])
+        }
+    }
+
+    @Test func namesSortByTheirBytes() {
+        // Swift's `<` takes canonically equivalent strings as equal: JSON paths `e\u{301}x` and
+        // `\u{E9}a` came out swapped against ClickHouse's byte order.
+        #expect(precedesByBytes("e\u{301}x", "\u{E9}a"))
+        #expect(!("e\u{301}x" < "\u{E9}a"))
+    }
+
+    /// Set by the writer thread once it closed its end of the pipe.
+    final class ClosedFlag: @unchecked Sendable {
+        private let lock = NSLock()
+        private var closed = false
+        func set() { lock.withLock { closed = true } }
+        var isSet: Bool { lock.withLock { closed } }
+    }
+
+    /// Writes `pieces` into a new pipe from a thread, pausing `pause` seconds after each, and closes
+    /// its write end `holdOpen` seconds after the last; returns the read end and the flag it sets then.
+    static func pipeWriting(_ pieces: [[UInt8]], pause: Double, holdOpen: Double) -> (Int32, ClosedFlag) {
+        var ends: [Int32] = [0, 0]
+        precondition(pipe(&ends) == 0)
+        let writeEnd = ends[1]
+        let flag = ClosedFlag()
+        Thread.detachNewThread {
+            for piece in pieces {
+                piece.withUnsafeBytes { raw in
+                    var offset = 0
+                    while offset < raw.count { offset += max(0, write(writeEnd, raw.baseAddress! + offset, raw.count - offset)) }
+                }
+                Thread.sleep(forTimeInterval: pause)
+            }
+            Thread.sleep(forTimeInterval: holdOpen)
+            flag.set()
+            close(writeEnd)
+        }
+        return (ends[0], flag)
+    }
+
+    @Test(arguments: [BlockDecoding.values, .encoded])
+    func aBlockFinishedByASmallPieceIsYieldedWhileTheSourceStaysOpen(decoding: BlockDecoding) async throws {
+        // Found in review: a Native block whose last bytes came in a small read waited until the
+        // bytes had doubled, that is until the next block (9 s behind a live producer), or the end.
+        var numbers = FixedWidthColumn<UInt64>(type: .uint64)
+        for n in 0..<100_000 { numbers.append(UInt64(n)) }
+        let bytes = try NativeFormat.encodeBlocks([Block(columns: [NamedColumn("n", numbers)])])
+        let (readEnd, writerClosed) = Self.pipeWriting([Array(bytes.dropLast(5)), Array(bytes.suffix(5))], pause: 0.2, holdOpen: 30)
+        defer { close(readEnd) }
+        var iterator = FileDescriptorBlocks(nativeFrom: readEnd, decoding: decoding).makeAsyncIterator()
+        let block = try #require(try await iterator.next())
+        #expect(block.rowCount == 100_000)
+        #expect(!writerClosed.isSet, "the block waited for the end of the input")
+    }
+
+    @Test func textRowsFromAQuietSourceAreYieldedWithoutWaitingForABlocksWorth() async throws {
+        let (readEnd, writerClosed) = Self.pipeWriting([Array("1\tone\n2\ttwo\n".utf8)], pause: 0, holdOpen: 30)
+        defer { close(readEnd) }
+        let decoder = TextInputDecoder(format: .tabSeparated, structure: try TextInputDecoder.parseStructure("n UInt8, s String"))
+        var iterator = FileDescriptorBlocks(fileDescriptor: readEnd, decoder: decoder).makeAsyncIterator()
+        let block = try #require(try await iterator.next())
+        #expect(TabSeparated.render(block) == "1\tone\n2\ttwo\n")
+        #expect(!writerClosed.isSet, "the rows waited for the end of the input")
+    }
 }

@@ -37,6 +37,15 @@ import Testing
         #expect(try ClickHouseType.parse("MultiPolygon").storageType == .array(.polygon))
     }
 
+    @Test func backQuotedSkipIsAPath() throws {
+        // Found in review: `SKIP` back-quoted (chDB writes path names so) was taken for the keyword,
+        // the typed path was lost and every path after it misaligned.
+        let type = try ClickHouseType.parse("JSON(`SKIP` UInt8, b String, SKIP c)")
+        guard case let .json(parameters) = type else { Issue.record("not JSON: \(type)"); return }
+        #expect(parameters.typedPathList.map(\.name) == ["SKIP", "b"])
+        #expect(parameters.typedPathList.map(\.type) == [.uint8, .string])
+    }
+
     @Test func aggregateFunctionIsAClearError() {
         #expect(throws: ClickHouseTypeError("unsupported type AggregateFunction(uniq, UInt64): aggregate function states are opaque and version-dependent; select finalizeAggregation(...) instead")) {
             try ClickHouseType.parse("Array(AggregateFunction(uniq, UInt64))")

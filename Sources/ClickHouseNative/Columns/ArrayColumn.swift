@@ -33,14 +33,14 @@ public struct ArrayColumn: Column {
 
 /// Reads `count` array offsets and checks they never decrease (else a hostile offset could index
 /// past the elements); returns them and the element count.
-func readOffsets(_ reader: inout ByteReader, count: Int) throws -> [UInt64] {
-    _ = try checkOffsets(reader, count: count)
+func readOffsets(_ reader: inout ByteReader, count: Int, elementsMayBeEmpty: Bool = false) throws -> [UInt64] {
+    _ = try checkOffsets(reader, count: count, elementsMayBeEmpty: elementsMayBeEmpty)
     return try reader.readFixedWidthArray(of: UInt64.self, count: count)
 }
 
 /// Checks the `count` array offsets at the reader's position (they never decrease, and the
 /// elements they count can be in what follows) and returns the element count, the last offset.
-func checkOffsets(_ reader: ByteReader, count: Int) throws -> Int {
+func checkOffsets(_ reader: ByteReader, count: Int, elementsMayBeEmpty: Bool = false) throws -> Int {
     if count == 0 { return 0 }
     guard reader.remaining / 8 >= count, let base = reader.base.baseAddress else {
         throw ColumnCodecError.unexpectedEnd(row: reader.remaining / 8)
@@ -53,9 +53,12 @@ func checkOffsets(_ reader: ByteReader, count: Int) throws -> Int {
         }
         previous = offset
     }
-    // Every element takes at least one byte, except Nothing and empty tuples, which are read as one
-    // placeholder byte per row too: so the total can never exceed the bytes left.
-    guard previous <= UInt64(reader.remaining - count * 8) else {
+    // Every element takes at least one byte (Nothing and empty tuples are read as one placeholder
+    // byte per row too), so the total can never exceed the bytes left; except JSON values, which
+    // take none in the flattened form when the block has no paths (a valid `['{}'::JSON]` was
+    // taken for truncated input). Those are bounded by what a block can hold.
+    let limit = elementsMayBeEmpty ? UInt64(Int32.max) : UInt64(reader.remaining - count * 8)
+    guard previous <= limit else {
         // Either truncated input or a hostile offset: in both cases the elements are not there.
         throw ColumnCodecError.unexpectedEnd(row: count)
     }
@@ -69,7 +72,7 @@ struct ArrayCodec: ColumnCodec {
     func readPrefix(_ reader: inout ByteReader) throws -> PrefixState { try elements.readPrefix(&reader) }
 
     func read(_ reader: inout ByteReader, count: Int, prefix: PrefixState) throws -> any Column {
-        let offsets = try readOffsets(&reader, count: count)
+        let offsets = try readOffsets(&reader, count: count, elementsMayBeEmpty: elements.type.valuesMayBeEmpty)
         let elementCount = Int(offsets.last ?? 0)
         return ArrayColumn(type: type, offsets: offsets, elements: try elements.read(&reader, count: elementCount, prefix: prefix))
     }
@@ -140,5 +143,17 @@ struct MapCodec: ColumnCodec {
         writer.writeFixedWidthArray(map.offsets)
         try keys.write(map.keys, to: &writer)
         try values.write(map.values, to: &writer)
+    }
+}
+
+extension ClickHouseType {
+    /// Whether a value may take no bytes at all in Native data: JSON in its flattened form with
+    /// no paths, and tuples made only of such values.
+    var valuesMayBeEmpty: Bool {
+        switch self {
+        case .json: return true
+        case let .tuple(elements): return !elements.isEmpty && elements.allSatisfy { $0.type.valuesMayBeEmpty }
+        default: return false
+        }
     }
 }

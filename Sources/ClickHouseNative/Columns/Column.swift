@@ -163,3 +163,10 @@ public struct AliasColumn: Column {
         self.storage = storage
     }
 }
+
+/// The order ClickHouse sorts names in (Variant members, JSON paths, Dynamic types): by their
+/// UTF-8 bytes. Swift's `<` on strings compares canonically equivalent text as equal, which swapped
+/// two JSON paths spelled with a decomposed and a precomposed "é".
+func precedesByBytes<S: StringProtocol>(_ a: S, _ b: S) -> Bool {
+    a.utf8.lexicographicallyPrecedes(b.utf8)
+}

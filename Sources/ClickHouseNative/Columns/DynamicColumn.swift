@@ -54,7 +54,21 @@ struct DynamicCodec: ColumnCodec {
         .dynamic(try Self.readStructure(&reader))
     }
 
+    /// How many Dynamic structures enclose the one being read. A Dynamic may hold `Array(JSON(...))`
+    /// whose paths are Dynamic again (ClickHouse shrinks the limits at each level, so real data
+    /// nests a few levels), but a hostile prefix could nest until the stack overflows: 5 000 levels
+    /// in a 125 KB block crashed the process.
+    @TaskLocal static var nesting = 0
+    static let maximumNesting = 16
+
     static func readStructure(_ reader: inout ByteReader) throws -> DynamicStructure {
+        guard nesting < maximumNesting else {
+            throw ColumnCodecError.invalid("Dynamic values nested more than \(maximumNesting) levels deep")
+        }
+        return try $nesting.withValue(nesting + 1) { try readStructureLevel(&reader) }
+    }
+
+    private static func readStructureLevel(_ reader: inout ByteReader) throws -> DynamicStructure {
         let version = try rowContext(0) { try reader.readInteger(as: UInt64.self) }
         var v1Slot: UInt64 = 0
         switch version {
@@ -77,7 +91,7 @@ struct DynamicCodec: ColumnCodec {
         if version != flattened {
             memberNames.append(sharedVariantName)
             memberTypes.append(.string)
-            let order = memberNames.indices.sorted { memberNames[$0] < memberNames[$1] }
+            let order = memberNames.indices.sorted { precedesByBytes(memberNames[$0], memberNames[$1]) }
             memberTypes = order.map { memberTypes[$0] }
             sharedIndex = order.firstIndex(of: memberNames.count - 1)
         } else if count > 254 {
@@ -87,7 +101,7 @@ struct DynamicCodec: ColumnCodec {
         var mode = VariantCodec.basicMode
         if version != flattened {
             mode = try rowContext(0) { try reader.readInteger(as: UInt64.self) }
-            guard mode <= VariantCodec.compactMode else { throw ColumnCodecError.invalid("invalid Variant discriminators mode \(mode)") }
+            try VariantCodec.checkMode(mode)
         }
         let prefixes = try codecs.map { try $0.readPrefix(&reader) }
         return DynamicStructure(version: version, v1Slot: v1Slot, typeNames: names, memberTypes: memberTypes,
@@ -100,7 +114,7 @@ struct DynamicCodec: ColumnCodec {
     }
 
     static func readColumn(_ reader: inout ByteReader, count: Int, structure: DynamicStructure, type: ClickHouseType) throws -> DynamicColumn {
-        var discriminators = try VariantCodec.readDiscriminators(&reader, count: count, compact: structure.variantMode == VariantCodec.compactMode)
+        var discriminators = try VariantCodec.readDiscriminators(&reader, count: count)
         if structure.version == flattened {
             // NULL is written as the number of types; keep 255 as NULL in memory like Variant.
             let nullValue = UInt8(structure.typeNames.count)

@@ -68,7 +68,7 @@ enum EncodedExtent {
             try reader.skip(rows)
             try walk(&reader, type: inner.storageType, rows: rows)
         case let .array(inner):
-            try walk(&reader, type: inner.storageType, rows: try skipOffsets(&reader, rows: rows))
+            try walk(&reader, type: inner.storageType, rows: try skipOffsets(&reader, rows: rows, elementsMayBeEmpty: inner.valuesMayBeEmpty))
         case let .map(key, value):
             let elements = try skipOffsets(&reader, rows: rows)
             try walk(&reader, type: key.storageType, rows: elements)
@@ -81,8 +81,8 @@ enum EncodedExtent {
     }
 
     /// Skips `rows` array offsets and returns the element count (the last offset).
-    private static func skipOffsets(_ reader: inout ByteReader, rows: Int) throws -> Int {
-        let elements = try checkOffsets(reader, count: rows)
+    private static func skipOffsets(_ reader: inout ByteReader, rows: Int, elementsMayBeEmpty: Bool = false) throws -> Int {
+        let elements = try checkOffsets(reader, count: rows, elementsMayBeEmpty: elementsMayBeEmpty)
         try reader.skip(rows * 8)
         return elements
     }

@@ -43,7 +43,7 @@ struct JSONObjectCodec: ColumnCodec {
     init(type: ClickHouseType, parameters: ClickHouseType.JSONTypeParameters) throws {
         self.type = type
         // Typed paths are serialized in path order.
-        let sorted = parameters.typedPathList.sorted { ($0.name ?? "") < ($1.name ?? "") }
+        let sorted = parameters.typedPathList.sorted { precedesByBytes($0.name ?? "", $1.name ?? "") }
         typedNames = sorted.map { $0.name ?? "" }
         typedCodecs = try sorted.map { try makeCodec(for: $0.type) }
     }

@@ -41,38 +41,32 @@ struct VariantCodec: ColumnCodec {
 
     func readPrefix(_ reader: inout ByteReader) throws -> PrefixState {
         let mode = try rowContext(0) { try reader.readInteger(as: UInt64.self) }
-        guard mode == Self.basicMode || mode == Self.compactMode else {
-            throw ColumnCodecError.invalid("invalid Variant discriminators mode \(mode)")
-        }
+        try Self.checkMode(mode)
         return .variant(mode: mode, members: try members.map { try $0.readPrefix(&reader) })
+    }
+
+    /// Only the basic mode (a discriminator byte per row). The compact mode is MergeTree's storage
+    /// form (`use_compact_variant_discriminators_serialization`), never the Native format's, and
+    /// would let a few bytes stand for any number of rows: a 34-byte block of 2^30 NULL rows took
+    /// 9.4 GB to decode, and 2^40 rows aborted the process.
+    static func checkMode(_ mode: UInt64) throws {
+        guard mode == basicMode else {
+            throw ColumnCodecError.invalid(mode == compactMode ? "Variant discriminators in compact mode (MergeTree's storage form) are not supported in Native data"
+                                                              : "invalid Variant discriminators mode \(mode)")
+        }
     }
 
     func read(_ reader: inout ByteReader, count: Int, prefix: PrefixState) throws -> any Column {
         guard case let .variant(mode, memberPrefixes) = prefix else {
             throw ColumnCodecError.invalid("Variant data without its prefix")
         }
-        let discriminators = try Self.readDiscriminators(&reader, count: count, compact: mode == Self.compactMode)
+        let discriminators = try Self.readDiscriminators(&reader, count: count)
         return try Self.readMembers(&reader, discriminators: discriminators, codecs: members, prefixes: memberPrefixes, type: type)
     }
 
-    static func readDiscriminators(_ reader: inout ByteReader, count: Int, compact: Bool) throws -> [UInt8] {
-        guard reader.remaining >= (compact ? 0 : count) else { throw ColumnCodecError.unexpectedEnd(row: reader.remaining) }
-        guard compact else { return try reader.readFixedWidthArray(of: UInt8.self, count: count) }
-        // Compact mode: granules of (VarUInt rows, UInt8 format, then rows discriminators or just one).
-        var result: [UInt8] = []
-        while result.count < count {
-            let rows = try rowContext(result.count) { try reader.readLength(minimumElementSize: 0) }
-            guard rows > 0, rows <= count - result.count else {
-                throw ColumnCodecError.invalid("Variant granule of \(rows) rows exceeds the column")
-            }
-            let format = try rowContext(result.count) { try reader.readUInt8() }
-            switch format {
-            case 0: result.append(contentsOf: try rowContext(result.count) { try reader.readBytes(count: rows) })
-            case 1: result.append(contentsOf: repeatElement(try rowContext(result.count) { try reader.readUInt8() }, count: rows))
-            default: throw ColumnCodecError.invalid("invalid Variant granule format \(format)")
-            }
-        }
-        return result
+    static func readDiscriminators(_ reader: inout ByteReader, count: Int) throws -> [UInt8] {
+        guard reader.remaining >= count else { throw ColumnCodecError.unexpectedEnd(row: reader.remaining) }
+        return try reader.readFixedWidthArray(of: UInt8.self, count: count)
     }
 
     static func readMembers(_ reader: inout ByteReader, discriminators: [UInt8], codecs: [any ColumnCodec],
@@ -94,6 +88,13 @@ struct VariantCodec: ColumnCodec {
 
     func writePrefix(_ column: any Column, to writer: inout ByteWriter) throws {
         let variant = try cast(column, to: VariantColumn.self)
+        // The server numbers the members in name order whatever order a type name lists them in;
+        // written in another order, discriminator 0 would mean another member to the reader.
+        let names = members.map(\.type.name)
+        guard zip(names, names.dropFirst()).allSatisfy({ precedesByBytes($0, $1) }) else {
+            let sorted = names.sorted(by: precedesByBytes)
+            throw ColumnCodecError.invalid("Variant members must be in the server's order, sorted by name: Variant(\(sorted.joined(separator: ", ")))")
+        }
         writer.writeInteger(Self.basicMode)
         for (codec, member) in zip(members, variant.members) { try codec.writePrefix(member, to: &writer) }
     }

@@ -258,7 +258,7 @@ public enum NativeFormat {
                                              memberCodecs: [StringCodec(type: .string)], variantMode: 0, memberPrefixes: [.none]))
         case let .json(parameters):
             // One prefix per typed path, in the path order the codec serializes them in.
-            let typed = parameters.typedPathList.sorted { ($0.name ?? "") < ($1.name ?? "") }.map { emptyPrefix($0.type) }
+            let typed = parameters.typedPathList.sorted { precedesByBytes($0.name ?? "", $1.name ?? "") }.map { emptyPrefix($0.type) }
             return .json(JSONStructure(version: JSONObjectCodec.v2, v1Slot: 0, dynamicPaths: [], typedPrefixes: typed, dynamicStructures: []))
         case let .tuple(elements): return .children(elements.map { emptyPrefix($0.type) })
         case let .map(k, v): return .children([emptyPrefix(k), emptyPrefix(v)])
@@ -381,10 +381,13 @@ public struct NativeStreamDecoder: Sendable {
 
     /// The next complete block, or nil when more bytes are needed. Pass `endOfInput: true` once no
     /// more bytes will come, so the last block is attempted whatever its size.
-    public mutating func nextBlock(endOfInput: Bool = false) throws -> Block? {
+    public mutating func nextBlock(endOfInput: Bool = false) throws -> Block? { try nextBlock(endOfInput: endOfInput, now: false) }
+
+    /// `now`: try even when the bytes have not doubled since the last attempt (the input went quiet).
+    public mutating func nextBlock(endOfInput: Bool, now: Bool) throws -> Block? {
         guard bufferedByteCount > 0 else { return nil }
-        if decoding == .encoded { return try nextEncodedBlock(endOfInput: endOfInput) }
-        if !endOfInput && bufferedByteCount < 2 * lastIncompleteSize { return nil }
+        if decoding == .encoded { return try nextEncodedBlock(endOfInput: endOfInput || now) }
+        if !endOfInput && !now && bufferedByteCount < 2 * lastIncompleteSize { return nil }
         let offset = start
         let layout = self.layout
         let end = self.end

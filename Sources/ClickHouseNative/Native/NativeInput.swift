@@ -26,6 +26,17 @@ public final class FileDescriptorReader: @unchecked Sendable {
         UnsafeRawBufferPointer(rebasing: chunk[..<(try read(into: chunk))])
     }
 
+    /// Whether input is ready within `milliseconds` (also true at its end or on an error, which
+    /// the next read reports); false when the source stayed quiet that long.
+    public func waitForInput(milliseconds: Int32) -> Bool {
+        var descriptor = pollfd(fd: fileDescriptor, events: Int16(POLLIN), revents: 0)
+        while true {
+            let ready = poll(&descriptor, 1, milliseconds)
+            if ready >= 0 { return ready > 0 }
+            if errno != EINTR { return true }
+        }
+    }
+
     /// Reads the next piece of input into `destination`; returns its size, 0 at the end of the input.
     public func read(into destination: UnsafeMutableRawBufferPointer) throws -> Int {
         while true {
@@ -47,6 +58,10 @@ public protocol IncrementalBlockDecoder {
     /// The next complete block, or nil when more bytes are needed (or, at the end of the input,
     /// when there are no more blocks).
     mutating func nextBlock(endOfInput: Bool) throws -> Block?
+    /// As ``nextBlock(endOfInput:)`` when the input has gone quiet: whatever is complete now, even
+    /// where the decoder would otherwise wait for more (a Native decoder retries a large block
+    /// only once its bytes have doubled; a text decoder fills blocks of many rows).
+    mutating func nextBlockNow() throws -> Block?
     /// Throws when the input ended inside a block.
     func finish() throws
     /// Appends the reader's next piece of input; returns its size, 0 at the end of the input.
@@ -54,6 +69,8 @@ public protocol IncrementalBlockDecoder {
 }
 
 extension IncrementalBlockDecoder {
+    public mutating func nextBlockNow() throws -> Block? { try nextBlock(endOfInput: false) }
+
     public mutating func append(from reader: FileDescriptorReader) throws -> Int {
         let piece = try reader.read()
         append(contentsOf: piece)
@@ -64,6 +81,8 @@ extension IncrementalBlockDecoder {
 extension NativeStreamDecoder: IncrementalBlockDecoder {
     public mutating func append(contentsOf bytes: UnsafeRawBufferPointer) { append(bytes) }
 
+    public mutating func nextBlockNow() throws -> Block? { try nextBlock(endOfInput: false, now: true) }
+
     /// Reads straight into the decoder's buffer: no copy between the kernel and the blocks.
     public mutating func append(from reader: FileDescriptorReader) throws -> Int {
         try append(readingUpTo: reader.chunkSize) { try reader.read(into: $0) }
@@ -72,6 +91,8 @@ extension NativeStreamDecoder: IncrementalBlockDecoder {
 
 extension TextInputDecoder: IncrementalBlockDecoder {
     public mutating func append(contentsOf bytes: UnsafeRawBufferPointer) { append(bytes) }
+
+    public mutating func nextBlockNow() throws -> Block? { try nextBlock(endOfInput: false, now: true) }
 }
 
 /// The blocks a decoder makes of what a file descriptor delivers (a file, a pipe, standard
@@ -99,9 +120,16 @@ public struct FileDescriptorBlocks<Decoder: IncrementalBlockDecoder>: AsyncSeque
                     try decoder.finish()
                     return nil
                 }
+                // A source that goes quiet (a live producer on a pipe) gets what is complete now:
+                // a block whose last bytes came in a small piece waited for the next block (9 s
+                // in review), and text rows waited for a block's worth of rows.
+                if !reader.waitForInput(milliseconds: Self.quietMilliseconds), let block = try decoder.nextBlockNow() { return block }
                 if try decoder.append(from: reader) == 0 { finished = true }
             }
         }
+
+        /// How long the source must stay quiet: a busy one costs no extra decoding attempts.
+        static var quietMilliseconds: Int32 { 50 }
     }
 
     public func makeAsyncIterator() -> AsyncIterator {

@@ -265,7 +265,7 @@ public enum JSONEachRow {
                 entries.append((paths[i].split(separator: ".", omittingEmptySubsequences: false), value))
             }
         }
-        entries.sort { $0.path.lexicographicallyPrecedes($1.path) }
+        entries.sort { $0.path.lexicographicallyPrecedes($1.path, by: precedesByBytes) }
         appendNested(entries[...], depth: 0, to: &out)
     }
 

@@ -17,7 +17,11 @@ enum RowBinaryText {
         out += rendered ?? TextBuffer("null")
     }
 
-    static func appendValue(_ type: ClickHouseType, _ reader: inout ByteReader, to out: inout TextBuffer, settings: TextFormatSettings) throws {
+    static func appendValue(_ type: ClickHouseType, _ reader: inout ByteReader, to out: inout TextBuffer, settings: TextFormatSettings,
+                            depth: Int = 0) throws {
+        // Each value may carry its own type (Dynamic), so nesting is bounded here, not by a type name:
+        // 100 000 nested Dynamic tags in 200 KB overflowed the stack.
+        guard depth < 64 else { throw ColumnCodecError.invalid("row-binary value nested too deeply") }
         switch type.storageType {
         case .nothing:
             out += "null"
@@ -29,15 +33,15 @@ enum RowBinaryText {
             let column = try codec.read(&reader, count: 1, prefix: .none)
             JSONEachRow.appendValue(column, row: 0, to: &out, settings: settings)
         case let .nullable(inner):
-            if try reader.readUInt8() != 0 { out += "null" } else { try appendValue(inner, &reader, to: &out, settings: settings) }
+            if try reader.readUInt8() != 0 { out += "null" } else { try appendValue(inner, &reader, to: &out, settings: settings, depth: depth + 1) }
         case let .lowCardinality(inner):
-            try appendValue(inner, &reader, to: &out, settings: settings)
+            try appendValue(inner, &reader, to: &out, settings: settings, depth: depth + 1)
         case let .array(inner):
             let n = try reader.readLength()
             out += "["
             for i in 0..<n {
                 if i > 0 { out += "," }
-                try appendValue(inner, &reader, to: &out, settings: settings)
+                try appendValue(inner, &reader, to: &out, settings: settings, depth: depth + 1)
             }
             out += "]"
         case let .map(key, value):
@@ -46,10 +50,10 @@ enum RowBinaryText {
             for i in 0..<n {
                 if i > 0 { out += "," }
                 var keyText = TextBuffer()
-                try appendValue(key, &reader, to: &keyText, settings: settings)
+                try appendValue(key, &reader, to: &keyText, settings: settings, depth: depth + 1)
                 if keyText.hasPrefix(UInt8(ascii: "\"")) { out += keyText } else { JSONEachRow.appendString(bytes: keyText.bytes, to: &out) }
                 out += ":"
-                try appendValue(value, &reader, to: &out, settings: settings)
+                try appendValue(value, &reader, to: &out, settings: settings, depth: depth + 1)
             }
             out += "}"
         case let .tuple(elements):
@@ -61,17 +65,17 @@ enum RowBinaryText {
                     JSONEachRow.appendString(element.name!, to: &out)
                     out += ":"
                 }
-                try appendValue(element.type, &reader, to: &out, settings: settings)
+                try appendValue(element.type, &reader, to: &out, settings: settings, depth: depth + 1)
             }
             out += named ? "}" : "]"
         case let .variant(members):
             let d = try reader.readUInt8()
             if d == VariantColumn.nullDiscriminator { out += "null"; return }
             guard Int(d) < members.count else { throw ColumnCodecError.invalid("Variant discriminator \(d) out of range") }
-            try appendValue(members[Int(d)], &reader, to: &out, settings: settings)
+            try appendValue(members[Int(d)], &reader, to: &out, settings: settings, depth: depth + 1)
         case .dynamic:
             let inner = try BinaryTypeEncoding.decode(&reader)
-            try appendValue(inner, &reader, to: &out, settings: settings)
+            try appendValue(inner, &reader, to: &out, settings: settings, depth: depth + 1)
         case let .json(parameters):
             // Number of paths, then (path, value): typed paths in their type, others as Dynamic
             // (binary type, then value; `Nothing` for a path this row lacks).
@@ -81,15 +85,15 @@ enum RowBinaryText {
                 let path = try reader.readString()
                 var value = TextBuffer()
                 if let typed = parameters.typedPathList.first(where: { $0.name == path }) {
-                    try appendValue(typed.type, &reader, to: &value, settings: settings)
+                    try appendValue(typed.type, &reader, to: &value, settings: settings, depth: depth + 1)
                 } else {
                     let inner = try BinaryTypeEncoding.decode(&reader)
                     if inner == .nothing { continue }
-                    try appendValue(inner, &reader, to: &value, settings: settings)
+                    try appendValue(inner, &reader, to: &value, settings: settings, depth: depth + 1)
                 }
                 entries.append((path.split(separator: ".", omittingEmptySubsequences: false), value))
             }
-            entries.sort { $0.path.lexicographicallyPrecedes($1.path) }
+            entries.sort { $0.path.lexicographicallyPrecedes($1.path, by: precedesByBytes) }
             JSONEachRow.appendNested(entries[...], depth: 0, to: &out)
         default:
             throw ColumnCodecError.invalid("cannot render a row-binary value of type \(type.name)")

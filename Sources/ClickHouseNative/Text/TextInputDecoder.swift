@@ -68,7 +68,10 @@ public struct TextInputDecoder {
 
     /// The next block of up to ``rowsPerBlock`` rows when that many are complete, or at the end of
     /// input the rest; nil when more input is needed (or, at the end, when all rows were returned).
-    public mutating func nextBlock(endOfInput: Bool = false) throws -> Block? {
+    public mutating func nextBlock(endOfInput: Bool = false) throws -> Block? { try nextBlock(endOfInput: endOfInput, now: false) }
+
+    /// `now`: the rows complete so far, without waiting for a block's worth (the input went quiet).
+    public mutating func nextBlock(endOfInput: Bool, now: Bool) throws -> Block? {
         if pending == nil { pending = try structure.map { try makeTextBuilder(for: $0.type, timeZone: timeZone) } }
         let builders = pending!
         while pendingRows < rowsPerBlock {
@@ -81,7 +84,7 @@ public struct TextInputDecoder {
             pendingRows += 1
         }
         // Rows parsed so far stay in the builders until the block is full or the input ends.
-        guard pendingRows == rowsPerBlock || (endOfInput && pendingRows > 0) else { return nil }
+        guard pendingRows == rowsPerBlock || ((endOfInput || now) && pendingRows > 0) else { return nil }
         let block = Block(columns: zip(structure, builders).map { NamedColumn($0.0.name, $0.1.build()) }, rowCount: pendingRows)
         pending = nil
         pendingRows = 0

@@ -14,6 +14,12 @@ enum BinaryTypeEncoding {
             return n
         }
         func nested() throws -> ClickHouseType { try decode(&reader, depth: depth + 1) }
+        // 0 to 9, as the server allows: 10^19 ticks per second overflowed the renderer's Int64.
+        func subsecondPrecision(_ name: String) throws -> Int {
+            let precision = Int(try reader.readUInt8())
+            guard precision <= 9 else { throw ColumnCodecError.invalid("\(name) precision \(precision) in a binary type encoding") }
+            return precision
+        }
         let tag = try reader.readUInt8()
         switch tag {
         case 0x00: return .nothing
@@ -35,12 +41,16 @@ enum BinaryTypeEncoding {
         case 0x10: return .date32
         case 0x11: return .dateTime(timeZone: nil)
         case 0x12: return .dateTime(timeZone: try reader.readString())
-        case 0x13: return .dateTime64(precision: Int(try reader.readUInt8()), timeZone: nil)
+        case 0x13: return .dateTime64(precision: try subsecondPrecision("DateTime64"), timeZone: nil)
         case 0x14:
-            let precision = Int(try reader.readUInt8())
+            let precision = try subsecondPrecision("DateTime64")
             return .dateTime64(precision: precision, timeZone: try reader.readString())
         case 0x15: return .string
-        case 0x16: return .fixedString(length: try reader.readLength())
+        case 0x16:
+            // As the name parser (and the server) allow: a zero length divided by zero in the renderer.
+            let length = try reader.readLength(minimumElementSize: 0)
+            guard (1...0xFF_FFFF).contains(length) else { throw ColumnCodecError.invalid("FixedString length \(length) in a binary type encoding") }
+            return .fixedString(length: length)
         case 0x17, 0x18:
             var cases: [ClickHouseType.EnumCase] = []
             for _ in 0..<(try count()) {
@@ -51,7 +61,11 @@ enum BinaryTypeEncoding {
             return tag == 0x17 ? .enum8(cases) : .enum16(cases)
         case 0x19, 0x1A, 0x1B, 0x1C:
             let precision = Int(try reader.readUInt8())
-            return .decimal(precision: precision, scale: Int(try reader.readUInt8()))
+            let scale = Int(try reader.readUInt8())
+            guard (1...76).contains(precision), scale <= precision else {
+                throw ColumnCodecError.invalid("Decimal(\(precision), \(scale)) in a binary type encoding")
+            }
+            return .decimal(precision: precision, scale: scale)
         case 0x1D: return .uuid
         case 0x1E: return .array(try nested())
         case 0x1F: return .tuple(try (0..<(try count())).map { _ in .init(nil, try nested()) })
@@ -100,7 +114,7 @@ enum BinaryTypeEncoding {
             return .json(parameters)
         case 0x31: return .bfloat16
         case 0x32: return .time
-        case 0x33: return .time64(precision: Int(try reader.readUInt8()))
+        case 0x33: return .time64(precision: try subsecondPrecision("Time64"))
         default:
             throw ColumnCodecError.invalid("unsupported binary type tag 0x\(String(tag, radix: 16))")
         }

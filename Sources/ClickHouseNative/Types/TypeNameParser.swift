@@ -368,9 +368,11 @@ struct TypeNameParser {
         repeat {
             skipSpaces()
             let start = position
+            // A back-quoted name is a path, never a keyword: `SKIP` UInt8 is the path SKIP.
+            let quoted = position < bytes.count && bytes[position] == 0x60
             let word = try parseIdentifier()
             skipSpaces()
-            if word == "SKIP" {
+            if !quoted && word == "SKIP" {
                 _ = try parseRawArgument()
             } else if position < bytes.count, bytes[position] == 0x3D {
                 position += 1
