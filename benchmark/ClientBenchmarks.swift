@@ -6,7 +6,9 @@ struct ServerOptions: ParsableArguments {
     @Option(help: "ClickHouse host.") var host = ProcessInfo.processInfo.environment["CLICKHOUSE_HOST"] ?? "127.0.0.1"
     @Option(help: "ClickHouse native port.") var port = Int(ProcessInfo.processInfo.environment["CLICKHOUSE_PORT"] ?? "") ?? 9000
     @Option(help: "ClickHouse user (CLICKHOUSE_USER).") var user = ProcessInfo.processInfo.environment["CLICKHOUSE_USER"] ?? "default"
-    @Option(help: "ClickHouse password (CLICKHOUSE_PASSWORD).") var password = ProcessInfo.processInfo.environment["CLICKHOUSE_PASSWORD"] ?? ""
+    // Read from the environment when used, not as the option's default: `--help` prints defaults.
+    @Option(name: .customLong("password"), help: "ClickHouse password (default: CLICKHOUSE_PASSWORD).") var passwordOption: String?
+    var password: String { passwordOption ?? ProcessInfo.processInfo.environment["CLICKHOUSE_PASSWORD"] ?? "" }
 
     func configuration(_ compression: CompressionMethod = .lz4) -> ClickHouseConfiguration {
         ClickHouseConfiguration(host: host, port: port, user: user, password: password, compression: compression)
@@ -56,6 +58,7 @@ struct ReadBenchmark: AsyncParsableCommand {
             print(pad(label, labelWidth) + pad(fmt3(wall), 10) + pad(fmt3(cpu), 14) + ratios)
         }
         print("read benchmark: \(sql), \(repeats) alternating runs of each client")
+        print("(clickhouse-client's figures include its process start and connect, about 0.03 s wall here; ours reuse an open connection)")
         print(pad("run", labelWidth) + pad("wall s", 10) + pad("client CPU s", 14) + pad("wall ratio", 12) + "CPU ratio")
         for (method, flags) in methods {
             let peerLabel = "clickhouse-client \(flags.joined(separator: " "))"
@@ -123,10 +126,17 @@ struct InsertBenchmark: AsyncParsableCommand {
             try await connection.execute("DROP TABLE IF EXISTS \(table)")
             try await connection.execute("CREATE TABLE \(table) \(schema) ENGINE = MergeTree ORDER BY (conversation_id, id)")
         }
+        // Each run must have inserted every row, or its time means nothing.
+        func checkRows(_ run: String) async throws {
+            let blocks = try await connection.collect("SELECT count() AS c FROM \(table)")
+            let stored = Int((blocks.first { $0.rowCount > 0 }?["c"] as? FixedWidthColumn<UInt64>)?.values.first ?? 0)
+            guard stored == rows else { throw ValidationFailure("\(run): \(stored) rows in the table, \(rows) inserted") }
+        }
         // One block of the event schema, reused for every insert (as 18.16 lacks DateTime64, the
         // timestamp is sent as UInt64 milliseconds).
         let template = Self.eventBlock(blockRows)
         let blocks = (rows + blockRows - 1) / blockRows
+        let rows = blocks * blockRows  // whole blocks are sent
         let file = FileManager.default.temporaryDirectory.appendingPathComponent("bench-events-\(getpid()).native")
         defer { try? FileManager.default.removeItem(at: file) }
         guard FileManager.default.createFile(atPath: file.path, contents: nil) else { throw ValidationError("cannot create \(file.path)") }
@@ -141,6 +151,7 @@ struct InsertBenchmark: AsyncParsableCommand {
         for (method, flag) in [(CompressionMethod.none, "0"), (.lz4, "1")] {
             try await recreate()
             let peer = try Measurement.child(server.clientArguments + ["--compression", flag, "--query", "INSERT INTO \(table) FORMAT Native"], input: file)
+            try await checkRows("clickhouse-client, \(method)")
             print(pad("clickhouse-client < file, \(method)", 38) + pad(fmt(peer.wallSeconds), 10) + pad(fmt(peer.cpuSeconds), 14) + pad(fmt(peer.peakResidentMegabytes), 13))
             let inserting = try await ClickHouseConnection.connect(server.configuration(method))
             try await recreate()
@@ -150,18 +161,19 @@ struct InsertBenchmark: AsyncParsableCommand {
                 defer { close(input) }
                 try await inserting.insert("INSERT INTO \(table) VALUES", blocks: FileDescriptorBlocks(nativeFrom: input))
             }
+            try await checkRows("from file, \(method)")
             print(pad("ClickHouseNative from file, \(method)", 38) + pad(fmt(fromFile.wallSeconds), 10) + pad(fmt(fromFile.cpuSeconds), 14)
                   + pad(fmt(fromFile.peakResidentMegabytes), 13) + pad(ratio(fromFile.wallSeconds, peer.wallSeconds), 12) + ratio(fromFile.cpuSeconds, peer.cpuSeconds))
             try await recreate()
             let fromMemory = try await Measurement.inProcess {
                 try await inserting.insert("INSERT INTO \(table) VALUES", blocks: RepeatedBlocks(block: template, count: blocks))
             }
+            try await checkRows("from columns, \(method)")
             print(pad("ClickHouseNative from columns, \(method)", 38) + pad(fmt(fromMemory.wallSeconds), 10) + pad(fmt(fromMemory.cpuSeconds), 14)
                   + pad(fmt(fromMemory.peakResidentMegabytes), 13) + pad(ratio(fromMemory.wallSeconds, peer.wallSeconds), 12) + ratio(fromMemory.cpuSeconds, peer.cpuSeconds))
             await inserting.close()
         }
-        let count = try await connection.collect("SELECT count() AS c FROM \(table)")
-        print("rows in table after the last run: \(JSONEachRow.render(count[1]).trimmingCharacters(in: .whitespacesAndNewlines))")
+        print("every run's table held all \(rows) rows; peak RSS is each run's own (the child's from wait4, ours after resetting the high-water mark)")
         try await connection.execute("DROP TABLE \(table)")
         await connection.close()
     }

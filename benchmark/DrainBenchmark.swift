@@ -103,6 +103,7 @@ struct DrainBenchmark: AsyncParsableCommand {
         let started = ContinuousClock.now
         try process.run()
         var firstRow: ContinuousClock.Instant?
+        var rowsAtFirstSight = 0
         var count = 0
         let deadline = ContinuousClock.now + .seconds(timeout)
         var consumerCPU = 0.0
@@ -112,13 +113,19 @@ struct DrainBenchmark: AsyncParsableCommand {
             consumerCPU = Self.cpuSeconds(process.processIdentifier)
             peakRSS = max(peakRSS, Self.peakResidentMegabytes(process.processIdentifier))
             count = try await Self.count(repository)
-            if count > 0 && firstRow == nil { firstRow = .now }
+            if count > 0 && firstRow == nil {
+                firstRow = .now
+                rowsAtFirstSight = count  // written before this poll, at no time charged: left out of the rate
+            }
         }
         let finished = ContinuousClock.now
         let brokerCPU = Self.cpuSeconds(brokerPID) - brokerBefore
         let serverCPU = Self.cpuSeconds(serverPID) - serverBefore2
         process.terminate()
         process.waitUntilExit()
+        // count() on the ReplacingMergeTree counts a redelivered row twice until a merge: the
+        // polls stop on it, but the run passes only if the distinct events are exactly those sent.
+        let distinct = try await Self.distinctEvents(repository)
         try await client.execute("DROP DATABASE IF EXISTS \(database)")
         try await client.execute("DROP DATABASE IF EXISTS \(database)_ceiling")
         await client.shutdown()
@@ -137,10 +144,11 @@ struct DrainBenchmark: AsyncParsableCommand {
             | clickhouse-client < Native file (ceiling) | \(Int(ceilingRate)) | \(fmt3(ceiling.wallSeconds)) | \(fmt3(ceiling.cpuSeconds)) | — | \(fmt3(ceilingServerCPU)) |
             | event-consumer from Kafka (incl. ~3 s group join) | \(Int(rate)) | \(fmt3(total)) | \(fmt3(consumerCPU)) | \(fmt3(brokerCPU)) | \(fmt3(serverCPU)) |
 
-            consumer: \(Int(Double(count) / max(drain, 0.001))) rows/s from the first row written to the last (\(fmt3(drain)) s), \
+            consumer: \(Int(Double(count - rowsAtFirstSight) / max(drain, 0.001))) rows/s from the first poll that saw rows to the last (\(fmt3(drain)) s), \
             \(String(format: "%.0f%%", 100 * rate / ceilingRate)) of the ceiling overall; peak RSS \(String(format: "%.0f", peakRSS)) MB
             """)
-        guard count == messages else { throw ValidationFailure("only \(count) of \(messages) rows arrived within \(timeout) s") }
+        guard count >= messages else { throw ValidationFailure("only \(count) of \(messages) rows arrived within \(timeout) s") }
+        guard distinct == messages else { throw ValidationFailure("\(distinct) distinct events stored, \(messages) sent") }
     }
 
     static func shell(_ arguments: [String]) throws {
@@ -150,6 +158,11 @@ struct DrainBenchmark: AsyncParsableCommand {
         try process.run()
         process.waitUntilExit()
         guard process.terminationStatus == 0 else { throw ValidationFailure("\(arguments.joined(separator: " ")) failed") }
+    }
+
+    static func distinctEvents(_ repository: EventRepository) async throws -> Int {
+        let blocks = try await repository.client.collect("SELECT uniqExact(event_id) AS n FROM \(repository.schema.table)")
+        return Int((blocks.first { $0.rowCount > 0 }?["n"] as? FixedWidthColumn<UInt64>)?.values.first ?? 0)
     }
 
     static func count(_ repository: EventRepository) async throws -> Int {
@@ -168,8 +181,9 @@ struct DrainBenchmark: AsyncParsableCommand {
         return 0
     }
 
-    /// User + system CPU seconds of a process so far; 0 when there is no such process.
-    static func cpuSeconds(_ pid: Int32) -> Double { pid > 0 ? ProcessCPU.seconds(pid: pid) ?? 0 : 0 }
+    /// User + system CPU seconds of a process so far; NaN (printed "nan") when there is no such
+    /// process, so a missing figure never reads as 0.
+    static func cpuSeconds(_ pid: Int32) -> Double { pid > 0 ? ProcessCPU.seconds(pid: pid) ?? .nan : .nan }
 
     static func peakResidentMegabytes(_ pid: Int32) -> Double {
         guard let text = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),

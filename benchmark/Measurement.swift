@@ -15,8 +15,16 @@ struct Measurement {
         Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18
     }
 
-    /// Measures work done in this process (all its threads).
+    /// Measures work done in this process (all its threads). The peak resident size is this
+    /// piece of work's: the kernel's high-water mark is reset first (`/proc/self/clear_refs`);
+    /// getrusage's `ru_maxrss` is the whole process lifetime's, earlier phases included.
     static func inProcess(_ body: () async throws -> Void) async rethrows -> Measurement {
+        let reset: Bool = {
+            let file = open("/proc/self/clear_refs", O_WRONLY)
+            guard file >= 0 else { return false }
+            defer { close(file) }
+            return write(file, "5", 1) == 1
+        }()
         var before = rusage()
         getrusage(RUSAGE_SELF.rawValue, &before)
         let start = ContinuousClock.now
@@ -24,28 +32,34 @@ struct Measurement {
         let wall = seconds(ContinuousClock.now - start)
         var after = rusage()
         getrusage(RUSAGE_SELF.rawValue, &after)
-        return Measurement(wallSeconds: wall, cpuSeconds: cpu(after) - cpu(before), peakResidentMegabytes: Double(after.ru_maxrss) / 1024)
+        let peak = reset ? DrainBenchmark.peakResidentMegabytes(getpid()) : Double.nan  // nan: unknown, printed as such
+        return Measurement(wallSeconds: wall, cpuSeconds: cpu(after) - cpu(before), peakResidentMegabytes: peak)
     }
 
-    /// Runs a command (stdin from `input` if given, stdout discarded) and measures it.
+    /// Runs a command (stdin from `input` if given, stdout discarded) and measures it, with the
+    /// child's own resource use from wait4 (getrusage's RUSAGE_CHILDREN holds the largest child
+    /// ever waited for, so a second run inherited the first one's peak).
     static func child(_ arguments: [String], input: URL? = nil) throws -> Measurement {
-        var before = rusage()
-        getrusage(RUSAGE_CHILDREN.rawValue, &before)
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = arguments
-        process.standardOutput = FileHandle.nullDevice
-        if let input { process.standardInput = try FileHandle(forReadingFrom: input) }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, input?.path ?? "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
+        let argv = (["/usr/bin/env"] + arguments).map { strdup($0) } + [nil]
+        defer { argv.forEach { free($0) } }
+        var pid: pid_t = 0
         let start = ContinuousClock.now
-        try process.run()
-        process.waitUntilExit()
+        let spawned = posix_spawn(&pid, "/usr/bin/env", &actions, nil, argv, environ)
+        guard spawned == 0 else { throw ValidationFailure("cannot start \(arguments.joined(separator: " ")): \(String(cString: strerror(spawned)))") }
+        var status: Int32 = 0
+        var usage = rusage()
+        while wait4(pid, &status, 0, &usage) < 0 && errno == EINTR {}
         let wall = seconds(ContinuousClock.now - start)
-        guard process.terminationStatus == 0 else {
-            throw ValidationFailure("\(arguments.joined(separator: " ")) exited with \(process.terminationStatus)")
+        // WIFEXITED and WEXITSTATUS by hand: Glibc's macros are not imported.
+        guard status & 0x7F == 0, (status >> 8) & 0xFF == 0 else {
+            throw ValidationFailure("\(arguments.joined(separator: " ")) ended with status \(status)")
         }
-        var after = rusage()
-        getrusage(RUSAGE_CHILDREN.rawValue, &after)
-        return Measurement(wallSeconds: wall, cpuSeconds: cpu(after) - cpu(before), peakResidentMegabytes: Double(after.ru_maxrss) / 1024)
+        return Measurement(wallSeconds: wall, cpuSeconds: cpu(usage), peakResidentMegabytes: Double(usage.ru_maxrss) / 1024)
     }
 }
 

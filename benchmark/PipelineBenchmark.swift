@@ -29,7 +29,9 @@ struct PipelineBenchmark: AsyncParsableCommand {
     @Option(help: "ClickHouse host for verification (CLICKHOUSE_HOST).") var clickhouseHost = environment["CLICKHOUSE_HOST"] ?? "127.0.0.1"
     @Option(help: "ClickHouse port (CLICKHOUSE_PORT).") var clickhousePort = Int(environment["CLICKHOUSE_PORT"] ?? "") ?? 9000
     @Option(help: "ClickHouse user (CLICKHOUSE_USER).") var clickhouseUser = environment["CLICKHOUSE_USER"] ?? "default"
-    @Option(help: "ClickHouse password (CLICKHOUSE_PASSWORD).") var clickhousePassword = environment["CLICKHOUSE_PASSWORD"] ?? ""
+    // Read from the environment when used, not as the option's default: `--help` prints defaults.
+    @Option(name: .customLong("clickhouse-password"), help: "ClickHouse password (default: CLICKHOUSE_PASSWORD).") var clickhousePasswordOption: String?
+    var clickhousePassword: String { clickhousePasswordOption ?? Self.environment["CLICKHOUSE_PASSWORD"] ?? "" }
     @Option(help: "Database the consumer writes (CLICKHOUSE_DATABASE).") var database = environment["CLICKHOUSE_DATABASE"] ?? "event_analytics"
     @Option(help: "Seconds to wait for the final state before failing.") var visibilityTimeout = 120.0
     @Option(help: "Requests for the bare-endpoint ceiling (0: skip it).") var ceilingRequests = 200_000
