@@ -16,8 +16,9 @@ enum Statement: Equatable {
         let bytes = Array(text.utf8)
         func string(_ range: Range<Int>) -> String { String(decoding: bytes[range], as: UTF8.self) }
         guard let first = words.first, first.word == "INSERT" else {
-            // `... FORMAT Name` as the last words (a `;` may follow): the output format.
-            if words.count >= 2, words[words.count - 2].word == "FORMAT",
+            // `... FORMAT Name` as the last words (a `;` may follow), Name an output format's:
+            // `ORDER BY format DESC` ends in the same two words' shape.
+            if words.count >= 2, words[words.count - 2].word == "FORMAT", Self.outputFormats.contains(words[words.count - 1].word),
                bytes[words[words.count - 1].range.upperBound...].allSatisfy({ Self.isSpace($0) || $0 == UInt8(ascii: ";") }) {
                 let format = words[words.count - 1]
                 self = .query(sql: string(0..<words[words.count - 2].range.lowerBound), outputFormat: string(format.range))
@@ -27,8 +28,11 @@ enum Statement: Equatable {
             return
         }
         guard let clause = words.dropFirst().firstIndex(where: { ["VALUES", "FORMAT", "SELECT", "WITH"].contains($0.word) }) else {
-            // `INSERT INTO t` alone: Native blocks from standard input.
-            self = .insert(sql: text + " VALUES", format: "Native", inline: nil)
+            // `INSERT INTO t` alone: Native blocks from standard input. `VALUES` goes before a final
+            // `;`, on a line of its own (after a trailing `-- comment`).
+            var end = bytes.count
+            while end > 0, Self.isSpace(bytes[end - 1]) || bytes[end - 1] == UInt8(ascii: ";") { end -= 1 }
+            self = .insert(sql: string(0..<end) + "\nVALUES", format: "Native", inline: nil)
             return
         }
         let keyword = words[clause]
@@ -57,6 +61,15 @@ enum Statement: Equatable {
     private static func data(_ rest: ArraySlice<UInt8>) -> [UInt8]? {
         rest.allSatisfy { isSpace($0) || $0 == UInt8(ascii: ";") } ? nil : Array(rest)
     }
+
+    /// ClickHouse's output format names, upper-cased (those chnative writes and those it refuses).
+    static let outputFormats: Set<String> = [
+        "TABSEPARATED", "TSV", "TABSEPARATEDWITHNAMES", "TSVWITHNAMES", "JSONEACHROW", "NATIVE", "NULL",
+        "TABSEPARATEDRAW", "TSVRAW", "TABSEPARATEDWITHNAMESANDTYPES", "TSVWITHNAMESANDTYPES", "CSV", "CSVWITHNAMES",
+        "CSVWITHNAMESANDTYPES", "JSON", "JSONCOMPACT", "JSONCOMPACTEACHROW", "JSONSTRINGSEACHROW", "NDJSON", "JSONLINES",
+        "XML", "VERTICAL", "PRETTY", "PRETTYCOMPACT", "PRETTYSPACE", "MARKDOWN", "VALUES", "ROWBINARY",
+        "ROWBINARYWITHNAMESANDTYPES", "PARQUET", "ARROW", "ORC", "AVRO", "PROTOBUF", "TEMPLATE", "RAWBLOB", "LINEASSTRING",
+    ]
 
     private static func isSpace(_ byte: UInt8) -> Bool { byte == 0x20 || byte == 0x09 || byte == 0x0A || byte == 0x0D }
 

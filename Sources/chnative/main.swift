@@ -343,7 +343,7 @@ struct Convert: ParsableCommand {
         commandName: "convert", abstract: "Convert data between formats offline (no server): standard input to standard output.")
 
     @Option(help: "Column structure, e.g. \"a UInt8, b Array(String)\" (optional for Native input).") var structure: String?
-    @Option(name: .customLong("input-format"), help: "Input format: Native, TabSeparated, TabSeparatedWithNames, JSONEachRow.") var inputFormat: String
+    @Option(name: .customLong("input-format"), help: "Input format: Native, TabSeparated, TabSeparatedWithNames, JSONEachRow, Values.") var inputFormat: String
     @Option(name: .customLong("output-format"), help: "Output format: TabSeparated, TabSeparatedWithNames, JSONEachRow, Native.") var outputFormat: OutputFormat
 
     func run() throws {

@@ -199,6 +199,22 @@ import Testing
         #expect(text([0x20, 0x01, 0x0D, 0xB8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]) == "2001:db8::1")
     }
 
+    @Test func valuesAfterTheFinalSemicolonAreRefusedWhereverTheInputIsCut() throws {
+        // Found in review: a row after the `;` was refused in one piece, inserted when the `;` was
+        // the last byte of a piece.
+        let structure = try TextInputDecoder.parseStructure("id UInt8")
+        for pieces in [["(1);(2)"], ["(1);", "(2)"], ["(1)", ";  ", "\n(2)"]] {
+            var decoder = TextInputDecoder(format: .values, structure: structure)
+            #expect(throws: TextInputError("Values: text after the ';' that ends the data")) {
+                for piece in pieces {
+                    decoder.append(Array(piece.utf8))
+                    while try decoder.nextBlock() != nil {}
+                }
+                while try decoder.nextBlock(endOfInput: true) != nil {}
+            }
+        }
+    }
+
     @Test func structureNeedsNames() {
         #expect(throws: TextInputError("structure column 1 has no name: UInt8")) {
             try TextInputDecoder.parseStructure("UInt8")

@@ -30,3 +30,4 @@ SELECT toUInt64(number) * 1000000007 AS big FROM system.numbers LIMIT 5
 SELECT intDiv(number, 3) AS q, number % 3 AS r FROM system.numbers LIMIT 10
 SELECT MD5('a') AS h, unhex('FF80') AS b, [unhex('FF'), 'ok'] AS a, toFixedString(unhex('00FE'), 2) AS f
 SELECT unhex('7F') AS del, unhex('E280A8') AS ls, concat('x', unhex('E280A9'), 'y') AS ps, unhex('E280') AS cut, 'a/b"c\\d' AS q
+SELECT unhex('011F1B') AS controls, 1 AS format ORDER BY format DESC

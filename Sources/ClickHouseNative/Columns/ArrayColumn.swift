@@ -56,8 +56,9 @@ func checkOffsets(_ reader: ByteReader, count: Int, elementsMayBeEmpty: Bool = f
     // Every element takes at least one byte (Nothing and empty tuples are read as one placeholder
     // byte per row too), so the total can never exceed the bytes left; except JSON values, which
     // take none in the flattened form when the block has no paths (a valid `['{}'::JSON]` was
-    // taken for truncated input). Those are bounded by what a block can hold.
-    let limit = elementsMayBeEmpty ? UInt64(Int32.max) : UInt64(reader.remaining - count * 8)
+    // taken for truncated input). Those get 2^24 elements beyond the bytes: unbounded, a 33-byte
+    // block could claim 2^31 of them and become gigabytes of text.
+    let limit = UInt64(reader.remaining - count * 8) + (elementsMayBeEmpty ? 1 << 24 : 0)
     guard previous <= limit else {
         // Either truncated input or a hostile offset: in both cases the elements are not there.
         throw ColumnCodecError.unexpectedEnd(row: count)

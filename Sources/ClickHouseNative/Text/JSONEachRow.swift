@@ -56,7 +56,7 @@ public enum JSONEachRow {
             case 0x0D: out += "\\r"
             case 0x09: out += "\\t"
             case ..<0x20:
-                let hex = String(byte, radix: 16)
+                let hex = String(byte, radix: 16, uppercase: true)  // `\u001F`, as the server writes it
                 out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
             default:
                 out.bytes.append(byte)
@@ -154,9 +154,14 @@ public enum JSONEachRow {
             out += "{"
             for (n, i) in map.range(at: row).enumerated() {
                 if n > 0 { out += "," }
-                var key = TextBuffer()
-                appendValue(map.keys, row: i, to: &key, settings: settings)
-                if key.hasPrefix(UInt8(ascii: "\"")) { out += key } else { appendString(bytes: key.bytes, to: &out) }
+                // Keys are strings in JSON: a key written unquoted (a number) is quoted after the fact.
+                let keyStart = out.count
+                appendValue(map.keys, row: i, to: &out, settings: settings)
+                if out.bytes[keyStart] != UInt8(ascii: "\"") {
+                    let key = out.bytes[keyStart...]
+                    out.bytes.removeSubrange(keyStart...)
+                    appendString(bytes: Array(key), to: &out)
+                }
                 out += ":"
                 appendValue(map.values, row: i, to: &out, settings: settings)
             }

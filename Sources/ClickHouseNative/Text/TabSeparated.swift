@@ -58,6 +58,9 @@ public enum TabSeparated {
         appendString(text.utf8, to: &out, quoted: quoted)
     }
 
+    /// TabSeparated never quotes wide integers, whatever the JSON setting.
+    static let unquotedIntegers = TextFormatSettings(quote64BitIntegers: false)
+
     /// Appends value `row` of `column`; `quoted` inside composite values.
     public static func appendValue(_ column: any Column, row: Int, to out: inout TextBuffer,
                                    settings: TextFormatSettings = TextFormatSettings(), quoted: Bool = false) {
@@ -69,9 +72,7 @@ public enum TabSeparated {
         case .float64: out += ValueText.float(J.load(column, row, as: Double.self).description)
         case .bfloat16: out += ValueText.float(Float(bitPattern: UInt32(J.load(column, row, as: UInt16.self)) << 16).description)
         case .int64, .uint64, .int128, .uint128, .int256, .uint256, .interval:
-            var text = TextBuffer()
-            J.appendValue(column, row: row, to: &text, settings: TextFormatSettings(quote64BitIntegers: false))
-            out += text
+            J.appendValue(column, row: row, to: &out, settings: Self.unquotedIntegers)
         case .decimal:
             J.appendValue(column, row: row, to: &out, settings: settings)
         case .date, .date32, .dateTime, .dateTime64, .time, .time64, .uuid, .ipv4, .ipv6, .enum8, .enum16:

@@ -37,6 +37,8 @@ public struct TextInputDecoder {
     /// Builders holding the rows of the block being filled.
     private var pending: [any TextColumnBuilder]?
     private var pendingRows = 0
+    /// Values input: the `;` that ends the data was read; only whitespace may follow.
+    private var valuesEnded = false
 
     /// `structure`: column names and types, in the order of the block to produce (an INSERT's
     /// sample block). `timeZone`: for DateTime columns that name none.
@@ -202,13 +204,20 @@ public struct TextInputDecoder {
     /// `;` may end the input. `line` counts rows here.
     private mutating func nextValuesRow(endOfInput: Bool) throws -> Record? {
         var parser = QuotedValueParser(buffer, position: position)
+        if valuesEnded {
+            parser.skipSpaces()
+            position = parser.position
+            guard parser.position == buffer.count else { throw TextInputError("Values: text after the ';' that ends the data") }
+            return nil
+        }
         while parser.position < buffer.count, [0x20, 0x09, 0x0A, 0x0D, UInt8(ascii: ",")].contains(buffer[parser.position]) {
             parser.position += 1
         }
         if parser.position < buffer.count, buffer[parser.position] == UInt8(ascii: ";") {
-            parser.position += 1
-            parser.skipSpaces()
-            guard parser.position == buffer.count else { throw TextInputError("Values: text after the ';' that ends the data") }
+            // (Whatever follows may come in a later piece: checked there too.)
+            valuesEnded = true
+            position = parser.position + 1
+            return try nextValuesRow(endOfInput: endOfInput)
         }
         guard parser.position < buffer.count else {
             position = parser.position

@@ -120,6 +120,8 @@ final class FastWriteHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// Whether the connection is waiting for its client: no request at all, or one whose body is
     /// still arriving. (Not while a write waits for Kafka or the router works on a request.)
     private var waitsOnClient: Bool {
+        // Answers not yet sent (the client reads slowly) are not cut off by the idle timeout.
+        guard context?.channel.isWritable ?? true else { return false }
         switch state {
         case .collecting, .forwarding: return true
         case .idle: return unansweredForwarded == 0 && held.isEmpty
@@ -171,7 +173,11 @@ final class FastWriteHandler: ChannelDuplexHandler, RemovableChannelHandler {
             let route = Route(path: head.path.map { Self.pathWithoutQuery($0) } ?? "")
             guard Self.isSingleWrite(route, head.method) else {
                 // (Only when no answer is still owed: a 100 must not come before an earlier answer.)
-                if Self.expectsContinue(head), unansweredForwarded == 0 { sendContinue(context: context) }
+                // Not for a body over the batch limit: the router would refuse it after reading 5 MiB.
+                if Self.expectsContinue(head), unansweredForwarded == 0,
+                   (head.headerFields[.contentLength].flatMap { Int($0) } ?? 0) <= api.options.maximumBatchBytes {
+                    sendContinue(context: context)
+                }
                 unansweredForwarded += 1
                 state = .forwarding
                 // Nothing after this request is served; the connection closes once it is answered.
@@ -189,9 +195,17 @@ final class FastWriteHandler: ChannelDuplexHandler, RemovableChannelHandler {
                                    // Without a valid key the body is dropped as it arrives (limit 0), never buffered.
                                    body: BodyCollector(limit: limit, declaredLength: declaredLength, allocator: context.channel.allocator))
             state = .collecting
-            // A body that will be refused is not asked for: the client waits a moment and sends it,
-            // or gives up; the answer comes either way.
-            if Self.expectsContinue(head), unauthorized == nil, (declaredLength ?? 0) <= limit { sendContinue(context: context) }
+            if Self.expectsContinue(head) {
+                if unauthorized == nil, (declaredLength ?? 0) <= limit {
+                    sendContinue(context: context)
+                } else {
+                    // A body that will be refused is not asked for: the answer comes at once, and
+                    // the connection closes (the client may or may not send the body after all).
+                    pending!.closeAfter = true
+                    skippingRestOfBody = true
+                    startWrite(context: context)
+                }
+            }
             return true
         case (.forwarding, _):
             if case .end = part { state = .idle }
@@ -361,6 +375,18 @@ final class FastWriteHandler: ChannelDuplexHandler, RemovableChannelHandler {
         // Hummingbird's connection handler (after this one) closes an idle connection when the
         // server shuts down; a write in progress must be answered first.
         if event is ChannelShouldQuiesceEvent {
+            if state == .forwarding {
+                // A request body still arriving for the router (a batch) gets the same few seconds;
+                // Hummingbird would wait for it as long as the idle timeout allows.
+                let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
+                context.eventLoop.scheduleTask(in: Self.bodyGraceOnShutdown) {
+                    let handler = loopBound.value
+                    if handler.state == .forwarding, let context = handler.context {
+                        handler.state = .closing
+                        context.close(promise: nil)
+                    }
+                }
+            }
             if state == .collecting || state == .answering {
                 quiesceHeld = true
                 if state == .collecting {
