@@ -152,6 +152,7 @@ struct Query: AsyncParsableCommand {
     @Option(help: "Default database (default: CLICKHOUSE_DATABASE, else the user's).") var database: String?
     @Flag(help: "Use TLS (the secure native port).") var secure = false
     @Flag(help: "With --secure: do not verify the server certificate (self-signed test servers).") var insecure = false
+    @Option(name: .customLong("ca-file"), help: "With --secure: verify the server with this CA certificate (PEM) instead of the system's.") var caFile: String?
     @Option(help: "Block compression: lz4, zstd or none.") var compression = "lz4"
     @Option(help: "The query to run. INSERT data comes inline (VALUES (...), FORMAT X <data>) or from standard input.") var query: String
     @Option(help: "Output format: TabSeparated, TabSeparatedWithNames, JSONEachRow, Native, Null (a FORMAT clause at the end of the query wins).")
@@ -160,6 +161,8 @@ struct Query: AsyncParsableCommand {
 
     func validate() throws {
         guard !insecure || secure else { throw ValidationError("--insecure only applies with --secure (TLS)") }
+        guard caFile == nil || secure else { throw ValidationError("--ca-file only applies with --secure (TLS)") }
+        guard caFile == nil || !insecure else { throw ValidationError("--ca-file and --insecure contradict each other") }
         switch Statement(query) {
         case .insert:
             // An INSERT's data is sent as blocks; parameters would be silently dropped.
@@ -218,6 +221,7 @@ struct Query: AsyncParsableCommand {
         if secure {
             var tls = TLSConfiguration.makeClientConfiguration()
             if insecure { tls.certificateVerification = .none }
+            if let caFile { tls.trustRoots = .file(caFile) }
             configuration.tls = tls
         }
         let connection = try await ClickHouseConnection.connect(configuration)

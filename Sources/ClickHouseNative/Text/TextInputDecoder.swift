@@ -39,6 +39,10 @@ public struct TextInputDecoder {
     private var pendingRows = 0
     /// Values input: the `;` that ends the data was read; only whitespace may follow.
     private var valuesEnded = false
+    /// Unread bytes when the last attempt found the next row incomplete: the next attempt waits
+    /// until they have doubled, so a huge row arriving in 1 MiB pieces is scanned O(log n) times,
+    /// not once per piece (each attempt reads the row from its start).
+    private var incompleteBytes = 0
 
     /// `structure`: column names and types, in the order of the block to produce (an INSERT's
     /// sample block). `timeZone`: for DateTime columns that name none.
@@ -77,7 +81,7 @@ public struct TextInputDecoder {
         if pending == nil { pending = try structure.map { try makeTextBuilder(for: $0.type, timeZone: timeZone) } }
         let builders = pending!
         while pendingRows < rowsPerBlock {
-            guard let record = try nextRecord(endOfInput: endOfInput) else { break }
+            guard let record = try nextRecordUnlessWaiting(endOfInput: endOfInput, now: now) else { break }
             do {
                 try fill(builders, from: record)
             } catch let error as TextInputError {
@@ -160,6 +164,14 @@ public struct TextInputDecoder {
         guard buffer[position...].allSatisfy({ $0 == 0x20 || $0 == 0x0A || $0 == 0x0D || $0 == 0x09 }) else {
             throw TextInputError("\(format.rawValue): incomplete data at the end of input (line \(line + 1))")
         }
+    }
+
+    private mutating func nextRecordUnlessWaiting(endOfInput: Bool, now: Bool) throws -> Record? {
+        let unread = buffer.count - position
+        if !endOfInput && !now && unread < 2 * incompleteBytes { return nil }
+        let record = try nextRecord(endOfInput: endOfInput)
+        incompleteBytes = record == nil ? buffer.count - position : 0
+        return record
     }
 
     private mutating func nextRecord(endOfInput: Bool) throws -> Record? {
