@@ -34,7 +34,7 @@ public struct ConsumerMetrics: Sendable {
         deadLetters = registry.makeCounter(name: "consumer_dead_letters_total", help: "Messages sent to the dead-letter topic")
         replays = registry.makeCounter(name: "consumer_replayed_messages_total", help: "Redelivered messages that were already applied")
         duplicateCreates = registry.makeCounter(name: "consumer_duplicate_creates_total", help: "Creates of existing event ids, ignored")
-        lookups = registry.makeCounter(name: "consumer_row_lookups_total", help: "Current rows fetched from ClickHouse for updates")
+        lookups = registry.makeCounter(name: "consumer_row_lookups_total", help: "Current rows fetched from ClickHouse for updates and deletes")
         batchesCut = registry.makeCounter(name: "consumer_batches_cut_total",
                                           help: "Batches grown behind a backlog that were cut to keep their rows within CONSUMER_MAX_BATCH_ROWS_MB")
         lag = registry.makeGauge(name: "consumer_lag_messages", help: "Messages in assigned partitions not yet consumed")

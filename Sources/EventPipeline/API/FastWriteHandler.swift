@@ -173,7 +173,7 @@ final class FastWriteHandler: ChannelDuplexHandler, RemovableChannelHandler {
             let route = Route(path: head.path.map { Self.pathWithoutQuery($0) } ?? "")
             guard Self.isSingleWrite(route, head.method) else {
                 // (Only when no answer is still owed: a 100 must not come before an earlier answer.)
-                // Not for a body over the batch limit: the router would refuse it after reading 5 MiB.
+                // Not for a body over the batch limit: the router refuses it (once it was read and dropped).
                 if Self.expectsContinue(head), unansweredForwarded == 0,
                    (head.headerFields[.contentLength].flatMap { Int($0) } ?? 0) <= api.options.maximumBatchBytes {
                     sendContinue(context: context)
