@@ -71,7 +71,7 @@ public final class KafkaConsumer: @unchecked Sendable {
                 rebalance: KafkaRebalanceHandler = KafkaRebalanceHandler(),
                 logger: Logger = Logger(label: "kafka.consumer")) throws {
         guard KafkaLibrary.isSupported else {
-            throw KafkaError(code: -1, message: "librdkafka \(KafkaLibrary.version) is too old (2.1 or newer is required)")
+            throw KafkaError(code: -1, message: "librdkafka \(KafkaLibrary.version) is too old (\(KafkaLibrary.minimumVersion) or newer is required)")
         }
         var merged = configuration
         merged["group.id"] = groupID

@@ -11,9 +11,14 @@ public enum KafkaLibrary {
         return ((value >> 24) & 0xFF, (value >> 16) & 0xFF, (value >> 8) & 0xFF)
     }
 
-    /// librdkafka before 2.1 fails the ApiVersions handshake with current brokers ("Read underflow").
+    /// librdkafka before 2.1 fails the ApiVersions handshake with current brokers ("Read underflow"),
+    /// and the consumer sets `fetch.queue.backoff.ms`, which 2.2 introduced: 2.1 would pass this
+    /// check and then refuse the property.
     public static var isSupported: Bool {
         let v = versionNumber
-        return v.major > 2 || (v.major == 2 && v.minor >= 1)
+        return v.major > 2 || (v.major == 2 && v.minor >= 2)
     }
+
+    /// For error messages.
+    public static let minimumVersion = "2.2"
 }

@@ -18,7 +18,7 @@ public struct KafkaClusterMetadata: Sendable, Equatable {
     /// Throws when no broker answers within `timeoutMilliseconds`.
     public static func fetch(configuration: KafkaConfiguration, timeoutMilliseconds: Int32 = 5000) throws -> KafkaClusterMetadata {
         guard KafkaLibrary.isSupported else {
-            throw KafkaError(code: -1, message: "librdkafka \(KafkaLibrary.version) is too old (2.1 or newer is required)")
+            throw KafkaError(code: -1, message: "librdkafka \(KafkaLibrary.version) is too old (\(KafkaLibrary.minimumVersion) or newer is required)")
         }
         let conf = try configuration.makeNativeConfiguration()
         var errorText = [CChar](repeating: 0, count: 512)

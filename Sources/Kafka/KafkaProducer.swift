@@ -42,7 +42,7 @@ public final class KafkaProducer: @unchecked Sendable {
 
     public init(configuration: KafkaConfiguration, logger: Logger = Logger(label: "kafka.producer")) throws {
         guard KafkaLibrary.isSupported else {
-            throw KafkaError(code: -1, message: "librdkafka \(KafkaLibrary.version) is too old (2.1 or newer is required)")
+            throw KafkaError(code: -1, message: "librdkafka \(KafkaLibrary.version) is too old (\(KafkaLibrary.minimumVersion) or newer is required)")
         }
         var merged = configuration
         for (key, value) in Self.defaultProperties where merged[key] == nil { merged[key] = value }

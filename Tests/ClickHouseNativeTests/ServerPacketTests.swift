@@ -281,4 +281,17 @@ import Testing
     func parameterQuoting(value: String, wire: String) {
         #expect(ClientPackets.quoteParameter(value) == wire)
     }
+
+    /// Composite values and NULL get no TSV-escaping layer: the server reads the unquoted value as a
+    /// TabSeparated field of the placeholder's type, and for `['it\'s','a\\b']` and `\N` that is
+    /// the literal itself (checked with chDB: `format(TSV, 'a Array(String), n Nullable(String)',
+    /// ...)` reads them as ["it's", "a\\b"] and null). Found in review: every value was escaped.
+    @Test func parameterQuotingFollowsThePlaceholdersType() {
+        let types = ClientPackets.parameterTypes(in: "SELECT {a:Array(String)}, { n : Nullable(String) }, {s:String}, {m:Map(String, UInt8)}")
+        #expect(types == ["a": .array(.string), "n": .nullable(.string), "s": .string, "m": .map(key: .string, value: .uint8)])
+        #expect(ClientPackets.quoteParameter("['it\\'s','a\\\\b']", type: types["a"]) == "'[\\'it\\\\\\'s\\',\\'a\\\\\\\\b\\']'")
+        #expect(ClientPackets.quoteParameter("\\N", type: types["n"]) == "'\\\\N'")
+        #expect(ClientPackets.quoteParameter("\\N", type: types["s"]) == "'\\\\\\\\N'")
+        #expect(ClientPackets.quoteParameter("tab\there", type: types["n"]) == "'tab\\\\there'")
+    }
 }

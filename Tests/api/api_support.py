@@ -259,6 +259,18 @@ def wait_for_event(api: Api, event_id: str, done: Callable[[dict], bool] = lambd
     return response.json
 
 
+def wait_until_consumed(api: Api, markers: int = 24, timeout: float = POLL_TIMEOUT) -> None:
+    """Returns once the consumer has applied everything written before the call: a negative check
+    ("this never arrives") after it cannot pass just because the consumer is slow. Markers with
+    random ids land on every partition (keys are event ids; 24 markers miss one of 2 partitions with
+    probability 2^-23), and each partition is applied in order, so all markers visible means all
+    earlier writes were applied too."""
+    conversation = unique("consumed-marker")
+    for _ in range(markers):
+        api.create(conversation_id=conversation, event_name="marker")
+    wait_for_conversation(api, conversation, markers, timeout=timeout)
+
+
 def wait_for_conversation(api: Api, conversation_id: str, count: int, timeout: float = POLL_TIMEOUT) -> list:
     response = poll(lambda: api.conversation(conversation_id, limit=1000),
                     lambda r: r.status == 200 and len(r.json["events"]) == count,

@@ -13,7 +13,7 @@ import time
 import uuid
 from typing import Dict, List, Optional, Tuple
 
-from api_support import api_instance, unique, wait_for_event
+from api_support import api_instance, unique, wait_for_event, wait_until_consumed
 
 CONVERSATION = unique("connection")
 
@@ -145,7 +145,7 @@ def test_nothing_after_a_routed_request_with_connection_close_is_served(api):
     event_id = str(uuid.uuid4())
     answers = exchange(api, request(api, "GET", "/health", close=True) + request(api, "POST", "/event/", create_body(event_id)))
     assert [(status, json.loads(body)) for status, _, body in answers] == [(200, {"status": "ok"})]
-    time.sleep(3)  # well past the time a write takes to show (under a second)
+    wait_until_consumed(api)  # everything sent so far is applied: the write would show by now
     assert api.get("/event/" + event_id).status == 404
 
 
@@ -228,7 +228,7 @@ def test_a_router_answer_with_connection_close_closes_the_connection(api):
     if received:
         assert received.startswith(b"HTTP/1.1 413 Payload Too Large\r\n") and b"\r\nConnection: close\r\n" in received, received[:300]
         assert received.count(b"HTTP/1.1 ") == 1
-    time.sleep(3)
+    wait_until_consumed(api)
     assert api.get("/event/" + event_id).status == 404
 
 

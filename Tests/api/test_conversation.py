@@ -38,8 +38,10 @@ def five_events(api):
         if event_id:
             fields["event_id"] = event_id
         ids[label] = api.create(**fields)
-    # Another conversation whose id extends this one must not leak in.
+    # Another conversation whose id extends this one must not leak in (it is stored before the
+    # five are read).
     api.create(conversation_id=conversation + "x", event_name="page", timestamp="2026-03-01T10:00:03Z")
+    wait_for_conversation(api, conversation + "x", 1)
     events = wait_for_conversation(api, conversation, 5)
     expected = [ids[label] for label in ("first", "second", "third", "fourth", "fifth")]
     return conversation, expected, events

@@ -32,12 +32,14 @@ enum LegacySettingKind {
         "optimize_move_to_prewhere": .unsignedInteger, "force_index_by_date": .unsignedInteger, "priority": .unsignedInteger,
         "select_sequential_consistency": .unsignedInteger, "extremes": .unsignedInteger, "use_uncompressed_cache": .unsignedInteger,
         "max_query_size": .unsignedInteger, "interactive_delay": .unsignedInteger, "max_bytes_before_external_group_by": .unsignedInteger,
-        "max_bytes_before_external_sort": .unsignedInteger, "final": .unsignedInteger,
+        "max_bytes_before_external_sort": .unsignedInteger,
         "network_zstd_compression_level": .signedInteger,
-        "totals_auto_threshold": .float, "max_streams_multiplier_for_merge_tables": .float,
+        "totals_auto_threshold": .float,
         "send_logs_level": .string, "network_compression_method": .string, "load_balancing": .string,
         "distributed_product_mode": .string, "totals_mode": .string, "read_overflow_mode": .string,
-        "result_overflow_mode": .string, "timeout_overflow_mode": .string, "join_strictness": .string,
+        "result_overflow_mode": .string, "timeout_overflow_mode": .string,
+        // Every name here is in 18.16's system.settings (checked): an unknown one is an exception
+        // before any other answer, which closes the connection.
     ]
 }
 
@@ -109,10 +111,11 @@ enum ClientPackets {
         writer.writeVarUInt(query.compression ? 1 : 0)
         writer.writeString(query.text)
         if revision >= ProtocolRevision.withParameters {
+            let types = query.parameters.isEmpty ? [:] : parameterTypes(in: query.text)
             for (name, value) in query.parameters.sorted(by: { $0.key < $1.key }) {
                 writer.writeString(name)
                 writer.writeVarUInt(2)  // CUSTOM: the value is a serialized field
-                writer.writeString(quoteParameter(value))
+                writer.writeString(quoteParameter(value, type: types[name]))
             }
             writer.writeString("")
         }
@@ -172,19 +175,45 @@ enum ClientPackets {
         writer.writeString("")
     }
 
-    /// A parameter value as the server expects it: the value's escaped text form, single-quoted.
-    /// The caller passes the text form (numbers as digits, dates as `2024-01-02`, strings as-is).
-    static func quoteParameter(_ value: String) -> String {
-        // Step 1: TSV-escape (the server parses the unquoted text with the escaped-text parser).
+    /// The declared type of each `{name:Type}` placeholder in `sql` (quoted text and comments are
+    /// not skipped: a placeholder-like string in a literal only changes how that value is escaped).
+    static func parameterTypes(in sql: String) -> [String: ClickHouseType] {
+        var types: [String: ClickHouseType] = [:]
+        var rest = sql[...]
+        while let open = rest.firstIndex(of: "{") {
+            rest = rest[rest.index(after: open)...]
+            guard let close = rest.firstIndex(of: "}"), let colon = rest[..<close].firstIndex(of: ":") else { continue }
+            let name = rest[..<colon].trimmingCharacters(in: .whitespaces)
+            if let type = try? ClickHouseType.parse(String(rest[rest.index(after: colon)..<close]).trimmingCharacters(in: .whitespaces)) {
+                types[name] = type
+            }
+            rest = rest[rest.index(after: close)...]
+        }
+        return types
+    }
+
+    /// A parameter value as the server expects it: the value's escaped text form (the server reads
+    /// it as a TabSeparated field of the placeholder's type), single-quoted. The caller passes the
+    /// text form: numbers as digits, dates as `2024-01-02`, strings as they are; arrays, tuples and
+    /// maps in their literal syntax (`['a', 'it\'s']`), which is already their escaped form; for a
+    /// Nullable placeholder `\N` is NULL (as clickhouse-client's `--param_` reads it).
+    static func quoteParameter(_ value: String, type: ClickHouseType? = nil) -> String {
+        // Step 1: the escaped form. Scalars are TSV-escaped; composite values and NULL are not (a
+        // second layer made `['it\'s']` a parse error and `\N` the string "\N").
         var escaped = ""
-        for scalar in value.unicodeScalars {
-            switch scalar {
-            case "\\": escaped += "\\\\"
-            case "\t": escaped += "\\t"
-            case "\n": escaped += "\\n"
-            case "\r": escaped += "\\r"
-            case "\0": escaped += "\\0"
-            default: escaped.unicodeScalars.append(scalar)
+        let isNull = value == "\\N" && type.map(Self.isNullable) == true
+        if isNull || type?.textInputShape == .composite {
+            escaped = value
+        } else {
+            for scalar in value.unicodeScalars {
+                switch scalar {
+                case "\\": escaped += "\\\\"
+                case "\t": escaped += "\\t"
+                case "\n": escaped += "\\n"
+                case "\r": escaped += "\\r"
+                case "\0": escaped += "\\0"
+                default: escaped.unicodeScalars.append(scalar)
+                }
             }
         }
         // Step 2: quote as a string literal.
@@ -197,6 +226,14 @@ enum ClientPackets {
             }
         }
         return quoted + "'"
+    }
+
+    static func isNullable(_ type: ClickHouseType) -> Bool {
+        switch type {
+        case .nullable: return true
+        case let .lowCardinality(inner): return isNullable(inner)
+        default: return false
+        }
     }
 
     /// A Data packet: table name (never compressed), then the block, in compressed frames when the

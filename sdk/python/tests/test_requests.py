@@ -181,8 +181,12 @@ def test_iter_conversation_is_lazy_and_stops_on_repeated_cursor(stub, client):
     )
     assert next(iterator) == {"event_id": "1"}
     assert next(iterator) == {"event_id": "2"}
-    with pytest.raises(ApiError):
+    with pytest.raises(ApiError) as raised:
         next(iterator)
+    # Refused before asking again: a third request would also fail (the stub has no reply for it),
+    # so the request count and the message are what show the repeated cursor was caught.
+    assert len(stub.requests) == 2
+    assert str(raised.value) == "malformed conversation page: bad next_cursor 'same'"
 
 
 def test_client_is_usable_from_threads(stub, client):
