@@ -1,3 +1,5 @@
+import ClickHouseNative
+
 /// What chnative does with a statement. Over the native protocol the server reads an INSERT's
 /// rows only as blocks from the client: data written inline after `VALUES` or `FORMAT X` in the
 /// query text is ignored, and an INSERT without data waits for blocks. So, as clickhouse-client
@@ -12,7 +14,7 @@ enum Statement: Equatable {
     case insert(sql: String, format: String, inline: [UInt8]?)
 
     init(_ text: String) {
-        let words = Self.topLevelWords(text)
+        let words = SQLText.topLevelWords(text)
         let bytes = Array(text.utf8)
         func string(_ range: Range<Int>) -> String { String(decoding: bytes[range], as: UTF8.self) }
         guard let first = words.first, first.word == "INSERT" else {
@@ -72,51 +74,4 @@ enum Statement: Equatable {
     ]
 
     private static func isSpace(_ byte: UInt8) -> Bool { byte == 0x20 || byte == 0x09 || byte == 0x0A || byte == 0x0D }
-
-    /// The words outside parentheses, brackets, quotes and comments, upper-cased, with their byte
-    /// ranges; a word after a `.` (`db.values`) is a name part, not a keyword, and is left out.
-    static func topLevelWords(_ text: String) -> [(word: String, range: Range<Int>)] {
-        let bytes = Array(text.utf8)
-        var words: [(word: String, range: Range<Int>)] = []
-        var depth = 0
-        var index = 0
-        func isWordByte(_ byte: UInt8) -> Bool {
-            (byte >= 0x30 && byte <= 0x39) || (byte >= 0x41 && byte <= 0x5A) || (byte >= 0x61 && byte <= 0x7A) || byte == 0x5F || byte >= 0x80
-        }
-        while index < bytes.count {
-            let byte = bytes[index]
-            switch byte {
-            case UInt8(ascii: "'"), UInt8(ascii: "\""), UInt8(ascii: "`"):
-                index += 1
-                while index < bytes.count, bytes[index] != byte {
-                    index += bytes[index] == 0x5C ? 2 : 1
-                }
-                index += 1  // the closing quote (a doubled quote reads as two strings, which is the same here)
-            case UInt8(ascii: "-") where index + 1 < bytes.count && bytes[index + 1] == UInt8(ascii: "-"):
-                while index < bytes.count, bytes[index] != 0x0A { index += 1 }
-            case UInt8(ascii: "/") where index + 1 < bytes.count && bytes[index + 1] == UInt8(ascii: "*"):
-                index += 2
-                while index + 1 < bytes.count, !(bytes[index] == UInt8(ascii: "*") && bytes[index + 1] == UInt8(ascii: "/")) { index += 1 }
-                index += 2
-            case UInt8(ascii: "("), UInt8(ascii: "["), UInt8(ascii: "{"):
-                depth += 1
-                index += 1
-            case UInt8(ascii: ")"), UInt8(ascii: "]"), UInt8(ascii: "}"):
-                depth = max(0, depth - 1)
-                index += 1
-            default:
-                guard isWordByte(byte) else {
-                    index += 1
-                    continue
-                }
-                let start = index
-                while index < bytes.count, isWordByte(bytes[index]) { index += 1 }
-                if depth == 0, start == 0 || bytes[start - 1] != UInt8(ascii: ".") {
-                    words.append((String(decoding: bytes[start..<index], as: UTF8.self).uppercased(), start..<index))
-                }
-            }
-            // (an unclosed string or comment ends the scan: the server reports the syntax error)
-        }
-        return words
-    }
 }

@@ -77,6 +77,46 @@ import Testing
         #expect(known == names)
     }
 
+    /// Found in review: a second request while a task waited for its result's next block drained
+    /// that result, and the waiting task saw it end early, as if complete. Now the second request is
+    /// refused and the result stays whole.
+    @Test func aRequestWhileAResultIsBeingReadIsRefusedAndTheResultStaysWhole() async throws {
+        let connection = try await Self.connect()
+        defer { Task { await connection.close() } }
+        // One row a second: the reader waits about a second for each block after the first.
+        let result = try await connection.query("SELECT number, sleepEachRow(1) AS s FROM numbers(3) SETTINGS max_block_size = 1")
+        let (firstBlock, gotFirstBlock) = AsyncStream<Void>.makeStream()
+        let reader = Task {
+            var rows = 0
+            for try await block in result {
+                rows += block.rowCount
+                if rows == 1 { gotFirstBlock.yield() }
+            }
+            return rows
+        }
+        for await _ in firstBlock { break }
+        try await Task.sleep(for: .milliseconds(300))  // the reader is inside its wait for the second row (a second long)
+        await #expect(throws: ClickHouseConnectionError.busy) { _ = try await connection.query("SELECT 1") }
+        await #expect(throws: ClickHouseConnectionError.busy) { try await connection.ping() }
+        #expect(try await reader.value == 3)
+        #expect(try await connection.collect("SELECT 7 AS n").flatMap { (0..<$0.rowCount).map { _ in 7 } } == [7])
+    }
+
+    /// Found in review: `execute("INSERT ... VALUES (...)")` waited for the server's receive timeout
+    /// (5 minutes): the server ignores rows in the text and waits for blocks. Refused before sending;
+    /// an INSERT ... SELECT still runs as a query.
+    @Test func insertsOfClientRowsAreRefusedAsQueries() async throws {
+        let connection = try await Self.connect()
+        defer { Task { await connection.close() } }
+        let refusal = ClickHouseClientError("an INSERT with VALUES or FORMAT takes its rows as blocks: use insert(_:blocks:) (over the native protocol the server ignores rows written in the query text)")
+        for sql in ["INSERT INTO t VALUES (1)", "insert into t format JSONEachRow {\"a\":1}", "INSERT INTO t", "/* c */ INSERT INTO db.values (a) VALUES"] {
+            await #expect(throws: refusal, "\(sql)") { try await connection.execute(sql) }
+        }
+        try await connection.execute("CREATE TEMPORARY TABLE copies (n UInt8)")
+        try await connection.execute("INSERT INTO copies SELECT 5")
+        #expect(try await connection.collect("SELECT n FROM copies").reduce(0) { $0 + $1.rowCount } == 1)
+    }
+
     @Test func exceptionThenTheNextQueryThroughThePool() async throws {
         let client = ClickHouseClient(hosts: [Self.configuration()])
         for _ in 0..<2 {

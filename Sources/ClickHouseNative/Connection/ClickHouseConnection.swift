@@ -158,6 +158,17 @@ public actor ClickHouseConnection {
     public func query(_ sql: String, settings: [QuerySetting] = [], parameters: [String: String] = [:],
                       externalTables: [ExternalTable] = [],
                       queryID: String = "", onEvent: (@Sendable (QueryEvent) -> Void)? = nil) async throws -> QueryResult {
+        try await exclusively { try await startQuery(sql, settings: settings, parameters: parameters, externalTables: externalTables,
+                                                     queryID: queryID, onEvent: onEvent) }
+    }
+
+    private func startQuery(_ sql: String, settings: [QuerySetting], parameters: [String: String], externalTables: [ExternalTable],
+                            queryID: String, onEvent: (@Sendable (QueryEvent) -> Void)?) async throws -> QueryResult {
+        // The server would send the table's sample block and wait for data blocks until its
+        // receive timeout (5 minutes), ignoring rows written in the text.
+        guard !SQLText.isInsertOfClientRows(sql) else {
+            throw ClickHouseClientError("an INSERT with VALUES or FORMAT takes its rows as blocks: use insert(_:blocks:) (over the native protocol the server ignores rows written in the query text)")
+        }
         try await prepareForRequest()
         let bytes = try encodeQuery(sql, settings: settings, parameters: parameters, externalTables: externalTables, queryID: queryID)
         try machine.queryStarted()
@@ -184,6 +195,10 @@ public actor ClickHouseConnection {
     /// Sends Ping and waits for Pong. Cancelling the calling task closes the connection (a Pong
     /// cannot be told from what a stalled server sends later).
     public func ping() async throws {
+        try await exclusively { try await runPing() }
+    }
+
+    private func runPing() async throws {
         try await closingOnCancel {
             try await prepareForRequest()
             try machine.pingStarted()
@@ -232,7 +247,23 @@ public actor ClickHouseConnection {
     public func insert<Blocks: AsyncSequence>(_ sql: String, settings: [QuerySetting] = [],
                                               blocksFor: (Block) throws -> Blocks) async throws
     where Blocks.Element == Block {
-        try await closingOnCancel { try await runInsert(sql, settings: settings, blocksFor: blocksFor) }
+        try await exclusively { try await closingOnCancel { try await runInsert(sql, settings: settings, blocksFor: blocksFor) } }
+    }
+
+    /// Whether a task is inside a request's wait on this connection (the actor lets another task in
+    /// while it waits for the socket).
+    private var requestInProgress = false
+
+    /// Runs `body` unless another task is inside a request on this connection, which gets
+    /// ``ClickHouseConnectionError/busy`` untouched. Found in review: a query started while
+    /// another task waited for its result's next packet drained that result, and the waiting task
+    /// then saw its stream end as if complete, rows missing. A connection serves one request at a
+    /// time; a pool (``ClickHouseClient``) serves concurrent tasks.
+    private func exclusively<R>(_ body: () async throws -> R) async throws -> R {
+        guard !requestInProgress else { throw ClickHouseConnectionError.busy }
+        requestInProgress = true
+        defer { requestInProgress = false }
+        return try await body()
     }
 
     private func runInsert<Blocks: AsyncSequence>(_ sql: String, settings: [QuerySetting],
@@ -404,6 +435,10 @@ public actor ClickHouseConnection {
     /// The next result block of query `token`, or nil when the response ended.
     func nextBlock(token: Int) async throws -> Block? {
         guard token == queryToken else { throw ClickHouseConnectionError.superseded }
+        return try await exclusively { try await readNextBlock() }
+    }
+
+    private func readNextBlock() async throws -> Block? {
         while true {
             if machine.isIdle { return nil }
             if Task.isCancelled && !cancelSent {

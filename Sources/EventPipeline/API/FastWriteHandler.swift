@@ -375,32 +375,13 @@ final class FastWriteHandler: ChannelDuplexHandler, RemovableChannelHandler {
         // Hummingbird's connection handler (after this one) closes an idle connection when the
         // server shuts down; a write in progress must be answered first.
         if event is ChannelShouldQuiesceEvent {
-            if state == .forwarding {
-                // A request body still arriving for the router (a batch) gets the same few seconds;
-                // Hummingbird would wait for it as long as the idle timeout allows.
-                let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
-                context.eventLoop.scheduleTask(in: Self.bodyGraceOnShutdown) {
-                    let handler = loopBound.value
-                    if handler.state == .forwarding, let context = handler.context {
-                        handler.state = .closing
-                        context.close(promise: nil)
-                    }
-                }
-            }
+            // A body still arriving (a write's, or a batch's for the router) gets a few seconds,
+            // not as long as a stalled client likes: nothing of it went to Kafka, and the client
+            // sees the connection close. (Hummingbird would wait for a batch's as long as the idle
+            // timeout allows.)
+            if state == .collecting || state == .forwarding { closeIfStill(state, after: Self.bodyGraceOnShutdown, context: context) }
             if state == .collecting || state == .answering {
                 quiesceHeld = true
-                if state == .collecting {
-                    // A body still arriving gets a few seconds, not as long as a stalled client likes
-                    // (nothing of it went to Kafka; the client sees the connection close).
-                    let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
-                    context.eventLoop.scheduleTask(in: Self.bodyGraceOnShutdown) {
-                        let handler = loopBound.value
-                        if handler.state == .collecting, let context = handler.context {
-                            handler.state = .closing
-                            context.close(promise: nil)
-                        }
-                    }
-                }
                 return
             }
             quiescing = true
@@ -412,6 +393,18 @@ final class FastWriteHandler: ChannelDuplexHandler, RemovableChannelHandler {
             return
         }
         context.fireUserInboundEventTriggered(event)
+    }
+
+    /// Closes the connection after `delay` if it is still in `state` then.
+    private func closeIfStill(_ state: State, after delay: TimeAmount, context: ChannelHandlerContext) {
+        let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        context.eventLoop.scheduleTask(in: delay) {
+            let handler = loopBound.value
+            if handler.state == state, let context = handler.context {
+                handler.state = .closing
+                context.close(promise: nil)
+            }
+        }
     }
 
     // MARK: Outbound

@@ -1,0 +1,60 @@
+/// Just enough of SQL's lexical structure to tell what kind of statement a text is, as a client
+/// must before sending it: an INSERT whose rows follow in the text or come from the client cannot
+/// go as an ordinary query (the server waits for blocks).
+public enum SQLText {
+    /// The words outside parentheses, brackets, quotes and comments, upper-cased, with their byte
+    /// ranges; a word after a `.` (`db.values`) is a name part, not a keyword, and is left out.
+    public static func topLevelWords(_ text: String) -> [(word: String, range: Range<Int>)] {
+        let bytes = Array(text.utf8)
+        var words: [(word: String, range: Range<Int>)] = []
+        var depth = 0
+        var index = 0
+        func isWordByte(_ byte: UInt8) -> Bool {
+            (byte >= 0x30 && byte <= 0x39) || (byte >= 0x41 && byte <= 0x5A) || (byte >= 0x61 && byte <= 0x7A) || byte == 0x5F || byte >= 0x80
+        }
+        while index < bytes.count {
+            let byte = bytes[index]
+            switch byte {
+            case UInt8(ascii: "'"), UInt8(ascii: "\""), UInt8(ascii: "`"):
+                index += 1
+                while index < bytes.count, bytes[index] != byte {
+                    index += bytes[index] == 0x5C ? 2 : 1
+                }
+                index += 1  // the closing quote (a doubled quote reads as two strings, which is the same here)
+            case UInt8(ascii: "-") where index + 1 < bytes.count && bytes[index + 1] == UInt8(ascii: "-"):
+                while index < bytes.count, bytes[index] != 0x0A { index += 1 }
+            case UInt8(ascii: "/") where index + 1 < bytes.count && bytes[index + 1] == UInt8(ascii: "*"):
+                index += 2
+                while index + 1 < bytes.count, !(bytes[index] == UInt8(ascii: "*") && bytes[index + 1] == UInt8(ascii: "/")) { index += 1 }
+                index += 2
+            case UInt8(ascii: "("), UInt8(ascii: "["), UInt8(ascii: "{"):
+                depth += 1
+                index += 1
+            case UInt8(ascii: ")"), UInt8(ascii: "]"), UInt8(ascii: "}"):
+                depth = max(0, depth - 1)
+                index += 1
+            default:
+                guard isWordByte(byte) else {
+                    index += 1
+                    continue
+                }
+                let start = index
+                while index < bytes.count, isWordByte(bytes[index]) { index += 1 }
+                if depth == 0, start == 0 || bytes[start - 1] != UInt8(ascii: ".") {
+                    words.append((String(decoding: bytes[start..<index], as: UTF8.self).uppercased(), start..<index))
+                }
+            }
+            // (an unclosed string or comment ends the scan: the server reports the syntax error)
+        }
+        return words
+    }
+
+    /// Whether `sql` is an INSERT that expects its rows from the client (`VALUES`, `FORMAT`, or
+    /// neither), rather than from a SELECT the server runs.
+    public static func isInsertOfClientRows(_ sql: String) -> Bool {
+        let words = topLevelWords(sql)
+        guard words.first?.word == "INSERT" else { return false }
+        let clause = words.dropFirst().first { ["VALUES", "FORMAT", "SELECT", "WITH"].contains($0.word) }
+        return clause.map { $0.word == "VALUES" || $0.word == "FORMAT" } ?? true
+    }
+}
