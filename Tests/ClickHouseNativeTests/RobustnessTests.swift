@@ -395,4 +395,10 @@ import Testing
         #expect(TabSeparated.render(block) == "1\tone\n2\ttwo\n")
         #expect(!writerClosed.isSet, "the rows waited for the end of the input")
     }
+
+    @Test func nilInANonNullableLowCardinalityIsTheDefault() {
+        // Found in review: it stopped the program (a precondition) instead.
+        let column = LowCardinalityColumn(strings: ["a", nil, "a"])
+        #expect(TabSeparated.render(Block(columns: [NamedColumn("s", column)])) == "a\n\na\n")
+    }
 }

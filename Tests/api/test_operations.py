@@ -20,8 +20,9 @@ def test_ready(api):
     assert response.header("Retry-After") is None
 
 
-def _request_count(text: str, route: str, status: str) -> int:
-    match = re.search(r'^http_requests_total\{[^}]*route="%s"[^}]*status="%s"[^}]*\} (\d+)' % (re.escape(route), status), text, re.M)
+def _request_count(text: str, route: str, method: str, status: str) -> int:
+    """The counter of one label set (the labels come in the order route, method, status)."""
+    match = re.search(r'^http_requests_total\{route="%s",method="%s",status="%s"\} (\d+)' % (re.escape(route), method, status), text, re.M)
     return int(match.group(1)) if match else 0
 
 
@@ -34,8 +35,8 @@ def test_metrics_count_requests_by_route_pattern(api):
     assert response.status == 200
     assert response.header("Content-Type").startswith("text/plain")
     text = response.body.decode()
-    assert _request_count(text, "/event/:id", "404") - _request_count(before, "/event/:id", "404") == 1, text[:2000]
-    assert _request_count(text, "unknown", "404") - _request_count(before, "unknown", "404") == 1
+    assert _request_count(text, "/event/:id", "GET", "404") - _request_count(before, "/event/:id", "GET", "404") == 1, text[:2000]
+    assert _request_count(text, "unknown", "GET", "404") - _request_count(before, "unknown", "GET", "404") == 1, text[:2000]
     assert not any(re.match(r"/event/[0-9a-f-]{36}", route) for route in re.findall(r'route="([^"]*)"', text))
 
 

@@ -69,6 +69,8 @@ public struct LowCardinalityColumn: Column {
 
     /// `LowCardinality(String)` (or `LowCardinality(Nullable(String))` when `nullable`) built the way the
     /// server builds it: default value first (after the NULL slot), then distinct values in order of appearance.
+    /// A nil in a column that is not nullable is the default, the empty string (as the server's
+    /// text formats take NULL for such a column); it used to stop the program.
     public init(strings: [String?], nullable: Bool = false) {
         var dictionary = StringColumn()
         var positions: [String: Int] = [:]
@@ -79,8 +81,7 @@ public struct LowCardinalityColumn: Column {
         indexes.reserveCapacity(strings.count)
         for value in strings {
             guard let value else {
-                precondition(nullable, "NULL in a LowCardinality(String) that is not nullable")
-                indexes.append(0)
+                indexes.append(nullable ? 0 : positions[""]!)
                 continue
             }
             if let position = positions[value] {
