@@ -319,7 +319,7 @@ extension UUID {
 
     /// The id a ClickHouse `UUID` column holds.
     public init(columnValue: Bits128) {
-        self.init(high: columnValue.first, low: columnValue.second)
+        self.init(clickHouse: columnValue)
     }
 
     /// Lower-case text, as the API and ClickHouse print it. (Foundation's `uuidString` goes through

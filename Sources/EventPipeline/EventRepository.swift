@@ -203,8 +203,8 @@ public struct EventRepository: Sendable {
             """
         var result: [LatencyPercentile] = []
         for block in try await client.collect(sql) where block.rowCount > 0 {
-            let conversations = try block.strings("conversation_id")
-            let names = try block.strings("event_name")
+            let conversations = try block.stringColumn("conversation_id")
+            let names = try block.stringColumn("event_name")
             let p95 = try block.fixed("p95", Double.self)
             let counts = try block.fixed("events", UInt64.self)
             for row in 0..<block.rowCount {
@@ -230,7 +230,7 @@ public struct EventRepository: Sendable {
             """
         var result: [SessionErrors] = []
         for block in try await client.collect(sql) where block.rowCount > 0 {
-            let conversations = try block.strings("conversation_id")
+            let conversations = try block.stringColumn("conversation_id")
             let errors = try block.fixed("errors", UInt64.self)
             let totals = try block.fixed("total", UInt64.self)
             let rates = try block.fixed("rate", Double.self)

@@ -142,10 +142,10 @@ extension EventRow {
     static func rows(_ block: Block) throws -> [EventRow] {
         guard block.rowCount > 0 else { return [] }
         let ids = try block.fixed("event_id", Bits128.self)
-        let conversations = try block.strings("conversation_id")
-        let names = try block.strings("event_name")
-        let inputs = try block.strings("input")
-        let outputs = try block.strings("output")
+        let conversations = try block.stringColumn("conversation_id")
+        let names = try block.stringColumn("event_name")
+        let inputs = try block.stringColumn("input")
+        let outputs = try block.stringColumn("output")
         let latencies = try block.fixed("latency", Double.self)
         let errors = try block.fixed("error", UInt8.self)
         let timestamps = try block.fixed("timestamp_ms", Int64.self)
@@ -162,22 +162,11 @@ extension EventRow {
     }
 }
 
-/// A query result that does not have the expected shape.
-public struct RepositoryError: Error, Equatable, Sendable, CustomStringConvertible {
-    public var message: String
-    public var description: String { message }
-}
-
 extension Block {
+    /// The library's typed access (its error names the column's actual type), in this module's spelling.
     func fixed<T: BitwiseCopyable & Sendable>(_ name: String, _: T.Type) throws -> FixedWidthColumn<T> {
-        guard let column = self[name] as? FixedWidthColumn<T> else {
-            throw RepositoryError(message: "column \(name) is missing or not \(T.self) (\(self[name].map { "\($0.type.name)" } ?? "absent"))")
-        }
-        return column
+        try column(name, as: FixedWidthColumn<T>.self)
     }
 
-    func strings(_ name: String) throws -> StringColumn {
-        guard let column = self[name] as? StringColumn else { throw RepositoryError(message: "column \(name) is missing or not String") }
-        return column
-    }
+    func stringColumn(_ name: String) throws -> StringColumn { try column(name, as: StringColumn.self) }
 }

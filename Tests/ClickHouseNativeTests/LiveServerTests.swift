@@ -117,6 +117,34 @@ import Testing
         #expect(try await connection.collect("SELECT n FROM copies").reduce(0) { $0 + $1.rowCount } == 1)
     }
 
+    /// Typed values out of a result, compared with what the server prints for the same query.
+    @Test func typedValuesOfAResult() async throws {
+        let connection = try await Self.connect()
+        defer { Task { await connection.close() } }
+        let blocks = try await connection.collect("""
+            SELECT toUUID('01234567-89ab-cdef-0123-456789abcdef') AS u, toDate('2024-02-29') AS d,
+                   toDateTime('2024-01-01 05:30:00', 'UTC') AS t, 'x' AS s, toFixedString('ab', 3) AS f,
+                   if(number = 0, NULL, toString(number)) AS ns, toUInt8(number) AS n, if(number = 1, NULL, number) AS nn
+            FROM numbers(2)
+            """)
+        let block = try #require(blocks.first { $0.rowCount > 0 })
+        #expect(try block.uuids("u") == [UUID(uuidString: "01234567-89AB-CDEF-0123-456789ABCDEF")!, UUID(uuidString: "01234567-89AB-CDEF-0123-456789ABCDEF")!])
+        #expect(try block.dates("d").map(\.timeIntervalSince1970) == [1_709_164_800, 1_709_164_800])
+        #expect(try block.dates("t").map(\.timeIntervalSince1970) == [1_704_087_000, 1_704_087_000])
+        #expect(try block.strings("s") == ["x", "x"])
+        #expect(try block.strings("f") == ["ab\0", "ab\0"])
+        #expect(try block.optionalStrings("ns") == [nil, "1"])
+        #expect(try block.values("n", as: UInt8.self) == [0, 1])
+        #expect(try block.optionalValues("nn", as: UInt64.self) == [0, nil])
+        #expect(throws: ColumnAccessError("column ns has NULL at row 0; read it with optionalStrings")) { try block.strings("ns") }
+        #expect(throws: ColumnAccessError("column n is UInt8, not stored as UInt64")) { try block.values("n", as: UInt64.self) }
+        #expect(throws: ColumnAccessError("column s is String, not UUID")) { try block.uuids("s") }
+        #expect(throws: ColumnAccessError("no column missing (the block has u, d, t, s, f, ns, n, nn)")) { try block.strings("missing") }
+        #expect(throws: ColumnAccessError("column n is UInt8, not readable as StringColumn")) { try block.column("n", as: StringColumn.self) }
+        let lowCardinality = Block(columns: [NamedColumn("c", LowCardinalityColumn(strings: ["a", nil, "a"], nullable: true))])
+        #expect(try lowCardinality.optionalStrings("c") == ["a", nil, "a"])
+    }
+
     @Test func exceptionThenTheNextQueryThroughThePool() async throws {
         let client = ClickHouseClient(hosts: [Self.configuration()])
         for _ in 0..<2 {
