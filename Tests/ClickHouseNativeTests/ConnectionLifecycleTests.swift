@@ -160,7 +160,9 @@ import Glibc
         configuration.readTimeout = .seconds(120)
         let connection = try await ClickHouseConnection.connect(configuration)
         let ping = Task { try await connection.ping() }
-        try await Task.sleep(for: .milliseconds(200))
+        // Cancelled once the Ping is on the server's side (the Hello was the first read): a task
+        // cancelled before it sent would stop at once without showing anything.
+        while peer.reads < 2 { try await Task.sleep(for: .milliseconds(10)) }
         let started = ContinuousClock.now
         ping.cancel()
         await #expect(throws: CancellationError.self) { try await ping.value }
@@ -172,20 +174,22 @@ import Glibc
     @Test func aCancelledWaiterLeavesThePoolQueue() async throws {
         let client = Self.client()
         let (held, hold) = AsyncStream<Void>.makeStream()
+        let holderDone = RobustnessTests.ClosedFlag()
         let holding = Task {
             try await client.withConnection { connection in
                 hold.yield()
                 try await connection.execute("SELECT sleep(1)")
+                holderDone.set()
             }
         }
         var holds = held.makeAsyncIterator()
         _ = await holds.next()
         let waiter = Task { try await client.collect("SELECT 1") }
-        try await Task.sleep(for: .milliseconds(100))
-        let started = ContinuousClock.now
+        while await client.waitingCount == 0 { try await Task.sleep(for: .milliseconds(10)) }  // it is in the queue
         waiter.cancel()
         await #expect(throws: CancellationError.self) { _ = try await waiter.value }
-        #expect(ContinuousClock.now - started < .milliseconds(500), "it did not wait for the connection")
+        #expect(!holderDone.isSet, "it waited for the connection instead of leaving at once")
+        #expect(await client.waitingCount == 0)
         try await holding.value
         #expect(LiveServerTests.rows(try await client.collect("SELECT 6 AS six")) == "{\"six\":6}\n")
         #expect(await client.openConnections == 1)
@@ -274,6 +278,9 @@ final class FakePeer: @unchecked Sendable {
     private let listener: Int32
     private let lock = NSLock()
     private var accepted: Int32 = -1
+    private var readsDone = 0
+    /// How many reads from the client the peer has done (each of the client's packets is one).
+    var reads: Int { lock.withLock { readsDone } }
 
     init(answers: [[UInt8]]?) throws {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
@@ -303,6 +310,7 @@ final class FakePeer: @unchecked Sendable {
                     _ = answers[reads].withUnsafeBytes { write(client, $0.baseAddress, $0.count) }
                 }
                 reads += 1
+                lock.withLock { readsDone = reads }
             }
         }
     }

@@ -249,14 +249,16 @@ import Testing
 
     @Test func taskCancellationCancelsTheQuery() async throws {
         let connection = try await Self.connect()
+        let (streaming, started) = AsyncStream<Void>.makeStream()
         let task = Task {
             var rows = 0
             for try await block in try await connection.query("SELECT number FROM system.numbers") {
                 rows += block.rowCount
+                if rows > 0 { started.yield() }
             }
             return rows
         }
-        try await Task.sleep(for: .milliseconds(300))
+        for await _ in streaming { break }  // cancelled mid-stream, not before the query started
         task.cancel()
         await #expect(throws: CancellationError.self) { _ = try await task.value }
         #expect(Self.rows(try await connection.collect("SELECT 5 AS five")) == "{\"five\":5}\n")

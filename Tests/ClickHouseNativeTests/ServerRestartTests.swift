@@ -19,14 +19,18 @@ struct ServerRestartTests {
         let client = ClientPoolTests.client(maximum: 2)
         #expect(LiveServerTests.rows(try await client.collect("SELECT 1 AS one")) == "{\"one\":1}\n")
 
+        let (streaming, started) = AsyncStream<Void>.makeStream()
         let running = Task {
             try await client.withConnection { connection in
                 var rows = 0
-                for try await block in try await connection.query("SELECT number FROM system.numbers") { rows += block.rowCount }
+                for try await block in try await connection.query("SELECT number FROM system.numbers") {
+                    rows += block.rowCount
+                    if rows > 0 { started.yield() }
+                }
                 return rows
             }
         }
-        try await Task.sleep(for: .milliseconds(300))
+        for await _ in streaming { break }  // the server stops mid-stream, not before the query reached it
         try Self.services("stop", "clickhouse")
         do {
             _ = try await running.value

@@ -61,6 +61,8 @@ public actor ClickHouseClient {
 
     /// Connections open now (idle and in use).
     public var openConnections: Int { openCount }
+    /// Tasks waiting for a connection.
+    public var waitingCount: Int { waiters.count }
     public var idleConnections: Int { idle.count }
 
     /// Runs `body` with a connection of the pool, returning it afterwards (or discarding it if broken).
