@@ -128,8 +128,7 @@ struct InsertBenchmark: AsyncParsableCommand {
         }
         // Each run must have inserted every row, or its time means nothing.
         func checkRows(_ run: String) async throws {
-            let blocks = try await connection.collect("SELECT count() AS c FROM \(table)")
-            let stored = Int((blocks.first { $0.rowCount > 0 }?["c"] as? FixedWidthColumn<UInt64>)?.values.first ?? 0)
+            let stored = try firstCount(try await connection.collect("SELECT count() AS c FROM \(table)"), "c")
             guard stored == rows else { throw ValidationFailure("\(run): \(stored) rows in the table, \(rows) inserted") }
         }
         // One block of the event schema, reused for every insert (as 18.16 lacks DateTime64, the
@@ -210,4 +209,9 @@ struct RepeatedBlocks: AsyncSequence, Sendable {
         }
     }
     func makeAsyncIterator() -> AsyncIterator { AsyncIterator(block: block, remaining: count) }
+}
+
+/// The UInt64 in `column` of a one-row answer (`SELECT count() AS n ...`), 0 when no row came.
+func firstCount(_ blocks: [Block], _ column: String) throws -> Int {
+    try blocks.first { $0.rowCount > 0 }.map { Int(try $0.values(column, as: UInt64.self)[0]) } ?? 0
 }

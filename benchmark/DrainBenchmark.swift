@@ -161,13 +161,11 @@ struct DrainBenchmark: AsyncParsableCommand {
     }
 
     static func distinctEvents(_ repository: EventRepository) async throws -> Int {
-        let blocks = try await repository.client.collect("SELECT uniqExact(event_id) AS n FROM \(repository.schema.table)")
-        return Int((blocks.first { $0.rowCount > 0 }?["n"] as? FixedWidthColumn<UInt64>)?.values.first ?? 0)
+        try firstCount(try await repository.client.collect("SELECT uniqExact(event_id) AS n FROM \(repository.schema.table)"), "n")
     }
 
     static func count(_ repository: EventRepository) async throws -> Int {
-        let blocks = try await repository.client.collect("SELECT count() AS n FROM \(repository.schema.table)")
-        return Int((blocks.first { $0.rowCount > 0 }?["n"] as? FixedWidthColumn<UInt64>)?.values.first ?? 0)
+        try firstCount(try await repository.client.collect("SELECT count() AS n FROM \(repository.schema.table)"), "n")
     }
 
     /// The pid of the first process whose command line contains `pattern`, or 0.

@@ -128,7 +128,7 @@ struct Verifier {
         var ids = FixedWidthColumn<Bits128>(type: .uuid)
         for (index, id) in accepted {
             indexes.append(UInt64(index))
-            ids.append(id.columnValue)
+            ids.append(id.clickHouseValue)
         }
         let acceptedTable = ExternalTable(name: "accepted", block: Block(columns: [NamedColumn("event_id", ids), NamedColumn("idx", indexes)]))
         let latest = ["is_deleted", "conversation_id", "event_name", "input", "output", "latency", "error"]

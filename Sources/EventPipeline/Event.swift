@@ -311,17 +311,6 @@ extension UUID {
         }
     }
 
-    /// The value of a ClickHouse `UUID` column.
-    public var columnValue: Bits128 {
-        let (high, low) = halves
-        return Bits128(first: high, second: low)
-    }
-
-    /// The id a ClickHouse `UUID` column holds.
-    public init(columnValue: Bits128) {
-        self.init(clickHouse: columnValue)
-    }
-
     /// Lower-case text, as the API and ClickHouse print it. (Foundation's `uuidString` goes through
     /// `sprintf` on Linux, which showed in request-path profiles.)
     public var lowercasedString: String {

@@ -81,7 +81,7 @@ public struct EventRepository: Sendable {
     static func lookupTable(_ ids: [UUID]) -> ExternalTable {
         var column = FixedWidthColumn<Bits128>(type: .uuid)
         column.reserveCapacity(ids.count)
-        for id in ids { column.append(id.columnValue) }
+        for id in ids { column.append(id.clickHouseValue) }
         return ExternalTable(name: "lookup_ids", block: Block(columns: [NamedColumn("id", column)]))
     }
 
@@ -109,7 +109,7 @@ public struct EventRepository: Sendable {
         for block in try await client.collect(sql, externalTables: [Self.lookupTable(ids)]) where block.rowCount > 0 {
             let found = try block.fixed("event_id", Bits128.self)
             let bytes = try block.fixed("bytes", UInt64.self)
-            for row in 0..<block.rowCount { result[UUID(columnValue: found[row])] = Int(bytes[row]) }
+            for row in 0..<block.rowCount { result[UUID(clickHouse: found[row])] = Int(bytes[row]) }
         }
         return result
     }
@@ -144,7 +144,7 @@ public struct EventRepository: Sendable {
         for block in try await client.collect(pageSQL, externalTables: [Self.stringTable("conversation", [conversationID])]) where block.rowCount > 0 {
             let found = try block.fixed("event_id", Bits128.self)
             let timestamps = try block.fixed("page_timestamp", Int64.self)
-            for row in 0..<block.rowCount { page.append((UUID(columnValue: found[row]), timestamps[row])) }
+            for row in 0..<block.rowCount { page.append((UUID(clickHouse: found[row]), timestamps[row])) }
         }
         // One more than the page was asked for: whether another page follows.
         var next: ConversationCursor?

@@ -117,7 +117,7 @@ extension EventRow {
         ids.reserveCapacity(rows.count)
         latencies.reserveCapacity(rows.count)
         for row in rows {
-            ids.append(row.id.columnValue)
+            ids.append(row.id.clickHouseValue)
             conversations.append(row.fields.conversationID)
             names.append(row.fields.eventName)
             inputs.append(row.fields.input)
@@ -153,7 +153,7 @@ extension EventRow {
         let versions = try block.fixed("version", UInt64.self)
         let deleted = try block.fixed("is_deleted", UInt8.self)
         return (0..<block.rowCount).map { row in
-            EventRow(id: UUID(columnValue: ids[row]),
+            EventRow(id: UUID(clickHouse: ids[row]),
                      fields: EventFields(conversationID: conversations[row], eventName: names[row], input: inputs[row],
                                          output: outputs[row], latency: latencies[row], error: errors[row] != 0,
                                          timestampMilliseconds: timestamps[row]),

@@ -70,9 +70,7 @@ public final class KafkaConsumer: @unchecked Sendable {
     public init(configuration: KafkaConfiguration, groupID: String, topics: [String],
                 rebalance: KafkaRebalanceHandler = KafkaRebalanceHandler(),
                 logger: Logger = Logger(label: "kafka.consumer")) throws {
-        guard KafkaLibrary.isSupported else {
-            throw KafkaError(code: -1, message: "librdkafka \(KafkaLibrary.version) is too old (\(KafkaLibrary.minimumVersion) or newer is required)")
-        }
+        try KafkaLibrary.requireSupported()
         var merged = configuration
         merged["group.id"] = groupID
         for (key, value) in Self.defaultProperties where merged[key] == nil { merged[key] = value }

@@ -21,4 +21,9 @@ public enum KafkaLibrary {
 
     /// For error messages.
     public static let minimumVersion = "2.2"
+
+    /// Throws when the loaded librdkafka is older than ``minimumVersion``.
+    public static func requireSupported() throws {
+        guard isSupported else { throw KafkaError(code: -1, message: "librdkafka \(version) is too old (\(minimumVersion) or newer is required)") }
+    }
 }

@@ -17,9 +17,7 @@ public struct KafkaClusterMetadata: Sendable, Equatable {
     /// Asks the brokers for metadata of all topics, through a short-lived client handle.
     /// Throws when no broker answers within `timeoutMilliseconds`.
     public static func fetch(configuration: KafkaConfiguration, timeoutMilliseconds: Int32 = 5000) throws -> KafkaClusterMetadata {
-        guard KafkaLibrary.isSupported else {
-            throw KafkaError(code: -1, message: "librdkafka \(KafkaLibrary.version) is too old (\(KafkaLibrary.minimumVersion) or newer is required)")
-        }
+        try KafkaLibrary.requireSupported()
         let conf = try configuration.makeNativeConfiguration()
         var errorText = [CChar](repeating: 0, count: 512)
         // rd_kafka_new takes ownership of conf on success only.

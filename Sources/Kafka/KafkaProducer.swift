@@ -41,9 +41,7 @@ public final class KafkaProducer: @unchecked Sendable {
     private var closed = false
 
     public init(configuration: KafkaConfiguration, logger: Logger = Logger(label: "kafka.producer")) throws {
-        guard KafkaLibrary.isSupported else {
-            throw KafkaError(code: -1, message: "librdkafka \(KafkaLibrary.version) is too old (\(KafkaLibrary.minimumVersion) or newer is required)")
-        }
+        try KafkaLibrary.requireSupported()
         var merged = configuration
         for (key, value) in Self.defaultProperties where merged[key] == nil { merged[key] = value }
         let conf = try merged.makeNativeConfiguration()

@@ -29,7 +29,7 @@ enum Statement: Equatable {
             }
             return
         }
-        guard let clause = words.dropFirst().firstIndex(where: { ["VALUES", "FORMAT", "SELECT", "WITH"].contains($0.word) }) else {
+        guard let clause = SQLText.insertClause(words) else {
             // `INSERT INTO t` alone: Native blocks from standard input. `VALUES` goes before a final
             // `;`, on a line of its own (after a trailing `-- comment`).
             var end = bytes.count

@@ -125,17 +125,14 @@ struct BlockPrinter {
     }
 }
 
-/// Blocks already in memory (an INSERT's inline data) as the sequence `insert` takes.
-struct BlockList: AsyncSequence, Sendable {
-    typealias Element = Block
-    let blocks: [Block]
-
-    struct AsyncIterator: AsyncIteratorProtocol {
-        var remaining: ArraySlice<Block>
-        mutating func next() async throws -> Block? { remaining.popFirst() }
-    }
-
-    func makeAsyncIterator() -> AsyncIterator { AsyncIterator(remaining: blocks[...]) }
+/// Every block of `bytes` (an INSERT's inline data), which must end with the last one.
+func decodeAll<Decoder: IncrementalBlockDecoder>(_ decoder: Decoder, _ bytes: [UInt8]) throws -> [Block] {
+    var decoder = decoder
+    bytes.withUnsafeBytes { decoder.append(contentsOf: $0) }
+    var blocks: [Block] = []
+    while let block = try decoder.nextBlock(endOfInput: true) { blocks.append(block) }
+    try decoder.finish()
+    return blocks
 }
 
 struct Query: AsyncParsableCommand {
@@ -233,29 +230,20 @@ struct Query: AsyncParsableCommand {
             let timeZone = server.timeZone
             if inputFormat.lowercased() == "native" {
                 if let inline {
-                    var decoder = NativeStreamDecoder(decoding: .encoded)
-                    decoder.append(inline)
-                    var blocks: [Block] = []
-                    while let block = try decoder.nextBlock(endOfInput: true) { blocks.append(block) }
-                    try decoder.finish()
-                    try await connection.insert(sql, blocks: BlockList(blocks: blocks))
+                    try await connection.insert(sql, blocks: BlockSequence(try decodeAll(NativeStreamDecoder(decoding: .encoded), inline)))
                 } else {
                     // Columns stay encoded: their bytes are checked and sent on, not decoded and re-encoded.
                     try await connection.insert(sql, blocks: FileDescriptorBlocks(nativeFrom: 0))
                 }
             } else if let textFormat = TextInputFormat(name: inputFormat) {
-                try await connection.insert(sql, blocksFor: { header in
-                    let structure = header.columns.map { ($0.name, $0.column.type) }
-                    if let inline {
-                        var decoder = TextInputDecoder(format: textFormat, structure: structure, timeZone: timeZone)
-                        decoder.append(inline)
-                        var blocks: [Block] = []
-                        while let block = try decoder.nextBlock(endOfInput: true) { blocks.append(block) }
-                        try decoder.finish()
-                        return AnyBlocks.list(BlockList(blocks: blocks))
-                    }
-                    return AnyBlocks.file(FileDescriptorBlocks(fileDescriptor: 0, decoder: TextInputDecoder(format: textFormat, structure: structure, timeZone: timeZone)))
-                })
+                func decoder(_ header: Block) -> TextInputDecoder {
+                    TextInputDecoder(format: textFormat, structure: header.columns.map { ($0.name, $0.column.type) }, timeZone: timeZone)
+                }
+                if let inline {
+                    try await connection.insert(sql, blocksFor: { BlockSequence(try decodeAll(decoder($0), inline)) })
+                } else {
+                    try await connection.insert(sql, blocksFor: { FileDescriptorBlocks(fileDescriptor: 0, decoder: decoder($0)) })
+                }
             } else {
                 throw ValidationError("INSERT input format \(inputFormat.isEmpty ? "(none)" : inputFormat) is not supported; use Values, Native, TabSeparated, TabSeparatedWithNames or JSONEachRow")
             }
@@ -285,29 +273,6 @@ struct Query: AsyncParsableCommand {
             let elapsed = ContinuousClock.now - started
             let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
             FileHandle.standardError.write(Data(String(format: "%.3f\n", seconds).utf8))
-        }
-    }
-}
-
-/// The blocks of a text INSERT: parsed inline data, or standard input.
-enum AnyBlocks: AsyncSequence {
-    typealias Element = Block
-    case list(BlockList)
-    case file(FileDescriptorBlocks<TextInputDecoder>)
-
-    struct AsyncIterator: AsyncIteratorProtocol {
-        var list: BlockList.AsyncIterator?
-        var file: FileDescriptorBlocks<TextInputDecoder>.AsyncIterator?
-        mutating func next() async throws -> Block? {
-            if list != nil { return try await list!.next() }
-            return try await file!.next()
-        }
-    }
-
-    func makeAsyncIterator() -> AsyncIterator {
-        switch self {
-        case let .list(blocks): return AsyncIterator(list: blocks.makeAsyncIterator(), file: nil)
-        case let .file(blocks): return AsyncIterator(list: nil, file: blocks.makeAsyncIterator())
         }
     }
 }

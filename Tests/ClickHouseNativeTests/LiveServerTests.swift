@@ -339,11 +339,11 @@ import Testing
         let wrongType = Block(columns: [NamedColumn("a", FixedWidthColumn(type: .uint16, values: [UInt16(1)])),
                                         NamedColumn("b", StringColumn(["x"]))])
         await #expect(throws: ClickHouseConnectionError.insertMismatch("column a has type UInt16, the table has UInt8")) {
-            try await connection.insert("INSERT INTO default.native_mismatch VALUES", blocks: SingleBlockSequence(block: wrongType))
+            try await connection.insert("INSERT INTO default.native_mismatch VALUES", blocks: BlockSequence([wrongType]))
         }
         let missing = Block(columns: [NamedColumn("a", FixedWidthColumn(type: .uint8, values: [UInt8(1)]))])
         await #expect(throws: ClickHouseConnectionError.insertMismatch("column b (String) is missing")) {
-            try await connection.insert("INSERT INTO default.native_mismatch VALUES", blocks: SingleBlockSequence(block: missing))
+            try await connection.insert("INSERT INTO default.native_mismatch VALUES", blocks: BlockSequence([missing]))
         }
         #expect(Self.rows(try await connection.collect("SELECT count() AS c FROM default.native_mismatch")) == "{\"c\":0}\n")
         try await connection.execute("DROP TABLE default.native_mismatch")

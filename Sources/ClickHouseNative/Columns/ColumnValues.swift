@@ -128,4 +128,12 @@ extension UUID {
         }
         self.init(uuid: bytes)
     }
+
+    /// The value of a ClickHouse `UUID` column holding this id.
+    public var clickHouseValue: Bits128 {
+        withUnsafeBytes(of: uuid) { buffer in
+            Bits128(first: UInt64(bigEndian: buffer.loadUnaligned(fromByteOffset: 0, as: UInt64.self)),
+                    second: UInt64(bigEndian: buffer.loadUnaligned(fromByteOffset: 8, as: UInt64.self)))
+        }
+    }
 }

@@ -60,10 +60,7 @@ public struct LowCardinalityColumn: Column {
     public var count: Int { indexes.count }
 
     /// Whether index 0 stands for NULL (the type is `LowCardinality(Nullable(T))`).
-    public var isNullable: Bool {
-        if case .lowCardinality(.nullable) = type { return true }
-        return false
-    }
+    public var isNullable: Bool { type.isNullable }
 
     public func isNull(_ row: Int) -> Bool { isNullable && indexes[row] == 0 }
 

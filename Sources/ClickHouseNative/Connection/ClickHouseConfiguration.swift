@@ -50,11 +50,5 @@ public struct ClickHouseConfiguration: Sendable {
 extension Duration {
     /// In nanoseconds, capped at about 292 years (`Int64.max`): `.seconds(Int64.max)` written to mean
     /// "no timeout" would overflow otherwise and stop the program.
-    var timeAmount: TimeAmount {
-        let (seconds, attoseconds) = components
-        let (whole, overflow) = seconds.multipliedReportingOverflow(by: 1_000_000_000)
-        guard !overflow else { return .nanoseconds(seconds < 0 ? 0 : .max) }
-        let (total, overflowAgain) = whole.addingReportingOverflow(attoseconds / 1_000_000_000)
-        return .nanoseconds(overflowAgain ? .max : max(0, total))
-    }
+    var timeAmount: TimeAmount { TimeAmount(max(self, .zero)) }  // NIO's conversion clamps at Int64.max nanoseconds
 }

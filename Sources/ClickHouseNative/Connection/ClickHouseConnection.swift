@@ -328,7 +328,7 @@ public actor ClickHouseConnection {
     /// Inserts one block into `table` (columns named after the block's).
     public func insert(into table: String, _ block: Block, settings: [QuerySetting] = []) async throws {
         let columns = block.columns.map { quoteIdentifier($0.name) }.joined(separator: ", ")
-        try await insert("INSERT INTO \(table) (\(columns)) VALUES", blocks: SingleBlockSequence(block: block), settings: settings)
+        try await insert("INSERT INTO \(table) (\(columns)) VALUES", blocks: BlockSequence([block]), settings: settings)
     }
 
     private func finishInsert(compression: CompressionMethod?, revision: UInt64) async throws {
@@ -658,17 +658,18 @@ public struct QueryResult: AsyncSequence, Sendable {
     public func makeAsyncIterator() -> AsyncIterator { AsyncIterator(connection: connection, token: token) }
 }
 
-struct SingleBlockSequence: AsyncSequence, Sendable {
-    typealias Element = Block
-    let block: Block
-    struct AsyncIterator: AsyncIteratorProtocol {
-        var block: Block?
-        mutating func next() async -> Block? {
-            defer { block = nil }
-            return block
-        }
+/// Blocks already in memory, as the sequence `insert(_:blocks:)` takes.
+public struct BlockSequence: AsyncSequence, Sendable {
+    public typealias Element = Block
+    public let blocks: [Block]
+    public init(_ blocks: [Block]) { self.blocks = blocks }
+
+    public struct AsyncIterator: AsyncIteratorProtocol {
+        var remaining: ArraySlice<Block>
+        public mutating func next() async -> Block? { remaining.popFirst() }
     }
-    func makeAsyncIterator() -> AsyncIterator { AsyncIterator(block: block) }
+
+    public func makeAsyncIterator() -> AsyncIterator { AsyncIterator(remaining: blocks[...]) }
 }
 
 func quoteIdentifier(_ name: String) -> String {

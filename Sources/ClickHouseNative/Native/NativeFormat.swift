@@ -386,7 +386,7 @@ public struct NativeStreamDecoder: Sendable {
     /// `now`: try even when the bytes have not doubled since the last attempt (the input went quiet).
     public mutating func nextBlock(endOfInput: Bool, now: Bool) throws -> Block? {
         guard bufferedByteCount > 0 else { return nil }
-        if decoding == .encoded { return try nextEncodedBlock(endOfInput: endOfInput || now) }
+        if decoding == .encoded { return try nextEncodedBlock(notWaiting: endOfInput || now) }
         if !endOfInput && !now && bufferedByteCount < 2 * lastIncompleteSize { return nil }
         let offset = start
         let layout = self.layout
@@ -414,11 +414,12 @@ public struct NativeStreamDecoder: Sendable {
 
     /// Encoded blocks: the walk resumes at the column the last attempt could not finish, and
     /// tries again once the bytes past it have doubled, so each byte is walked about twice at most.
-    private mutating func nextEncodedBlock(endOfInput: Bool) throws -> Block? {
+    /// `notWaiting`: attempt even when the bytes have not doubled (the input ended or went quiet).
+    private mutating func nextEncodedBlock(notWaiting: Bool) throws -> Block? {
         var scan = self.scan ?? NativeFormat.EncodedBlockScan()
         let blockStart = start
         let available = bufferedByteCount - scan.end
-        if !endOfInput && available < 2 * scan.availableAtLastAttempt { return nil }
+        if !notWaiting && available < 2 * scan.availableAtLastAttempt { return nil }
         let storage = buffer
         let layout = self.layout
         let end = self.end

@@ -201,7 +201,7 @@ enum ClientPackets {
         // Step 1: the escaped form. Scalars are TSV-escaped; composite values and NULL are not (a
         // second layer made `['it\'s']` a parse error and `\N` the string "\N").
         var escaped = ""
-        let isNull = value == "\\N" && type.map(Self.isNullable) == true
+        let isNull = value == "\\N" && type?.isNullable == true
         if isNull || type?.textInputShape == .composite {
             escaped = value
         } else {
@@ -226,14 +226,6 @@ enum ClientPackets {
             }
         }
         return quoted + "'"
-    }
-
-    static func isNullable(_ type: ClickHouseType) -> Bool {
-        switch type {
-        case .nullable: return true
-        case let .lowCardinality(inner): return isNullable(inner)
-        default: return false
-        }
     }
 
     /// A Data packet: table name (never compressed), then the block, in compressed frames when the

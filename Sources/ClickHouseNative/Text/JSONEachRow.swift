@@ -154,14 +154,7 @@ public enum JSONEachRow {
             out += "{"
             for (n, i) in map.range(at: row).enumerated() {
                 if n > 0 { out += "," }
-                // Keys are strings in JSON: a key written unquoted (a number) is quoted after the fact.
-                let keyStart = out.count
-                appendValue(map.keys, row: i, to: &out, settings: settings)
-                if out.bytes[keyStart] != UInt8(ascii: "\"") {
-                    let key = out.bytes[keyStart...]
-                    out.bytes.removeSubrange(keyStart...)
-                    appendString(bytes: Array(key), to: &out)
-                }
+                appendKey(to: &out) { appendValue(map.keys, row: i, to: &$0, settings: settings) }
                 out += ":"
                 appendValue(map.values, row: i, to: &out, settings: settings)
             }
@@ -232,6 +225,17 @@ public enum JSONEachRow {
         default:
             preconditionFailure("no scalar text form for \(column.type)")
         }
+    }
+
+    /// A map key, which `write` appends as a value: keys are strings in JSON, so one written
+    /// unquoted (a number) is quoted after the fact.
+    static func appendKey(to out: inout TextBuffer, _ write: (inout TextBuffer) throws -> Void) rethrows {
+        let start = out.count
+        try write(&out)
+        guard out.bytes[start] != UInt8(ascii: "\"") else { return }
+        let key = Array(out.bytes[start...])
+        out.bytes.removeSubrange(start...)
+        appendString(bytes: key, to: &out)
     }
 
     static func appendInteger(_ digits: String, quoted: Bool, to out: inout TextBuffer) {

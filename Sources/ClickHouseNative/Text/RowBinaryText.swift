@@ -49,9 +49,7 @@ enum RowBinaryText {
             out += "{"
             for i in 0..<n {
                 if i > 0 { out += "," }
-                var keyText = TextBuffer()
-                try appendValue(key, &reader, to: &keyText, settings: settings, depth: depth + 1)
-                if keyText.hasPrefix(UInt8(ascii: "\"")) { out += keyText } else { JSONEachRow.appendString(bytes: keyText.bytes, to: &out) }
+                try JSONEachRow.appendKey(to: &out) { try appendValue(key, &reader, to: &$0, settings: settings, depth: depth + 1) }
                 out += ":"
                 try appendValue(value, &reader, to: &out, settings: settings, depth: depth + 1)
             }

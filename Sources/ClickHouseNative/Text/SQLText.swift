@@ -54,7 +54,12 @@ public enum SQLText {
     public static func isInsertOfClientRows(_ sql: String) -> Bool {
         let words = topLevelWords(sql)
         guard words.first?.word == "INSERT" else { return false }
-        let clause = words.dropFirst().first { ["VALUES", "FORMAT", "SELECT", "WITH"].contains($0.word) }
-        return clause.map { $0.word == "VALUES" || $0.word == "FORMAT" } ?? true
+        return insertClause(words).map { words[$0].word == "VALUES" || words[$0].word == "FORMAT" } ?? true
+    }
+
+    /// In an INSERT's words, the index of the one that says where its rows come from: `VALUES` or
+    /// `FORMAT` (the client) or `SELECT` or `WITH` (the server); nil when none does (`INSERT INTO t`).
+    public static func insertClause(_ words: [(word: String, range: Range<Int>)]) -> Int? {
+        words.dropFirst().firstIndex { ["VALUES", "FORMAT", "SELECT", "WITH"].contains($0.word) }
     }
 }

@@ -18,8 +18,6 @@ public struct TextBuffer: Sendable, Equatable {
 
     public mutating func removeAll(keepingCapacity: Bool = true) { bytes.removeAll(keepingCapacity: keepingCapacity) }
 
-    func hasPrefix(_ byte: UInt8) -> Bool { bytes.first == byte }
-
     public static func += (buffer: inout TextBuffer, text: String) { buffer.append(text) }
 
     public static func += (buffer: inout TextBuffer, other: TextBuffer) { buffer.bytes.append(contentsOf: other.bytes) }

@@ -177,7 +177,7 @@ enum Escapes {
         switch byte {
         case UInt8(ascii: "x"):
             guard index + 2 < bytes.endIndex else { return nil }
-            guard let high = hexDigit(bytes[index + 1]), let low = hexDigit(bytes[index + 2]) else {
+            guard let high = hexValue(bytes[index + 1]), let low = hexValue(bytes[index + 2]) else {
                 throw TextInputError("cannot parse escape sequence \\x\(String(decoding: bytes[(index + 1)...(index + 2)], as: UTF8.self))")
             }
             return ([high << 4 | low], index + 3)
@@ -193,15 +193,6 @@ enum Escapes {
         case 0x5C, UInt8(ascii: "'"), UInt8(ascii: "\""), UInt8(ascii: "`"), UInt8(ascii: "/"), UInt8(ascii: "="), ..<0x20, 0x7F:
             return ([byte], index + 1)
         default: return ([0x5C, byte], index + 1)
-        }
-    }
-
-    static func hexDigit(_ byte: UInt8) -> UInt8? {
-        switch byte {
-        case UInt8(ascii: "0")...UInt8(ascii: "9"): return byte - UInt8(ascii: "0")
-        case UInt8(ascii: "a")...UInt8(ascii: "f"): return byte - UInt8(ascii: "a") + 10
-        case UInt8(ascii: "A")...UInt8(ascii: "F"): return byte - UInt8(ascii: "A") + 10
-        default: return nil
         }
     }
 

@@ -140,6 +140,15 @@ extension ClickHouseType: CustomStringConvertible {
         }
     }
 
+    /// Whether NULL is a value of the type: `Nullable(T)` and `LowCardinality(Nullable(T))`.
+    public var isNullable: Bool {
+        switch self {
+        case .nullable: return true
+        case let .lowCardinality(inner): return inner.isNullable
+        default: return false
+        }
+    }
+
     /// The type whose encoding this type uses: aliases are resolved (geo types, Nested,
     /// SimpleAggregateFunction); everything else is itself.
     public var storageType: ClickHouseType {

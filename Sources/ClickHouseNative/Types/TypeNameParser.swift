@@ -393,7 +393,7 @@ struct TypeNameParser {
     }
 }
 
-private func hexValue(_ c: UInt8) -> UInt8? {
+func hexValue(_ c: UInt8) -> UInt8? {
     switch c {
     case 0x30...0x39: return c - 0x30
     case 0x41...0x46: return c - 0x41 + 10

@@ -100,8 +100,7 @@ final class FastWriteHandler: ChannelDuplexHandler, RemovableChannelHandler {
     init(api: EventAPI, serverName: String) {
         self.api = api
         self.serverName = serverName
-        let (seconds, attoseconds) = api.options.idleTimeout.components
-        idleTimeout = .nanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
+        idleTimeout = TimeAmount(api.options.idleTimeout)
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -137,8 +136,7 @@ final class FastWriteHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private func checkIdle() {
         idleCheck = nil
         guard let context else { return }
-        let timeout = idleTimeout
-        let deadline = lastActivity + timeout
+        let deadline = lastActivity + idleTimeout
         if waitsOnClient && NIODeadline.now() >= deadline {
             api.logger.debug("closing a connection idle for \(api.options.idleTimeout)")
             state = .closing
@@ -146,7 +144,7 @@ final class FastWriteHandler: ChannelDuplexHandler, RemovableChannelHandler {
             return
         }
         // Activity moved the deadline on; a busy connection is looked at again a timeout later.
-        scheduleIdleCheck(context: context, at: waitsOnClient ? deadline : max(deadline, .now() + timeout))
+        scheduleIdleCheck(context: context, at: waitsOnClient ? deadline : max(deadline, .now() + idleTimeout))
     }
 
     // MARK: Inbound
