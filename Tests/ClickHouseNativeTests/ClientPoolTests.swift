@@ -84,4 +84,21 @@ import Testing
         #expect(LiveServerTests.rows(try await client.collect("SELECT 12 AS twelve")) == "{\"twelve\":12}\n")
         await client.shutdown()
     }
+
+    /// The error names each host once, with its own cause (it read "cannot connect: 127.0.0.1:1:
+    /// cannot connect: 127.0.0.1:1: Connection errors: SingleConnectionFailure(...)").
+    @Test func whenEveryHostFailsTheErrorNamesEachOnce() async throws {
+        var refused = LiveServerTests.configuration()
+        refused.port = 1
+        var silent = LiveServerTests.configuration()
+        let peer = try FakePeer(answers: nil)
+        silent.port = peer.port
+        silent.handshakeTimeout = .milliseconds(300)
+        let client = Self.client(maximum: 1, hosts: [refused, silent])
+        await #expect(throws: ClickHouseConnectionError.connectFailed(
+            "127.0.0.1:1: Connection refused (errno 111); timed out: no handshake from 127.0.0.1:\(peer.port) within 300 ms"
+            + " (is it ClickHouse's native port? usually 9000, 9440 with TLS)")) { _ = try await client.collect("SELECT 1") }
+        await client.shutdown()
+        peer.close()
+    }
 }

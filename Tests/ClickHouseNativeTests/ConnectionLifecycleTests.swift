@@ -138,18 +138,37 @@ import Glibc
     func handshakeWithASilentPeerTimesOut(tls: Bool) async throws {
         let peer = try FakePeer(answers: nil)
         var configuration = ClickHouseConfiguration(host: "127.0.0.1", port: peer.port)
-        configuration.readTimeout = .milliseconds(500)
+        configuration.handshakeTimeout = .milliseconds(500)
         if tls {
             var settings = TLSConfiguration.makeClientConfiguration()
             settings.certificateVerification = .none
             configuration.tls = settings
         }
         let started = ContinuousClock.now
-        await #expect(throws: ClickHouseConnectionError.timeout("no handshake from 127.0.0.1:\(peer.port) within 500 ms")) {
+        await #expect(throws: ClickHouseConnectionError.timeout("no handshake from 127.0.0.1:\(peer.port) within 500 ms"
+                                                                 + " (is it ClickHouse's native port? usually 9000, 9440 with TLS)")) {
             _ = try await ClickHouseConnection.connect(configuration)
         }
         #expect(ContinuousClock.now - started < .seconds(5))
         peer.close()
+    }
+
+    /// A port of some other service that answers: the error says so at once, instead of "unknown
+    /// packet 72 from the server" (or waiting for the handshake timeout).
+    @Test func aPeerThatAnswersInAnotherProtocolIsNamed() async throws {
+        let cases: [(answer: [UInt8], message: String)] = [
+            (Array("HTTP/1.0 400 Bad Request\r\n\r\n".utf8), "the server answered in HTTP (usually port 8123), not in ClickHouse's native protocol: the native port is usually 9000, 9440 with TLS"),
+            ([99], "the server answered with something else (unknown packet 99 from the server), not in ClickHouse's native protocol: the native port is usually 9000, 9440 with TLS"),
+            ([], "the server closed the connection before its Hello: a secure port (usually 9440) needs TLS"),
+        ]
+        for (answer, message) in cases {
+            let peer = try FakePeer(answers: [answer], thenClose: true)
+            let configuration = ClickHouseConfiguration(host: "127.0.0.1", port: peer.port)
+            await #expect(throws: ClickHouseConnectionError.connectFailed("127.0.0.1:\(peer.port): \(message)")) {
+                _ = try await ClickHouseConnection.connect(configuration)
+            }
+            peer.close()
+        }
     }
 
     /// A server that completed the handshake and then stalls: cancelling a ping ends it at once
@@ -272,7 +291,8 @@ struct SlowBlocks: AsyncSequence, Sendable {
 /// A local TCP listener playing a server. With no `answers` it never accepts: the kernel completes
 /// the TCP handshake and nothing more is ever said. Otherwise it accepts one connection and sends
 /// `answers[i]` after its i-th read from the client (the client's Hello, then its Query, each sent
-/// in one write), then reads and discards without replying.
+/// in one write), then reads and discards without replying, or with `thenClose` closes the
+/// connection once it has sent the last answer.
 final class FakePeer: @unchecked Sendable {
     let port: Int
     private let listener: Int32
@@ -282,7 +302,7 @@ final class FakePeer: @unchecked Sendable {
     /// How many reads from the client the peer has done (each of the client's packets is one).
     var reads: Int { lock.withLock { readsDone } }
 
-    init(answers: [[UInt8]]?) throws {
+    init(answers: [[UInt8]]?, thenClose: Bool = false) throws {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
@@ -311,6 +331,10 @@ final class FakePeer: @unchecked Sendable {
                 }
                 reads += 1
                 lock.withLock { readsDone = reads }
+                if thenClose && reads >= answers.count {
+                    shutdown(client, Int32(SHUT_RDWR))
+                    break
+                }
             }
         }
     }

@@ -278,11 +278,49 @@ import Testing
         await connection.close()
     }
 
+    /// Connection failures say what happened in a line a person can act on (an API's 503 body, a
+    /// command line), not NIO's internals, and name the usual mistake.
     @Test func connectionRefused() async {
         var configuration = Self.configuration()
         configuration.port = 1
+        await #expect(throws: ClickHouseConnectionError.connectFailed("127.0.0.1:1: Connection refused (errno 111)")) {
+            _ = try await ClickHouseConnection.connect(configuration)
+        }
+        // localhost is tried over IPv4 and IPv6: one cause, said once.
+        configuration.host = "localhost"
+        await #expect(throws: ClickHouseConnectionError.connectFailed("localhost:1: Connection refused (errno 111)")) {
+            _ = try await ClickHouseConnection.connect(configuration)
+        }
+    }
+
+    @Test func plainTCPToTheSecurePort() async {
+        var configuration = Self.configuration()
+        configuration.port = Self.securePort
         await #expect(throws: ClickHouseConnectionError.connectFailed(
-            "127.0.0.1:1: Connection errors: SingleConnectionFailure(target: [IPv4]127.0.0.1/127.0.0.1:1, error: connection reset (error set): Connection refused) (errno: 111))")) { _ = try await ClickHouseConnection.connect(configuration) }
+            "127.0.0.1:\(Self.securePort): the server closed the connection before its Hello (Connection reset by peer (errno 104)): a secure port (usually 9440) needs TLS")) {
+            _ = try await ClickHouseConnection.connect(configuration)
+        }
+    }
+
+    @Test func tlsToThePlainPort() async {
+        var configuration = Self.configuration()
+        var tls = TLSConfiguration.makeClientConfiguration()
+        tls.certificateVerification = .none
+        configuration.tls = tls
+        await #expect(throws: ClickHouseConnectionError.connectFailed(
+            "127.0.0.1:\(Self.port): TLS handshake failed: the server does not speak TLS on this port (WRONG_VERSION_NUMBER): the plain native port is usually 9000, the secure one 9440")) {
+            _ = try await ClickHouseConnection.connect(configuration)
+        }
+    }
+
+    @Test func anUntrustedCertificateIsRefused() async {
+        var configuration = Self.configuration()
+        configuration.port = Self.securePort
+        configuration.tls = TLSConfiguration.makeClientConfiguration()  // the local server's certificate is self-signed
+        await #expect(throws: ClickHouseConnectionError.connectFailed(
+            "127.0.0.1:\(Self.securePort): TLS handshake failed: the server's certificate is not trusted (CERTIFICATE_VERIFY_FAILED): trust the CA that signed it, or check the server name it was issued for")) {
+            _ = try await ClickHouseConnection.connect(configuration)
+        }
     }
 
     @Test func queryParametersNeedANewerServer() async throws {

@@ -15,7 +15,8 @@ final class ByteStreamHandler: ChannelInboundHandler, @unchecked Sendable {
 
     private var pending = CircularBuffer<ByteBuffer>()
     private var waiter: EventLoopPromise<ByteBuffer?>?
-    private var failure: Error?
+    /// The first error of the channel (the socket's, or TLS's), which ended it.
+    private(set) var failure: Error?
     private var isInactive = false
     private var context: ChannelHandlerContext?
     private var timeoutTask: Scheduled<Void>?
@@ -52,6 +53,8 @@ final class ByteStreamHandler: ChannelInboundHandler, @unchecked Sendable {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let buffer = unwrapInboundIn(data)
+        answerDeadline?.cancel()
+        answerDeadline = nil
         if let waiter {
             self.waiter = nil
             timeoutTask?.cancel()
@@ -70,6 +73,8 @@ final class ByteStreamHandler: ChannelInboundHandler, @unchecked Sendable {
 
     func channelInactive(context: ChannelHandlerContext) {
         isInactive = true
+        answerDeadline?.cancel()
+        answerDeadline = nil
         finishWaiter()
         context.fireChannelInactive()
     }
@@ -125,6 +130,15 @@ final class ByteStreamHandler: ChannelInboundHandler, @unchecked Sendable {
         setLowWater(1, context: context)
         context.read()
     }
+
+    /// Ends the connection with `error` unless the server's first bytes arrive within `timeout`
+    /// (after TLS, when there is TLS). Must be called on the event loop.
+    func expectAnswer(within timeout: TimeAmount, orExpireWith error: ClickHouseConnectionError) {
+        answerDeadline?.cancel()
+        guard let eventLoop = context?.eventLoop else { return }
+        answerDeadline = eventLoop.scheduleTask(in: timeout) { [weak self] in self?.expire(error) }
+    }
+    private var answerDeadline: Scheduled<Void>?
 
     /// Ends the connection with `error` (a deadline passed while the handshake ran): a waiting
     /// reader gets it, and so does ``expiry``. Must be called on the event loop.

@@ -20,6 +20,11 @@ public struct ClickHouseConfiguration: Sendable {
     /// Host name for SNI and certificate checks; defaults to ``host``.
     public var tlsServerName: String?
     public var connectTimeout: Duration
+    /// Longest silence from the server after the client's Hello went out (TLS included) before its
+    /// first answer: it bounds a port of some other service that accepts TCP and then says
+    /// nothing. Timed on the event loop, so a process whose tasks are slow to run (every
+    /// cooperative thread blocked for a while) does not trip it.
+    public var handshakeTimeout: Duration
     /// Longest silence from the server while a response is expected (servers send progress every
     /// 100 ms while a query runs, so this bounds stalls, not query length).
     public var readTimeout: Duration
@@ -40,6 +45,7 @@ public struct ClickHouseConfiguration: Sendable {
         self.tls = nil
         self.tlsServerName = nil
         self.connectTimeout = .seconds(10)
+        self.handshakeTimeout = .seconds(30)
         self.readTimeout = .seconds(300)
         self.settings = []
         self.identity = ClientIdentity()

@@ -40,6 +40,8 @@ public actor ClickHouseConnection {
     private var cancelSent = false
     private var eventHandler: (@Sendable (QueryEvent) -> Void)?
     private var info: ServerInfo?
+    /// What the server sent instead of its Hello, if it was not ClickHouse's native protocol.
+    private var handshakeProtocolError: ClickHouseProtocolError?
     private let logger: Logger
 
     /// The actor runs on its channel's event loop: a chunk read from the socket is decoded on the
@@ -97,36 +99,49 @@ public actor ClickHouseConnection {
         do {
             channel = try await bootstrap.connect(host: configuration.host, port: configuration.port).get()
         } catch {
-            throw ClickHouseConnectionError.connectFailed("\(configuration.host):\(configuration.port): \(error)")
+            throw ClickHouseConnectionError.connectFailed("\(configuration.host):\(configuration.port): \(ConnectFailure.describe(error))")
         }
         let connection = ClickHouseConnection(channel: channel, handler: handler, configuration: configuration, logger: logger)
-        // The TLS handshake and Hello exchange get the read timeout, as any wait for the server does:
-        // a peer that accepts TCP and then says nothing would otherwise hold the caller for ever
-        // (the TLS handler holds our Hello, so the read that the read timeout bounds never starts).
-        // Not the connect timeout: a busy machine can take seconds to complete it (under the test
-        // suite's load on 2 cores, over 10 s), and that is no reason to give up on the server.
-        let timeout = configuration.readTimeout.timeAmount
-        let deadline = channel.eventLoop.scheduleTask(in: timeout) {
-            handler.expire(.timeout("no handshake from \(configuration.host):\(configuration.port) within \(timeout.nanoseconds / 1_000_000) ms"))
-        }
         do {
-            try await connection.handshake(deadline: deadline)
+            try await connection.handshake()
+        } catch let error as ServerException {
+            try? await channel.close()
+            throw error  // the server answered: a wrong password, an unknown database
         } catch {
             try? await channel.close()
-            if let expiry = try? await channel.eventLoop.submit({ handler.expiry }).get() { throw expiry }
-            throw error
+            let (expiry, channelError) = try await channel.eventLoop.submit { (handler.expiry, handler.failure) }.get()
+            if let expiry { throw expiry }
+            // The first thing that went wrong: the socket's or TLS's error, or what the server sent,
+            // rather than the later "cannot send on a closed channel".
+            let cause = await connection.handshakeProtocolError ?? channelError ?? error
+            if let timeout = cause as? ClickHouseConnectionError, case .timeout = timeout { throw timeout }
+            throw ClickHouseConnectionError.connectFailed(
+                "\(configuration.host):\(configuration.port): \(ConnectFailure.describeHandshake(cause, tls: configuration.tls != nil))")
         }
         return connection
     }
 
-    /// `deadline` is cancelled here, on the event loop, once the handshake is done: cancelled after
-    /// returning, it could still fire in between and close a connection handed out as ready.
-    private func handshake(deadline: Scheduled<Void>) async throws {
-        defer { deadline.cancel() }
+    private func handshake() async throws {
         var writer = ByteWriter()
         ClientPackets.hello(identity: configuration.identity, database: configuration.database,
                             user: configuration.user, password: configuration.password, to: &writer)
-        try await send(writer.bytes)
+        // A peer that accepts TCP and then says nothing (a port of some other service) would
+        // otherwise hold the caller for ever: the TLS handler holds our Hello, so the read that the
+        // read timeout bounds never starts. The deadline starts on the event loop as the Hello is
+        // written and ends there with the server's first bytes, so it times the server alone: a
+        // process whose tasks stall (a test blocking the cooperative threads) cannot trip it.
+        let timeout = configuration.handshakeTimeout.timeAmount
+        let expiry = ClickHouseConnectionError.timeout("no handshake from \(configuration.host):\(configuration.port) within \(timeout.nanoseconds / 1_000_000) ms"
+                                                       + " (is it ClickHouse's native port? usually 9000, 9440 with TLS)")
+        let hello = channel.allocator.buffer(bytes: writer.bytes)
+        do {
+            try await channel.eventLoop.flatSubmit { [channel, handler] in
+                handler.expectAnswer(within: timeout, orExpireWith: expiry)
+                return channel.writeAndFlush(hello)
+            }.get()
+        } catch {
+            throw fail("cannot send: \(error)")
+        }
         let packet = try await nextPacket()
         if case let .exception(error) = packet {
             machine.closed("handshake failed")
@@ -612,11 +627,14 @@ public actor ClickHouseConnection {
             completing = max(need.completingBytes, required)
             return nil
         } catch let error as ClickHouseProtocolError {
+            if info == nil { handshakeProtocolError = error }
             throw fail(error.message)
         } catch {
             throw fail("cannot decode a server packet: \(error)")
         }
     }
+
+    static let closedByServer = "the server closed the connection"
 
     private func readChunk() async throws -> ByteBuffer {
         let chunk: ByteBuffer?
@@ -632,7 +650,7 @@ public actor ClickHouseConnection {
         } catch {
             throw fail("read failed: \(error)")
         }
-        guard let chunk else { throw fail("the server closed the connection") }
+        guard let chunk else { throw fail(Self.closedByServer) }
         return chunk
     }
 }

@@ -136,7 +136,7 @@ struct ServerPacketDecoder: Sendable {
     private func decodePacket(_ reader: inout ByteReader) throws -> ServerPacket {
         let code = try reader.readVarUInt()
         guard let packet = ServerPacketCode(rawValue: code) else {
-            throw ClickHouseProtocolError("unknown packet \(code) from the server")
+            throw ClickHouseProtocolError.unknownPacket(code)
         }
         switch packet {
         case .hello: return .hello(try hello(&reader))
@@ -415,4 +415,6 @@ public struct ClickHouseProtocolError: Error, Equatable, Sendable, CustomStringC
     public var message: String
     public init(_ message: String) { self.message = message }
     public var description: String { "protocol error: \(message)" }
+
+    static func unknownPacket(_ code: UInt64) -> Self { Self("unknown packet \(code) from the server") }
 }

@@ -240,8 +240,12 @@ public actor ClickHouseClient {
             } catch let error as ServerException {
                 throw error  // the server answered (e.g. wrong password): another host would not help
             } catch {
-                failures.append("\(host.host):\(host.port): \(error)")
-                logger.warning("ClickHouse host unreachable, trying the next", metadata: ["host": "\(host.host):\(host.port)"])
+                switch error {
+                case let ClickHouseConnectionError.connectFailed(reason): failures.append(reason)  // names the host
+                case let error as ClickHouseConnectionError: failures.append("\(error)")  // a handshake timeout names it too
+                default: failures.append("\(host.host):\(host.port): \(error)")
+                }
+                logger.warning("ClickHouse host unreachable, trying the next", metadata: ["host": "\(host.host):\(host.port)", "error": "\(failures.last!)"])
             }
         }
         throw ClickHouseConnectionError.connectFailed(failures.joined(separator: "; "))
