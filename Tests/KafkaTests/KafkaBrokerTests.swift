@@ -12,26 +12,26 @@ import Testing
         #expect(KafkaLibrary.isSupported, "librdkafka \(KafkaLibrary.version) is loaded")
     }
 
-    @Test func metadataListsTheEventTopics() throws {
-        let metadata = try KafkaClusterMetadata.fetch(configuration: KafkaConfiguration(brokers: Self.brokers))
+    @Test func metadataListsTheEventTopics() async throws {
+        let metadata = try await onOwnThread { try KafkaClusterMetadata.fetch(configuration: KafkaConfiguration(brokers: Self.brokers)) }
         #expect(metadata.brokerCount >= 1)
         let events = try #require(metadata.topic(named: Self.topic))
         #expect(events.partitionCount >= 1)
         #expect(metadata.topic(named: Self.topic + ".dlq") != nil)
     }
 
-    @Test func unreachableBrokerIsAnError() {
+    @Test func unreachableBrokerIsAnError() async {
         // Port 1 on loopback: nothing listens there.
         let configuration = KafkaConfiguration(brokers: "127.0.0.1:1", ["log_level": "0"])
-        #expect(throws: KafkaError(code: -195, message: "metadata request to 127.0.0.1:1 failed: Local: Broker transport failure")) {
-            try KafkaClusterMetadata.fetch(configuration: configuration, timeoutMilliseconds: 500)
+        await #expect(throws: KafkaError(code: -195, message: "metadata request to 127.0.0.1:1 failed: Local: Broker transport failure")) {
+            try await onOwnThread { try KafkaClusterMetadata.fetch(configuration: configuration, timeoutMilliseconds: 500) }
         }
     }
 
-    @Test func invalidPropertyNamesTheProperty() {
+    @Test func invalidPropertyNamesTheProperty() async {
         let configuration = KafkaConfiguration(brokers: Self.brokers, ["no.such.property": "1"])
-        #expect(throws: KafkaError(code: -1, message: "invalid Kafka property no.such.property=1: No such configuration property: \"no.such.property\"")) {
-            try KafkaClusterMetadata.fetch(configuration: configuration)
+        await #expect(throws: KafkaError(code: -1, message: "invalid Kafka property no.such.property=1: No such configuration property: \"no.such.property\"")) {
+            try await onOwnThread { try KafkaClusterMetadata.fetch(configuration: configuration) }
         }
     }
 

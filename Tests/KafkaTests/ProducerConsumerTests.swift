@@ -8,7 +8,11 @@ import Testing
     static let brokers = KafkaBrokerTests.brokers
     static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 
-    static func freshTopic(partitions: Int = 2) throws -> String {
+    static func freshTopic(partitions: Int = 2) async throws -> String {
+        try await onOwnThread { try makeTopic(partitions: partitions) }
+    }
+
+    private static func makeTopic(partitions: Int) throws -> String {
         let name = "kafka-test-\(UUID().uuidString.prefix(8).lowercased())"
         let process = Process()
         process.executableURL = root.appendingPathComponent(".venv/bin/python")
@@ -19,7 +23,11 @@ import Testing
         return name
     }
 
-    static func consume(_ consumer: KafkaConsumer, count: Int, within seconds: Double = 20) throws -> [KafkaMessage] {
+    static func consume(_ consumer: KafkaConsumer, count: Int, within seconds: Double = 20) async throws -> [KafkaMessage] {
+        try await onOwnThread { try poll(consumer, count: count, within: seconds) }
+    }
+
+    private static func poll(_ consumer: KafkaConsumer, count: Int, within seconds: Double) throws -> [KafkaMessage] {
         var messages: [KafkaMessage] = []
         let deadline = Date().addingTimeInterval(seconds)
         while messages.count < count && Date() < deadline {
@@ -28,8 +36,16 @@ import Testing
         return messages
     }
 
+    /// Polls until the consumer owns at least `partitions` partitions (its group join), for up to 20 s.
+    static func waitForAssignment(_ consumer: KafkaConsumer, partitions: Int) async throws {
+        try await onOwnThread {
+            let deadline = Date().addingTimeInterval(20)
+            while consumer.assignment.count < partitions && Date() < deadline { _ = try consumer.poll(timeoutMilliseconds: 100) }
+        }
+    }
+
     @Test func sendReturnsTheBrokersAcknowledgementAndAGroupResumesAfterItsCommit() async throws {
-        let topic = try Self.freshTopic()
+        let topic = try await Self.freshTopic()
         let producer = try KafkaProducer(configuration: KafkaConfiguration(brokers: Self.brokers))
         var reports: [KafkaDeliveryReport] = []
         for index in 0..<10 {
@@ -38,32 +54,32 @@ import Testing
         }
         #expect(Set(reports.map(\.partition)).count == 1)
         #expect(reports.map(\.offset) == Array(reports[0].offset..<reports[0].offset + 10))
-        producer.close()
+        try await onOwnThread { producer.close() }
 
         let group = "kafka-test-group-\(UUID().uuidString.prefix(8))"
         let first = try KafkaConsumer(configuration: KafkaConfiguration(brokers: Self.brokers), groupID: group, topics: [topic])
-        let firstFour = try Self.consume(first, count: 4)
+        let firstFour = try await Self.consume(first, count: 4)
         #expect(firstFour.map { String(decoding: $0.value, as: UTF8.self) } == (0..<4).map { "message \($0)" })
         #expect(firstFour.first?.key == Array("same-key".utf8))
         let last = try #require(firstFour.last)
         try first.commit([last.topicPartition: last.offset + 1])
         #expect(try first.committed([last.topicPartition])[last.topicPartition] == last.offset + 1)
-        first.close()
+        try await onOwnThread { first.close() }
 
         // A new member of the group starts after the commit: message 4, not 0.
         let second = try KafkaConsumer(configuration: KafkaConfiguration(brokers: Self.brokers), groupID: group, topics: [topic])
-        let rest = try Self.consume(second, count: 6)
+        let rest = try await Self.consume(second, count: 6)
         #expect(rest.map { String(decoding: $0.value, as: UTF8.self) } == (4..<10).map { "message \($0)" })
-        second.close()
+        try await onOwnThread { second.close() }
     }
 
     @Test func sendAllReportsEachMessageInOrderAndKeepsPerKeyOrder() async throws {
-        let topic = try Self.freshTopic()
+        let topic = try await Self.freshTopic()
         let producer = try KafkaProducer(configuration: KafkaConfiguration(brokers: Self.brokers))
         // Two keys, alternating: each key's messages must stay in order within its partition.
         let messages = (0..<40).map { index in (key: Array("key-\(index % 2)".utf8), value: Array("message \(index)".utf8)) }
         let results = await producer.sendAll(topic: topic, messages: messages)
-        producer.close()
+        try await onOwnThread { producer.close() }
         let reports = try results.map { try $0.get() }
         #expect(reports.count == 40)
         for parity in 0..<2 {
@@ -74,8 +90,8 @@ import Testing
         }
         let consumer = try KafkaConsumer(configuration: KafkaConfiguration(brokers: Self.brokers),
                                          groupID: "kafka-test-group-\(UUID().uuidString.prefix(8))", topics: [topic])
-        let received = try Self.consume(consumer, count: 40)
-        consumer.close()
+        let received = try await Self.consume(consumer, count: 40)
+        try await onOwnThread { consumer.close() }
         for parity in 0..<2 {
             let key = Array("key-\(parity)".utf8)
             #expect(received.filter { $0.key == key }.map { String(decoding: $0.value, as: UTF8.self) }
@@ -84,12 +100,12 @@ import Testing
     }
 
     @Test func sendAllFailsOnlyTheMessagesThatDidNotFitTheLocalQueue() async throws {
-        let topic = try Self.freshTopic()
+        let topic = try await Self.freshTopic()
         let producer = try KafkaProducer(configuration: KafkaConfiguration(brokers: Self.brokers, ["queue.buffering.max.messages": "2"]))
         // All three are queued within microseconds, long before linger.ms and the broker's answer free
         // a place: the first two are delivered, the third does not fit (RD_KAFKA_RESP_ERR__QUEUE_FULL).
         let results = await producer.sendAll(topic: topic, messages: (0..<3).map { (key: [], value: [UInt8($0)]) })
-        producer.close()
+        try await onOwnThread { producer.close() }
         let codes = results.map { result -> Int32? in if case let .failure(error) = result { return error.code } else { return nil } }
         #expect(codes == [nil, nil, -184])
     }
@@ -97,11 +113,10 @@ import Testing
     @Test func pausedPartitionsDeliverNothingUntilResumed() async throws {
         // Two partitions, one paused: the other one's messages arriving shows the consumer fetched
         // while the paused one delivered nothing (not merely that nothing came in time).
-        let topic = try Self.freshTopic(partitions: 2)
+        let topic = try await Self.freshTopic(partitions: 2)
         let consumer = try KafkaConsumer(configuration: KafkaConfiguration(brokers: Self.brokers),
                                          groupID: "kafka-test-pause-\(UUID().uuidString.prefix(8))", topics: [topic])
-        let deadline = Date().addingTimeInterval(20)
-        while consumer.assignment.count < 2 && Date() < deadline { _ = try consumer.poll(timeoutMilliseconds: 100) }
+        try await Self.waitForAssignment(consumer, partitions: 2)
         try #require(consumer.assignment.count == 2)
         let paused = TopicPartition(topic: topic, partition: 0)
         consumer.pause([paused])
@@ -114,29 +129,28 @@ import Testing
             sent[report.partition, default: []].append(value)
             index += 1
         }
-        producer.close()
-        let whilePaused = try Self.consume(consumer, count: sent[1]!.count)
+        try await onOwnThread { producer.close() }
+        let whilePaused = try await Self.consume(consumer, count: sent[1]!.count)
         #expect(whilePaused.map(\.partition) == Array(repeating: 1, count: sent[1]!.count))
         #expect(whilePaused.map { String(decoding: $0.value, as: UTF8.self) } == sent[1]!)
-        #expect(try Self.consume(consumer, count: 1, within: 1).isEmpty, "the paused partition delivered")
+        #expect(try await Self.consume(consumer, count: 1, within: 1).isEmpty, "the paused partition delivered")
         consumer.resume([paused])
-        #expect(try Self.consume(consumer, count: sent[0]!.count).map { String(decoding: $0.value, as: UTF8.self) } == sent[0]!)
-        consumer.close()
+        #expect(try await Self.consume(consumer, count: sent[0]!.count).map { String(decoding: $0.value, as: UTF8.self) } == sent[0]!)
+        try await onOwnThread { consumer.close() }
     }
 
-    @Test func revokeHandlerRunsWhileThePartitionsAreStillOwned() throws {
-        let topic = try Self.freshTopic(partitions: 2)
+    @Test func revokeHandlerRunsWhileThePartitionsAreStillOwned() async throws {
+        let topic = try await Self.freshTopic(partitions: 2)
         let revoked = RevokeLog()
         // The handler looks at the consumer's own assignment while it runs (inside close).
         let consumer = try KafkaConsumer(configuration: KafkaConfiguration(brokers: Self.brokers),
                                          groupID: "kafka-test-revoke-\(UUID().uuidString.prefix(8))", topics: [topic],
                                          rebalance: KafkaRebalanceHandler(revoked: { revoked.record($0) }))
         revoked.consumer = consumer
-        let deadline = Date().addingTimeInterval(20)
-        while consumer.assignment.isEmpty && Date() < deadline { _ = try consumer.poll(timeoutMilliseconds: 100) }
+        try await Self.waitForAssignment(consumer, partitions: 1)
         let assignment = consumer.assignment
         #expect(assignment.count == 2)
-        consumer.close()  // leaving the group revokes everything, through the handler
+        try await onOwnThread { consumer.close() }  // leaving the group revokes everything, through the handler
         #expect(Set(revoked.partitions) == Set(assignment))
         #expect(Set(revoked.ownedDuringTheHandler) == Set(assignment), "the handler ran after the partitions were given up")
     }
@@ -179,7 +193,7 @@ import Testing
     @Test func aFullLocalQueueIsReportedAtOnce() async throws {
         // A reachable broker (an unreachable one fails every send before the queue is reached), and
         // a batching delay that keeps two messages queued for 5 s: the third does not fit.
-        let topic = try Self.freshTopic()
+        let topic = try await Self.freshTopic()
         let producer = try KafkaProducer(configuration: KafkaConfiguration(brokers: Self.brokers, ["queue.buffering.max.messages": "2", "linger.ms": "5000"]))
         let pending = Task { try? await producer.send(topic: topic, key: [], value: [1]) }
         let pending2 = Task { try? await producer.send(topic: topic, key: [], value: [2]) }
