@@ -9,9 +9,11 @@ import Testing
 @Suite(.serialized) struct EventRepositoryTests {
     static let database = "repository_test_\(UInt32.random(in: 0...UInt32.max))"
 
-    static func withRepository(_ body: (EventRepository) async throws -> Void) async throws {
+    static func withRepository(settings: [QuerySetting] = [], _ body: (EventRepository) async throws -> Void) async throws {
         let port = Int(ProcessInfo.processInfo.environment["CLICKHOUSE_PORT"] ?? "") ?? 9000
-        let client = ClickHouseClient(hosts: [ClickHouseConfiguration(host: "127.0.0.1", port: port)])
+        var configuration = ClickHouseConfiguration(host: "127.0.0.1", port: port)
+        configuration.settings = settings
+        let client = ClickHouseClient(hosts: [configuration])
         let repository = EventRepository(client: client, database: database)
         try await repository.schema.migrate(client)
         do {
@@ -92,9 +94,11 @@ import Testing
 extension EventRepositoryTests {
     /// Found in review (2026-12-07): current ClickHouse refuses a block spanning more than 100 month
     /// partitions, and events may carry any timestamp from 1970 on, so one batch of them stalled the
-    /// consumer (18.16 has no such limit, so here the split is checked by its result).
+    /// consumer. 18.16 has no such limit and would take the batch whole, so the server's query log
+    /// shows that it came as three INSERTs of at most 100 months each.
     @Test func rowsSpanningMoreThanAHundredMonthsAreAllStored() async throws {
-        try await Self.withRepository { repository in
+        try await Self.withRepository(settings: [QuerySetting("log_queries", "1")]) { repository in
+            let startedAt = try await repository.client.collect("SELECT toUInt32(now()) AS t").flatMap { try $0.values("t", as: UInt32.self) }.first!
             var calendar = Calendar(identifier: .gregorian)
             calendar.timeZone = TimeZone(identifier: "UTC")!
             let rows = (0..<250).map { month -> EventRow in
@@ -108,6 +112,13 @@ extension EventRepositoryTests {
             #expect(try await repository.liveEventCount() == 250)
             let months = try await repository.client.collect("SELECT uniqExact(toYYYYMM(timestamp)) AS n FROM \(repository.schema.table)")
             #expect((months.first { $0.rowCount > 0 }?["n"] as? FixedWidthColumn<UInt64>)?.values == [250])
+            try await repository.client.execute("SYSTEM FLUSH LOGS")
+            let inserts = try await repository.client.collect("""
+                SELECT written_rows FROM system.query_log
+                WHERE type = 2 AND event_time >= toDateTime(\(startedAt)) AND query LIKE 'INSERT INTO \(repository.schema.table) %'
+                ORDER BY event_time, query_start_time
+                """).flatMap { try $0.values("written_rows", as: UInt64.self) }
+            #expect(inserts == [100, 100, 50], "rows per INSERT")
         }
     }
 
