@@ -21,24 +21,23 @@ public struct ConsumerMetrics: Sendable {
 
     public init(registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry()) {
         self.registry = registry
-        messagesConsumed = registry.makeCounter(name: "consumer_messages_consumed_total", help: "Kafka messages consumed")
-        rowsInserted = registry.makeCounter(name: "consumer_rows_inserted_total", help: "Rows inserted into ClickHouse")
-        batchSize = registry.makeValueHistogram(name: "consumer_batch_size", buckets: [1, 10, 50, 100, 250, 500, 1000, 2500, 5000, 10000],
-                                                help: "Messages per written batch")
+        messagesConsumed = registry.makeCounter(descriptor: metric("consumer_messages_consumed_total", help: "Kafka messages consumed"))
+        rowsInserted = registry.makeCounter(descriptor: metric("consumer_rows_inserted_total", help: "Rows inserted into ClickHouse"))
+        batchSize = registry.makeValueHistogram(descriptor: metric("consumer_batch_size", help: "Messages per written batch"),
+                                                buckets: [1, 10, 50, 100, 250, 500, 1000, 2500, 5000, 10000])
         insertDuration = registry.makeDurationHistogram(
-            name: "consumer_insert_duration_seconds",
+            descriptor: metric("consumer_insert_duration_seconds", help: "Duration of one batch INSERT"),
             buckets: [.milliseconds(1), .milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50), .milliseconds(100),
-                      .milliseconds(250), .milliseconds(500), .seconds(1), .seconds(5)],
-            help: "Duration of one batch INSERT")
-        insertRetries = registry.makeCounter(name: "consumer_insert_retries_total", help: "Failed batch writes that were retried")
-        deadLetters = registry.makeCounter(name: "consumer_dead_letters_total", help: "Messages sent to the dead-letter topic")
-        replays = registry.makeCounter(name: "consumer_replayed_messages_total", help: "Redelivered messages that were already applied")
-        duplicateCreates = registry.makeCounter(name: "consumer_duplicate_creates_total", help: "Creates of existing event ids, ignored")
-        lookups = registry.makeCounter(name: "consumer_row_lookups_total", help: "Current rows fetched from ClickHouse for updates and deletes")
-        batchesCut = registry.makeCounter(name: "consumer_batches_cut_total",
-                                          help: "Batches grown behind a backlog that were cut to keep their rows within CONSUMER_MAX_BATCH_ROWS_MB")
-        lag = registry.makeGauge(name: "consumer_lag_messages", help: "Messages in assigned partitions not yet consumed")
-        assignedPartitions = registry.makeGauge(name: "consumer_assigned_partitions", help: "Partitions assigned to this consumer")
+                      .milliseconds(250), .milliseconds(500), .seconds(1), .seconds(5)])
+        insertRetries = registry.makeCounter(descriptor: metric("consumer_insert_retries_total", help: "Failed batch writes that were retried"))
+        deadLetters = registry.makeCounter(descriptor: metric("consumer_dead_letters_total", help: "Messages sent to the dead-letter topic"))
+        replays = registry.makeCounter(descriptor: metric("consumer_replayed_messages_total", help: "Redelivered messages that were already applied"))
+        duplicateCreates = registry.makeCounter(descriptor: metric("consumer_duplicate_creates_total", help: "Creates of existing event ids, ignored"))
+        lookups = registry.makeCounter(descriptor: metric("consumer_row_lookups_total", help: "Current rows fetched from ClickHouse for updates and deletes"))
+        batchesCut = registry.makeCounter(descriptor: metric(
+            "consumer_batches_cut_total", help: "Batches grown behind a backlog that were cut to keep their rows within CONSUMER_MAX_BATCH_ROWS_MB"))
+        lag = registry.makeGauge(descriptor: metric("consumer_lag_messages", help: "Messages in assigned partitions not yet consumed"))
+        assignedPartitions = registry.makeGauge(descriptor: metric("consumer_assigned_partitions", help: "Partitions assigned to this consumer"))
     }
 }
 
@@ -74,12 +73,11 @@ public final class APIMetrics: Sendable {
 
     public init(registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry()) {
         self.registry = registry
-        produceErrors = registry.makeCounter(name: "kafka_produce_errors_total", help: "Events the broker did not acknowledge")
-        clickHouseErrors = registry.makeCounter(name: "clickhouse_query_errors_total", help: "Failed ClickHouse reads")
-        clickHouseQueryDuration = registry.makeDurationHistogram(name: "clickhouse_query_duration_seconds", buckets: Self.buckets,
-                                                                 help: "Duration of ClickHouse reads")
-        let sendDuration = MetricNameDescriptor(metricName: "kafka_send_duration_seconds",
-                                                helpText: "From handing events to the Kafka producer until the broker acknowledged them")
+        produceErrors = registry.makeCounter(descriptor: metric("kafka_produce_errors_total", help: "Events the broker did not acknowledge"))
+        clickHouseErrors = registry.makeCounter(descriptor: metric("clickhouse_query_errors_total", help: "Failed ClickHouse reads"))
+        clickHouseQueryDuration = registry.makeDurationHistogram(
+            descriptor: metric("clickhouse_query_duration_seconds", help: "Duration of ClickHouse reads"), buckets: Self.buckets)
+        let sendDuration = metric("kafka_send_duration_seconds", help: "From handing events to the Kafka producer until the broker acknowledged them")
         kafkaEventSendDuration = registry.makeDurationHistogram(descriptor: sendDuration, labels: [("kind", "event")], buckets: Self.buckets)
         kafkaBatchSendDuration = registry.makeDurationHistogram(descriptor: sendDuration, labels: [("kind", "batch")], buckets: Self.buckets)
     }
@@ -88,11 +86,11 @@ public final class APIMetrics: Sendable {
         let key = "\(route) \(method) \(status)"
         let (counter, histogram) = series.withLock { cache in
             if let existing = cache[key] { return existing }
-            let counter = registry.makeCounter(name: "http_requests_total", labels: [("route", route), ("method", method), ("status", String(status))],
-                                               help: "HTTP requests by route, method and status")
+            let counter = registry.makeCounter(descriptor: metric("http_requests_total", help: "HTTP requests by route, method and status"),
+                                               labels: [("route", route), ("method", method), ("status", String(status))])
             let histogramKey = "\(route) \(method)"
             let histogram = cache[histogramKey]?.1 ?? registry.makeDurationHistogram(
-                descriptor: MetricNameDescriptor(metricName: "http_request_duration_seconds", helpText: "HTTP request latency by route"),
+                descriptor: metric("http_request_duration_seconds", help: "HTTP request latency by route"),
                 labels: [("route", route), ("method", method)], buckets: Self.buckets)
             cache[key] = (counter, histogram)
             if cache[histogramKey] == nil { cache[histogramKey] = (counter, histogram) }
@@ -101,4 +99,10 @@ public final class APIMetrics: Sendable {
         counter.increment()
         histogram?.record(duration)
     }
+}
+
+/// A metric's descriptor from its whole Prometheus name (swift-prometheus 2.4 splits names into
+/// base and unit; an empty unit leaves the name as written, so the exposition is unchanged).
+func metric(_ name: String, help: String) -> MetricNameDescriptor {
+    MetricNameDescriptor(metricName: name, unitName: "", helpText: help)
 }
