@@ -145,6 +145,59 @@ import Testing
         #expect(try lowCardinality.optionalStrings("c") == ["a", nil, "a"])
     }
 
+    /// Columns built from Foundation's types go in as the server reads them: what it prints for
+    /// the stored values is what was meant, and the typed accessors give the same values back.
+    @Test func columnsBuiltFromSwiftValuesRoundTrip() async throws {
+        let connection = try await Self.connect()
+        defer { Task { await connection.close() } }
+        try await connection.execute("CREATE TEMPORARY TABLE built (u UUID, t DateTime('UTC'), d Date, tags Array(String))")
+        let ids = [UUID(uuidString: "01234567-89AB-CDEF-0123-456789ABCDEF")!, UUID(uuidString: "00000000-0000-0000-0000-000000000001")!]
+        // 2024-02-29 23:59:59.999 UTC: the DateTime keeps its second, the Date its UTC day. (18.16
+        // prints the zero of both as 0000-00-00, hence the second day of 1970.)
+        let instants = [Date(timeIntervalSince1970: 1_709_251_199.999), Date(timeIntervalSince1970: 86_401)]
+        try await connection.insert(into: "built", Block(columns: [
+            NamedColumn("u", FixedWidthColumn(uuids: ids)),
+            NamedColumn("t", try FixedWidthColumn<UInt32>(dateTimes: instants, timeZone: "UTC")),
+            NamedColumn("d", try FixedWidthColumn<UInt16>(dates: instants)),
+            NamedColumn("tags", ArrayColumn(strings: [["a", "it's"], []])),
+        ]))
+        let printed = try await connection.collect("SELECT toString(u) AS u, toString(t) AS t, toString(d) AS d, tags FROM built ORDER BY t DESC")
+        #expect(Self.rows(printed) == """
+            {"u":"01234567-89ab-cdef-0123-456789abcdef","t":"2024-02-29 23:59:59","d":"2024-02-29","tags":["a","it's"]}
+            {"u":"00000000-0000-0000-0000-000000000001","t":"1970-01-02 00:00:01","d":"1970-01-02","tags":[]}
+
+            """)
+        let block = try #require(try await connection.collect("SELECT u, t, d FROM built ORDER BY t DESC").first { $0.rowCount > 0 })
+        #expect(try block.uuids("u") == ids)
+        #expect(try block.dates("t").map(\.timeIntervalSince1970) == [1_709_251_199, 86_401])
+        #expect(try block.dates("d").map(\.timeIntervalSince1970) == [1_709_164_800, 86_400])
+    }
+
+    @Test func instantsOutsideATypesRangeAreRefused() {
+        let before1970 = Date(timeIntervalSince1970: -1)
+        #expect(throws: ClickHouseClientError("row 1: 1969-12-31T23:59:59Z is outside DateTime's range (1970-01-01 00:00:00 to 2106-02-07 06:28:15 UTC)")) {
+            try FixedWidthColumn<UInt32>(dateTimes: [Date(timeIntervalSince1970: 0), before1970])
+        }
+        #expect(throws: ClickHouseClientError("row 0: 1969-12-31T23:59:59Z is outside Date's range (1970-01-01 to 2149-06-06)")) {
+            try FixedWidthColumn<UInt16>(dates: [before1970])
+        }
+        #expect(throws: ClickHouseClientError("row 0: 2149-06-07T00:00:00Z is outside Date's range (1970-01-01 to 2149-06-06)")) {
+            try FixedWidthColumn<UInt16>(dates: [Date(timeIntervalSince1970: 65_536 * 86_400)])
+        }
+        #expect(throws: ClickHouseClientError("row 0: 1899-12-31T23:59:59Z is outside Date32's range (1900-01-01 to 2299-12-31)")) {
+            try FixedWidthColumn<Int32>(dates: [Date(timeIntervalSince1970: -2_208_988_801)])
+        }
+        #expect(throws: ClickHouseClientError("row 0: 2300-01-01T00:00:00Z is outside DateTime64(3)'s range (1900-01-01 to 2299-12-31 UTC)")) {
+            try FixedWidthColumn<Int64>(dateTime64s: [Date(timeIntervalSince1970: 10_413_792_000)], precision: 3)
+        }
+        #expect(throws: ClickHouseClientError("row 0: 2262-04-12T00:00:00Z is outside DateTime64(9)'s range (1900-01-01 to 2262-04-11 UTC)")) {
+            try FixedWidthColumn<Int64>(dateTime64s: [Date(timeIntervalSince1970: 9_223_372_800)], precision: 9)
+        }
+        #expect(throws: ClickHouseClientError("DateTime64 precision must be 0 to 9, not 10")) {
+            try FixedWidthColumn<Int64>(dateTime64s: [], precision: 10)
+        }
+    }
+
     @Test func exceptionThenTheNextQueryThroughThePool() async throws {
         let client = ClickHouseClient(hosts: [Self.configuration()])
         for _ in 0..<2 {

@@ -151,6 +151,35 @@ import Testing
         #expect(engine.hasPrefix("{\"id\":\"01900000-0000-7000-8000-000000000001\",\"name\":\"llm_call\",\"error\":null,\"maybe\":\"a\",\"latency\":0.5,\"at\":\"2023-11-14 22:13:20.123\",\"tags\":[],\"scores\":[1]}"))
     }
 
+    /// Columns built from Swift values for the types the local 18.16 server lacks (Date32,
+    /// DateTime64, Map), read by the current engine as meant.
+    @Test func engineReadsColumnsBuiltFromSwiftValues() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("native-swift-values-\(getpid())")
+        let output = directory.appendingPathComponent("out")
+        try FileManager.default.createDirectory(at: output, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        // 1900-01-01, 2024-02-29 12:00:00.123 (a millisecond a Date holds a hair below), 2299-12-31.
+        let instants = [Date(timeIntervalSince1970: -2_208_988_800), Date(timeIntervalSince1970: 1_709_208_000.123),
+                        Date(timeIntervalSince1970: 10_413_705_600)]
+        let block = Block(columns: [
+            NamedColumn("d32", try FixedWidthColumn<Int32>(dates: instants)),
+            NamedColumn("t3", try FixedWidthColumn<Int64>(dateTime64s: instants, precision: 3, timeZone: "UTC")),
+            NamedColumn("t6", try FixedWidthColumn<Int64>(dateTime64s: instants, precision: 6)),
+            NamedColumn("m", MapColumn(strings: [["b": "2", "a": "1", "é": "3"], [:], ["k": "it's"]])),
+            NamedColumn("pairs", MapColumn(strings: [[(key: "z", value: "1"), (key: "a", value: "2")], [], []])),
+        ])
+        let file = directory.appendingPathComponent("swift_values.native")
+        try Data(try NativeFormat.encodeBlocks([block])).write(to: file)
+        #expect(try Fixtures.readBackWithChDB(outputDirectory: output, files: [file]) == 0)
+        let engine = try String(contentsOf: output.appendingPathComponent("swift_values.jsonl"), encoding: .utf8)
+        #expect(engine == """
+            {"d32":"1900-01-01","t3":"1900-01-01 00:00:00.000","t6":"1900-01-01 00:00:00.000000","m":{"a":"1","b":"2","é":"3"},"pairs":{"z":"1","a":"2"}}
+            {"d32":"2024-02-29","t3":"2024-02-29 12:00:00.123","t6":"2024-02-29 12:00:00.123000","m":{},"pairs":{}}
+            {"d32":"2299-12-31","t3":"2299-12-31 00:00:00.000","t6":"2299-12-31 00:00:00.000000","m":{"k":"it's"},"pairs":{}}
+
+            """)
+    }
+
     /// Our encoder's bytes, read back by the real engine, print the same values.
     @Test func engineReadsOurEncoding() throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("native-readback-\(getpid())")
