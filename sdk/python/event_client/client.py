@@ -9,7 +9,9 @@ import logging
 import math
 import numbers
 import random as _random_module
+import select
 import ssl
+import threading
 import time
 import uuid
 from datetime import datetime, timezone
@@ -48,6 +50,8 @@ logger = logging.getLogger("event_client")
 MAX_BATCH_ITEMS = 1000
 #: Largest ``POST /events/batch`` body the server accepts (5 MiB).
 MAX_BATCH_BYTES = 5 * 1024 * 1024
+#: Largest body of a single-event write the server can take (``API_MAX_BODY_BYTES`` at its maximum).
+MAX_EVENT_BYTES = 1024 * 1024
 #: Longest ``conversation_id`` / ``event_name`` (in characters, i.e. Unicode code points).
 MAX_NAME_CHARS = 256
 
@@ -201,6 +205,16 @@ def _timestamp_arg(value: Any, field: str = "timestamp") -> str:
         raise ValidationError(str(exc), field=field) from None
 
 
+def _closed_by_peer(sock: Any) -> bool:
+    """Whether an idle kept-alive socket was closed by the server: it is readable (end of stream,
+    or bytes no request asked for) while no request is outstanding."""
+    try:
+        readable, _, _ = select.select([sock], [], [], 0)
+    except (OSError, ValueError):
+        return True
+    return bool(readable)
+
+
 def _json_bytes(value: Any) -> bytes:
     return json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode(
         "utf-8"
@@ -301,9 +315,26 @@ class EventClient:
         self._port = port
         self._prefix = parts.path.rstrip("/")
         self._ssl_context = ssl_context
+        # One kept-alive connection per thread: a new connection per call would cost a TCP (and
+        # TLS) handshake each time and leave a socket in TIME_WAIT, which runs out of local
+        # ports at a few hundred calls a second.
+        self._connections = threading.local()
 
     def __repr__(self) -> str:
         return "EventClient(%r, retries=%d, timeout=%g)" % (self.base_url, self.retries, self.timeout)
+
+    def close(self) -> None:
+        """Close the calling thread's kept-alive connection (other threads' close when they end)."""
+        connection = getattr(self._connections, "connection", None)
+        self._connections.connection = None
+        if connection is not None:
+            connection.close()
+
+    def __enter__(self) -> "EventClient":
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.close()
 
     # ------------------------------------------------------------------ writes
 
@@ -360,7 +391,7 @@ class EventClient:
         }
         if timestamp is not None:
             body["timestamp"] = _timestamp_arg(timestamp)
-        response = self._request("POST", "/event/", body=body)
+        response = self._request("POST", "/event/", body=body, max_bytes=MAX_EVENT_BYTES)
         returned = response.body.get("event_id") if isinstance(response.body, dict) else None
         return returned if isinstance(returned, str) and returned else eid
 
@@ -441,12 +472,13 @@ class EventClient:
                 except EventClientError as exc:
                     exc.partial_result = BatchResult.of(results, assigned)
                     raise
-            # Items Kafka did not take (per-item 503) are sent again, with the same ids, after
-            # the same backoff as a refused request.
+            # Items Kafka did not take (per-item 503) are sent again, with the same ids.
             to_send = [index for index in to_send if results[index].status == 503]  # type: ignore[union-attr]
             if not to_send or round_number >= self.retries:
                 break
-            delay = self.retry_delay(round_number)
+            # The server's 503 for a single event says Retry-After: 1; a 207 carries no header,
+            # so its refused items wait as long, not just the bare jitter.
+            delay = self.retry_delay(round_number, retry_after=1.0)
             logger.debug(
                 "POST /events/batch: %d item(s) not taken by Kafka (round %d), resending in %.3fs",
                 len(to_send),
@@ -490,7 +522,7 @@ class EventClient:
                 fields[name] = _check_latency(value)
             else:
                 _check_bool(name, value)
-        self._request("PUT", "/event/" + _encode_segment(eid), body=fields)
+        self._request("PUT", "/event/" + _encode_segment(eid), body=fields, max_bytes=MAX_EVENT_BYTES)
         return eid
 
     def delete_event(self, event_id: Any) -> str:
@@ -789,14 +821,58 @@ class EventClient:
             headers["Authorization"] = "Bearer " + self.api_key
         return headers
 
-    def _send(self, method: str, target: str, data: Optional[bytes], headers: Dict[str, str]) -> _Response:
-        connection: http.client.HTTPConnection
+    def _connection(self) -> Tuple[http.client.HTTPConnection, bool]:
+        """The calling thread's connection, and whether it has served a request before."""
+        connection = getattr(self._connections, "connection", None)
+        if connection is not None and connection.sock is not None and not _closed_by_peer(connection.sock):
+            return connection, True
+        if connection is not None:
+            connection.close()  # closed by the server (its idle timeout, or Connection: close)
         if self._https:
             connection = http.client.HTTPSConnection(
                 self._host, self._port, timeout=self.timeout, context=self._ssl_context
             )
         else:
             connection = http.client.HTTPConnection(self._host, self._port, timeout=self.timeout)
+        self._connections.connection = connection
+        return connection, False
+
+    def _send(self, method: str, target: str, data: Optional[bytes], headers: Dict[str, str]) -> _Response:
+        connection, reused = self._connection()
+        try:
+            try:
+                raw = self._exchange(connection, method, target, data, headers)
+            except (ConnectionError, http.client.RemoteDisconnected):
+                if not reused:
+                    raise
+                # The server closed the kept-alive connection as this request went out (its
+                # idle timeout): send it once more on a new one. Reads are safe to repeat and
+                # writes are idempotent (their ids are made before the first attempt).
+                self.close()
+                connection, _ = self._connection()
+                raw = self._exchange(connection, method, target, data, headers)
+            payload = raw.read()
+        except BaseException:
+            self.close()
+            raise
+        status = raw.status
+        response_headers = raw.headers
+        if raw.will_close:
+            self.close()
+        body: Any = None
+        if payload:
+            text = payload.decode("utf-8", errors="replace")
+            try:
+                body = json.loads(text)
+            except ValueError:
+                body = text
+        return _Response(status, response_headers, body)
+
+    @staticmethod
+    def _exchange(
+        connection: http.client.HTTPConnection, method: str, target: str, data: Optional[bytes], headers: Dict[str, str]
+    ) -> http.client.HTTPResponse:
+        """Send one request and return the response, whose body is still to be read."""
         try:
             if data is None:
                 connection.request(method, target, headers=headers)
@@ -807,20 +883,17 @@ class EventClient:
                 view = memoryview(data)
                 pieces = [view[i : i + _SEND_PIECE] for i in range(0, len(data), _SEND_PIECE)]
                 connection.request(method, target, body=pieces, headers=headers)
-            raw = connection.getresponse()
-            payload = raw.read()
-            status = raw.status
-            response_headers = raw.headers
-        finally:
-            connection.close()
-        body: Any = None
-        if payload:
-            text = payload.decode("utf-8", errors="replace")
+        except OSError as send_error:
+            # The server may have answered before taking the whole body (413 for a body over its
+            # limit, 401 without a key) and closed: that answer is still readable, and it is
+            # the outcome, not a network failure to retry.
+            if connection.sock is None:
+                raise  # never connected
             try:
-                body = json.loads(text)
-            except ValueError:
-                body = text
-        return _Response(status, response_headers, body)
+                return connection.getresponse()
+            except (OSError, http.client.HTTPException):
+                raise send_error from None
+        return connection.getresponse()
 
     def _request(
         self,
@@ -832,6 +905,7 @@ class EventClient:
         data: Optional[bytes] = None,
         retry: bool = True,
         accept: Tuple[int, ...] = (),
+        max_bytes: Optional[int] = None,
     ) -> _Response:
         """Send a request with retries; return the 2xx (or ``accept``-ed) response, else raise.
 
@@ -840,6 +914,12 @@ class EventClient:
         """
         if body is not None:
             data = _json_bytes(body)
+        if max_bytes is not None and data is not None and len(data) > max_bytes:
+            # No server takes it (API_MAX_BODY_BYTES is at most this): refused before sending.
+            raise ValidationError(
+                "the request body is %d bytes of JSON, over the %d-byte limit of a single-event write"
+                % (len(data), max_bytes)
+            )
         target = self._target(path, query)
         request_id = str(uuid.uuid4())
         headers = self._headers(request_id, data is not None)

@@ -22,6 +22,7 @@ class Recorded:
     query: List[Any]  # decoded (name, value) pairs
     headers: Dict[str, str]
     body: bytes
+    peer: Any = None  # the client's (address, port): one per connection
 
     @property
     def json(self) -> Any:
@@ -31,13 +32,17 @@ class Recorded:
 @dataclass
 class Reply:
     """A scripted answer. ``drop=True`` closes the connection without answering;
-    ``delay`` waits that many seconds before answering."""
+    ``delay`` waits that many seconds before answering. The connection is closed after the
+    answer (``Connection: close``) unless ``keep_alive``; ``close_silently`` closes it anyway,
+    without saying so, as a server's idle timeout would right after."""
 
     status: int = 200
     body: Any = None  # dict/list -> JSON, str/bytes -> as is, None -> empty
     headers: Dict[str, str] = field(default_factory=dict)
     delay: float = 0.0
     drop: bool = False
+    keep_alive: bool = False
+    close_silently: bool = False
 
 
 Responder = Callable[[Recorded], Reply]
@@ -75,6 +80,7 @@ class StubServer:
                     query=parse_qsl(parts.query, keep_blank_values=True),
                     headers={k: v for k, v in self.headers.items()},
                     body=body,
+                    peer=self.client_address,
                 )
                 reply = stub._next_reply(recorded)
                 if reply.delay:
@@ -102,7 +108,8 @@ class StubServer:
                     self.send_response(reply.status)
                     self.send_header("Content-Type", content_type)
                     self.send_header("Content-Length", str(len(payload)))
-                    self.send_header("Connection", "close")
+                    if not (reply.keep_alive or reply.close_silently):
+                        self.send_header("Connection", "close")
                     if "X-Request-Id" not in reply.headers:
                         self.send_header(
                             "X-Request-Id", recorded.headers.get("X-Request-Id", "stub-generated")
@@ -113,7 +120,7 @@ class StubServer:
                     self.wfile.write(payload)
                 except (BrokenPipeError, ConnectionResetError):
                     pass  # the client gave up (timeout test)
-                self.close_connection = True
+                self.close_connection = not reply.keep_alive
 
             do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _handle
 
