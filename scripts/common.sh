@@ -4,7 +4,7 @@
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VAR="$ROOT/var"
 VENV="$ROOT/.venv"
-# librdkafka >= 2.1 bundled by PyPI confluent-kafka, used when the system one is older (Debian 12 ships
+# librdkafka >= 2.2 bundled by PyPI confluent-kafka, used when the system one is older (Debian 12 ships
 # 2.0.2, whose ApiVersions handshake fails against the broker).
 RDKAFKA_LIB_DIR="$VENV/lib-rdkafka"
 

@@ -24,6 +24,6 @@ public enum KafkaLibrary {
 
     /// Throws when the loaded librdkafka is older than ``minimumVersion``.
     public static func requireSupported() throws {
-        guard isSupported else { throw KafkaError(code: -1, message: "librdkafka \(version) is too old (\(minimumVersion) or newer is required)") }
+        guard isSupported else { throw KafkaError(code: -1, message: "librdkafka \(version) is too old (\(minimumVersion) or newer is required; scripts/setup puts one in .venv/lib-rdkafka, for LD_LIBRARY_PATH)") }
     }
 }

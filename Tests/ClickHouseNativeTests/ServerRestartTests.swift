@@ -15,7 +15,7 @@ struct ServerRestartTests {
         #expect(process.terminationStatus == 0, "scripts/services \(arguments.joined(separator: " "))")
     }
 
-    @Test func poolRecoversAfterTheServerRestarts() async throws {
+    @Test(.timeLimit(.minutes(3))) func poolRecoversAfterTheServerRestarts() async throws {
         let client = ClientPoolTests.client(maximum: 2)
         #expect(LiveServerTests.rows(try await client.collect("SELECT 1 AS one")) == "{\"one\":1}\n")
 

@@ -8,7 +8,7 @@ import Testing
     static let topic = ProcessInfo.processInfo.environment["KAFKA_TOPIC"] ?? "events"
 
     @Test func loadedLibrdkafkaIsRecentEnough() {
-        // scripts/setup puts a librdkafka >= 2.1 on LD_LIBRARY_PATH when the system one is older.
+        // scripts/setup puts a librdkafka >= 2.2 on LD_LIBRARY_PATH when the system one is older.
         #expect(KafkaLibrary.isSupported, "librdkafka \(KafkaLibrary.version) is loaded")
     }
 
