@@ -106,6 +106,6 @@ let package = Package(
                            .product(name: "NIOPosix", package: "swift-nio")]
         ),
         .testTarget(name: "KafkaTests", dependencies: ["Kafka"]),
-        .testTarget(name: "EventPipelineTests", dependencies: ["EventPipeline"]),
+        .testTarget(name: "EventPipelineTests", dependencies: ["EventPipeline", "Kafka", "ClickHouseNative"]),
     ]
 )

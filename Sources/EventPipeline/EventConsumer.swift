@@ -99,19 +99,27 @@ public final class EventConsumer: Service, @unchecked Sendable {
 
     public func run() async throws {
         try await withGracefulShutdownHandler {
-            try await migrateWhenReachable()
-            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, Error>) in
-                let thread = Thread { [self] in
-                    do {
-                        try loop()
-                        continuation.resume()
-                    } catch {
-                        logger.critical("consumer loop failed", metadata: ["error": "\(error)"])
-                        continuation.resume(throwing: error)
+            // Stopped before the schema was there: nothing is in hand, so the process just ends.
+            guard await repository.schema.migrateWhenReachable(repository.client, logger: logger, maximumBackoff: options.maximumBackoff) else { return }
+            // Cancellation (the service group cancels its services when one of them fails, such as
+            // a metrics port already taken) stops the loop as a shutdown does: the loop's thread
+            // does not see task cancellation, and the group would wait for it for ever.
+            try await withTaskCancellationHandler {
+                try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, Error>) in
+                    let thread = Thread { [self] in
+                        do {
+                            try loop()
+                            continuation.resume()
+                        } catch {
+                            logger.critical("consumer loop failed", metadata: ["error": "\(error)"])
+                            continuation.resume(throwing: error)
+                        }
                     }
+                    thread.name = "event-consumer"
+                    thread.start()
                 }
-                thread.name = "event-consumer"
-                thread.start()
+            } onCancel: { [self] in
+                stopLock.withLock { stopRequested = true }
             }
         } onGracefulShutdown: { [self] in
             logger.info("shutting down: stop fetching, flush, commit")
@@ -119,25 +127,28 @@ public final class EventConsumer: Service, @unchecked Sendable {
         }
     }
 
-    /// Creates the schema, retrying while ClickHouse is not reachable yet (containers start in any order).
-    private func migrateWhenReachable() async throws {
-        var delay = Duration.milliseconds(200)
-        while true {
-            do {
-                try await repository.schema.migrate(repository.client)
-                return
-            } catch {
-                if isStopping || Task.isCancelled { throw error }
-                logger.warning("schema migration failed; retrying", metadata: ["error": "\(error)", "retry_in": "\(delay)"])
-                try await Task.sleep(for: delay)
-                delay = min(delay * 2, options.maximumBackoff)
-            }
+    /// Refuses to start when the broker answers and has no dead-letter topic (a typo in
+    /// KAFKA_DLQ_TOPIC, a cluster without it): the first message the consumer cannot apply would
+    /// otherwise hold every partition, its batch retried for ever. A broker that does not answer
+    /// yet is no reason to stop; the consumer waits for it as it would anyway.
+    private func requireDeadLetterTopic() throws {
+        let metadata: KafkaClusterMetadata
+        do {
+            metadata = try KafkaClusterMetadata.fetch(configuration: kafkaConfiguration, timeoutMilliseconds: 10_000)
+        } catch {
+            logger.warning("cannot check the dead-letter topic yet", metadata: ["topic": "\(options.deadLetterTopic)", "error": "\(error)"])
+            return
+        }
+        guard metadata.topic(named: options.deadLetterTopic) != nil else {
+            throw KafkaError(code: -1, message: "the dead-letter topic \(options.deadLetterTopic) does not exist: create it or set KAFKA_DLQ_TOPIC"
+                             + " (without it, the first message that cannot be applied would stop every partition)")
         }
     }
 
     // MARK: The loop (consumer thread)
 
     private func loop() throws {
+        try requireDeadLetterTopic()
         let consumer = try KafkaConsumer(
             configuration: kafkaConfiguration, groupID: options.groupID, topics: [options.topic],
             rebalance: KafkaRebalanceHandler(
@@ -444,8 +455,13 @@ public final class EventConsumer: Service, @unchecked Sendable {
         guard !letters.isEmpty, let deadLetters else { return }
         let topic = options.deadLetterTopic
         let sourceTopic = options.topic
+        // Looked up by position, not searched for: a grown batch can hold thousands of each.
+        struct Position: Hashable { var partition: Int32, offset: Int64 }
+        var byPosition: [Position: Int] = [:]
+        byPosition.reserveCapacity(messages.count)
+        for (index, inHand) in messages.enumerated() { byPosition[Position(partition: inHand.event.partition, offset: inHand.event.offset)] = index }
         let payloads: [(key: [UInt8], value: [UInt8])] = letters.map { letter in
-            let original = messages.first { $0.event.partition == letter.partition && $0.event.offset == letter.offset }?.message
+            let original = byPosition[Position(partition: letter.partition, offset: letter.offset)].map { messages[$0].message }
             var json = JSONWriter()
             json.bytes.append(UInt8(ascii: "{"))
             json.key("reason", first: true)

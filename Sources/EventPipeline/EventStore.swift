@@ -1,5 +1,7 @@
 import ClickHouseNative
 import Foundation
+import Logging
+import ServiceLifecycle
 
 /// One stored version of an event: a row of the `events` table.
 public struct EventRow: Sendable, Equatable {
@@ -71,6 +73,26 @@ public struct EventSchema: Sendable {
             ]))
         }
         return list
+    }
+
+    /// ``migrate(_:)``, retried while ClickHouse is not reachable yet (containers start in any
+    /// order), with a wait from 200 ms doubling up to `maximumBackoff`. False when the task was
+    /// cancelled or a graceful shutdown began first, which also ends a wait at once.
+    public func migrateWhenReachable(_ client: ClickHouseClient, logger: Logger, maximumBackoff: Duration = .seconds(5)) async -> Bool {
+        var delay = Duration.milliseconds(200)
+        while !Task.isCancelled && !Task.isShuttingDownGracefully {
+            do {
+                try await migrate(client)
+                return true
+            } catch {
+                if Task.isCancelled || Task.isShuttingDownGracefully { return false }
+                logger.warning("schema migration failed; retrying", metadata: ["error": "\(error)", "retry_in": "\(delay)"])
+                let wait = delay
+                try? await cancelWhenGracefulShutdown { try await Task.sleep(for: wait) }
+                delay = min(delay * 2, maximumBackoff)
+            }
+        }
+        return false
     }
 
     /// Creates the database, the migrations log and whatever migrations are missing.

@@ -79,6 +79,7 @@ public final class KafkaConsumer: @unchecked Sendable {
         rd_kafka_conf_set_opaque(conf, Unmanaged.passUnretained(callbacks).toOpaque())
         rd_kafka_conf_set_rebalance_cb(conf, consumerRebalanceCallback)
         rd_kafka_conf_set_error_cb(conf, consumerErrorCallback)
+        rd_kafka_conf_set_offset_commit_cb(conf, consumerCommitCallback)
         var errorText = [CChar](repeating: 0, count: 512)
         guard let handle = rd_kafka_new(RD_KAFKA_CONSUMER, conf, &errorText, errorText.count) else {
             rd_kafka_conf_destroy(conf)
@@ -133,6 +134,10 @@ public final class KafkaConsumer: @unchecked Sendable {
     /// Commits `offsets` (for each partition, the offset of the next message to consume).
     /// Synchronously it throws when the broker refused (e.g. the partition was reassigned);
     /// asynchronously it returns at once and a failure only means those messages come again.
+    /// Commits that failed, as librdkafka reported them (for an asynchronous commit, during a
+    /// later poll); each is also logged.
+    public var commitFailures: Int { callbacks.commitFailures.value }
+
     public func commit(_ offsets: [TopicPartition: Int64], synchronously: Bool = true) throws {
         guard !offsets.isEmpty else { return }
         let list = makeList(offsets.keys.sorted { ($0.topic, $0.partition) < ($1.topic, $1.partition) })
@@ -232,6 +237,7 @@ final class ConsumerCallbacks: @unchecked Sendable {
     let handler: KafkaRebalanceHandler
     let logger: Logger
     let throttle = LogThrottle()
+    let commitFailures = Counter()
     init(handler: KafkaRebalanceHandler, logger: Logger) {
         self.handler = handler
         self.logger = logger
@@ -275,6 +281,38 @@ private func consumerRebalanceCallback(_ handle: OpaquePointer?, _ error: rd_kaf
         }
         rd_kafka_assign(handle, nil)
     }
+}
+
+/// The outcome of every commit, asynchronous ones included (served by the next poll): without it
+/// a failed asynchronous commit went unnoticed.
+private func consumerCommitCallback(_ handle: OpaquePointer?, _ error: rd_kafka_resp_err_t,
+                                   _ offsets: UnsafeMutablePointer<rd_kafka_topic_partition_list_t>?,
+                                   _ opaque: UnsafeMutableRawPointer?) {
+    guard let opaque, error != RD_KAFKA_RESP_ERR__NO_OFFSET else { return }  // nothing was to be committed
+    var failed: [String] = []
+    if let offsets {
+        for index in 0..<Int(offsets.pointee.cnt) {
+            let entry = offsets.pointee.elems[index]
+            if entry.err != RD_KAFKA_RESP_ERR_NO_ERROR {
+                failed.append("\(String(cString: entry.topic))[\(entry.partition)]: \(String(cString: rd_kafka_err2str(entry.err)))")
+            }
+        }
+    }
+    guard error != RD_KAFKA_RESP_ERR_NO_ERROR || !failed.isEmpty else { return }
+    let callbacks = Unmanaged<ConsumerCallbacks>.fromOpaque(opaque).takeUnretainedValue()
+    callbacks.commitFailures.increment()
+    let text = error != RD_KAFKA_RESP_ERR_NO_ERROR ? String(cString: rd_kafka_err2str(error)) : failed.joined(separator: "; ")
+    guard callbacks.throttle.allows("commit: " + text) else { return }
+    callbacks.logger.warning("Kafka offset commit failed; the messages will be consumed again, without effect",
+                             metadata: ["error": "\(text)", "partitions": "\(failed.joined(separator: "; "))"])
+}
+
+/// A count shared with librdkafka's callback thread.
+final class Counter: @unchecked Sendable {
+    private let lock = NSLock()
+    private var count = 0
+    func increment() { lock.withLock { count += 1 } }
+    var value: Int { lock.withLock { count } }
 }
 
 private func consumerErrorCallback(_ handle: OpaquePointer?, _ code: Int32, _ reason: UnsafePointer<CChar>?,

@@ -106,10 +106,11 @@ public final class KafkaProducer: @unchecked Sendable {
             return completion(.failure(KafkaError(code: RD_KAFKA_RESP_ERR__TRANSPORT.rawValue, message: "Kafka unavailable: \(reason)")))
         }
         let topicHandle: OpaquePointer
-        do { topicHandle = try self.topicHandle(topic) } catch {
+        do { topicHandle = try beginEnqueue(topic) } catch {
             return completion(.failure(error as? KafkaError ?? KafkaError(code: -1, message: "\(error)")))
         }
         enqueue(topicHandle, topic, key: key, value: value, reportingTo: DeliveryCallback(completion))
+        endEnqueue()
     }
 
     /// Sends several messages and returns when each was acknowledged or failed, one result per
@@ -122,7 +123,7 @@ public final class KafkaProducer: @unchecked Sendable {
             return Array(repeating: .failure(error), count: messages.count)
         }
         let topicHandle: OpaquePointer
-        do { topicHandle = try self.topicHandle(topic) } catch {
+        do { topicHandle = try beginEnqueue(topic) } catch {
             let failure = error as? KafkaError ?? KafkaError(code: -1, message: "\(error)")
             return Array(repeating: .failure(failure), count: messages.count)
         }
@@ -131,6 +132,7 @@ public final class KafkaProducer: @unchecked Sendable {
             for (index, message) in messages.enumerated() {
                 enqueue(topicHandle, topic, key: message.key, value: message.value, reportingTo: BatchSlot(batch, index))
             }
+            endEnqueue()
         }
     }
 
@@ -180,6 +182,10 @@ public final class KafkaProducer: @unchecked Sendable {
         }
         closed = true
         topicsLock.unlock()
+        // A send that got its topic handle before `closed` was set finishes handing its messages
+        // over first: they are then flushed or purged with the rest, and the handles it uses
+        // stay alive until it is done.
+        while topicsLock.withLock({ enqueuing }) > 0 { usleep(100) }
         if rd_kafka_flush(handle, timeoutMilliseconds) != RD_KAFKA_RESP_ERR_NO_ERROR {
             logger.warning("Kafka producer closing with undelivered messages", metadata: ["count": "\(outstandingMessages)"])
             rd_kafka_purge(handle, 0x1 | 0x2)  // RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT
@@ -192,10 +198,25 @@ public final class KafkaProducer: @unchecked Sendable {
         rd_kafka_destroy(handle)
     }
 
-    private func topicHandle(_ name: String) throws -> OpaquePointer {
+    /// Sends under way between ``beginEnqueue(_:)`` and ``endEnqueue()`` (guarded by `topicsLock`).
+    private var enqueuing = 0
+
+    /// The topic's handle for a send about to hand messages to librdkafka; `close` waits for the
+    /// matching ``endEnqueue()``.
+    private func beginEnqueue(_ name: String) throws -> OpaquePointer {
         topicsLock.lock()
         defer { topicsLock.unlock() }
         guard !closed else { throw KafkaError(code: -1, message: "the Kafka producer is closed") }
+        let handle = try topicHandleLocked(name)
+        enqueuing += 1
+        return handle
+    }
+
+    private func endEnqueue() {
+        topicsLock.withLock { enqueuing -= 1 }
+    }
+
+    private func topicHandleLocked(_ name: String) throws -> OpaquePointer {
         if let existing = topicHandles[name] { return existing }
         guard let topic = rd_kafka_topic_new(handle, name, nil) else {
             throw KafkaError(rd_kafka_last_error(), context: "cannot open topic \(name)")

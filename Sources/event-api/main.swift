@@ -55,17 +55,7 @@ struct Migration: Service {
     let repository: EventRepository
     let logger: Logger
     func run() async throws {
-        var delay = Duration.milliseconds(200)
-        while !Task.isCancelled && !Task.isShuttingDownGracefully {
-            do {
-                try await repository.schema.migrate(repository.client)
-                return
-            } catch {
-                logger.warning("schema migration failed; retrying", metadata: ["error": "\(error)"])
-                try? await Task.sleep(for: delay)
-                delay = min(delay * 2, .seconds(5))
-            }
-        }
+        _ = await repository.schema.migrateWhenReachable(repository.client, logger: logger)
     }
 }
 

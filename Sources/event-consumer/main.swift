@@ -25,7 +25,10 @@ let group = ServiceGroup(
     configuration: .init(
         services: [
             .init(service: consumer, successTerminationBehavior: .gracefullyShutdownGroup, failureTerminationBehavior: .gracefullyShutdownGroup),
-            .init(service: makeMetricsServer(registry: metrics.registry, port: configuration.consumerMetricsPort)),
+            // A metrics server that fails (its port taken) stops the consumer the graceful way: the
+            // batch in hand is written and committed, and the process exits 1 with the error.
+            .init(service: makeMetricsServer(registry: metrics.registry, port: configuration.consumerMetricsPort),
+                  failureTerminationBehavior: .gracefullyShutdownGroup),
         ],
         gracefulShutdownSignals: [.sigterm, .sigint],
         logger: logger))

@@ -155,6 +155,24 @@ import Testing
         #expect(Set(revoked.ownedDuringTheHandler) == Set(assignment), "the handler ran after the partitions were given up")
     }
 
+    /// Found in review: an asynchronous commit's failure was never seen (librdkafka reports it
+    /// to a callback during a later poll, and none was set), although the docs said it was logged.
+    @Test func aFailedAsynchronousCommitIsCounted() async throws {
+        let topic = try await Self.freshTopic(partitions: 1)
+        let consumer = try KafkaConsumer(configuration: KafkaConfiguration(brokers: Self.brokers),
+                                         groupID: "kafka-test-commit-\(UUID().uuidString.prefix(8))", topics: [topic])
+        try await Self.waitForAssignment(consumer, partitions: 1)
+        try consumer.commit([TopicPartition(topic: topic, partition: 0): 0], synchronously: false)
+        _ = try await Self.consume(consumer, count: 1, within: 2)
+        #expect(consumer.commitFailures == 0, "a commit the broker took")
+        // A topic the broker does not have: it refuses the commit.
+        try consumer.commit([TopicPartition(topic: "no-such-topic-\(UUID().uuidString.prefix(8))", partition: 0): 1], synchronously: false)
+        let deadline = Date().addingTimeInterval(10)
+        while consumer.commitFailures == 0 && Date() < deadline { _ = try await Self.consume(consumer, count: 1, within: 0.2) }
+        #expect(consumer.commitFailures == 1)
+        try await onOwnThread { consumer.close() }
+    }
+
     @Test func unreachableBrokersMakeSendsFailAtOnce() async throws {
         let producer = try KafkaProducer(configuration: KafkaConfiguration(brokers: "127.0.0.1:1"))
         let deadline = Date().addingTimeInterval(10)
