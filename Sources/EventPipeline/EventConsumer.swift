@@ -148,6 +148,7 @@ public final class EventConsumer: Service, @unchecked Sendable {
     // MARK: The loop (consumer thread)
 
     private func loop() throws {
+        if isStopping { return }  // stopped as the schema was created: nothing to join a group for
         try requireDeadLetterTopic()
         let consumer = try KafkaConsumer(
             configuration: kafkaConfiguration, groupID: options.groupID, topics: [options.topic],

@@ -131,13 +131,14 @@ public final class KafkaConsumer: @unchecked Sendable {
         return KafkaMessage(topic: topic, partition: message.partition, offset: message.offset, key: key, value: value)
     }
 
+    /// Commits that failed, as librdkafka reported them to its commit callback (for an
+    /// asynchronous commit, during a later poll); each is also logged. A failed synchronous commit
+    /// counts here too, besides throwing.
+    public var commitFailures: Int { callbacks.commitFailures.value }
+
     /// Commits `offsets` (for each partition, the offset of the next message to consume).
     /// Synchronously it throws when the broker refused (e.g. the partition was reassigned);
     /// asynchronously it returns at once and a failure only means those messages come again.
-    /// Commits that failed, as librdkafka reported them (for an asynchronous commit, during a
-    /// later poll); each is also logged.
-    public var commitFailures: Int { callbacks.commitFailures.value }
-
     public func commit(_ offsets: [TopicPartition: Int64], synchronously: Bool = true) throws {
         guard !offsets.isEmpty else { return }
         let list = makeList(offsets.keys.sorted { ($0.topic, $0.partition) < ($1.topic, $1.partition) })

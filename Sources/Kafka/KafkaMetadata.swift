@@ -39,7 +39,8 @@ public struct KafkaClusterMetadata: Sendable, Equatable {
         var topics: [Topic] = []
         for index in 0..<Int(raw.topic_cnt) {
             let topic = raw.topics[index]
-            guard topic.err == RD_KAFKA_RESP_ERR_NO_ERROR else { continue }
+            // Listed with another error (a topic just created, its leader not elected yet), it exists.
+            guard topic.err != RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART else { continue }
             topics.append(Topic(name: String(cString: topic.topic), partitionCount: Int(topic.partition_cnt)))
         }
         return KafkaClusterMetadata(brokerCount: Int(raw.broker_cnt), topics: topics.sorted { $0.name < $1.name })

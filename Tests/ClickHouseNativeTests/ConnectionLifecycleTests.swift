@@ -153,13 +153,26 @@ import Glibc
         peer.close()
     }
 
+    /// A read timeout shorter than the handshake timeout ends a silent handshake first; the error
+    /// still names the host (it was the bare "no data from the server").
+    @Test func aReadTimeoutDuringTheHandshakeNamesTheHost() async throws {
+        let peer = try FakePeer(answers: [])
+        var configuration = ClickHouseConfiguration(host: "127.0.0.1", port: peer.port)
+        configuration.readTimeout = .milliseconds(300)
+        await #expect(throws: ClickHouseConnectionError.connectFailed(
+            "127.0.0.1:\(peer.port): handshake failed: timed out: no data from the server for 300 ms")) {
+            _ = try await ClickHouseConnection.connect(configuration)
+        }
+        peer.close()
+    }
+
     /// A port of some other service that answers: the error says so at once, instead of "unknown
     /// packet 72 from the server" (or waiting for the handshake timeout).
     @Test func aPeerThatAnswersInAnotherProtocolIsNamed() async throws {
         let cases: [(answer: [UInt8], message: String)] = [
             (Array("HTTP/1.0 400 Bad Request\r\n\r\n".utf8), "the server answered in HTTP (usually port 8123), not in ClickHouse's native protocol: the native port is usually 9000, 9440 with TLS"),
-            ([99], "the server answered with something else (unknown packet 99 from the server), not in ClickHouse's native protocol: the native port is usually 9000, 9440 with TLS"),
-            ([], "the server closed the connection before its Hello: a secure port (usually 9440) needs TLS"),
+            ([99], "the server answered with something else (unknown packet 99), not in ClickHouse's native protocol: the native port is usually 9000, 9440 with TLS"),
+            ([], "the server closed the connection before its Hello; if this is a secure port (usually 9440), it needs TLS"),
         ]
         for (answer, message) in cases {
             let peer = try FakePeer(answers: [answer], thenClose: true)

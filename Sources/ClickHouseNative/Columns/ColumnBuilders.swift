@@ -38,7 +38,7 @@ extension FixedWidthColumn where Element == Int64 {
         }
         let scale = (0..<precision).reduce(1.0) { value, _ in value * 10 }
         // 1900-01-01 and 2300-01-01 in seconds since 1970; ticks must also fit an Int64.
-        let lowest = -2_208_988_800.0 * scale, highest = min(10_413_792_000.0 * scale, 9.2e18)
+        let lowest = -2_208_988_800.0 * scale, highest = min(10_413_792_000.0 * scale, Double(Int64.max))  // (2^63 as a Double)
         let values = try dates.enumerated().map { row, date -> Int64 in
             let ticks = (date.timeIntervalSince1970 * scale).rounded()
             guard ticks >= lowest, ticks < highest else {

@@ -114,7 +114,6 @@ public actor ClickHouseConnection {
             // The first thing that went wrong: the socket's or TLS's error, or what the server sent,
             // rather than the later "cannot send on a closed channel".
             let cause = await connection.handshakeProtocolError ?? channelError ?? error
-            if let timeout = cause as? ClickHouseConnectionError, case .timeout = timeout { throw timeout }
             throw ClickHouseConnectionError.connectFailed(
                 "\(configuration.host):\(configuration.port): \(ConnectFailure.describeHandshake(cause, tls: configuration.tls != nil))")
         }

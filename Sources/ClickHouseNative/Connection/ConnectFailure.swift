@@ -6,6 +6,7 @@ import Darwin
 import NIOCore
 import NIOPosix
 import NIOSSL
+import Foundation
 
 /// Short, plain descriptions of why a connection could not be opened, for error messages that
 /// reach people (an API's 503 body, a command line). NIO's own descriptions spell out its
@@ -21,6 +22,7 @@ enum ConnectFailure {
                 (address: failure.target.ipAddress.map { failure.target.protocol == .inet6 ? "[\($0)]" : $0 } ?? "\(failure.target)",
                  cause: describe(failure.error))
             }
+            if causes.isEmpty { return "\(error)" }
             // localhost is tried over IPv4 and IPv6, usually with the same outcome: say it once.
             if Set(causes.map(\.cause)).count == 1, let first = causes.first { return first.cause }
             return causes.map { "\($0.address): \($0.cause)" }.joined(separator: "; ")
@@ -39,16 +41,24 @@ enum ConnectFailure {
     /// usual cause: a port that is not the native protocol's, or TLS on one side only.
     static func describeHandshake(_ error: Error, tls: Bool) -> String {
         switch error {
+        case NIOSSLError.handshakeFailed:
+            return "TLS handshake failed: " + describeTLS(error as! NIOSSLError)
         case let error as NIOSSLError:
-            return "TLS handshake failed: " + describeTLS(error)
+            return "TLS error before the server's Hello: " + "\(error)".trimmingCharacters(in: .whitespaces)
         case let error as ClickHouseProtocolError:
-            // A native server's first packet is Hello (0) or Exception (2); 72 is "H", as in "HTTP/1.1 400".
-            let what = error == .unknownPacket(72) ? "in HTTP (usually port 8123)" : "with something else (\(error.message))"
+            // A native server's first packet is Hello (0) or Exception (2); 72 is "H", as in "HTTP/1.1
+            // 400". Only a first byte that is no packet at all points at another service: a Hello
+            // this client fails to decode is its own fault, said as such.
+            guard let code = error.unknownPacketCode else {
+                return "cannot decode the server's Hello: \(error.message)"
+            }
+            let what = code == 72 ? "in HTTP (usually port 8123)" : "with something else (unknown packet \(code))"
             return "the server answered \(what), not in ClickHouse's native protocol: the native port is usually 9000, 9440 with TLS"
         case is IOError, ClickHouseConnectionError.closed(ClickHouseConnection.closedByServer):
             let cause = error is IOError ? " (\(describe(error)))" : ""
+            // Also what a server does that is restarting, or out of connections: a hint, not a verdict.
             return tls ? "the connection ended during the handshake\(cause)"
-                : "the server closed the connection before its Hello\(cause): a secure port (usually 9440) needs TLS"
+                : "the server closed the connection before its Hello\(cause); if this is a secure port (usually 9440), it needs TLS"
         default:
             return "handshake failed: \(error)"
         }

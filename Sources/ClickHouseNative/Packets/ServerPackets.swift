@@ -413,8 +413,17 @@ final class BlockAssembly: @unchecked Sendable {
 /// The server sent something this client cannot understand; the connection is unusable.
 public struct ClickHouseProtocolError: Error, Equatable, Sendable, CustomStringConvertible {
     public var message: String
+    /// The code, when the error is a packet this client does not know (what a port of another
+    /// service sends first).
+    var unknownPacketCode: UInt64?
     public init(_ message: String) { self.message = message }
     public var description: String { "protocol error: \(message)" }
+    /// Errors are equal by what they say.
+    public static func == (lhs: Self, rhs: Self) -> Bool { lhs.message == rhs.message }
 
-    static func unknownPacket(_ code: UInt64) -> Self { Self("unknown packet \(code) from the server") }
+    static func unknownPacket(_ code: UInt64) -> Self {
+        var error = Self("unknown packet \(code) from the server")
+        error.unknownPacketCode = code
+        return error
+    }
 }

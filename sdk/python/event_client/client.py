@@ -8,6 +8,7 @@ import json
 import logging
 import math
 import numbers
+import os
 import random as _random_module
 import select
 import ssl
@@ -207,12 +208,17 @@ def _timestamp_arg(value: Any, field: str = "timestamp") -> str:
 
 def _closed_by_peer(sock: Any) -> bool:
     """Whether an idle kept-alive socket was closed by the server: it is readable (end of stream,
-    or bytes no request asked for) while no request is outstanding."""
+    or bytes no request asked for) while no request is outstanding. poll(), not select(), which
+    fails for descriptors above 1023 (a busy process) and would end keep-alive there."""
     try:
+        if hasattr(select, "poll"):
+            poller = select.poll()
+            poller.register(sock, select.POLLIN)
+            return bool(poller.poll(0))
         readable, _, _ = select.select([sock], [], [], 0)
+        return bool(readable)
     except (OSError, ValueError):
         return True
-    return bool(readable)
 
 
 def _json_bytes(value: Any) -> bytes:
@@ -243,8 +249,9 @@ class EventClient:
         user_agent: Overrides the ``User-Agent`` header
             (default ``event-client-python/<version>``).
 
-    The client holds no connection between calls (one connection per request), so one instance
-    can be shared by threads.
+    Each thread keeps one connection alive between its calls (and each process: a connection is
+    never used across ``fork()``), so one instance can be shared by threads. :meth:`close` closes
+    the calling thread's connection.
 
     Every method that can send a request raises :class:`~event_client.ValidationError` (with
     ``status is None``) before sending anything when an argument is obviously invalid.
@@ -824,6 +831,11 @@ class EventClient:
     def _connection(self) -> Tuple[http.client.HTTPConnection, bool]:
         """The calling thread's connection, and whether it has served a request before."""
         connection = getattr(self._connections, "connection", None)
+        if connection is not None and getattr(self._connections, "pid", None) != os.getpid():
+            # Inherited through fork(): the parent uses the same socket, and the two would read
+            # each other's answers. Dropped without closing, which would cut the parent's off.
+            connection = None
+            self._connections.connection = None
         if connection is not None and connection.sock is not None and not _closed_by_peer(connection.sock):
             return connection, True
         if connection is not None:
@@ -835,6 +847,7 @@ class EventClient:
         else:
             connection = http.client.HTTPConnection(self._host, self._port, timeout=self.timeout)
         self._connections.connection = connection
+        self._connections.pid = os.getpid()
         return connection, False
 
     def _send(self, method: str, target: str, data: Optional[bytes], headers: Dict[str, str]) -> _Response:
@@ -883,10 +896,11 @@ class EventClient:
                 view = memoryview(data)
                 pieces = [view[i : i + _SEND_PIECE] for i in range(0, len(data), _SEND_PIECE)]
                 connection.request(method, target, body=pieces, headers=headers)
-        except OSError as send_error:
+        except ConnectionError as send_error:
             # The server may have answered before taking the whole body (413 for a body over its
             # limit, 401 without a key) and closed: that answer is still readable, and it is
-            # the outcome, not a network failure to retry.
+            # the outcome, not a network failure to retry. (Not after a timeout: reading would
+            # wait a second `timeout` for what a stalled server will not send.)
             if connection.sock is None:
                 raise  # never connected
             try:

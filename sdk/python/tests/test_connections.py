@@ -3,12 +3,14 @@ server sent before it took the whole body is the outcome."""
 
 from __future__ import annotations
 
+import os
 import socket
 import threading
+import time
 
 import pytest
 
-from event_client import ApiError, ValidationError
+from event_client import ApiError, EventClient, ValidationError
 from stubserver import Reply
 
 
@@ -36,15 +38,36 @@ def test_each_thread_has_its_own_connection(stub, client):
     assert len({r.peer for r in stub.requests}) == 3
 
 
-def test_a_connection_the_server_closed_while_idle_is_replaced_without_a_retry(stub, client, sleeps):
+def test_a_connection_the_server_closed_while_idle_is_replaced_before_use(stub, client, sleeps, monkeypatch):
     event_id = "0193a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b"
     stub.queue(Reply(202, {"event_id": event_id, "status": "accepted"}, close_silently=True))
     stub.responder = kept_alive
+    exchanges = []
+    original = EventClient._exchange
+    monkeypatch.setattr(EventClient, "_exchange", staticmethod(lambda *a: exchanges.append(1) or original(*a)))
     client.track_event("c", "e", event_id=event_id)
+    time.sleep(0.1)  # the server's close reaches the client's socket
     client.track_event("c", "e")
     assert len(stub.requests) == 2
     assert stub.requests[0].peer != stub.requests[1].peer
+    # Noticed before sending: no request went out on the closed connection first.
+    assert len(exchanges) == 2
     assert sleeps.calls == []
+
+
+def test_a_connection_is_not_shared_with_a_forked_child(stub, client):
+    stub.responder = kept_alive
+    client.track_event("c", "e")
+    pid = os.fork()
+    if pid == 0:  # the child: its own connection, or the parent's answers could be read here
+        try:
+            client.track_event("c", "e")
+        finally:
+            os._exit(0)
+    os.waitpid(pid, 0)
+    client.track_event("c", "e")
+    peers = [r.peer for r in stub.requests]
+    assert len(peers) == 3 and peers[0] == peers[2] != peers[1], peers
 
 
 def test_a_kept_alive_connection_closed_as_the_request_went_out_is_sent_again_at_once(stub, client, sleeps):
