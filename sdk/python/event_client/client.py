@@ -66,12 +66,13 @@ _SEND_PIECE = 64 * 1024
 class _Response:
     """A received HTTP response (internal)."""
 
-    __slots__ = ("status", "headers", "body")
+    __slots__ = ("status", "headers", "body", "text")
 
-    def __init__(self, status: int, headers: Any, body: Any) -> None:
+    def __init__(self, status: int, headers: Any, body: Any, text: str = "") -> None:
         self.status = status
         self.headers = headers
-        self.body = body
+        self.body = body  # the decoded JSON, else the text, else None
+        self.text = text
 
     def header(self, name: str) -> Optional[str]:
         value = self.headers.get(name)
@@ -646,6 +647,14 @@ class EventClient:
         limit = _check_int_range("limit", limit, 1, 1000)
         return self._get_json("/analytics/sessions/top-errors", query=[("limit", str(limit))])
 
+    def metrics(self) -> str:
+        """The API's Prometheus metrics (``GET /metrics``), as the exposition text."""
+        return self._get_text("/metrics")
+
+    def openapi(self) -> str:
+        """The API's OpenAPI 3.1 document (``GET /openapi.yaml``), as YAML text."""
+        return self._get_text("/openapi.yaml")
+
     def health(self) -> Dict[str, Any]:
         """Liveness (``GET /health``): ``{"status": "ok"}``. Never needs an API key."""
         return self._get_json("/health")
@@ -799,6 +808,9 @@ class EventClient:
             assert entry is not None
             results[entry.index] = entry
 
+    def _get_text(self, path: str) -> str:
+        return self._request("GET", path).text
+
     def _get_json(self, path: str, query: Optional[Sequence[Tuple[str, str]]] = None) -> Dict[str, Any]:
         response = self._request("GET", path, query=query)
         if not isinstance(response.body, dict):
@@ -879,7 +891,7 @@ class EventClient:
                 body = json.loads(text)
             except ValueError:
                 body = text
-        return _Response(status, response_headers, body)
+        return _Response(status, response_headers, body, text if payload else "")
 
     @staticmethod
     def _exchange(

@@ -109,6 +109,14 @@ def test_health_needs_no_key():
     assert EventClient(EVENT_API_URL, retries=2).health() == {"status": "ok"}
 
 
+def test_metrics_and_openapi(live):
+    live.health()
+    metrics = live.metrics()
+    assert "# TYPE http_requests_total counter" in metrics and 'route="/health"' in metrics, metrics[:500]
+    document = live.openapi()
+    assert document.startswith("openapi: 3.1.0\n") and "/events/batch:" in document, document[:200]
+
+
 def test_ready(live):
     report = live.ready()
     assert report["status"] == "ready", report

@@ -69,6 +69,17 @@ def test_analytics_routes_and_defaults(stub, client):
     assert all(r.method == "GET" and r.body == b"" for r in stub.requests)
 
 
+def test_metrics_and_openapi_are_text(stub, make_client):
+    metrics = "# HELP http_requests_total HTTP requests\n# TYPE http_requests_total counter\nhttp_requests_total 3\n"
+    stub.queue(Reply(200, metrics), Reply(200, "openapi: 3.1.0\ninfo:\n  title: event-api\n"), Reply(200, "1"))
+    client = make_client(api_key="k")
+    assert client.metrics() == metrics
+    assert client.openapi() == "openapi: 3.1.0\ninfo:\n  title: event-api\n"
+    assert client.metrics() == "1"  # text that happens to parse as JSON stays as sent
+    assert [(r.method, r.target, r.headers.get("Authorization")) for r in stub.requests] == [
+        ("GET", "/metrics", "Bearer k"), ("GET", "/openapi.yaml", "Bearer k"), ("GET", "/metrics", "Bearer k")]
+
+
 def test_headers_without_api_key(stub, client):
     stub.queue(Reply(200, {"status": "ok"}))
     client.health()
