@@ -70,6 +70,8 @@ public final class EventConsumer: Service, @unchecked Sendable {
     private var cache: RowCache
     private var flushing = false
     private var revokedWhileFlushing = Set<TopicPartition>()
+    /// The consumer's failed commits already added to `metrics.commitFailures`.
+    private var commitFailuresCounted = 0
 
     public init(options: Options, kafka: KafkaConfiguration, repository: EventRepository, metrics: ConsumerMetrics, logger: Logger) {
         self.options = options
@@ -179,6 +181,11 @@ public final class EventConsumer: Service, @unchecked Sendable {
             if let pollFailure { throw pollFailure }
             if ContinuousClock.now - lastLagUpdate > .seconds(1) {
                 metrics.lag.set(to: Double(consumer.lag))
+                let failures = consumer.commitFailures
+                if failures > commitFailuresCounted {
+                    metrics.commitFailures.increment(by: Int64(failures - commitFailuresCounted))
+                    commitFailuresCounted = failures
+                }
                 lastLagUpdate = .now
             }
         }

@@ -17,6 +17,7 @@ public struct ConsumerMetrics: Sendable {
     let lookups: Counter
     let batchesCut: Counter
     let lag: Gauge
+    let commitFailures: Counter
     let assignedPartitions: Gauge
 
     public init(registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry()) {
@@ -37,6 +38,8 @@ public struct ConsumerMetrics: Sendable {
         batchesCut = registry.makeCounter(descriptor: metric(
             "consumer_batches_cut_total", help: "Batches grown behind a backlog that were cut to keep their rows within CONSUMER_MAX_BATCH_ROWS_MB"))
         lag = registry.makeGauge(descriptor: metric("consumer_lag_messages", help: "Messages in assigned partitions not yet consumed"))
+        commitFailures = registry.makeCounter(descriptor: metric(
+            "consumer_commit_failures_total", help: "Offset commits the broker refused (their messages come again, without effect)"))
         assignedPartitions = registry.makeGauge(descriptor: metric("consumer_assigned_partitions", help: "Partitions assigned to this consumer"))
     }
 }

@@ -51,6 +51,8 @@ import Testing
         let stopDeadline = ContinuousClock.now + .seconds(30)
         while !stopped.withLock({ $0 }), ContinuousClock.now < stopDeadline { try await Task.sleep(for: .milliseconds(50)) }
         #expect(stopped.withLock { $0 }, "the consumer still runs 30 s after it was cancelled")
+        // Exported from the start (KafkaTests makes a commit fail and checks the count it comes from).
+        #expect(String(decoding: metrics.registry.emitToBuffer(), as: UTF8.self).contains("\nconsumer_commit_failures_total 0\n"))
         await Self.dropAndShutDown(client, database)
     }
 
