@@ -300,9 +300,23 @@ public struct EventAPI: HTTPResponder {
             return result
         } catch {
             metrics.clickHouseErrors.increment()
+            // "Try again" only when that can help: ClickHouse unreachable, overloaded or short of a
+            // replica, or the schema not created yet (the migration retries until it is). A query
+            // the server refuses, or a result this client cannot read, is a fault: a retry would
+            // fail the same way, so it is a 500, which clients do not retry.
+            guard TransientErrors.contains(error) || Self.isSchemaPending(error) || error is CancellationError else {
+                logger.error("ClickHouse read failed", metadata: ["error": "\(error)"])
+                throw APIError(.internalServerError, "ClickHouse read failed: \(error)")
+            }
             logger.warning("ClickHouse read failed", metadata: ["error": "\(error)"])
             throw APIError.unavailable("ClickHouse unavailable: \(error)")
         }
+    }
+
+    /// UNKNOWN_TABLE (60) and UNKNOWN_DATABASE (81): before the migration has run.
+    static func isSchemaPending(_ error: Error) -> Bool {
+        guard let exception = error as? ServerException else { return false }
+        return exception.code == 60 || exception.code == 81
     }
 
     private func getEvent(_ id: UUID) async throws -> Response {
