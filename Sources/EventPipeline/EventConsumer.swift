@@ -376,7 +376,14 @@ public final class EventConsumer: Service, @unchecked Sendable {
                                  metadata: ["error": "\(error)", "messages": "\(messages.count)"])
                     return
                 }
-                logger.warning("batch write failed; retrying", metadata: ["error": "\(error)", "attempt": "\(attempt)", "retry_in": "\(backoff)"])
+                if (error is ServerException || error is ClickHouseConnectionError) && !TransientErrors.contains(error) {
+                    // Retried all the same (the batch is never dropped), but this one does not pass
+                    // by itself: someone has to fix the table or the server.
+                    logger.error("batch write refused by ClickHouse, and it will be until the table or the server is fixed; retrying",
+                                 metadata: ["error": "\(error)", "attempt": "\(attempt)", "retry_in": "\(backoff)"])
+                } else {
+                    logger.warning("batch write failed; retrying", metadata: ["error": "\(error)", "attempt": "\(attempt)", "retry_in": "\(backoff)"])
+                }
                 // Pause whatever is assigned now (partitions can arrive during the retries).
                 pauseAssigned()
                 if polling {
