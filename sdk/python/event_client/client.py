@@ -244,6 +244,10 @@ class EventClient:
         backoff_base: Ceiling of the first retry delay, in seconds; doubled for every retry.
         backoff_max: Upper bound of any single retry delay, in seconds (applies to
             ``Retry-After`` too, see :meth:`retry_delay`).
+        total_timeout: When set, seconds after which a call starts no more retries (nor a retry
+            delay that would end after them) and raises what it last got. An attempt already
+            under way still has its ``timeout``. ``track_events`` counts it over all its requests.
+        clock: Monotonic seconds (default :func:`time.monotonic`), for ``total_timeout``.
         sleep: Called with the delay in seconds before each retry (default :func:`time.sleep`).
         random: Returns a float in ``[0, 1)`` for the jitter (default :func:`random.random`).
         ssl_context: TLS settings for ``https://`` base URLs (default: system trust store).
@@ -267,8 +271,10 @@ class EventClient:
         backoff_base: float = 0.1,
         backoff_max: float = 5.0,
         *,
+        total_timeout: Optional[float] = None,
         sleep: Optional[Callable[[float], Any]] = None,
         random: Optional[Callable[[], float]] = None,
+        clock: Optional[Callable[[], float]] = None,
         ssl_context: Optional[ssl.SSLContext] = None,
         user_agent: Optional[str] = None,
     ) -> None:
@@ -308,6 +314,8 @@ class EventClient:
         for name, value in (("backoff_base", backoff_base), ("backoff_max", backoff_max)):
             if not _is_number(value) or not 0 <= float(value) < math.inf:
                 raise ValidationError("%s must be a finite number >= 0" % name, field=name)
+        if total_timeout is not None and (not _is_number(total_timeout) or not 0 < float(total_timeout) < math.inf):
+            raise ValidationError("total_timeout must be a finite number > 0", field="total_timeout")
 
         self.base_url = base_url.strip().rstrip("/")
         self.api_key = api_key
@@ -315,9 +323,11 @@ class EventClient:
         self.retries = retries
         self.backoff_base = float(backoff_base)
         self.backoff_max = float(backoff_max)
+        self.total_timeout = None if total_timeout is None else float(total_timeout)
         self.user_agent = user_agent or "event-client-python/%s" % __version__
         self._sleep: Callable[[float], Any] = sleep if sleep is not None else time.sleep
         self._random: Callable[[], float] = random if random is not None else _random_module.random
+        self._clock: Callable[[], float] = clock if clock is not None else time.monotonic
         self._https = parts.scheme == "https"
         self._host = parts.hostname
         self._port = port
@@ -471,11 +481,12 @@ class EventClient:
                 )
         to_send = [index for index in range(len(items)) if results[index] is None]
         round_number = 0
+        started = self._clock()
         while to_send:
             for chunk in self._batch_chunks(to_send, encoded):
                 data = b'{"events":[' + b",".join(encoded[i] for i in chunk) + b"]}"
                 try:
-                    response = self._request("POST", "/events/batch", data=data)
+                    response = self._request("POST", "/events/batch", data=data, started=started)
                     self._merge_batch(results, response, chunk, assigned)
                 except EventClientError as exc:
                     exc.partial_result = BatchResult.of(results, assigned)
@@ -487,6 +498,8 @@ class EventClient:
             # The server's 503 for a single event says Retry-After: 1; a 207 carries no header,
             # so its refused items wait as long, not just the bare jitter.
             delay = self.retry_delay(round_number, retry_after=1.0)
+            if self._out_of_time(started, delay):
+                break  # the items still refused keep their 503
             logger.debug(
                 "POST /events/batch: %d item(s) not taken by Kafka (round %d), resending in %.3fs",
                 len(to_send),
@@ -932,6 +945,7 @@ class EventClient:
         retry: bool = True,
         accept: Tuple[int, ...] = (),
         max_bytes: Optional[int] = None,
+        started: Optional[float] = None,
     ) -> _Response:
         """Send a request with retries; return the 2xx (or ``accept``-ed) response, else raise.
 
@@ -950,6 +964,7 @@ class EventClient:
         request_id = str(uuid.uuid4())
         headers = self._headers(request_id, data is not None)
         max_retries = self.retries if retry else 0
+        started = self._clock() if started is None else started
         attempt = 0
         while True:
             try:
@@ -962,14 +977,14 @@ class EventClient:
                 # Raised before anything is sent; another attempt would fail the same way.
                 raise EventClientError("invalid request URL: %s" % exc, request_id=request_id) from exc
             except (OSError, http.client.HTTPException) as exc:
-                if attempt >= max_retries:
+                delay = self.retry_delay(attempt) if attempt < max_retries else 0.0
+                if attempt >= max_retries or self._out_of_time(started, delay):  # no retry left
                     raise ServiceUnavailable(
                         "%s %s failed after %d attempt(s): %s: %s"
                         % (method, path, attempt + 1, type(exc).__name__, exc),
                         request_id=request_id,
                         attempts=attempt + 1,
                     ) from exc
-                delay = self.retry_delay(attempt)
                 logger.debug(
                     "%s %s: %s (attempt %d), retrying in %.3fs", method, path, exc, attempt + 1, delay
                 )
@@ -982,18 +997,23 @@ class EventClient:
             if response.status == 503 and attempt < max_retries:
                 retry_after = _parse_retry_after(response.header("Retry-After"))
                 delay = self.retry_delay(attempt, retry_after)
-                logger.debug(
-                    "%s %s: 503 (attempt %d, Retry-After %s), retrying in %.3fs",
-                    method,
-                    path,
-                    attempt + 1,
-                    retry_after,
-                    delay,
-                )
-                self._sleep(delay)
-                attempt += 1
-                continue
+                if not self._out_of_time(started, delay):
+                    logger.debug(
+                        "%s %s: 503 (attempt %d, Retry-After %s), retrying in %.3fs",
+                        method,
+                        path,
+                        attempt + 1,
+                        retry_after,
+                        delay,
+                    )
+                    self._sleep(delay)
+                    attempt += 1
+                    continue
             raise self._error(response, attempt + 1)
+
+    def _out_of_time(self, started: float, delay: float) -> bool:
+        """Whether a retry after `delay` more seconds would start past ``total_timeout``."""
+        return self.total_timeout is not None and self._clock() + delay - started > self.total_timeout
 
     @staticmethod
     def _error(response: _Response, attempts: int) -> EventClientError:

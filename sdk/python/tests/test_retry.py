@@ -200,9 +200,54 @@ def test_parse_retry_after():
         ({"backoff_base": -0.1}, "backoff_base"),
         ({"backoff_max": float("inf")}, "backoff_max"),
         ({"api_key": ""}, "api_key"),
+        ({"total_timeout": 0}, "total_timeout"),
+        ({"total_timeout": float("inf")}, "total_timeout"),
     ],
 )
 def test_constructor_validation(stub, kwargs, field):
     with pytest.raises(ValidationError) as info:
         EventClient(stub.url, **kwargs)
     assert info.value.field == field
+
+
+class FakeClock:
+    """Monotonic seconds that only the recorded sleeps advance."""
+
+    def __init__(self, sleeps):
+        self.sleeps = sleeps
+
+    def __call__(self) -> float:
+        return sum(self.sleeps.calls)
+
+
+def test_total_timeout_stops_the_retries_that_would_start_after_it(stub, make_client, sleeps):
+    # Retry-After: 1 on every answer: retries at 1 s and 2 s; a third would start at 3 s > 2.5 s.
+    stub.responder = lambda request: Reply(503, UNAVAILABLE, headers={"Retry-After": "1"})
+    client = make_client(retries=10, total_timeout=2.5, clock=FakeClock(sleeps))
+    with pytest.raises(ServiceUnavailable) as info:
+        client.track_event("c", "e")
+    assert (info.value.status, info.value.attempts) == (503, 3)
+    assert sleeps.calls == [1.0, 1.0] and len(stub.requests) == 3
+
+
+def test_total_timeout_also_bounds_connection_failures(sleeps):
+    client = EventClient("http://127.0.0.1:%d" % free_port(), retries=10, backoff_base=1.0, backoff_max=1.0,
+                         total_timeout=2.5, sleep=sleeps, random=lambda: 1.0, clock=FakeClock(sleeps))
+    with pytest.raises(ServiceUnavailable) as info:
+        client.get_event("0193a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b")
+    assert info.value.attempts == 3 and info.value.status is None
+    assert sleeps.calls == [1.0, 1.0]
+
+
+def test_total_timeout_spans_the_requests_of_a_batch(stub, make_client, sleeps):
+    # Kafka takes nothing: each round resends after at least 1 s (retries 10), until 2.5 s are used up.
+    def refuse_all(request):
+        events = request.json["events"]
+        return Reply(207, {"accepted": 0, "rejected": len(events), "results": [
+            {"index": i, "status": 503, "event_id": e["event_id"], "error": "Kafka did not accept the event: Local: Queue full",
+             "field": None} for i, e in enumerate(events)]})
+    stub.responder = refuse_all
+    client = make_client(retries=10, total_timeout=2.5, clock=FakeClock(sleeps))
+    result = client.track_events([{"conversation_id": "c", "event_name": "e"}])
+    assert [item.status for item in result.results] == [503]
+    assert sleeps.calls == [1.0, 1.0] and len(stub.requests) == 3
