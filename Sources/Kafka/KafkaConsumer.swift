@@ -1,6 +1,7 @@
 import CRdKafka
 import Foundation
 import Logging
+import Synchronization
 
 /// A partition of a topic.
 public struct TopicPartition: Hashable, Sendable, CustomStringConvertible {
@@ -134,7 +135,7 @@ public final class KafkaConsumer: @unchecked Sendable {
     /// Commits that failed, as librdkafka reported them to its commit callback (for an
     /// asynchronous commit, during a later poll); each is also logged. A failed synchronous commit
     /// counts here too, besides throwing.
-    public var commitFailures: Int { callbacks.commitFailures.value }
+    public var commitFailures: Int { callbacks.commitFailures.withLock { $0 } }
 
     /// Commits `offsets` (for each partition, the offset of the next message to consume).
     /// Synchronously it throws when the broker refused (e.g. the partition was reassigned);
@@ -238,7 +239,8 @@ final class ConsumerCallbacks: @unchecked Sendable {
     let handler: KafkaRebalanceHandler
     let logger: Logger
     let throttle = LogThrottle()
-    let commitFailures = Counter()
+    /// Failed commits, counted on librdkafka's callback thread.
+    let commitFailures = Mutex(0)
     init(handler: KafkaRebalanceHandler, logger: Logger) {
         self.handler = handler
         self.logger = logger
@@ -301,19 +303,12 @@ private func consumerCommitCallback(_ handle: OpaquePointer?, _ error: rd_kafka_
     }
     guard error != RD_KAFKA_RESP_ERR_NO_ERROR || !failed.isEmpty else { return }
     let callbacks = Unmanaged<ConsumerCallbacks>.fromOpaque(opaque).takeUnretainedValue()
-    callbacks.commitFailures.increment()
-    let text = error != RD_KAFKA_RESP_ERR_NO_ERROR ? String(cString: rd_kafka_err2str(error)) : failed.joined(separator: "; ")
+    callbacks.commitFailures.withLock { $0 += 1 }
+    let partitions = failed.joined(separator: "; ")
+    let text = error != RD_KAFKA_RESP_ERR_NO_ERROR ? String(cString: rd_kafka_err2str(error)) : partitions
     guard callbacks.throttle.allows("commit: " + text) else { return }
     callbacks.logger.warning("Kafka offset commit failed; the messages will be consumed again, without effect",
-                             metadata: ["error": "\(text)", "partitions": "\(failed.joined(separator: "; "))"])
-}
-
-/// A count shared with librdkafka's callback thread.
-final class Counter: @unchecked Sendable {
-    private let lock = NSLock()
-    private var count = 0
-    func increment() { lock.withLock { count += 1 } }
-    var value: Int { lock.withLock { count } }
+                             metadata: ["error": "\(text)", "partitions": "\(partitions)"])
 }
 
 private func consumerErrorCallback(_ handle: OpaquePointer?, _ code: Int32, _ reason: UnsafePointer<CChar>?,

@@ -36,7 +36,7 @@ extension FixedWidthColumn where Element == Int64 {
         guard (0...9).contains(precision) else {
             throw ClickHouseClientError("DateTime64 precision must be 0 to 9, not \(precision)")
         }
-        let scale = (0..<precision).reduce(1.0) { value, _ in value * 10 }
+        let scale = Double(ValueText.pow10(precision))
         // 1900-01-01 and 2300-01-01 in seconds since 1970; ticks must also fit an Int64.
         let lowest = -2_208_988_800.0 * scale, highest = min(10_413_792_000.0 * scale, Double(Int64.max))  // (2^63 as a Double)
         let values = try dates.enumerated().map { row, date -> Int64 in
@@ -55,14 +55,7 @@ extension FixedWidthColumn where Element == UInt16 {
     /// A `Date` column: the UTC day of each instant. Throws for a day outside Date's range
     /// (1970-01-01 to 2149-06-06).
     public init(dates: [Date]) throws {
-        let values = try dates.enumerated().map { row, date -> UInt16 in
-            let day = (date.timeIntervalSince1970 / 86_400).rounded(.down)
-            guard day >= 0, day <= Double(UInt16.max) else {
-                throw DateRangeError.outside("Date", "1970-01-01 to 2149-06-06", row: row, date: date)
-            }
-            return UInt16(day)
-        }
-        self.init(type: .date, values: values)
+        self.init(type: .date, values: try utcDays(dates, within: 0...65_535, type: "Date", range: "1970-01-01 to 2149-06-06").map { UInt16($0) })
     }
 }
 
@@ -70,14 +63,16 @@ extension FixedWidthColumn where Element == Int32 {
     /// A `Date32` column: the UTC day of each instant. Throws for a day outside Date32's range
     /// (1900-01-01 to 2299-12-31).
     public init(dates: [Date]) throws {
-        let values = try dates.enumerated().map { row, date -> Int32 in
-            let day = (date.timeIntervalSince1970 / 86_400).rounded(.down)
-            guard day >= -25_567, day <= 120_529 else {
-                throw DateRangeError.outside("Date32", "1900-01-01 to 2299-12-31", row: row, date: date)
-            }
-            return Int32(day)
-        }
-        self.init(type: .date32, values: values)
+        self.init(type: .date32, values: try utcDays(dates, within: -25_567...120_529, type: "Date32", range: "1900-01-01 to 2299-12-31").map { Int32($0) })
+    }
+}
+
+/// The UTC day number (since 1970-01-01) of each instant, refused outside `days`.
+private func utcDays(_ dates: [Date], within days: ClosedRange<Double>, type: String, range: String) throws -> [Double] {
+    try dates.enumerated().map { row, date in
+        let day = (date.timeIntervalSince1970 / 86_400).rounded(.down)
+        guard days.contains(day) else { throw DateRangeError.outside(type, range, row: row, date: date) }
+        return day
     }
 }
 

@@ -109,7 +109,7 @@ extension Block {
         case .date32: return try values(name, as: Int32.self).map { Date(timeIntervalSince1970: Double($0) * 86_400) }
         case .dateTime: return try values(name, as: UInt32.self).map { Date(timeIntervalSince1970: Double($0)) }
         case let .dateTime64(precision, _):
-            let scale = (0..<precision).reduce(1.0) { value, _ in value * 10 }
+            let scale = Double(ValueText.pow10(precision))
             return try values(name, as: Int64.self).map { Date(timeIntervalSince1970: Double($0) / scale) }
         default:
             throw ColumnAccessError("column \(name) is \(column.type.name), not a date or time")

@@ -977,20 +977,21 @@ class EventClient:
                 # Raised before anything is sent; another attempt would fail the same way.
                 raise EventClientError("invalid request URL: %s" % exc, request_id=request_id) from exc
             except (OSError, http.client.HTTPException) as exc:
-                delay = self.retry_delay(attempt) if attempt < max_retries else 0.0
-                if attempt >= max_retries or self._out_of_time(started, delay):  # no retry left
-                    raise ServiceUnavailable(
-                        "%s %s failed after %d attempt(s): %s: %s"
-                        % (method, path, attempt + 1, type(exc).__name__, exc),
-                        request_id=request_id,
-                        attempts=attempt + 1,
-                    ) from exc
-                logger.debug(
-                    "%s %s: %s (attempt %d), retrying in %.3fs", method, path, exc, attempt + 1, delay
-                )
-                self._sleep(delay)
-                attempt += 1
-                continue
+                if attempt < max_retries:
+                    delay = self.retry_delay(attempt)
+                    if not self._out_of_time(started, delay):
+                        logger.debug(
+                            "%s %s: %s (attempt %d), retrying in %.3fs", method, path, exc, attempt + 1, delay
+                        )
+                        self._sleep(delay)
+                        attempt += 1
+                        continue
+                raise ServiceUnavailable(
+                    "%s %s failed after %d attempt(s): %s: %s"
+                    % (method, path, attempt + 1, type(exc).__name__, exc),
+                    request_id=request_id,
+                    attempts=attempt + 1,
+                ) from exc
 
             if 200 <= response.status < 300 or response.status in accept:
                 return response
