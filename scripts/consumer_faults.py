@@ -13,6 +13,10 @@ id text, idempotent producer) and checks the deduplicated table against a model 
   5 backlog    pre-loaded topic: batches grow from waiting messages up to CONSUMER_MAX_BATCH_SIZE, exact state
   6 large-rows a backlog of small updates of large stored events: the grown batch is cut to
                CONSUMER_MAX_BATCH_ROWS_MB, exact state
+  7 rebalance-retries  INSERTs fail (table detached) while a second consumer joins and dies: every
+               partition paused by the retries delivers again once the table is back, exact state
+  8 cooperative under the cooperative-sticky protocol and a steady load, two consumers join, one is
+               killed and one leaves: only moving partitions are revoked, exact state
 
   consumer_faults.py [--only 1,3] [--keep]   (--keep: leave the databases and logs for inspection)
 
@@ -23,6 +27,7 @@ import json
 import math
 import os
 import random
+import re
 import shutil
 import signal
 import socket
@@ -1044,8 +1049,91 @@ def scenario_rebalance_during_retries(logdir):
         s.close()
 
 
+def partitions_logged(consumer, topic, what):
+    """The partition lists of a consumer's "partitions <what>" log lines, in order."""
+    pattern = re.compile(re.escape(topic) + r"\[(\d+)\]")
+    return [sorted(int(p) for p in pattern.findall(line))
+            for line in consumer.log_text().splitlines() if f"partitions {what}" in line]
+
+
+def wait_assigned(consumers, want, timeout):
+    """Until each consumer reports at least its wanted partition count; returns the counts."""
+    deadline = time.monotonic() + timeout
+    while True:
+        counts = [c.metric("consumer_assigned_partitions") for c in consumers]
+        if all(n >= w for n, w in zip(counts, want)) or time.monotonic() > deadline:
+            return counts
+        time.sleep(0.2)
+
+
+def scenario_cooperative(logdir):
+    """The cooperative rebalance protocol (KAFKA_PROPERTY_partition.assignment.strategy=
+    cooperative-sticky) under a steady load: a second and a third consumer join, each join moving
+    only the partitions that change owner while the others keep delivering; the second is then
+    killed (its partitions move after the session timeout) and the third leaves with SIGTERM,
+    handing its partitions over incrementally. Nothing may be lost, doubled or applied out of order."""
+    s = Scenario(8, "cooperative", logdir)
+    rng = random.Random(8)
+    cooperative = {"KAFKA_PROPERTY_partition.assignment.strategy": "cooperative-sticky"}
+    total = 30000
+    messages = load_sequence(rng, total, creates_first=2000, delete_share=0.15, update_share=0.35)
+    first = s.consumer(batch_size=200, flush_ms=200, env=cooperative).start()
+    second = third = None
+    producer = SteadyProducer(s, messages, rate=800)
+    try:
+        wait_assigned([first], [PARTITIONS], 30)
+        producer.start()
+        time.sleep(2)
+        second = s.consumer(batch_size=200, flush_ms=200, env=cooperative).start()
+        two = wait_assigned([first, second], [1, 1], 40)
+        third = s.consumer(batch_size=200, flush_ms=200, env=cooperative).start()
+        three = wait_assigned([first, second, third], [1, 1, 1], 40)
+        sent_at_kill = len(s.sender.sent)
+        second.signal(signal.SIGKILL)
+        second.wait_exit(10)
+        after_kill = wait_assigned([first, third], [1, 1], 40)
+        deadline = time.monotonic() + 40
+        while sum(after_kill) < PARTITIONS and time.monotonic() < deadline:
+            time.sleep(0.2)
+            after_kill = [first.metric("consumer_assigned_partitions"), third.metric("consumer_assigned_partitions")]
+        sent_at_leave = len(s.sender.sent)
+        stop_checked(s, third, "the third consumer")
+        alone = wait_assigned([first], [PARTITIONS], 40)
+        log(f"      partitions: {[int(n) for n in two]} with two consumers, {[int(n) for n in three]} with three, "
+            f"{[int(n) for n in after_kill]} after the kill ({sent_at_kill} messages sent), "
+            f"{int(alone[0])} after the third left ({sent_at_leave} sent)")
+        check(s.key, "the partitions moved between the consumers",
+              two[1] >= 1 and three[2] >= 1 and sum(after_kill) == PARTITIONS and alone[0] == PARTITIONS,
+              f"{two}, {three}, {after_kill}, {alone}")
+        producer.done.wait(60)
+        check(s.key, "steady load produced", producer.error is None and producer.done.is_set(),
+              f"{len(s.sender.sent)} messages, error {producer.error}")
+        for m in messages:
+            s.model.apply(m)
+        if not wait_consumed(s.key, s, [first], 90):
+            return
+        # Under the eager protocol every rebalance revokes all of a consumer's partitions; under
+        # the cooperative one the first consumer gives up only those that move, and keeps the rest.
+        assigned = partitions_logged(first, s.topic, "assigned")
+        revoked = partitions_logged(first, s.topic, "revoked")
+        protocols = {m for line in first.log_text().splitlines() if "partitions assigned" in line
+                     for m in re.findall(r"protocol=(\w+)", line)}
+        check(s.key, "the group used the cooperative protocol", protocols == {"cooperative"}, f"logged protocols {protocols}")
+        check(s.key, "each revoke took only the partitions that moved",
+              revoked and all(0 < len(r) < PARTITIONS for r in revoked),
+              f"the first consumer: assigned {assigned}, revoked {revoked}")
+        verify(s.key, s.db, s.model)
+    finally:
+        producer.done.wait(60)
+        for c in (second, third):
+            if c is not None and c.alive():
+                c.stop()
+        stop_checked(s, first, "the first consumer")
+        s.close()
+
+
 SCENARIOS = {"1": scenario_flows, "2": scenario_kill9, "3": scenario_clickhouse_down, "4": scenario_sigterm, "5": scenario_backlog,
-             "6": scenario_large_rows, "7": scenario_rebalance_during_retries}
+             "6": scenario_large_rows, "7": scenario_rebalance_during_retries, "8": scenario_cooperative}
 
 
 def cleanup(keep):
@@ -1075,7 +1163,7 @@ def cleanup(keep):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--only", default="1,2,3,4,5,6,7", help="comma-separated scenario numbers")
+    parser.add_argument("--only", default="1,2,3,4,5,6,7,8", help="comma-separated scenario numbers")
     parser.add_argument("--keep", action="store_true", help="keep databases, topics and logs")
     args = parser.parse_args()
     if not os.access(BINARY, os.X_OK):

@@ -254,9 +254,11 @@ private func consumerRebalanceCallback(_ handle: OpaquePointer?, _ error: rd_kaf
     let callbacks = Unmanaged<ConsumerCallbacks>.fromOpaque(opaque).takeUnretainedValue()
     let list = Array(entries(partitions).keys).sorted { ($0.topic, $0.partition) < ($1.topic, $1.partition) }
     let cooperative = rd_kafka_rebalance_protocol(handle).map { String(cString: $0) } == "COOPERATIVE"
+    // The protocol in the log: under the cooperative one a revoke takes only the partitions that move.
+    let protocolName: Logger.MetadataValue = cooperative ? "cooperative" : "eager"
     switch error {
     case RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS:
-        callbacks.logger.info("partitions assigned", metadata: ["partitions": "\(list)"])
+        callbacks.logger.info("partitions assigned", metadata: ["partitions": "\(list)", "protocol": protocolName])
         if cooperative {
             rd_kafka_error_destroy(rd_kafka_incremental_assign(handle, partitions))
         } else {
@@ -264,7 +266,7 @@ private func consumerRebalanceCallback(_ handle: OpaquePointer?, _ error: rd_kaf
         }
         callbacks.handler.assigned(list)
     case RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS:
-        callbacks.logger.info("partitions revoked", metadata: ["partitions": "\(list)"])
+        callbacks.logger.info("partitions revoked", metadata: ["partitions": "\(list)", "protocol": protocolName])
         // Still the owner here: the handler flushes and commits before the partitions go.
         callbacks.handler.revoked(list)
         if cooperative {
