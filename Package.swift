@@ -27,6 +27,8 @@ let package = Package(
         .systemLibrary(name: "CLZ4", pkgConfig: "liblz4", providers: [.apt(["liblz4-dev"])]),
         .systemLibrary(name: "CZSTD", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
         .systemLibrary(name: "CRdKafka", pkgConfig: "rdkafka", providers: [.apt(["librdkafka-dev"])]),
+        // gzip request bodies of the API (`Content-Encoding: gzip`).
+        .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
 
         // The standalone native-protocol client: depends on nothing of the pipeline.
         .target(
@@ -50,7 +52,7 @@ let package = Package(
         .target(
             name: "EventPipeline",
             dependencies: [
-                "ClickHouseNative", "Kafka",
+                "ClickHouseNative", "Kafka", "CZlib",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -106,6 +108,6 @@ let package = Package(
                            .product(name: "NIOPosix", package: "swift-nio")]
         ),
         .testTarget(name: "KafkaTests", dependencies: ["Kafka"]),
-        .testTarget(name: "EventPipelineTests", dependencies: ["EventPipeline", "Kafka", "ClickHouseNative"]),
+        .testTarget(name: "EventPipelineTests", dependencies: ["EventPipeline", "Kafka", "ClickHouseNative", "CZlib"]),
     ]
 )

@@ -99,8 +99,9 @@ public struct EventAPI: HTTPResponder {
         case (.createEvent, _), (.event, _):
             // The same steps as ``FastWriteHandler``, which serves these routes in event-api's
             // server; these serve them wherever EventAPI runs as a plain responder.
+            let coding = request.method == .delete ? .identity : try ContentCoding(request.headers)
             let body = request.method == .delete ? nil : try await Self.collectBody(request, limit: options.maximumBodyBytes)
-            let envelope = try writeEnvelope(route: route, method: request.method, body: body)
+            let envelope = try writeEnvelope(route: route, method: request.method, body: body, coding: coding)
             try checkSinkAvailable()
             let sent = ContinuousClock.now
             do {
@@ -166,11 +167,11 @@ public struct EventAPI: HTTPResponder {
     }
 
     /// What a single-event write (`POST /event/`, `PUT` or `DELETE /event/:id`) sends, after its
-    /// checks in this order: the id in the path, the body, the fields.
-    func writeEnvelope(route: Route, method: HTTPRequest.Method, body: WriteBody?) throws(APIError) -> EventEnvelope {
+    /// checks in this order: the id in the path, the body (decompressed as `coding` says), the fields.
+    func writeEnvelope(route: Route, method: HTTPRequest.Method, body: WriteBody?, coding: ContentCoding = .identity) throws(APIError) -> EventEnvelope {
         switch (route.kind, method) {
         case (.createEvent, _):
-            let json = try Self.parseJSON(body, limit: options.maximumBodyBytes)
+            let json = try Self.parseJSON(coding.decode(body, limit: options.maximumBodyBytes), limit: options.maximumBodyBytes)
             let receivedAt = now()
             let create: EventCreate
             do {
@@ -182,7 +183,7 @@ public struct EventAPI: HTTPResponder {
                                  receivedAtMilliseconds: receivedAt)
         case (_, .put):
             let id = try route.eventID()
-            let json = try Self.parseJSON(body, limit: options.maximumBodyBytes)
+            let json = try Self.parseJSON(coding.decode(body, limit: options.maximumBodyBytes), limit: options.maximumBodyBytes)
             let patch: EventPatch
             do {
                 patch = try EventValidation.patch(json)
@@ -219,7 +220,7 @@ public struct EventAPI: HTTPResponder {
     }
 
     private func batch(_ request: Request) async throws -> Response {
-        let body = try await Self.parseBody(request, limit: options.maximumBatchBytes)
+        let body = try await Self.parseBody(request, limit: options.maximumBatchBytes, coding: try ContentCoding(request.headers))
         guard case let .array(items)? = body["events"] else {
             throw APIError(.badRequest, "request body must be a JSON object with an \"events\" array", field: "events")
         }
@@ -492,9 +493,10 @@ public struct EventAPI: HTTPResponder {
         return parsed
     }
 
-    /// The body as JSON, refusing bodies over `limit` bytes (413) and anything but one JSON value (400).
-    static func parseBody(_ request: Request, limit: Int) async throws -> JSONValue {
-        try parseJSON(try await collectBody(request, limit: limit), limit: limit)
+    /// The body as JSON, refusing bodies over `limit` bytes, as sent or decompressed (413), and
+    /// anything but one JSON value (400).
+    static func parseBody(_ request: Request, limit: Int, coding: ContentCoding = .identity) async throws -> JSONValue {
+        try parseJSON(try coding.decode(try await collectBody(request, limit: limit), limit: limit), limit: limit)
     }
 
     /// The body, or `.tooLarge` past `limit` bytes (declared or sent).

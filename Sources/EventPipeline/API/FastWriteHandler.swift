@@ -53,8 +53,10 @@ final class FastWriteHandler: ChannelDuplexHandler, RemovableChannelHandler {
         var route: Route
         var method: HTTPRequest.Method
         var requestID: String
-        /// The answer when the request's credentials fail (checked first, as on the router's path).
-        var unauthorized: APIError?
+        /// The answer when the request's head is refused: its credentials (checked first, as on
+        /// the router's path), then its `Content-Encoding`.
+        var refusal: APIError?
+        var coding: ContentCoding
         var closeAfter: Bool
         var started: ContinuousClock.Instant
         var body: BodyCollector
@@ -184,17 +186,23 @@ final class FastWriteHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 return true
             }
             guard unansweredForwarded == 0 else { return false }
-            var unauthorized: APIError?
-            do { try api.authorize(head.headerFields) } catch { unauthorized = error }
-            let limit = unauthorized == nil ? api.options.maximumBodyBytes : 0
+            var refusal: APIError?
+            var coding = ContentCoding.identity
+            do throws(APIError) {
+                try api.authorize(head.headerFields)
+                if head.method != .delete { coding = try ContentCoding(head.headerFields) }
+            } catch {
+                refusal = error
+            }
+            let limit = refusal == nil ? api.options.maximumBodyBytes : 0
             let declaredLength = head.headerFields[.contentLength].flatMap { Int($0) }
             pending = PendingWrite(route: route, method: head.method, requestID: api.requestID(head.headerFields),
-                                   unauthorized: unauthorized, closeAfter: Self.asksToClose(head), started: .now,
-                                   // Without a valid key the body is dropped as it arrives (limit 0), never buffered.
+                                   refusal: refusal, coding: coding, closeAfter: Self.asksToClose(head), started: .now,
+                                   // A body to be refused is dropped as it arrives (limit 0), never buffered.
                                    body: BodyCollector(limit: limit, declaredLength: declaredLength, allocator: context.channel.allocator))
             state = .collecting
             if Self.expectsContinue(head) {
-                if unauthorized == nil, (declaredLength ?? 0) <= limit {
+                if refusal == nil, (declaredLength ?? 0) <= limit {
                     sendContinue(context: context)
                 } else {
                     // A body that will be refused is not asked for: the answer comes at once, and
@@ -235,8 +243,8 @@ final class FastWriteHandler: ChannelDuplexHandler, RemovableChannelHandler {
         let body = pending.method == .delete ? nil : self.pending!.body.finish()
         let envelope: EventEnvelope
         do throws(APIError) {
-            if let unauthorized = pending.unauthorized { throw unauthorized }
-            envelope = try api.writeEnvelope(route: pending.route, method: pending.method, body: body)
+            if let refusal = pending.refusal { throw refusal }
+            envelope = try api.writeEnvelope(route: pending.route, method: pending.method, body: body, coding: pending.coding)
             try api.checkSinkAvailable()
         } catch {
             return answer(error.answer)
