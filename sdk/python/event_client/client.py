@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import email.utils
+import gzip
 import http.client
 import json
 import logging
@@ -61,6 +62,8 @@ _NOT_UPDATABLE_FIELDS = ("conversation_id", "timestamp", "event_id")
 _MAX_EXPONENT = 62  # keeps backoff_base * 2**n finite whatever the number of retries
 _BATCH_OVERHEAD = len(b'{"events":[]}')
 _SEND_PIECE = 64 * 1024
+#: Smallest batch body sent gzip-compressed: below it the header costs about what it saves.
+_COMPRESS_FROM = 1024
 
 
 class _Response:
@@ -253,6 +256,11 @@ class EventClient:
         ssl_context: TLS settings for ``https://`` base URLs (default: system trust store).
         user_agent: Overrides the ``User-Agent`` header
             (default ``event-client-python/<version>``).
+        compress_batches: Send each ``POST /events/batch`` body of 1 KiB or more gzip-compressed
+            (``Content-Encoding: gzip``; JSON events shrink several times). The server's limits
+            apply to the JSON, so batches are split as without it. When a server answers 415 (one
+            that does not read gzip, or a proxy in front of it), the body goes again uncompressed
+            and this client stops compressing.
 
     Each thread keeps one connection alive between its calls (and each process: a connection is
     never used across ``fork()``), so one instance can be shared by threads. :meth:`close` closes
@@ -277,6 +285,7 @@ class EventClient:
         clock: Optional[Callable[[], float]] = None,
         ssl_context: Optional[ssl.SSLContext] = None,
         user_agent: Optional[str] = None,
+        compress_batches: bool = True,
     ) -> None:
         if not isinstance(base_url, str):
             raise ValidationError("base_url must be a string", field="base_url")
@@ -316,6 +325,8 @@ class EventClient:
                 raise ValidationError("%s must be a finite number >= 0" % name, field=name)
         if total_timeout is not None and (not _is_number(total_timeout) or not 0 < float(total_timeout) < math.inf):
             raise ValidationError("total_timeout must be a finite number > 0", field="total_timeout")
+        if not isinstance(compress_batches, bool):
+            raise ValidationError("compress_batches must be True or False", field="compress_batches")
 
         self.base_url = base_url.strip().rstrip("/")
         self.api_key = api_key
@@ -325,6 +336,7 @@ class EventClient:
         self.backoff_max = float(backoff_max)
         self.total_timeout = None if total_timeout is None else float(total_timeout)
         self.user_agent = user_agent or "event-client-python/%s" % __version__
+        self.compress_batches = compress_batches
         self._sleep: Callable[[float], Any] = sleep if sleep is not None else time.sleep
         self._random: Callable[[], float] = random if random is not None else _random_module.random
         self._clock: Callable[[], float] = clock if clock is not None else time.monotonic
@@ -486,7 +498,9 @@ class EventClient:
             for chunk in self._batch_chunks(to_send, encoded):
                 data = b'{"events":[' + b",".join(encoded[i] for i in chunk) + b"]}"
                 try:
-                    response = self._request("POST", "/events/batch", data=data, started=started)
+                    response = self._request(
+                        "POST", "/events/batch", data=data, started=started, compress=self.compress_batches
+                    )
                     self._merge_batch(results, response, chunk, assigned)
                 except EventClientError as exc:
                     exc.partial_result = BatchResult.of(results, assigned)
@@ -946,11 +960,13 @@ class EventClient:
         accept: Tuple[int, ...] = (),
         max_bytes: Optional[int] = None,
         started: Optional[float] = None,
+        compress: bool = False,
     ) -> _Response:
         """Send a request with retries; return the 2xx (or ``accept``-ed) response, else raise.
 
         The body is encoded once, so every attempt sends identical bytes (and the same
-        ``X-Request-Id``, which makes the attempts easy to correlate in server logs).
+        ``X-Request-Id``, which makes the attempts easy to correlate in server logs). With
+        ``compress``, a body of 1 KiB or more goes gzip-compressed, until a server answers 415.
         """
         if body is not None:
             data = _json_bytes(body)
@@ -963,6 +979,11 @@ class EventClient:
         target = self._target(path, query)
         request_id = str(uuid.uuid4())
         headers = self._headers(request_id, data is not None)
+        plain = data
+        if compress and data is not None and len(data) >= _COMPRESS_FROM:
+            # mtime=0: the same bytes for the same JSON (no timestamp in the gzip header).
+            data = gzip.compress(data, compresslevel=6, mtime=0)
+            headers["Content-Encoding"] = "gzip"
         max_retries = self.retries if retry else 0
         started = self._clock() if started is None else started
         attempt = 0
@@ -995,6 +1016,14 @@ class EventClient:
 
             if 200 <= response.status < 300 or response.status in accept:
                 return response
+            if response.status == 415 and headers.get("Content-Encoding") == "gzip":
+                # This server (or a proxy) does not read gzip: the same request, uncompressed, at
+                # once (not a retry), and no more compression from this client.
+                logger.warning("%s %s: 415 for a gzip body; sending uncompressed from now on", method, path)
+                self.compress_batches = False
+                data = plain
+                del headers["Content-Encoding"]
+                continue
             if response.status == 503 and attempt < max_retries:
                 retry_after = _parse_retry_after(response.header("Retry-After"))
                 delay = self.retry_delay(attempt, retry_after)

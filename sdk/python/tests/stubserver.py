@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import socket
 import threading
@@ -25,8 +26,14 @@ class Recorded:
     peer: Any = None  # the client's (address, port): one per connection
 
     @property
+    def data(self) -> bytes:
+        """The body as the server reads it: gunzipped when sent with ``Content-Encoding: gzip``."""
+        encoding = next((v for k, v in self.headers.items() if k.lower() == "content-encoding"), "")
+        return gzip.decompress(self.body) if encoding.lower() == "gzip" else self.body
+
+    @property
     def json(self) -> Any:
-        return json.loads(self.body.decode("utf-8"))
+        return json.loads(self.data.decode("utf-8"))
 
 
 @dataclass

@@ -121,7 +121,7 @@ def test_splits_by_body_size(stub, client, monkeypatch):
     items = [{"conversation_id": "c", "event_name": "e", "input": "x" * 300} for _ in range(7)]
     result = client.track_events(items)
     assert result.accepted == 7
-    assert all(len(r.body) <= 1000 for r in stub.requests)
+    assert all(len(r.data) <= 1000 for r in stub.requests)
     assert sum(len(r.json["events"]) for r in stub.requests) == 7
     assert len(stub.requests) > 1
 
@@ -333,9 +333,72 @@ def test_body_upload_timeout_is_per_piece_not_per_request(monkeypatch):
 
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()
-    client = EventClient("http://127.0.0.1:%d" % listener.getsockname()[1], timeout=0.5, retries=0)
+    # Uncompressed: the point is a long upload (1.5 MB of "x" would gzip to 2 KB).
+    client = EventClient("http://127.0.0.1:%d" % listener.getsockname()[1], timeout=0.5, retries=0, compress_batches=False)
     result = client.track_events([{"conversation_id": "c", "event_name": "e", "input": "x" * 1_500_000}])
     thread.join(5)
     listener.close()
     assert result.ok
     assert received["seconds"] > 1.0, received  # the upload really took longer than the timeout
+
+
+# ------------------------------------------------------------------------------ compression
+
+
+def big_items(count, size=200):
+    return [{"conversation_id": "c", "event_name": "e", "input": "x" * size} for _ in range(count)]
+
+
+def test_batches_of_1_kib_or_more_go_gzip_compressed(stub, client):
+    stub.responder = batch_responder
+    client.track_events(big_items(20))
+    client.track_events([{"conversation_id": "c", "event_name": "small"}])
+    large, small = stub.requests
+    assert large.headers.get("Content-Encoding") == "gzip"
+    assert len(large.body) < len(large.data) // 5  # what was sent is the compressed form
+    assert [e["input"] for e in large.json["events"]] == ["x" * 200] * 20
+    assert int(large.headers["Content-Length"]) == len(large.body)
+    assert "Content-Encoding" not in small.headers and small.json["events"][0]["event_name"] == "small"
+
+
+def test_compression_can_be_turned_off(stub, make_client):
+    stub.responder = batch_responder
+    make_client(compress_batches=False).track_events(big_items(20))
+    assert "Content-Encoding" not in stub.requests[0].headers
+    assert len(stub.requests[0].body) > 20 * 200
+
+
+def test_single_event_writes_are_not_compressed(stub, client):
+    stub.responder = lambda r: Reply(202, {"event_id": r.json.get("event_id") or OWN_ID, "status": "accepted"})
+    client.track_event("c", "e", input="y" * 5000)
+    assert "Content-Encoding" not in stub.requests[0].headers
+
+
+def test_a_415_sends_the_batch_again_uncompressed_and_stops_compressing(stub, client, sleeps):
+    stub.queue(Reply(415, {"error": "unsupported Content-Encoding: gzip (this server accepts none)", "field": None},
+                     headers={"Accept-Encoding": "identity"}))
+    stub.responder = batch_responder
+    result = client.track_events(big_items(20))
+    assert result.accepted == 20
+    first, second = stub.requests
+    assert first.headers.get("Content-Encoding") == "gzip" and "Content-Encoding" not in second.headers
+    assert first.data == second.body  # the same JSON, the same ids
+    assert first.headers["X-Request-Id"] == second.headers["X-Request-Id"]
+    assert sleeps.calls == []  # not a retry: no delay
+    assert client.compress_batches is False
+    client.track_events(big_items(20))
+    assert "Content-Encoding" not in stub.requests[2].headers
+
+
+def test_a_415_for_a_plain_body_is_an_error(stub, make_client):
+    stub.queue(Reply(415, {"error": "unsupported", "field": None}))
+    with pytest.raises(ApiError) as info:
+        make_client(compress_batches=False).track_events(big_items(20))
+    assert (info.value.status, info.value.message) == (415, "unsupported")
+    assert len(stub.requests) == 1
+
+
+def test_compress_batches_must_be_a_bool(stub):
+    with pytest.raises(ValidationError) as info:
+        client_module.EventClient(stub.url, compress_batches="yes")
+    assert (info.value.message, info.value.field) == ("compress_batches must be True or False", "compress_batches")

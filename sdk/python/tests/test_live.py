@@ -209,6 +209,18 @@ def test_batch_with_one_invalid_item(live):
     assert len(events) == 2
 
 
+def test_large_batch_goes_compressed_and_is_stored_exactly(live):
+    conversation = unique("gzip-batch")
+    items = [{"conversation_id": conversation, "event_name": "sdk_live_gzip", "input": "é" * 500 + str(n)}
+             for n in range(40)]
+    assert live.compress_batches  # 40 items of 1 KB: sent gzip-compressed
+    result = live.track_events(items)
+    assert (result.accepted, result.rejected) == (40, 0)
+    events = poll(lambda: live.get_conversation(conversation, limit=1000)["events"], lambda evs: len(evs) == 40,
+                  "the 40 compressed batch items")
+    assert sorted(e["input"] for e in events) == sorted(item["input"] for item in items)
+
+
 def test_batch_unknown_field_is_rejected_per_item(live):
     conversation = unique("unknown")
     result = live.track_events([
