@@ -258,9 +258,10 @@ class EventClient:
             (default ``event-client-python/<version>``).
         compress_batches: Send each ``POST /events/batch`` body of 1 KiB or more gzip-compressed
             (``Content-Encoding: gzip``; JSON events shrink several times). The server's limits
-            apply to the JSON, so batches are split as without it. When a server answers 415 (one
-            that does not read gzip, or a proxy in front of it), the body goes again uncompressed
-            and this client stops compressing.
+            apply to the JSON, so batches are split as without it. When a server shows that it
+            does not read gzip (a 415 whose ``Accept-Encoding`` does not list gzip, or the 400
+            ``malformed JSON: invalid value at byte 0`` of an event-api from before gzip bodies),
+            the body goes again at once uncompressed, and this client stops compressing.
 
     Each thread keeps one connection alive between its calls (and each process: a connection is
     never used across ``fork()``), so one instance can be shared by threads. :meth:`close` closes
@@ -966,7 +967,8 @@ class EventClient:
 
         The body is encoded once, so every attempt sends identical bytes (and the same
         ``X-Request-Id``, which makes the attempts easy to correlate in server logs). With
-        ``compress``, a body of 1 KiB or more goes gzip-compressed, until a server answers 415.
+        ``compress``, a body of 1 KiB or more goes gzip-compressed, until a server shows that it
+        does not read gzip (:meth:`_refuses_gzip`).
         """
         if body is not None:
             data = _json_bytes(body)
@@ -1016,13 +1018,18 @@ class EventClient:
 
             if 200 <= response.status < 300 or response.status in accept:
                 return response
-            if response.status == 415 and headers.get("Content-Encoding") == "gzip":
+            if "Content-Encoding" in headers and self._refuses_gzip(response) and not self._out_of_time(started, 0):
                 # This server (or a proxy) does not read gzip: the same request, uncompressed, at
-                # once (not a retry), and no more compression from this client.
-                logger.warning("%s %s: 415 for a gzip body; sending uncompressed from now on", method, path)
+                # once, and no more compression from this client. Counted as an attempt, but it
+                # does not use up a retry.
+                logger.warning(
+                    "%s %s: %d for a gzip body; sending uncompressed from now on", method, path, response.status
+                )
                 self.compress_batches = False
                 data = plain
                 del headers["Content-Encoding"]
+                attempt += 1
+                max_retries += 1
                 continue
             if response.status == 503 and attempt < max_retries:
                 retry_after = _parse_retry_after(response.header("Retry-After"))
@@ -1040,6 +1047,20 @@ class EventClient:
                     attempt += 1
                     continue
             raise self._error(response, attempt + 1)
+
+    @staticmethod
+    def _refuses_gzip(response: _Response) -> bool:
+        """Whether the answer to a gzip body says the server does not read gzip: a 415 that does
+        not offer gzip in ``Accept-Encoding``, or the 400 of an event-api from before gzip
+        bodies, whose JSON parser met the gzip header's first byte."""
+        if response.status == 415:
+            offered = (response.header("Accept-Encoding") or "").lower()
+            return "gzip" not in [coding.split(";")[0].strip() for coding in offered.split(",")]
+        return (
+            response.status == 400
+            and isinstance(response.body, dict)
+            and response.body.get("error") == "malformed JSON: invalid value at byte 0"
+        )
 
     def _out_of_time(self, started: float, delay: float) -> bool:
         """Whether a retry after `delay` more seconds would start past ``total_timeout``."""

@@ -390,6 +390,44 @@ def test_a_415_sends_the_batch_again_uncompressed_and_stops_compressing(stub, cl
     assert "Content-Encoding" not in stub.requests[2].headers
 
 
+def test_an_event_api_from_before_gzip_bodies_gets_the_batch_uncompressed(stub, client):
+    # Its JSON parser met the gzip header's first byte: this exact 400.
+    stub.queue(Reply(400, {"error": "malformed JSON: invalid value at byte 0", "field": None}))
+    stub.responder = batch_responder
+    assert client.track_events(big_items(20)).accepted == 20
+    first, second = stub.requests
+    assert first.headers.get("Content-Encoding") == "gzip" and "Content-Encoding" not in second.headers
+    assert first.data == second.body and client.compress_batches is False
+
+
+def test_other_refusals_of_a_gzip_body_are_errors(stub, make_client):
+    # A 415 that offers gzip, and a 400 about the JSON further in, are not about the coding.
+    stub.queue(Reply(415, {"error": "unsupported media", "field": None}, headers={"Accept-Encoding": "br, GZIP;q=1"}),
+               Reply(400, {"error": "malformed JSON: unexpected end of JSON at byte 10", "field": None}))
+    client = make_client()
+    for message in ("unsupported media", "malformed JSON: unexpected end of JSON at byte 10"):
+        with pytest.raises((ApiError, ValidationError)) as info:
+            client.track_events(big_items(20))
+        assert info.value.message == message
+    assert len(stub.requests) == 2 and client.compress_batches is True
+
+
+def test_the_uncompressed_resend_counts_as_an_attempt_and_keeps_total_timeout(stub, make_client):
+    stub.queue(Reply(415, {"error": "unsupported", "field": None}), Reply(503, {"error": "down", "field": None}))
+    with pytest.raises(ServiceUnavailable) as info:
+        make_client(retries=0).track_events(big_items(20))
+    assert info.value.attempts == 2  # the gzip request, then the plain one: a resend, not a retry
+    assert len(stub.requests) == 2
+    # The 415 comes after total_timeout ran out (the clock moves while the server answers).
+    now = [0.0]
+    client = make_client(total_timeout=1.0, clock=lambda: now[0])
+    stub.responder = lambda r: (now.__setitem__(0, 5.0), Reply(415, {"error": "unsupported", "field": None}))[1]
+    with pytest.raises(ApiError) as info:
+        client.track_events(big_items(20))
+    assert info.value.status == 415 and len(stub.requests) == 3  # no resend past total_timeout
+    assert client.compress_batches is True
+
+
 def test_a_415_for_a_plain_body_is_an_error(stub, make_client):
     stub.queue(Reply(415, {"error": "unsupported", "field": None}))
     with pytest.raises(ApiError) as info:
