@@ -266,7 +266,10 @@ private func consumerRebalanceCallback(_ handle: OpaquePointer?, _ error: rd_kaf
         }
         callbacks.handler.assigned(list)
     case RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS:
-        callbacks.logger.info("partitions revoked", metadata: ["partitions": "\(list)", "protocol": protocolName])
+        // "Lost": the group went on without this member (its session expired), so another may
+        // own them already; the commit in the handler then fails, and their next owner redoes it.
+        callbacks.logger.info("partitions revoked", metadata: ["partitions": "\(list)", "protocol": protocolName,
+                                                               "lost": rd_kafka_assignment_lost(handle) != 0 ? "true" : "false"])
         // Still the owner here: the handler flushes and commits before the partitions go.
         callbacks.handler.revoked(list)
         if cooperative {
