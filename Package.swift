@@ -108,6 +108,7 @@ let package = Package(
                            .product(name: "NIOPosix", package: "swift-nio")]
         ),
         .testTarget(name: "KafkaTests", dependencies: ["Kafka"]),
-        .testTarget(name: "EventPipelineTests", dependencies: ["EventPipeline", "Kafka", "ClickHouseNative", "CZlib"]),
+        .testTarget(name: "EventPipelineTests", dependencies: ["EventPipeline", "Kafka", "ClickHouseNative",
+                                                              .product(name: "HummingbirdTesting", package: "hummingbird")]),
     ]
 )

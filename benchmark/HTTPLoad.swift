@@ -37,12 +37,13 @@ final class LoadConnection: @unchecked Sendable {
     /// Sends a request and returns the status and body of its response. Fails when the connection
     /// is closed (before or after the request is written), the write fails, or no answer comes
     /// within ``answerTimeout``.
-    func request(_ method: HTTPMethod, _ path: String, body: ByteBuffer? = nil) async throws -> (status: Int, body: ByteBuffer) {
+    func request(_ method: HTTPMethod, _ path: String, body: ByteBuffer? = nil, contentEncoding: String? = nil) async throws -> (status: Int, body: ByteBuffer) {
         var headers = HTTPHeaders()
         headers.add(name: "Host", value: host)
         if let body {
             headers.add(name: "Content-Type", value: "application/json")
             headers.add(name: "Content-Length", value: String(body.readableBytes))
+            if let contentEncoding { headers.add(name: "Content-Encoding", value: contentEncoding) }
         }
         let head = HTTPRequestHead(version: .http1_1, method: method, uri: path, headers: headers)
         let promise = channel.eventLoop.makePromise(of: (Int, ByteBuffer).self)
@@ -202,9 +203,10 @@ struct BrokerWaitReader: Sendable {
 }
 
 /// Drives `count` requests over `concurrency` keep-alive connections; `makeRequest(i)` gives the
-/// i-th request, `onResponse(i, status, body)` sees each answer (e.g. to collect ids).
+/// i-th request (its body sent with `contentEncoding` when given), `onResponse(i, status, body)`
+/// sees each answer (e.g. to collect ids).
 func runLoad(name: String, host: String, port: Int, concurrency: Int, count: Int, eventsPerRequest: Int = 1, expectedStatus: Int = 202,
-             group: EventLoopGroup, progress: Bool,
+             contentEncoding: String? = nil, group: EventLoopGroup, progress: Bool,
              makeRequest: @escaping @Sendable (Int) -> (HTTPMethod, String, ByteBuffer?),
              onResponse: @escaping @Sendable (Int, Int, ByteBuffer) -> Void = { _, _, _ in }) async throws -> PhaseResult {
     let next = AtomicCounter()
@@ -233,7 +235,7 @@ func runLoad(name: String, host: String, port: Int, concurrency: Int, count: Int
                     let (method, path, body) = makeRequest(index)
                     let sent = ContinuousClock.now
                     do {
-                        let (status, responseBody) = try await connection.request(method, path, body: body)
+                        let (status, responseBody) = try await connection.request(method, path, body: body, contentEncoding: contentEncoding)
                         let elapsed = ContinuousClock.now - sent
                         latencies.record(UInt64(elapsed.components.seconds * 1_000_000 + elapsed.components.attoseconds / 1_000_000_000_000))
                         statuses[status, default: 0] += 1

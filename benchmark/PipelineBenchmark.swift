@@ -26,6 +26,8 @@ struct PipelineBenchmark: AsyncParsableCommand {
     @Option(help: "Events updated (UPDATE_COUNT).") var updateCount = Int(environment["UPDATE_COUNT"] ?? "") ?? 200_000
     @Option(help: "Events deleted (DELETE_COUNT).") var deleteCount = Int(environment["DELETE_COUNT"] ?? "") ?? 200_000
     @Option(help: "Create through POST /events/batch with this many events per request (0: one per request).") var batch = 0
+    @Flag(help: "With --batch: send each batch gzip-compressed (Content-Encoding: gzip). The bodies are compressed before the phase, so the load generator's CPU goes to sending, as without it.")
+    var gzip = false
     @Option(help: "ClickHouse host for verification (CLICKHOUSE_HOST).") var clickhouseHost = environment["CLICKHOUSE_HOST"] ?? "127.0.0.1"
     @Option(help: "ClickHouse port (CLICKHOUSE_PORT).") var clickhousePort = Int(environment["CLICKHOUSE_PORT"] ?? "") ?? 9000
     @Option(help: "ClickHouse user (CLICKHOUSE_USER).") var clickhouseUser = environment["CLICKHOUSE_USER"] ?? "default"
@@ -57,6 +59,7 @@ struct PipelineBenchmark: AsyncParsableCommand {
 
     func validate() throws {
         _ = try Self.hostAndPort(apiBaseURL)
+        if gzip && batch <= 0 { throw ValidationError("--gzip needs --batch N (single-event writes are sent as they are)") }
     }
 
     func run() async throws {
@@ -66,7 +69,7 @@ struct PipelineBenchmark: AsyncParsableCommand {
         let runID = String(UUID().lowercasedString.prefix(8))
         let workload = PipelineWorkload(runID: runID, insertCount: insertCount, updateCount: updateCount, deleteCount: deleteCount)
         print("event-bench pipeline: \(apiBaseURL), concurrency \(concurrency), inserts \(insertCount), updates \(updateCount), deletes \(deleteCount)"
-              + (batch > 0 ? ", batch \(batch)" : "") + ", run \(runID)")
+              + (batch > 0 ? ", batch \(batch)" + (gzip ? " gzip" : "") : "") + ", run \(runID)")
         let client = ClickHouseClient(hosts: [ClickHouseConfiguration(host: clickhouseHost, port: clickhousePort, user: clickhouseUser,
                                                                       password: clickhousePassword, compression: .lz4)])
         let repository = EventRepository(client: client, database: database)
@@ -99,12 +102,23 @@ struct PipelineBenchmark: AsyncParsableCommand {
             let requests = (insertCount + batch - 1) / batch
             let batchSize = batch
             let total = insertCount
+            @Sendable func batchBody(_ r: Int) -> String {
+                let range = (r * batchSize)..<min(total, (r + 1) * batchSize)
+                return #"{"events":["# + range.map(body).joined(separator: ",") + "]}"
+            }
+            // Compressed before the phase (the measured work is the API's, not the compression).
+            let compressed = gzip ? (0..<requests).map { ByteBuffer(bytes: Gzip.compress(Array(batchBody($0).utf8))) } : []
+            if gzip {
+                let wire = compressed.reduce(0) { $0 + $1.readableBytes }
+                let json = (0..<min(requests, 100)).reduce(0) { $0 + batchBody($1).utf8.count }
+                let sampled = (0..<min(requests, 100)).reduce(0) { $0 + compressed[$1].readableBytes }
+                print("gzip batches: \(wire / requests) bytes per request on the wire, \(String(format: "%.1f", Double(json) / Double(max(sampled, 1))))× smaller than the JSON")
+            }
             var result = try await PhaseResult.measuringCPU(server: apiPID, brokerWait: batchWait) { try await runLoad(
-                name: "insert (batch \(batch))", host: host, port: port, concurrency: concurrency, count: requests, eventsPerRequest: batch,
-                expectedStatus: 207, group: group, progress: progress,
+                name: "insert (batch \(batch)\(gzip ? ", gzip" : ""))", host: host, port: port, concurrency: concurrency, count: requests,
+                eventsPerRequest: batch, expectedStatus: 207, contentEncoding: gzip ? "gzip" : nil, group: group, progress: progress,
                 makeRequest: { r in
-                    let range = (r * batchSize)..<min(total, (r + 1) * batchSize)
-                    return (.POST, "/events/batch", ByteBuffer(string: #"{"events":["# + range.map(body).joined(separator: ",") + "]}"))
+                    (.POST, "/events/batch", compressed.isEmpty ? ByteBuffer(string: batchBody(r)) : compressed[r])
                 },
                 onResponse: { r, status, response in
                     guard status == 207, case let .array(results)? = try? JSONParser.parse(Array(response.readableBytesView))["results"] else { return }
@@ -337,7 +351,7 @@ struct PipelineBenchmark: AsyncParsableCommand {
             "run_id": runID, "date": ISO8601DateFormatter().string(from: Date()),
             "configuration": ["api_base_url": apiBaseURL, "concurrency": concurrency, "insert_count": workload.insertCount,
                               "update_count": workload.updateCount, "delete_count": workload.deleteCount,
-                              "update_count_requested": updateCount, "delete_count_requested": deleteCount, "batch": batch,
+                              "update_count_requested": updateCount, "delete_count_requested": deleteCount, "batch": batch, "batch_gzip": gzip,
                               "ceiling_server": ceilingInProcess ? "in the load generator's process" : "own process"],
             "machine": ["cores": ProcessInfo.processInfo.activeProcessorCount, "memory_bytes": ProcessInfo.processInfo.physicalMemory,
                         "arch": machine, "kernel": kernel, "os": ProcessInfo.processInfo.operatingSystemVersionString],

@@ -1,4 +1,3 @@
-import CZlib
 import HTTPTypes
 import Testing
 @testable import EventPipeline
@@ -7,24 +6,7 @@ import Testing
 /// checks, the answers' headers) is tested live in Tests/api/test_content_encoding.py; these cover
 /// the decoder's edges.
 struct ContentCodingTests {
-    static func gzip(_ bytes: [UInt8], level: Int32 = Z_DEFAULT_COMPRESSION) -> [UInt8] {
-        var stream = z_stream()
-        #expect(deflateInit2_(&stream, level, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY, ZLIB_VERSION, Int32(MemoryLayout<z_stream>.size)) == Z_OK)
-        defer { deflateEnd(&stream) }
-        var output = [UInt8](repeating: 0, count: Int(deflateBound(&stream, UInt(bytes.count))) + 32)
-        var input = bytes
-        let written = input.withUnsafeMutableBufferPointer { inputBuffer in
-            output.withUnsafeMutableBufferPointer { outputBuffer in
-                stream.next_in = inputBuffer.baseAddress
-                stream.avail_in = UInt32(inputBuffer.count)
-                stream.next_out = outputBuffer.baseAddress
-                stream.avail_out = UInt32(outputBuffer.count)
-                #expect(deflate(&stream, Z_FINISH) == Z_STREAM_END)
-                return outputBuffer.count - Int(stream.avail_out)
-            }
-        }
-        return Array(output[..<written])
-    }
+    static func gzip(_ bytes: [UInt8], level: Int32 = 6) -> [UInt8] { Gzip.compress(bytes, level: level) }
 
     static func coding(_ values: [String]) throws(APIError) -> ContentCoding {
         var headers = HTTPFields()

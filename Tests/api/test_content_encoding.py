@@ -7,6 +7,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import socket
 import uuid
 import zlib
 
@@ -142,3 +143,21 @@ def test_the_key_is_checked_before_the_coding(small_limit_api):
         assert_error(response, 401, "missing bearer token", None)
         response = small_limit_api.api("gzip-key").post(path, raw=b"{}", headers={"Content-Encoding": "br"})
         assert_error(response, 415, "unsupported Content-Encoding: br (this server accepts gzip, or none)", None)
+
+
+def test_the_coding_is_refused_before_the_body_is_read(api):
+    # A 415 rather than the 413 the declared length would earn, answered at once: the body is not
+    # asked for behind `Expect: 100-continue`, and the connection closes.
+    status, headers, body = post_raw(api, "/event/", b"x" * (2 << 20), extra_headers="Content-Encoding: br\r\n")
+    assert (status, json.loads(body)["error"]) == (415, "unsupported Content-Encoding: br (this server accepts gzip, or none)")
+    with socket.create_connection((api.host, api.port), timeout=10) as sock:
+        sock.sendall(b"POST /event/ HTTP/1.1\r\nHost: x\r\nContent-Encoding: br\r\nExpect: 100-continue\r\nContent-Length: 100\r\n\r\n")
+        sock.settimeout(5)
+        received = b""
+        while True:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            received += chunk
+    assert received.startswith(b"HTTP/1.1 415 Unsupported Media Type\r\n"), received[:300]
+    assert b"\r\nConnection: close\r\n" in received and b"100 Continue" not in received, received[:300]

@@ -42,8 +42,33 @@ enum ContentCoding: Sendable, Equatable {
     }
 }
 
-/// gzip (RFC 1952) through zlib, with a bound on the output.
-enum Gzip {
+/// gzip (RFC 1952) through zlib: decompression with a bound on the output, and compression for
+/// clients of the API (`event-bench pipeline --batch N --gzip`, tests).
+public enum Gzip {
+    /// `input` as one gzip member; `level` 0 (stored) to 9, 6 as gzip(1).
+    public static func compress(_ input: [UInt8], level: Int32 = 6) -> [UInt8] {
+        var stream = z_stream()
+        // 15 + 16: the largest window, with gzip's header and trailer. Fails only without memory.
+        precondition(deflateInit2_(&stream, level, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY, ZLIB_VERSION,
+                                   Int32(MemoryLayout<z_stream>.size)) == Z_OK, "zlib: deflateInit2 failed")
+        defer { deflateEnd(&stream) }
+        // deflateBound is enough for one deflate(Z_FINISH) call.
+        var output = [UInt8](repeating: 0, count: Int(deflateBound(&stream, UInt(input.count))))
+        var input = input
+        let written = input.withUnsafeMutableBufferPointer { inputBuffer in
+            output.withUnsafeMutableBufferPointer { outputBuffer in
+                stream.next_in = inputBuffer.baseAddress
+                stream.avail_in = UInt32(inputBuffer.count)
+                stream.next_out = outputBuffer.baseAddress
+                stream.avail_out = UInt32(outputBuffer.count)
+                precondition(deflate(&stream, Z_FINISH) == Z_STREAM_END, "zlib: deflate did not finish within deflateBound")
+                return outputBuffer.count - Int(stream.avail_out)
+            }
+        }
+        output.removeSubrange(written...)
+        return output
+    }
+
     /// The bytes of every gzip member in `input`, one after another (a stream may hold several, as
     /// `cat a.gz b.gz` makes); 413 past `limit` bytes of output, 400 for anything that is not gzip
     /// (a zlib stream or raw deflate included: `Content-Encoding: gzip` names the gzip format).
@@ -79,8 +104,8 @@ enum Gzip {
             output.append(contentsOf: chunk[..<written])
             switch status {
             case Z_STREAM_END:
-                // Another member may follow, or zero bytes of padding (as gzip(1) reads them);
-                // anything else after a member is not gzip.
+                // Another member may follow, after zero bytes of padding or not (as Python's gzip
+                // module reads them); anything else after a member is not gzip.
                 while consumed < input.count, input[consumed] == 0 { consumed += 1 }
                 guard consumed < input.count else { return output }
                 guard input[consumed] == 0x1f else {

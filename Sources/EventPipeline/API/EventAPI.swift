@@ -167,7 +167,9 @@ public struct EventAPI: HTTPResponder {
     }
 
     /// What a single-event write (`POST /event/`, `PUT` or `DELETE /event/:id`) sends, after its
-    /// checks in this order: the id in the path, the body (decompressed as `coding` says), the fields.
+    /// checks in this order: the id in the path, the body (decompressed as `coding` says), the
+    /// fields. (The coding itself was accepted before: it is a property of the request's head,
+    /// checked with the key, before the body is read.)
     func writeEnvelope(route: Route, method: HTTPRequest.Method, body: WriteBody?, coding: ContentCoding = .identity) throws(APIError) -> EventEnvelope {
         switch (route.kind, method) {
         case (.createEvent, _):
