@@ -38,9 +38,16 @@ public struct PipelineConfiguration: Sendable, Equatable {
     /// A running SELECT sends Progress every 100 ms (`interactive_delay`); an INSERT the server is
     /// still writing sends nothing, so this must exceed the slowest INSERT as well.
     public var clickHouseReadTimeoutMilliseconds: Int
+    /// How log lines are written on stderr (`LOG_FORMAT`).
+    public var logFormat: LogFormat
 
     public init(environment: [String: String]) throws(ConfigurationError) {
         let reader = EnvironmentReader(environment)
+        let format = try reader.string("LOG_FORMAT", default: LogFormat.text.rawValue)
+        guard let logFormat = LogFormat(rawValue: format) else {
+            throw ConfigurationError(variable: "LOG_FORMAT", message: "must be text or json, got '\(format)'")
+        }
+        self.logFormat = logFormat
         apiPort = try reader.integer("API_PORT", default: 8080, in: 1...65535)
         clickHouseHost = try reader.string("CLICKHOUSE_HOST", default: "localhost")
         clickHousePort = try reader.integer("CLICKHOUSE_PORT", default: 9000, in: 1...65535)

@@ -76,3 +76,28 @@ def test_openapi_document(api):
                  "/analytics/errors:", "/analytics/latency:", "/analytics/sessions/top-errors:", "/health:", "/ready:",
                  "/metrics:", "/openapi.yaml:"):
         assert "\n  %s\n" % path in text, path
+
+
+def test_json_logs():
+    # LOG_FORMAT=json: every line event-api writes is one JSON object, the access log included.
+    import json
+    import subprocess
+
+    from api_support import API_BIN, api_instance
+
+    for instance in api_instance("json-logs", {"LOG_FORMAT": "json", "LOG_LEVEL": "debug"}):
+        api = instance.api()
+        request_id = "json-log-" + uuid.uuid4().hex
+        assert api.post("/event/", {"conversation_id": unique("json-logs"), "event_name": "e"},
+                        headers={"X-Request-Id": request_id}).status == 202
+        assert api.get("/event/not-a-uuid").status == 400
+    lines = instance.log_path.read_text().splitlines()
+    records = [json.loads(line) for line in lines]  # fails on any line that is not JSON
+    assert records and all(set(r) - {"metadata"} == {"time", "level", "logger", "source", "message"} for r in records), records[:3]
+    assert all(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", r["time"]) for r in records)
+    access = [r for r in records if r["message"] == "request" and r.get("metadata", {}).get("request_id") == request_id]
+    assert access and access[0]["level"] == "debug" and access[0]["metadata"]["route"] == "/event/" and access[0]["metadata"]["method"] == "POST" \
+        and access[0]["metadata"]["status"] == "202", access
+    # An unknown format stops the process at once, naming the variable.
+    result = subprocess.run([str(API_BIN)], env={"LOG_FORMAT": "yaml", "PATH": "/usr/bin:/bin"}, capture_output=True, timeout=30)
+    assert (result.returncode, result.stderr.decode()) == (2, "event-api: invalid configuration: LOG_FORMAT: must be text or json, got 'yaml'\n")
