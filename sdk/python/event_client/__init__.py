@@ -10,6 +10,7 @@ Quick start::
 """
 
 from ._version import __version__
+from .background import BackgroundSender, FailedEvent
 from .client import MAX_BATCH_BYTES, MAX_BATCH_ITEMS, EventClient
 from .errors import (
     ApiError,
@@ -26,6 +27,8 @@ from .timestamps import format_timestamp
 __all__ = [
     "__version__",
     "EventClient",
+    "BackgroundSender",
+    "FailedEvent",
     "BatchResult",
     "BatchItemResult",
     "EventClientError",

@@ -210,6 +210,38 @@ def _timestamp_arg(value: Any, field: str = "timestamp") -> str:
         raise ValidationError(str(exc), field=field) from None
 
 
+def _create_body(
+    conversation_id: Any,
+    event_name: Any,
+    input: Any,
+    output: Any,
+    latency: Any,
+    error: Any,
+    timestamp: Any,
+    event_id: Any,
+) -> Dict[str, Any]:
+    """A create's JSON body, checked as far as the client can (``ValidationError``), with its id
+    assigned here (a UUIDv7 unless ``event_id`` is given) so that every resend carries it."""
+    _check_name("conversation_id", conversation_id)
+    _check_name("event_name", event_name)
+    _check_text("input", input)
+    _check_text("output", output)
+    latency = _check_latency(latency)
+    _check_bool("error", error)
+    body: Dict[str, Any] = {
+        "event_id": new_event_id() if event_id is None else _event_id_arg(event_id),
+        "conversation_id": conversation_id,
+        "event_name": event_name,
+        "input": input,
+        "output": output,
+        "latency": latency,
+        "error": error,
+    }
+    if timestamp is not None:
+        body["timestamp"] = _timestamp_arg(timestamp)
+    return body
+
+
 def _closed_by_peer(sock: Any) -> bool:
     """Whether an idle kept-alive socket was closed by the server: it is readable (end of stream,
     or bytes no request asked for) while no request is outstanding. poll(), not select(), which
@@ -404,24 +436,8 @@ class EventClient:
             ValidationError: invalid argument (client side) or 400 from the server.
             Unauthorized, ServiceUnavailable, ApiError: see :mod:`event_client.errors`.
         """
-        _check_name("conversation_id", conversation_id)
-        _check_name("event_name", event_name)
-        _check_text("input", input)
-        _check_text("output", output)
-        latency = _check_latency(latency)
-        _check_bool("error", error)
-        eid = new_event_id() if event_id is None else _event_id_arg(event_id)
-        body: Dict[str, Any] = {
-            "event_id": eid,
-            "conversation_id": conversation_id,
-            "event_name": event_name,
-            "input": input,
-            "output": output,
-            "latency": latency,
-            "error": error,
-        }
-        if timestamp is not None:
-            body["timestamp"] = _timestamp_arg(timestamp)
+        body = _create_body(conversation_id, event_name, input, output, latency, error, timestamp, event_id)
+        eid = body["event_id"]
         response = self._request("POST", "/event/", body=body, max_bytes=MAX_EVENT_BYTES)
         returned = response.body.get("event_id") if isinstance(response.body, dict) else None
         return returned if isinstance(returned, str) and returned else eid

@@ -221,6 +221,22 @@ def test_large_batch_goes_compressed_and_is_stored_exactly(live):
     assert sorted(e["input"] for e in events) == sorted(item["input"] for item in items)
 
 
+def test_background_sender_delivers_everything_it_tracked(live):
+    from event_client import BackgroundSender
+
+    conversation = unique("background")
+    failures = []
+    with BackgroundSender(live, batch_size=50, flush_interval=0.1, on_failure=failures.append,
+                          close_timeout_at_exit=None) as sender:
+        ids = [sender.track_event(conversation, "sdk_live_background", input=str(n)) for n in range(300)]
+        assert sender.flush(30)
+        assert (sender.sent, failures) == (300, [])
+    events = poll(lambda: live.get_conversation(conversation, limit=1000)["events"], lambda evs: len(evs) == 300,
+                  "the 300 events of the background sender")
+    assert sorted(e["event_id"] for e in events) == sorted(ids)
+    assert sorted(int(e["input"]) for e in events) == list(range(300))
+
+
 def test_batch_unknown_field_is_rejected_per_item(live):
     conversation = unique("unknown")
     result = live.track_events([

@@ -1,0 +1,343 @@
+"""The :class:`BackgroundSender`: events sent in batches from a thread of their own, so that
+tracking never waits on the network (as analytics SDKs send)."""
+
+from __future__ import annotations
+
+import atexit
+import collections
+import logging
+import os
+import threading
+import time
+import weakref
+from typing import Any, Callable, Deque, Dict, List, Optional, Tuple
+
+from .client import MAX_BATCH_ITEMS, EventClient, _create_body
+from .errors import EventClientError, ServiceUnavailable
+
+__all__ = ["BackgroundSender", "FailedEvent"]
+
+logger = logging.getLogger("event_client")
+
+
+class FailedEvent:
+    """An event the sender could not deliver, as given to ``on_failure``.
+
+    Attributes:
+        body: The create's JSON body as it was (or would have been) sent, ``event_id`` included.
+        reason: ``"rejected"`` (the server refused the item: ``status`` 400 or 413, or the whole
+            request with a 4xx), ``"dropped"`` (the queue was full when it was tracked) or
+            ``"abandoned"`` (still unsent when :meth:`BackgroundSender.close` ran out of time).
+        status: The HTTP-like status of the refusal, else ``None``.
+        message: The server's or the sender's explanation.
+    """
+
+    __slots__ = ("body", "reason", "status", "message")
+
+    def __init__(self, body: Dict[str, Any], reason: str, status: Optional[int], message: str) -> None:
+        self.body = body
+        self.reason = reason
+        self.status = status
+        self.message = message
+
+    def __repr__(self) -> str:
+        return "FailedEvent(%s, %r, status=%r, message=%r)" % (
+            self.body.get("event_id"), self.reason, self.status, self.message)
+
+
+class BackgroundSender:
+    """Queues creates and sends them with ``POST /events/batch`` from a background thread.
+
+    :meth:`track_event` checks its arguments (raising :class:`~event_client.ValidationError` at
+    once, as :meth:`EventClient.track_event` does), assigns the event's id, queues the event and
+    returns the id without any network I/O. The thread sends what is queued in batches of up to
+    ``batch_size`` events, as soon as that many wait or ``flush_interval`` seconds after the oldest
+    waiting event was queued.
+
+    Delivery: a batch the service cannot take now (503s, refused connections, timeouts, 5xx, each
+    after the client's own retries) is sent again, with the same ids, after a capped backoff,
+    until it is taken or the sender closes; the pipeline ignores a repeated create, so nothing is
+    stored twice. Meanwhile new events queue up to ``max_queue``; past that they are dropped
+    (counted, and given to ``on_failure``) rather than holding the application or its memory.
+    Items the server refuses (400, 413, or a 4xx for the whole request such as a wrong key) are
+    not sent again.
+
+    Args:
+        client: The :class:`EventClient` to send with (its key, retries and timeouts apply).
+        batch_size: Most events per request (1..1000).
+        flush_interval: Seconds an event may wait for companions before its batch goes.
+        max_queue: Most events waiting to be sent; more are dropped.
+        on_failure: Called from the sender's thread with a :class:`FailedEvent` for every event
+            that will not be delivered. It must not block; exceptions from it are logged.
+        max_retry_delay: Longest wait, in seconds, between two sends of a batch the service did not take.
+        close_timeout_at_exit: Seconds :meth:`close` may take when the interpreter exits
+            (``atexit``); ``0`` or ``None``: do not close at exit.
+
+    Call :meth:`flush` to wait until everything tracked so far is sent, and :meth:`close` (or use
+    the sender as a context manager) to send the rest and stop the thread. After ``fork()`` the
+    child starts with an empty queue and a thread of its own.
+    """
+
+    def __init__(
+        self,
+        client: EventClient,
+        *,
+        batch_size: int = 100,
+        flush_interval: float = 0.5,
+        max_queue: int = 10000,
+        on_failure: Optional[Callable[[FailedEvent], Any]] = None,
+        max_retry_delay: float = 30.0,
+        close_timeout_at_exit: Optional[float] = 5.0,
+    ) -> None:
+        if not isinstance(client, EventClient):
+            raise TypeError("client must be an EventClient")
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or not 1 <= batch_size <= MAX_BATCH_ITEMS:
+            raise ValueError("batch_size must be an integer from 1 to %d" % MAX_BATCH_ITEMS)
+        if isinstance(max_queue, bool) or not isinstance(max_queue, int) or max_queue < 1:
+            raise ValueError("max_queue must be an integer >= 1")
+        for name, value in (("flush_interval", flush_interval), ("max_retry_delay", max_retry_delay)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < float("inf"):
+                raise ValueError("%s must be a finite number >= 0" % name)
+        self.client = client
+        self.batch_size = batch_size
+        self.flush_interval = float(flush_interval)
+        self.max_queue = max_queue
+        self.on_failure = on_failure
+        self.max_retry_delay = float(max_retry_delay)
+        self._start()
+        if close_timeout_at_exit:
+            # A weak reference: the exit hook does not keep a sender alive.
+            reference = weakref.ref(self)
+            timeout = float(close_timeout_at_exit)
+
+            def close_at_exit() -> None:
+                sender = reference()
+                if sender is not None:
+                    sender.close(timeout)
+
+            atexit.register(close_at_exit)
+
+    def _start(self) -> None:
+        self._pid = os.getpid()
+        self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)
+        # (time queued, body), oldest first.
+        self._queue: Deque[Tuple[float, Dict[str, Any]]] = collections.deque()
+        self._send_now = False  # flush() or close() asked for what is queued to go without waiting
+        self._tracked = 0  # events queued, ever
+        # Events of finished batches (each sent, refused or abandoned), ever. Batches finish in
+        # queue order, so the first `_finished` events tracked are done.
+        self._finished = 0
+        self._closing = False
+        self._deadline: Optional[float] = None
+        self.sent = 0
+        self.rejected = 0
+        self.dropped = 0
+        self.abandoned = 0
+        self._thread = threading.Thread(target=self._run, name="event-client-sender", daemon=True)
+        self._thread.start()
+
+    # ------------------------------------------------------------------ the application's side
+
+    def track_event(
+        self,
+        conversation_id: str,
+        event_name: str,
+        input: str = "",
+        output: str = "",
+        latency: float = 0.0,
+        error: bool = False,
+        timestamp: Any = None,
+        event_id: Any = None,
+    ) -> str:
+        """Queue a create and return its id at once; arguments as :meth:`EventClient.track_event`.
+
+        Raises:
+            ValidationError: an argument the server would refuse (nothing is queued).
+            EventClientError: the sender is closed.
+        """
+        body = _create_body(conversation_id, event_name, input, output, latency, error, timestamp, event_id)
+        if os.getpid() != self._pid:
+            self._start()  # forked: the parent's thread does not exist here
+        dropped = False
+        with self._lock:
+            if self._closing:
+                raise EventClientError("the sender is closed")
+            if len(self._queue) >= self.max_queue:
+                self.dropped += 1
+                dropped = True
+            else:
+                self._queue.append((time.monotonic(), body))
+                self._tracked += 1
+                if len(self._queue) >= self.batch_size or len(self._queue) == 1:
+                    self._changed.notify_all()  # a full batch, or a first event whose interval starts
+        if dropped:
+            logger.warning("event_client: the send queue is full (%d events); event %s dropped", self.max_queue, body["event_id"])
+            self._report(FailedEvent(body, "dropped", None, "the send queue is full (%d events)" % self.max_queue))
+        return body["event_id"]
+
+    def flush(self, timeout: Optional[float] = None) -> bool:
+        """Wait until every event tracked before this call is sent (or refused); ``False`` if
+        ``timeout`` seconds passed first. Events tracked meanwhile do not prolong the wait."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._lock:
+            target = self._tracked
+            self._send_now = True
+            self._changed.notify_all()
+            while self._finished < target:
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    return False
+                self._changed.wait(remaining)
+            return True
+
+    def close(self, timeout: Optional[float] = 10.0) -> bool:
+        """Send what is queued (for up to ``timeout`` seconds), then stop the thread. Events still
+        unsent then are abandoned (counted, and given to ``on_failure``). ``True`` when none was
+        abandoned: every event was sent or refused. Later calls to :meth:`track_event` raise; closing twice is harmless."""
+        with self._lock:
+            if not self._closing:
+                self._closing = True
+                self._deadline = None if timeout is None else time.monotonic() + timeout
+                self._send_now = True
+                self._changed.notify_all()
+        if self._thread is not threading.current_thread() and os.getpid() == self._pid:
+            self._thread.join(None if timeout is None else timeout + 5.0)
+        with self._lock:
+            return self._finished == self._tracked and self.abandoned == 0
+
+    def __enter__(self) -> "BackgroundSender":
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.close()
+
+    @property
+    def queued(self) -> int:
+        """Events waiting to be sent (the batch being sent included)."""
+        with self._lock:
+            return self._tracked - self._finished
+
+    def __repr__(self) -> str:
+        return "BackgroundSender(queued=%d, sent=%d, rejected=%d, dropped=%d, abandoned=%d)" % (
+            self.queued, self.sent, self.rejected, self.dropped, self.abandoned)
+
+    # ------------------------------------------------------------------ the thread's side
+
+    def _run(self) -> None:
+        while True:
+            batch = self._next_batch()
+            if batch is None:
+                return
+            self._deliver(batch)
+
+    def _next_batch(self) -> Optional[List[Dict[str, Any]]]:
+        """The next batch once it is due (full, old enough, flushed or closing); ``None`` once the
+        sender is closing and nothing is left."""
+        with self._lock:
+            while True:
+                if self._queue:
+                    waited = time.monotonic() - self._queue[0][0]
+                    if len(self._queue) >= self.batch_size or self._send_now or waited >= self.flush_interval:
+                        batch = [self._queue.popleft()[1] for _ in range(min(self.batch_size, len(self._queue)))]
+                        if not self._queue:
+                            self._send_now = False
+                        return batch
+                    self._changed.wait(self.flush_interval - waited)
+                elif self._closing:
+                    return None
+                else:
+                    self._send_now = False
+                    self._changed.wait()
+
+    def _deliver(self, batch: List[Dict[str, Any]]) -> None:
+        """Sends the batch until every item is taken or refused, or the close deadline passes."""
+        try:
+            self._send(batch)
+        finally:
+            with self._lock:
+                self._finished += len(batch)
+                self._changed.notify_all()
+
+    def _send(self, batch: List[Dict[str, Any]]) -> None:
+        if self._past_deadline():
+            self._finish(batch, "abandoned", None, "not sent before the sender closed")
+            return
+        pending = batch
+        failures = 0
+        while pending:
+            try:
+                result = self.client.track_events(pending)
+            except EventClientError as exc:
+                if not self._transient(exc):
+                    self._finish(pending, "rejected", exc.status, exc.message)
+                    return
+                logger.debug("event_client: batch of %d not taken (%s); sending it again", len(pending), exc)
+            else:
+                retry = []
+                taken = 0
+                for item, outcome in zip(pending, result.results):
+                    if outcome.accepted:
+                        taken += 1
+                    elif outcome.status == 503:
+                        retry.append(item)  # Kafka did not take it, after the client's own retries
+                    else:
+                        self._finish([item], "rejected", outcome.status, outcome.error or "refused")
+                self._finish_sent(taken)
+                if len(retry) < len(pending):
+                    failures = 0
+                pending = retry
+                if not pending:
+                    return
+            failures += 1
+            delay = min(self.max_retry_delay, 0.5 * (2 ** min(failures - 1, 16)))
+            if not self._wait_before_retry(delay):
+                self._finish(pending, "abandoned", None, "not sent before the sender closed")
+                return
+
+    @staticmethod
+    def _transient(exc: EventClientError) -> bool:
+        """Whether another send may succeed: no answer, a 503, or a 5xx."""
+        return isinstance(exc, ServiceUnavailable) or (exc.status is not None and exc.status >= 500)
+
+    def _past_deadline(self) -> bool:
+        with self._lock:
+            return self._closing and self._deadline is not None and time.monotonic() >= self._deadline
+
+    def _wait_before_retry(self, delay: float) -> bool:
+        """Waits `delay` seconds; False when the close deadline passes first (or has passed)."""
+        with self._lock:
+            end = time.monotonic() + delay
+            while True:
+                now = time.monotonic()
+                if self._closing and self._deadline is not None and now >= self._deadline:
+                    return False
+                if now >= end:
+                    return True
+                limit = end - now
+                if self._closing and self._deadline is not None:
+                    limit = min(limit, self._deadline - now)
+                self._changed.wait(limit)
+
+    def _finish_sent(self, count: int) -> None:
+        with self._lock:
+            self.sent += count
+
+    def _finish(self, items: List[Dict[str, Any]], reason: str, status: Optional[int], message: str) -> None:
+        with self._lock:
+            if reason == "rejected":
+                self.rejected += len(items)
+            else:
+                self.abandoned += len(items)
+        if reason == "abandoned":
+            logger.warning("event_client: %d event(s) not sent before the sender closed", len(items))
+        for item in items:
+            self._report(FailedEvent(item, reason, status, message))
+
+    def _report(self, failure: FailedEvent) -> None:
+        if self.on_failure is None:
+            return
+        try:
+            self.on_failure(failure)
+        except Exception:  # the application's callback must not stop the sender
+            logger.exception("event_client: on_failure raised")

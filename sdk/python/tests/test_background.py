@@ -1,0 +1,220 @@
+"""BackgroundSender: batching by size and by time, flush and close, a full queue, resends of
+what the service did not take (same ids), refusals reported, validation at the call."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from event_client import BackgroundSender, EventClientError, ValidationError
+from stubserver import Reply
+
+
+def accept_all(request):
+    events = request.json["events"]
+    return Reply(207, {"accepted": len(events), "rejected": 0,
+                       "results": [{"index": i, "status": 202, "event_id": e["event_id"]} for i, e in enumerate(events)]})
+
+
+def wait_until(condition, timeout=5.0):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
+
+
+@pytest.fixture
+def senders():
+    made = []
+    yield made
+    for sender in made:
+        sender.close(2)
+
+
+def sender_for(client, senders, **options):
+    options.setdefault("close_timeout_at_exit", None)
+    sender = BackgroundSender(client, **options)
+    senders.append(sender)
+    return sender
+
+
+def test_full_batches_go_at_once_and_the_rest_after_flush(stub, client, senders):
+    stub.responder = accept_all
+    sender = sender_for(client, senders, batch_size=100, flush_interval=60)
+    ids = [sender.track_event("c", "e", input=str(n)) for n in range(250)]
+    wait_until(lambda: len(stub.requests) == 2)  # two full batches, without a flush
+    assert sender.flush(5)
+    assert [len(r.json["events"]) for r in stub.requests] == [100, 100, 50]
+    assert [e["event_id"] for r in stub.requests for e in r.json["events"]] == ids
+    assert [e["input"] for r in stub.requests for e in r.json["events"]] == [str(n) for n in range(250)]
+    assert (sender.sent, sender.queued, sender.rejected, sender.dropped) == (250, 0, 0, 0)
+
+
+def test_a_lone_event_goes_after_the_flush_interval(stub, client, senders):
+    stub.responder = accept_all
+    sender = sender_for(client, senders, flush_interval=0.2)
+    started = time.monotonic()
+    sender.track_event("c", "alone")
+    wait_until(lambda: len(stub.requests) == 1)
+    assert 0.15 <= time.monotonic() - started < 3
+    assert stub.requests[0].json["events"][0]["event_name"] == "alone"
+
+
+def test_track_event_returns_without_waiting_for_the_network(stub, client, senders):
+    stub.responder = lambda r: Reply(207, accept_all(r).body, delay=0.3)
+    sender = sender_for(client, senders, batch_size=1)
+    started = time.monotonic()
+    for n in range(5):
+        sender.track_event("c", "e")
+    assert time.monotonic() - started < 0.2  # the five sends take 1.5 s
+    assert sender.flush(10) and sender.sent == 5
+
+
+def test_flush_times_out_and_reports_it(stub, client, senders):
+    stub.responder = lambda r: Reply(207, accept_all(r).body, delay=1.0)
+    sender = sender_for(client, senders)
+    sender.track_event("c", "e")
+    assert sender.flush(0.2) is False
+    assert sender.flush(5) is True
+
+
+def test_what_the_service_does_not_take_is_sent_again_with_the_same_ids(stub, make_client, senders):
+    stub.queue(Reply(503, {"error": "Kafka unavailable", "field": None}, headers={"Retry-After": "0"}), 503)
+    stub.responder = accept_all
+    sender = sender_for(make_client(retries=0), senders, max_retry_delay=0.05)
+    ids = [sender.track_event("c", "e") for _ in range(3)]
+    assert sender.flush(10)
+    assert len(stub.requests) == 3
+    assert all([e["event_id"] for e in r.json["events"]] == ids for r in stub.requests)
+    assert (sender.sent, sender.rejected, sender.abandoned) == (3, 0, 0)
+
+
+def test_items_kafka_did_not_take_are_sent_again_alone(stub, make_client, senders):
+    def partly(request):
+        events = request.json["events"]
+        first = len(stub.requests) == 1
+        results = [{"index": i, "status": 503 if first and i == 1 else 202, "event_id": e["event_id"]} for i, e in enumerate(events)]
+        return Reply(207, {"accepted": sum(r["status"] == 202 for r in results), "rejected": 0, "results": results})
+    stub.responder = partly
+    sender = sender_for(make_client(retries=0), senders, max_retry_delay=0.05)
+    ids = [sender.track_event("c", "e") for _ in range(3)]
+    assert sender.flush(10)
+    assert [e["event_id"] for e in stub.requests[1].json["events"]] == [ids[1]]
+    assert sender.sent == 3
+
+
+def test_refused_items_are_reported_and_not_sent_again(stub, client, senders):
+    def refuse_second(request):
+        events = request.json["events"]
+        results = [{"index": 0, "status": 202, "event_id": events[0]["event_id"]},
+                   {"index": 1, "status": 400, "event_id": events[1]["event_id"], "error": "must be at most 256 characters",
+                    "field": "event_name"}]
+        return Reply(207, {"accepted": 1, "rejected": 1, "results": results})
+    stub.responder = refuse_second
+    failures = []
+    sender = sender_for(client, senders, on_failure=failures.append)
+    sender.track_event("c", "ok")
+    second = sender.track_event("c", "refused")
+    assert sender.flush(5)
+    assert [(f.body["event_id"], f.reason, f.status, f.message) for f in failures] == [
+        (second, "rejected", 400, "must be at most 256 characters")]
+    assert (sender.sent, sender.rejected, len(stub.requests)) == (1, 1, 1)
+
+
+def test_a_refused_request_is_not_sent_again(stub, client, senders):
+    stub.responder = lambda r: Reply(401, {"error": "invalid bearer token", "field": None})
+    failures = []
+    sender = sender_for(client, senders, on_failure=failures.append)
+    sender.track_event("c", "e")
+    assert sender.flush(5)
+    assert [(f.reason, f.status, f.message) for f in failures] == [("rejected", 401, "invalid bearer token")]
+    assert len(stub.requests) == 1
+
+
+def test_a_full_queue_drops_new_events_and_says_so(stub, client, senders):
+    release = threading.Event()
+    stub.responder = lambda r: (release.wait(10), accept_all(r))[1]
+    failures = []
+    sender = sender_for(client, senders, batch_size=2, max_queue=3, on_failure=failures.append)
+    for _ in range(2):
+        sender.track_event("c", "first batch")
+    wait_until(lambda: len(stub.requests) == 1)  # the thread holds that batch, waiting for the answer
+    kept = [sender.track_event("c", "queued") for _ in range(3)]
+    dropped = sender.track_event("c", "dropped")
+    assert sender.dropped == 1
+    assert [(f.body["event_id"], f.reason) for f in failures] == [(dropped, "dropped")]
+    release.set()
+    assert sender.flush(5)
+    assert [e["event_id"] for r in stub.requests[1:] for e in r.json["events"]] == kept
+
+
+def test_arguments_are_checked_at_the_call(stub, client, senders):
+    sender = sender_for(client, senders)
+    with pytest.raises(ValidationError) as info:
+        sender.track_event("", "e")
+    assert info.value.field == "conversation_id"
+    with pytest.raises(ValidationError):
+        sender.track_event("c", "e", latency=-1)
+    assert sender.queued == 0 and stub.requests == []
+
+
+def test_close_sends_what_is_queued_then_refuses_more(stub, client):
+    stub.responder = accept_all
+    sender = BackgroundSender(client, flush_interval=60, close_timeout_at_exit=None)
+    for _ in range(3):
+        sender.track_event("c", "e")
+    assert sender.close(5) is True
+    assert sender.sent == 3 and len(stub.requests) == 1
+    with pytest.raises(EventClientError) as info:
+        sender.track_event("c", "late")
+    assert info.value.message == "the sender is closed"
+    assert sender.close(5) is True  # twice is harmless
+
+
+def test_close_abandons_what_it_could_not_send_in_time(stub, make_client):
+    stub.responder = lambda r: Reply(503, {"error": "down", "field": None}, headers={"Retry-After": "0"})
+    failures = []
+    sender = BackgroundSender(make_client(retries=0), max_retry_delay=0.05, on_failure=failures.append,
+                              close_timeout_at_exit=None)
+    event_id = sender.track_event("c", "e")
+    started = time.monotonic()
+    assert sender.close(0.5) is False
+    assert time.monotonic() - started < 3
+    assert [(f.body["event_id"], f.reason) for f in failures] == [(event_id, "abandoned")]
+    assert (sender.sent, sender.abandoned) == (0, 1)
+
+
+@pytest.mark.parametrize("options,message", [
+    ({"batch_size": 0}, "batch_size must be an integer from 1 to 1000"),
+    ({"batch_size": 1001}, "batch_size must be an integer from 1 to 1000"),
+    ({"max_queue": 0}, "max_queue must be an integer >= 1"),
+    ({"flush_interval": -1}, "flush_interval must be a finite number >= 0"),
+    ({"max_retry_delay": float("inf")}, "max_retry_delay must be a finite number >= 0"),
+])
+def test_options_are_checked(client, options, message):
+    with pytest.raises(ValueError) as info:
+        BackgroundSender(client, **options)
+    assert str(info.value) == message
+
+
+def test_a_forked_child_sends_with_a_thread_of_its_own(stub, client, senders):
+    import os
+
+    stub.responder = accept_all
+    sender = sender_for(client, senders, flush_interval=60)
+    sender.track_event("c", "parent")  # queued in the parent, not sent: the child must not send it
+    pid = os.fork()
+    if pid == 0:
+        try:
+            sender.track_event("c", "child")
+            ok = sender.flush(5) and sender.sent == 1
+        except BaseException:
+            ok = False
+        os._exit(0 if ok else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.WEXITSTATUS(status) == 0
+    assert [e["event_name"] for r in stub.requests for e in r.json["events"]] == ["child"]
+    assert sender.flush(5) and sender.sent == 1
+    assert [e["event_name"] for r in stub.requests for e in r.json["events"]] == ["child", "parent"]
