@@ -108,7 +108,7 @@ struct PipelineBenchmark: AsyncParsableCommand {
             }
             // Compressed before the phase (the measured work is the API's, not the compression).
             let compressed = gzip ? (0..<requests).map { ByteBuffer(bytes: Gzip.compress(Array(batchBody($0).utf8))) } : []
-            if gzip {
+            if gzip && requests > 0 {
                 let wire = compressed.reduce(0) { $0 + $1.readableBytes }
                 let json = (0..<min(requests, 100)).reduce(0) { $0 + batchBody($1).utf8.count }
                 let sampled = (0..<min(requests, 100)).reduce(0) { $0 + compressed[$1].readableBytes }

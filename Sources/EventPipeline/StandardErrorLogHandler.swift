@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import Synchronization
 
 /// How log lines are written (`LOG_FORMAT`).
 public enum LogFormat: String, Sendable, Equatable {
@@ -51,9 +52,32 @@ public struct StandardErrorLogHandler: LogHandler {
             line = Self.jsonLine(time: Self.utcTimestamp(), level: event.level, label: label, source: event.source,
                                  message: "\(event.message)", metadata: merged)
         }
-        // One write(2) per line keeps lines of several threads apart.
-        line.withUnsafeBufferPointer { _ = write(STDERR_FILENO, $0.baseAddress, $0.count) }
+        Self.writeLine(line)
     }
+
+    /// One line on stderr, whole. Lines are written under a lock: one write(2) per line keeps
+    /// lines of several threads apart only up to PIPE_BUF bytes (4 KiB) on a pipe, and a long line
+    /// (an error with a large message) written in parts could interleave with another and break
+    /// a JSON line. Short writes and EINTR are continued.
+    private static func writeLine(_ line: [UInt8]) {
+        lineLock.withLock { _ in
+            line.withUnsafeBufferPointer { buffer in
+                var offset = 0
+                while offset < buffer.count {
+                    let written = write(STDERR_FILENO, buffer.baseAddress! + offset, buffer.count - offset)
+                    if written > 0 {
+                        offset += written
+                    } else if written < 0 && errno == EINTR {
+                        continue
+                    } else {
+                        return  // stderr closed or full for good: the line is lost, the process goes on
+                    }
+                }
+            }
+        }
+    }
+
+    private static let lineLock = Mutex(())
 
     /// One JSON object and a newline. Metadata keys keep their names inside `metadata`, so none can
     /// collide with the line's own keys.

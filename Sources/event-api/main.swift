@@ -14,7 +14,8 @@ let producer: KafkaProducer
 do {
     producer = try KafkaProducer(configuration: configuration.kafka, logger: Logger(label: "kafka"))
 } catch {
-    FileHandle.standardError.write(Data("event-api: \(error)\n".utf8))
+    // Through the logger, so that it is a JSON line under LOG_FORMAT=json like every other.
+    logger.critical("cannot create the Kafka producer", metadata: ["error": "\(error)"])
     exit(2)
 }
 let client = ClickHouseClient(hosts: [configuration.clickHouse], logger: Logger(label: "clickhouse"))

@@ -67,15 +67,18 @@ class BackgroundSender:
         batch_size: Most events per request (1..1000).
         flush_interval: Seconds an event may wait for companions before its batch goes.
         max_queue: Most events waiting to be sent; more are dropped.
-        on_failure: Called from the sender's thread with a :class:`FailedEvent` for every event
-            that will not be delivered. It must not block; exceptions from it are logged.
+        on_failure: Called with a :class:`FailedEvent` for every event that will not be
+            delivered: from the sender's thread, except for a dropped event (from the thread that
+            tracked it, inside ``track_event``) and for events abandoned by :meth:`close` (from the
+            closing thread). It must not block; exceptions from it are logged.
         max_retry_delay: Longest wait, in seconds, between two sends of a batch the service did not take.
         close_timeout_at_exit: Seconds :meth:`close` may take when the interpreter exits
-            (``atexit``); ``0`` or ``None``: do not close at exit.
+            (``atexit``); ``None``: do not close at exit.
 
     Call :meth:`flush` to wait until everything tracked so far is sent, and :meth:`close` (or use
-    the sender as a context manager) to send the rest and stop the thread. After ``fork()`` the
-    child starts with an empty queue and a thread of its own.
+    the sender as a context manager) to send the rest and stop the thread: a sender that is not
+    closed keeps its thread until the interpreter exits. After ``fork()`` the child starts with an
+    empty queue and zeroed counts; its thread starts with its first event.
     """
 
     def __init__(
@@ -95,7 +98,8 @@ class BackgroundSender:
             raise ValueError("batch_size must be an integer from 1 to %d" % MAX_BATCH_ITEMS)
         if isinstance(max_queue, bool) or not isinstance(max_queue, int) or max_queue < 1:
             raise ValueError("max_queue must be an integer >= 1")
-        for name, value in (("flush_interval", flush_interval), ("max_retry_delay", max_retry_delay)):
+        for name, value in (("flush_interval", flush_interval), ("max_retry_delay", max_retry_delay),
+                            ("close_timeout_at_exit", 0 if close_timeout_at_exit is None else close_timeout_at_exit)):
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < float("inf"):
                 raise ValueError("%s must be a finite number >= 0" % name)
         self.client = client
@@ -104,9 +108,10 @@ class BackgroundSender:
         self.max_queue = max_queue
         self.on_failure = on_failure
         self.max_retry_delay = float(max_retry_delay)
-        self._start()
-        if close_timeout_at_exit:
-            # A weak reference: the exit hook does not keep a sender alive.
+        self._reset()
+        self._exit_hook: Optional[Callable[[], None]] = None
+        if close_timeout_at_exit is not None:
+            # Weak references: neither hook keeps a closed sender alive; close() unregisters this one.
             reference = weakref.ref(self)
             timeout = float(close_timeout_at_exit)
 
@@ -115,10 +120,21 @@ class BackgroundSender:
                 if sender is not None:
                     sender.close(timeout)
 
+            self._exit_hook = close_at_exit
             atexit.register(close_at_exit)
+        child_reference = weakref.ref(self)
 
-    def _start(self) -> None:
-        self._pid = os.getpid()
+        def after_fork_in_child() -> None:
+            sender = child_reference()
+            if sender is not None:
+                sender._reset(keep_closing=True)
+
+        os.register_at_fork(after_in_child=after_fork_in_child)
+
+    def _reset(self, keep_closing: bool = False) -> None:
+        """A fresh state: at the start, and in a forked child, where the parent's lock may have been
+        held by its thread at the fork, its queue is the parent's to send, and no thread runs."""
+        closing = keep_closing and self._closing
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
         # (time queued, body), oldest first.
@@ -128,14 +144,13 @@ class BackgroundSender:
         # Events of finished batches (each sent, refused or abandoned), ever. Batches finish in
         # queue order, so the first `_finished` events tracked are done.
         self._finished = 0
-        self._closing = False
+        self._closing = closing
         self._deadline: Optional[float] = None
         self.sent = 0
         self.rejected = 0
         self.dropped = 0
         self.abandoned = 0
-        self._thread = threading.Thread(target=self._run, name="event-client-sender", daemon=True)
-        self._thread.start()
+        self._thread: Optional[threading.Thread] = None  # started with the first event
 
     # ------------------------------------------------------------------ the application's side
 
@@ -157,12 +172,13 @@ class BackgroundSender:
             EventClientError: the sender is closed.
         """
         body = _create_body(conversation_id, event_name, input, output, latency, error, timestamp, event_id)
-        if os.getpid() != self._pid:
-            self._start()  # forked: the parent's thread does not exist here
         dropped = False
         with self._lock:
             if self._closing:
                 raise EventClientError("the sender is closed")
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="event-client-sender", daemon=True)
+                self._thread.start()
             if len(self._queue) >= self.max_queue:
                 self.dropped += 1
                 dropped = True
@@ -179,6 +195,8 @@ class BackgroundSender:
     def flush(self, timeout: Optional[float] = None) -> bool:
         """Wait until every event tracked before this call is sent (or refused); ``False`` if
         ``timeout`` seconds passed first. Events tracked meanwhile do not prolong the wait."""
+        if threading.current_thread() is self._thread:
+            raise RuntimeError("flush() from the sender's own thread (in on_failure) would wait for itself")
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._lock:
             target = self._tracked
@@ -193,16 +211,38 @@ class BackgroundSender:
 
     def close(self, timeout: Optional[float] = 10.0) -> bool:
         """Send what is queued (for up to ``timeout`` seconds), then stop the thread. Events still
-        unsent then are abandoned (counted, and given to ``on_failure``). ``True`` when none was
-        abandoned: every event was sent or refused. Later calls to :meth:`track_event` raise; closing twice is harmless."""
+        queued then are abandoned (counted, and given to ``on_failure``); a request already on
+        its way may still complete after that (its events then count as sent or refused). ``True``
+        when every event was sent or refused. Later calls to :meth:`track_event` raise; closing
+        twice is harmless."""
+        if self._exit_hook is not None:
+            atexit.unregister(self._exit_hook)
+            self._exit_hook = None
         with self._lock:
             if not self._closing:
                 self._closing = True
                 self._deadline = None if timeout is None else time.monotonic() + timeout
                 self._send_now = True
                 self._changed.notify_all()
-        if self._thread is not threading.current_thread() and os.getpid() == self._pid:
-            self._thread.join(None if timeout is None else timeout + 5.0)
+            deadline = self._deadline
+            thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            # A moment past the deadline, for the thread to settle a batch it was only waiting to
+            # send again (it abandons it at the deadline); a request under way may take longer.
+            thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()) + 0.2)
+        with self._lock:
+            # Whatever the thread did not take in time (it is busy with a request that outlasted the
+            # deadline, or it is this thread): abandoned here, so nothing goes unreported.
+            left = [body for _, body in self._queue] if deadline is not None and time.monotonic() >= deadline else []
+            if left:
+                self._queue.clear()
+                self.abandoned += len(left)
+                self._finished += len(left)
+                self._changed.notify_all()
+        if left:
+            logger.warning("event_client: %d event(s) not sent before the sender closed", len(left))
+            for body in left:
+                self._report(FailedEvent(body, "abandoned", None, "not sent before the sender closed"))
         with self._lock:
             return self._finished == self._tracked and self.abandoned == 0
 
@@ -225,11 +265,14 @@ class BackgroundSender:
     # ------------------------------------------------------------------ the thread's side
 
     def _run(self) -> None:
-        while True:
-            batch = self._next_batch()
-            if batch is None:
-                return
-            self._deliver(batch)
+        try:
+            while True:
+                batch = self._next_batch()
+                if batch is None:
+                    return
+                self._deliver(batch)
+        finally:
+            self.client.close()  # this thread's kept-alive connection
 
     def _next_batch(self) -> Optional[List[Dict[str, Any]]]:
         """The next batch once it is due (full, old enough, flushed or closing); ``None`` once the
@@ -254,6 +297,9 @@ class BackgroundSender:
         """Sends the batch until every item is taken or refused, or the close deadline passes."""
         try:
             self._send(batch)
+        except Exception as exc:  # a fault in this process (a clock, an encoding), not the service's answer
+            logger.exception("event_client: the sender failed on a batch of %d", len(batch))
+            self._finish(batch, "rejected", None, "%s: %s" % (type(exc).__name__, exc))
         finally:
             with self._lock:
                 self._finished += len(batch)
@@ -269,36 +315,48 @@ class BackgroundSender:
             try:
                 result = self.client.track_events(pending)
             except EventClientError as exc:
+                # A batch over one request's 5 MiB goes as several: what was answered before the
+                # failure is settled, the rest is sent again or refused with the failure.
+                partial = getattr(exc, "partial_result", None)
+                answered = partial.results if partial is not None else []
+                unanswered = [item for index, item in enumerate(pending) if index not in {r.index for r in answered}]
+                retry = self._settle(pending, answered)
                 if not self._transient(exc):
-                    self._finish(pending, "rejected", exc.status, exc.message)
+                    self._finish(retry + unanswered, "rejected", exc.status, exc.message)
                     return
                 logger.debug("event_client: batch of %d not taken (%s); sending it again", len(pending), exc)
+                next_pending = retry + unanswered
             else:
-                retry = []
-                taken = 0
-                for item, outcome in zip(pending, result.results):
-                    if outcome.accepted:
-                        taken += 1
-                    elif outcome.status == 503:
-                        retry.append(item)  # Kafka did not take it, after the client's own retries
-                    else:
-                        self._finish([item], "rejected", outcome.status, outcome.error or "refused")
-                self._finish_sent(taken)
-                if len(retry) < len(pending):
-                    failures = 0
-                pending = retry
-                if not pending:
+                next_pending = self._settle(pending, result.results)
+                if not next_pending:
                     return
-            failures += 1
+            failures = 1 if len(next_pending) < len(pending) else failures + 1
+            pending = next_pending
             delay = min(self.max_retry_delay, 0.5 * (2 ** min(failures - 1, 16)))
             if not self._wait_before_retry(delay):
                 self._finish(pending, "abandoned", None, "not sent before the sender closed")
                 return
 
+    def _settle(self, pending: List[Dict[str, Any]], results: List[Any]) -> List[Dict[str, Any]]:
+        """Counts the accepted items, reports the refused ones; returns those Kafka did not take
+        (503 after the client's own retries), to be sent again."""
+        retry = []
+        taken = 0
+        for outcome in results:
+            item = pending[outcome.index]
+            if outcome.accepted:
+                taken += 1
+            elif outcome.status == 503:
+                retry.append(item)
+            else:
+                self._finish([item], "rejected", outcome.status, outcome.error or "refused")
+        self._finish_sent(taken)
+        return retry
+
     @staticmethod
     def _transient(exc: EventClientError) -> bool:
-        """Whether another send may succeed: no answer, a 503, or a 5xx."""
-        return isinstance(exc, ServiceUnavailable) or (exc.status is not None and exc.status >= 500)
+        """Whether another send may succeed: no answer, a 503 or another 5xx, 408 or 429."""
+        return isinstance(exc, ServiceUnavailable) or (exc.status is not None and (exc.status >= 500 or exc.status in (408, 429)))
 
     def _past_deadline(self) -> bool:
         with self._lock:

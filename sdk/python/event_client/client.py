@@ -1004,7 +1004,8 @@ class EventClient:
             headers["Content-Encoding"] = "gzip"
         max_retries = self.retries if retry else 0
         started = self._clock() if started is None else started
-        attempt = 0
+        attempt = 0  # retries made (the backoff's exponent)
+        resent = 0  # uncompressed resends after a refusal of gzip: attempts too, but not retries
         while True:
             try:
                 response = self._send(method, target, data, headers)
@@ -1020,33 +1021,33 @@ class EventClient:
                     delay = self.retry_delay(attempt)
                     if not self._out_of_time(started, delay):
                         logger.debug(
-                            "%s %s: %s (attempt %d), retrying in %.3fs", method, path, exc, attempt + 1, delay
+                            "%s %s: %s (attempt %d), retrying in %.3fs", method, path, exc, attempt + resent + 1, delay
                         )
                         self._sleep(delay)
                         attempt += 1
                         continue
                 raise ServiceUnavailable(
                     "%s %s failed after %d attempt(s): %s: %s"
-                    % (method, path, attempt + 1, type(exc).__name__, exc),
+                    % (method, path, attempt + resent + 1, type(exc).__name__, exc),
                     request_id=request_id,
-                    attempts=attempt + 1,
+                    attempts=attempt + resent + 1,
                 ) from exc
 
             if 200 <= response.status < 300 or response.status in accept:
                 return response
-            if "Content-Encoding" in headers and self._refuses_gzip(response) and not self._out_of_time(started, 0):
-                # This server (or a proxy) does not read gzip: the same request, uncompressed, at
-                # once, and no more compression from this client. Counted as an attempt, but it
-                # does not use up a retry.
+            if "Content-Encoding" in headers and self._refuses_gzip(response):
+                # This server (or a proxy) does not read gzip: no more compression from this client,
+                # and the same request again at once, uncompressed (unless total_timeout ran out).
+                # An attempt, but not a retry: it neither uses one up nor lengthens the backoff.
                 logger.warning(
                     "%s %s: %d for a gzip body; sending uncompressed from now on", method, path, response.status
                 )
                 self.compress_batches = False
-                data = plain
-                del headers["Content-Encoding"]
-                attempt += 1
-                max_retries += 1
-                continue
+                if not self._out_of_time(started, 0):
+                    data = plain
+                    del headers["Content-Encoding"]
+                    resent += 1
+                    continue
             if response.status == 503 and attempt < max_retries:
                 retry_after = _parse_retry_after(response.header("Retry-After"))
                 delay = self.retry_delay(attempt, retry_after)
@@ -1055,14 +1056,14 @@ class EventClient:
                         "%s %s: 503 (attempt %d, Retry-After %s), retrying in %.3fs",
                         method,
                         path,
-                        attempt + 1,
+                        attempt + resent + 1,
                         retry_after,
                         delay,
                     )
                     self._sleep(delay)
                     attempt += 1
                     continue
-            raise self._error(response, attempt + 1)
+            raise self._error(response, attempt + resent + 1)
 
     @staticmethod
     def _refuses_gzip(response: _Response) -> bool:

@@ -192,6 +192,7 @@ def test_close_abandons_what_it_could_not_send_in_time(stub, make_client):
     ({"max_queue": 0}, "max_queue must be an integer >= 1"),
     ({"flush_interval": -1}, "flush_interval must be a finite number >= 0"),
     ({"max_retry_delay": float("inf")}, "max_retry_delay must be a finite number >= 0"),
+    ({"close_timeout_at_exit": -1}, "close_timeout_at_exit must be a finite number >= 0"),
 ])
 def test_options_are_checked(client, options, message):
     with pytest.raises(ValueError) as info:
@@ -218,3 +219,91 @@ def test_a_forked_child_sends_with_a_thread_of_its_own(stub, client, senders):
     assert [e["event_name"] for r in stub.requests for e in r.json["events"]] == ["child"]
     assert sender.flush(5) and sender.sent == 1
     assert [e["event_name"] for r in stub.requests for e in r.json["events"]] == ["child", "parent"]
+
+
+def test_the_thread_survives_a_fault_of_its_own_and_reports_the_batch(stub, make_client, senders):
+    stub.responder = accept_all
+    calls = []
+
+    def clock():
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("clock broke")
+        return time.monotonic()
+
+    failures = []
+    sender = sender_for(make_client(clock=clock), senders, on_failure=failures.append)
+    lost = sender.track_event("c", "first")
+    assert sender.flush(5)
+    assert [(f.body["event_id"], f.reason, f.message) for f in failures] == [(lost, "rejected", "RuntimeError: clock broke")]
+    sender.track_event("c", "second")  # the thread is still there
+    assert sender.flush(5) and sender.sent == 1
+
+
+def test_429_and_408_are_sent_again(stub, make_client, senders):
+    stub.queue(Reply(429, {"error": "slow down", "field": None}), Reply(408, {"error": "timeout", "field": None}))
+    stub.responder = accept_all
+    sender = sender_for(make_client(retries=0), senders, max_retry_delay=0.05)
+    sender.track_event("c", "e")
+    assert sender.flush(5) and sender.sent == 1 and len(stub.requests) == 3
+
+
+def test_close_reports_what_waits_behind_a_request_that_outlasts_it(stub, client):
+    stub.responder = lambda r: Reply(207, accept_all(r).body, delay=1.5)
+    failures = []
+    sender = BackgroundSender(client, batch_size=1, on_failure=failures.append, close_timeout_at_exit=None)
+    sender.track_event("c", "in flight")
+    wait_until(lambda: len(stub.requests) == 1)
+    waiting = sender.track_event("c", "queued")
+    started = time.monotonic()
+    assert sender.close(0.3) is False
+    assert time.monotonic() - started < 1.0  # not the request's 1.5 s
+    assert [(f.body["event_id"], f.reason) for f in failures] == [(waiting, "abandoned")]
+    wait_until(lambda: sender.sent == 1)  # the request in flight still completes
+    assert len(stub.requests) == 1
+
+
+def test_flush_from_on_failure_is_refused(stub, client, senders):
+    stub.responder = lambda r: Reply(400, {"error": "bad", "field": None})
+    raised = []
+
+    def on_failure(failure):
+        try:
+            sender.flush(1)
+        except RuntimeError as exc:
+            raised.append(str(exc))
+
+    sender = sender_for(client, senders, on_failure=on_failure)
+    sender.track_event("c", "e")
+    assert sender.flush(5)
+    assert raised == ["flush() from the sender's own thread (in on_failure) would wait for itself"]
+
+
+def test_the_exit_hook_sends_what_is_queued(stub):
+    import subprocess
+    import sys
+
+    stub.responder = accept_all
+    script = ("from event_client import BackgroundSender, EventClient\n"
+              "s = BackgroundSender(EventClient(%r), flush_interval=60, close_timeout_at_exit=5)\n"
+              "s.track_event('c', 'at exit')\n" % stub.url)
+    sdk = __import__("os").path.dirname(__import__("os").path.dirname(__file__))
+    result = subprocess.run([sys.executable, "-c", script], env={"PYTHONPATH": sdk}, capture_output=True, timeout=30)
+    assert result.returncode == 0, result.stderr
+    assert [e["event_name"] for r in stub.requests for e in r.json["events"]] == ["at exit"]
+
+
+def test_a_forked_child_that_only_flushes_or_closes_does_not_wait(stub, client, senders):
+    import os
+
+    stub.responder = lambda r: Reply(207, accept_all(r).body, delay=0.5)
+    sender = sender_for(client, senders, flush_interval=60)
+    sender.track_event("c", "parent")
+    pid = os.fork()
+    if pid == 0:
+        started = time.monotonic()
+        ok = sender.queued == 0 and sender.flush(2) and sender.close(2) and time.monotonic() - started < 1
+        os._exit(0 if ok else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.WEXITSTATUS(status) == 0
+    assert sender.flush(5) and sender.sent == 1

@@ -425,7 +425,14 @@ def test_the_uncompressed_resend_counts_as_an_attempt_and_keeps_total_timeout(st
     with pytest.raises(ApiError) as info:
         client.track_events(big_items(20))
     assert info.value.status == 415 and len(stub.requests) == 3  # no resend past total_timeout
-    assert client.compress_batches is True
+    assert client.compress_batches is False  # but the next batch goes uncompressed
+
+
+def test_the_resend_does_not_lengthen_the_backoff(stub, make_client, sleeps):
+    stub.queue(Reply(415, {"error": "unsupported", "field": None}), Reply(503, {"error": "down", "field": None}))
+    stub.responder = batch_responder
+    make_client(retries=1, backoff_base=0.1).track_events(big_items(20))
+    assert sleeps.calls == [0.05]  # the first retry's delay: random 0.5 of backoff_base, not of 2 x backoff_base
 
 
 def test_a_415_for_a_plain_body_is_an_error(stub, make_client):
