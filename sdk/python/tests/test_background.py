@@ -307,3 +307,25 @@ def test_a_forked_child_that_only_flushes_or_closes_does_not_wait(stub, client, 
     _, status = os.waitpid(pid, 0)
     assert os.WEXITSTATUS(status) == 0
     assert sender.flush(5) and sender.sent == 1
+
+
+def test_a_batch_split_over_requests_settles_what_was_answered(stub, client, senders, monkeypatch):
+    import event_client.client as client_module
+
+    monkeypatch.setattr(client_module, "MAX_BATCH_BYTES", 600)  # a few events per request
+    answers = iter([None, Reply(401, {"error": "invalid bearer token", "field": None})])
+
+    def first_ok_then_refused(request):
+        answer = next(answers, None)
+        return answer or accept_all(request)
+
+    stub.responder = first_ok_then_refused
+    failures = []
+    sender = sender_for(client, senders, batch_size=10, on_failure=failures.append)
+    ids = [sender.track_event("c", "e", input="x" * 100) for _ in range(6)]
+    assert sender.flush(5)
+    first = [e["event_id"] for e in stub.requests[0].json["events"]]
+    assert 0 < len(first) < 6 and len(stub.requests) == 2
+    assert sender.sent == len(first)
+    assert sorted(f.body["event_id"] for f in failures) == sorted(set(ids) - set(first))
+    assert {(f.reason, f.status) for f in failures} == {("rejected", 401)}
