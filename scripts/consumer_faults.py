@@ -827,6 +827,17 @@ class SteadyProducer(threading.Thread):
             self.done.set()
 
 
+def finish_steady_load(s, producer, messages, consumers, timeout):
+    """Once the steady load is sent: checks it went out, applies it to the model and waits until
+    the group committed all of it; False when the wait failed (already reported)."""
+    producer.done.wait(60)
+    check(s.key, "steady load produced", producer.error is None and producer.done.is_set(),
+          f"{len(s.sender.sent)} messages, error {producer.error}")
+    for m in messages:
+        s.model.apply(m)
+    return wait_consumed(s.key, s, consumers, timeout)
+
+
 def scenario_clickhouse_down(logdir):
     s = Scenario(3, "chdown", logdir)
     rng = random.Random(3)
@@ -855,12 +866,7 @@ def scenario_clickhouse_down(logdir):
         clickhouse_stopped = False
         log(f"      ClickHouse: {before} rows before the stop; stop took {stopped_after:.1f} s, down 10 s, "
             f"start took {time.monotonic() - t1:.1f} s; {len(s.sender.sent)}/{total} messages produced so far")
-        producer.done.wait(60)
-        check(s.key, "steady load produced", producer.error is None and producer.done.is_set(),
-              f"{len(s.sender.sent)} messages, error {producer.error}")
-        for m in messages:
-            s.model.apply(m)
-        if not wait_consumed(s.key, s, [consumer], 90):
+        if not finish_steady_load(s, producer, messages, [consumer], 90):
             return
         retries = consumer.metric("consumer_insert_retries_total")
         failed_lines = consumer.count_lines("batch write failed; retrying")
@@ -911,11 +917,7 @@ def scenario_sigterm(logdir):
         committed_after = sum(s.watch.committed().values())
         check(s.key, "stopped mid-load", committed_after < total, f"{committed_after}/{total} committed at exit")
         second = s.consumer(batch_size=500, flush_ms=200).start()
-        producer.done.wait(60)
-        check(s.key, "steady load produced", producer.error is None and producer.done.is_set(), f"error {producer.error}")
-        for m in streamed:
-            s.model.apply(m)
-        if not wait_consumed(s.key, s, [second], 90):
+        if not finish_steady_load(s, producer, streamed, [second], 90):
             return
         rewritten = verify(s.key, s.db, s.model)
         replays = second.metric("consumer_replayed_messages_total")
@@ -1110,12 +1112,7 @@ def scenario_cooperative(logdir):
         check(s.key, "the partitions moved between the consumers",
               two[1] >= 1 and three[2] >= 1 and sum(after_kill) == PARTITIONS and alone[0] == PARTITIONS,
               f"{two}, {three}, {after_kill}, {alone}")
-        producer.done.wait(60)
-        check(s.key, "steady load produced", producer.error is None and producer.done.is_set(),
-              f"{len(s.sender.sent)} messages, error {producer.error}")
-        for m in messages:
-            s.model.apply(m)
-        if not wait_consumed(s.key, s, [first], 90):
+        if not finish_steady_load(s, producer, messages, [first], 90):
             return
         # Under the eager protocol every rebalance revokes all of a consumer's partitions and
         # assigns them all again; under the cooperative one the first consumer gives up only those

@@ -206,6 +206,22 @@ def raw_http(host: str, port: int, data: bytes, timeout: float = 30.0) -> Tuple[
         sock.close()
 
 
+def closed_within(sock: socket.socket, timeout: float) -> Tuple[bool, bytes]:
+    """Whether the server closes the connection within `timeout`, and what it sent before."""
+    sock.settimeout(timeout)
+    received = b""
+    try:
+        while True:
+            chunk = sock.recv(65536)
+            if not chunk:
+                return True, received
+            received += chunk
+    except socket.timeout:
+        return False, received
+    except ConnectionResetError:
+        return True, received
+
+
 def parse_response(received: bytes) -> Tuple[int, Dict[str, str], bytes]:
     head, _, rest = received.partition(b"\r\n\r\n")
     lines = head.decode("latin-1").split("\r\n")

@@ -13,7 +13,7 @@ import time
 import uuid
 from typing import Dict, List, Optional, Tuple
 
-from api_support import api_instance, unique, wait_for_event, wait_until_consumed
+from api_support import api_instance, closed_within, unique, wait_for_event, wait_until_consumed
 
 CONVERSATION = unique("connection")
 
@@ -177,22 +177,6 @@ def read_until(sock: socket.socket, marker: bytes, timeout: float) -> bytes:
     except socket.timeout:
         pass
     return received
-
-
-def closed_within(sock: socket.socket, timeout: float) -> Tuple[bool, bytes]:
-    """Whether the server closes the connection within `timeout`, and what it sent before."""
-    sock.settimeout(timeout)
-    received = b""
-    try:
-        while True:
-            chunk = sock.recv(65536)
-            if not chunk:
-                return True, received
-            received += chunk
-    except socket.timeout:
-        return False, received
-    except ConnectionResetError:
-        return True, received
 
 
 def test_expect_100_continue_is_answered_before_the_body(api):

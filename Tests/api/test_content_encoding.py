@@ -13,7 +13,7 @@ import zlib
 
 import pytest
 
-from api_support import api_instance, assert_error, post_raw, unique, wait_for_conversation, wait_for_event
+from api_support import api_instance, assert_error, closed_within, post_raw, unique, wait_for_conversation, wait_for_event
 
 GZIP = {"Content-Encoding": "gzip"}
 
@@ -152,12 +152,6 @@ def test_the_coding_is_refused_before_the_body_is_read(api):
     assert (status, json.loads(body)["error"]) == (415, "unsupported Content-Encoding: br (this server accepts gzip, or none)")
     with socket.create_connection((api.host, api.port), timeout=10) as sock:
         sock.sendall(b"POST /event/ HTTP/1.1\r\nHost: x\r\nContent-Encoding: br\r\nExpect: 100-continue\r\nContent-Length: 100\r\n\r\n")
-        sock.settimeout(5)
-        received = b""
-        while True:
-            chunk = sock.recv(65536)
-            if not chunk:
-                break
-            received += chunk
-    assert received.startswith(b"HTTP/1.1 415 Unsupported Media Type\r\n"), received[:300]
+        closed, received = closed_within(sock, 5)
+    assert closed and received.startswith(b"HTTP/1.1 415 Unsupported Media Type\r\n"), received[:300]
     assert b"\r\nConnection: close\r\n" in received and b"100 Continue" not in received, received[:300]
