@@ -19,6 +19,7 @@ public struct ConsumerMetrics: Sendable {
     let lag: Gauge
     let commitFailures: Counter
     let assignedPartitions: Gauge
+    let eventDelay: ValueHistogram
 
     public init(registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry()) {
         self.registry = registry
@@ -41,6 +42,10 @@ public struct ConsumerMetrics: Sendable {
         commitFailures = registry.makeCounter(descriptor: metric(
             "consumer_commit_failures_total", help: "Offset commits the broker refused (their messages come again, without effect)"))
         assignedPartitions = registry.makeGauge(descriptor: metric("consumer_assigned_partitions", help: "Partitions assigned to this consumer"))
+        eventDelay = registry.makeValueHistogram(
+            descriptor: metric("consumer_event_delay_seconds",
+                               help: "Seconds from the API accepting a write to the consumer applying it in ClickHouse (by the two hosts' clocks)"),
+            buckets: [0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300, 3600])
     }
 }
 

@@ -101,3 +101,37 @@ def test_json_logs():
     # An unknown format stops the process at once, naming the variable.
     result = subprocess.run([str(API_BIN)], env={"LOG_FORMAT": "yaml", "PATH": "/usr/bin:/bin"}, capture_output=True, timeout=30)
     assert (result.returncode, result.stderr.decode()) == (2, "event-api: invalid configuration: LOG_FORMAT: must be text or json, got 'yaml'\n")
+
+
+def test_the_consumer_measures_how_fresh_the_data_is(api):
+    # consumer_event_delay_seconds: from the API's 202 to the row written, per applied write.
+    import os
+    import urllib.request
+
+    from api_support import wait_for_conversation
+
+    port = os.environ.get("CONSUMER_METRICS_PORT")
+    if not port:
+        import pytest
+        pytest.skip("needs the consumer's CONSUMER_METRICS_PORT")
+
+    def histogram():
+        text = urllib.request.urlopen("http://127.0.0.1:%s/metrics" % port, timeout=5).read().decode()
+        values = {}
+        for line in text.splitlines():
+            if line.startswith("consumer_event_delay_seconds"):
+                name, _, value = line.rpartition(" ")
+                values[name] = float(value)
+        return values
+
+    before = histogram()
+    conversation = unique("freshness")
+    for _ in range(20):
+        api.post("/event/", {"conversation_id": conversation, "event_name": "fresh"})
+    wait_for_conversation(api, conversation, 20)
+    after = histogram()
+    count = after["consumer_event_delay_seconds_count"] - before.get("consumer_event_delay_seconds_count", 0)
+    total = after["consumer_event_delay_seconds_sum"] - before.get("consumer_event_delay_seconds_sum", 0)
+    assert count >= 20, (before, after)
+    assert 0 <= total / count < 5, (count, total)  # stored well within seconds on the local services
+    assert after['consumer_event_delay_seconds_bucket{le="+Inf"}'] == after["consumer_event_delay_seconds_count"]
