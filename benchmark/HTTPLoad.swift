@@ -19,7 +19,7 @@ final class LoadConnection: @unchecked Sendable {
     static func connect(host: String, port: Int, group: EventLoopGroup) async throws -> LoadConnection {
         let handler = ResponseCollector()
         let channel = try await ClientBootstrap(group: group)
-            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .channelOption(.tcpOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHTTPClientHandlers()

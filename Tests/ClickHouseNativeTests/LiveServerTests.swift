@@ -1,4 +1,5 @@
 import Foundation
+import NIOCore
 import NIOPosix
 import NIOSSL
 import Testing
@@ -496,4 +497,18 @@ final class ProgressCounter: @unchecked Sendable {
     private var rows: UInt64 = 0
     func add(_ n: UInt64) { lock.lock(); rows += n; lock.unlock() }
     var total: UInt64 { lock.lock(); defer { lock.unlock() }; return rows }
+}
+
+extension LiveServerTests {
+    /// TCP_NODELAY is set at the TCP level, and nothing at the socket level that only a privileged
+    /// process may set: `socketOption(.tcp_nodelay)` set SO_DEBUG (the same number at SOL_SOCKET),
+    /// which root may do silently while every connection of any other user failed with
+    /// "Permission denied (errno 13)". Found by running the suite as a non-root user.
+    @Test func socketOptionsNeedNoPrivilege() async throws {
+        let connection = try await Self.connect()
+        let channel = connection.channel
+        #expect(try await channel.getOption(ChannelOptions.tcpOption(.tcp_nodelay)).get() != 0)
+        #expect(try await channel.getOption(ChannelOptions.socketOption(NIOBSDSocket.Option(rawValue: SO_DEBUG))).get() == 0)
+        await connection.close()
+    }
 }

@@ -21,7 +21,8 @@ import NIOSSL
 /// }
 /// ```
 public actor ClickHouseConnection {
-    private let channel: Channel
+    /// Internal for the tests of its socket options.
+    nonisolated let channel: Channel
     private let handler: ByteStreamHandler
     public nonisolated let configuration: ClickHouseConfiguration
     private var machine = ConnectionStateMachine()
@@ -82,7 +83,7 @@ public actor ClickHouseConnection {
         let serverName = configuration.tlsServerName ?? configuration.host
         let bootstrap = ClientBootstrap(group: eventLoopGroup)
             .connectTimeout(configuration.connectTimeout.timeAmount)
-            .channelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
+            .channelOption(ChannelOptions.tcpOption(.tcp_nodelay), value: 1)
             .channelOption(ChannelOptions.autoRead, value: false)
             .channelOption(ChannelOptions.recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 64 << 10, initial: 256 << 10, maximum: 4 << 20))
             .channelInitializer { channel in
