@@ -32,6 +32,9 @@ public struct BatchPlan: Sendable, Equatable {
     public var replays = 0
     /// Creates of an id that already exists (a client retrying with its own event_id): ignored.
     public var duplicateCreates = 0
+    /// When the API accepted each message the plan applies (not replays, ignored duplicate creates
+    /// or dead letters), for the consumer's freshness histogram.
+    public var appliedReceivedAtMilliseconds: [Int64] = []
 }
 
 /// Applies a batch of messages onto the current rows of their events. Pure: the consumer fetches
@@ -104,6 +107,7 @@ public enum BatchPlanner {
             let slot = position[id]
             let existing = slot.map { plan.rows[$0] } ?? (current.isEmpty ? nil : current[id])
             func store(_ row: EventRow) {
+                plan.appliedReceivedAtMilliseconds.append(envelope.receivedAtMilliseconds)
                 if let slot {
                     plan.rows[slot] = row
                 } else {

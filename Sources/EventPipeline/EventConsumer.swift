@@ -344,7 +344,7 @@ public final class EventConsumer: Service, @unchecked Sendable {
                 metrics.batchSize.record(Double(messages.count))
                 metrics.replays.increment(by: Int64(plan.replays))
                 metrics.duplicateCreates.increment(by: Int64(plan.duplicateCreates))
-                recordDelays(events)
+                recordDelays(plan.appliedReceivedAtMilliseconds)
                 for (row, partition) in zip(plan.rows, plan.rowPartitions) {
                     // Rows of partitions revoked meanwhile must not be cached: another consumer owns them now.
                     guard revokedWhileFlushing.isEmpty || !revokedWhileFlushing.contains(TopicPartition(topic: options.topic, partition: partition)) else { continue }
@@ -416,13 +416,14 @@ public final class EventConsumer: Service, @unchecked Sendable {
         batchStarted = nil
     }
 
-    /// How long the batch's writes waited, from the API's acceptance (in each envelope) to now:
-    /// the freshness a reader sees. Clocks of two hosts: a negative difference counts as 0.
-    private func recordDelays(_ events: [ConsumedEvent]) {
+    /// How long the writes the batch applied waited, from the API's acceptance (in each envelope)
+    /// to now: the freshness a reader sees. Replays, ignored duplicates and dead letters changed
+    /// nothing, and a redelivered message would count hours. Clocks of two hosts: a negative
+    /// difference counts as 0.
+    private func recordDelays(_ acceptedAt: [Int64]) {
         let now = Int64(Date().timeIntervalSince1970 * 1000)
-        for event in events {
-            guard case let .success(envelope) = event.envelope else { continue }
-            metrics.eventDelay.record(Double(max(0, now - envelope.receivedAtMilliseconds)) / 1000)
+        for milliseconds in acceptedAt {
+            metrics.eventDelay.record(Double(max(0, now - milliseconds)) / 1000)
         }
     }
 
