@@ -286,6 +286,8 @@ extension KafkaError {
 final class ProducerState: @unchecked Sendable {
     private let lock = NSLock()
     private var downReason: String?
+    /// librdkafka said every broker is down, not yet confirmed: sends still go (and queue).
+    private var suspectReason: String?
     private var fatalReason: String?
     private var stopping = false
     private var lastProbe = ContinuousClock.now
@@ -300,6 +302,19 @@ final class ProducerState: @unchecked Sendable {
     var unavailableReason: String? { lock.withLock { fatalReason ?? downReason } }
     var fatal: String? { lock.withLock { fatalReason } }
 
+    /// librdkafka's "all brokers are down" is checked before sends are refused: it also comes when
+    /// one address of a broker refused the connection and the next has not been tried yet, as when
+    /// `localhost` resolves to ::1 first and the broker listens on 127.0.0.1 only (Debian's
+    /// /etc/hosts and the local broker; every write then answered 503 for a second after the API
+    /// started). The poll thread asks for metadata at once and marks the brokers down only if that
+    /// fails too.
+    func markSuspect(_ reason: String) {
+        lock.withLock {
+            guard downReason == nil else { return }
+            suspectReason = reason
+        }
+    }
+
     func markDown(_ reason: String) {
         let changed = lock.withLock { () -> Bool in
             defer { downReason = reason }
@@ -310,7 +325,7 @@ final class ProducerState: @unchecked Sendable {
 
     func markAvailable() {
         let changed = lock.withLock { () -> Bool in
-            defer { downReason = nil }
+            defer { downReason = nil; suspectReason = nil }
             return downReason != nil
         }
         if changed { logger.info("Kafka brokers reachable again") }
@@ -321,17 +336,25 @@ final class ProducerState: @unchecked Sendable {
         logger.critical("fatal Kafka producer error", metadata: ["reason": "\(reason)"])
     }
 
-    /// While the brokers are marked down, asks for metadata once a second to notice their return.
+    /// Confirms a suspected outage at once (``markSuspect(_:)``), and while the brokers are marked
+    /// down asks for metadata once a second to notice their return.
     func probeBrokersIfDown(_ handle: OpaquePointer) {
-        let due = lock.withLock { () -> Bool in
-            guard downReason != nil, ContinuousClock.now - lastProbe > .seconds(1) else { return false }
+        let suspect = lock.withLock { () -> String?? in
+            if let suspectReason, downReason == nil { return .some(suspectReason) }
+            guard downReason != nil, ContinuousClock.now - lastProbe > .seconds(1) else { return nil }
             lastProbe = ContinuousClock.now
-            return true
+            return .some(nil)
         }
-        guard due else { return }
+        guard let suspect else { return }
         var metadata: UnsafePointer<rd_kafka_metadata>?
-        if rd_kafka_metadata(handle, 0, nil, &metadata, 500) == RD_KAFKA_RESP_ERR_NO_ERROR { markAvailable() }
+        let answered = rd_kafka_metadata(handle, 0, nil, &metadata, 500) == RD_KAFKA_RESP_ERR_NO_ERROR
         if let metadata { rd_kafka_metadata_destroy(metadata) }
+        if answered {
+            markAvailable()
+        } else if let reason = suspect {
+            lock.withLock { suspectReason = nil; lastProbe = ContinuousClock.now }
+            markDown(reason)
+        }
     }
 }
 
@@ -354,7 +377,7 @@ private func producerErrorCallback(_ handle: OpaquePointer?, _ code: Int32, _ re
     let state = Unmanaged<ProducerState>.fromOpaque(opaque).takeUnretainedValue()
     let text = reason.map { String(cString: $0) } ?? "unknown"
     if code == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN.rawValue {
-        state.markDown(text)
+        state.markSuspect(text)
     } else if code == RD_KAFKA_RESP_ERR__FATAL.rawValue, let handle {
         var buffer = [CChar](repeating: 0, count: 512)
         let fatal = rd_kafka_fatal_error(handle, &buffer, buffer.count)
