@@ -33,7 +33,7 @@ public final class KafkaProducer: @unchecked Sendable {
     ]
 
     private let handle: OpaquePointer
-    private let state: ProducerState
+    let state: ProducerState  // internal for tests
     private let logger: Logger
     private let topicsLock = NSLock()
     private var topicHandles: [String: OpaquePointer] = [:]
