@@ -307,7 +307,8 @@ final class ProducerState: @unchecked Sendable {
     /// `localhost` resolves to ::1 first and the broker listens on 127.0.0.1 only (Debian's
     /// /etc/hosts and the local broker; every write then answered 503 for a second after the API
     /// started). The poll thread asks for metadata at once and marks the brokers down only if that
-    /// fails too.
+    /// fails too; what was queued meanwhile is then purged, so it fails as promptly as a refused
+    /// send, with the same reason, instead of after `message.timeout.ms`.
     func markSuspect(_ reason: String) {
         lock.withLock {
             guard downReason == nil else { return }
@@ -354,6 +355,7 @@ final class ProducerState: @unchecked Sendable {
         } else if let reason = suspect {
             lock.withLock { suspectReason = nil; lastProbe = ContinuousClock.now }
             markDown(reason)
+            _ = rd_kafka_purge(handle, Int32(RD_KAFKA_PURGE_F_QUEUE))  // reported by the next poll
         }
     }
 }
@@ -366,6 +368,10 @@ private func producerDeliveryCallback(_ handle: OpaquePointer?, _ message: Unsaf
     if error == RD_KAFKA_RESP_ERR_NO_ERROR {
         if let opaque { Unmanaged<ProducerState>.fromOpaque(opaque).takeUnretainedValue().markAvailable() }
         target.deliver(.success(KafkaDeliveryReport(partition: message.pointee.partition, offset: message.pointee.offset)))
+    } else if error == RD_KAFKA_RESP_ERR__PURGE_QUEUE, let opaque,
+              let reason = Unmanaged<ProducerState>.fromOpaque(opaque).takeUnretainedValue().unavailableReason {
+        // Purged when a suspected outage was confirmed: the error a send refused at once gets.
+        target.deliver(.failure(KafkaError(code: RD_KAFKA_RESP_ERR__TRANSPORT.rawValue, message: "Kafka unavailable: \(reason)")))
     } else {
         target.deliver(.failure(KafkaError(error, context: "message not delivered")))
     }

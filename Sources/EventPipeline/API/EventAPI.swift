@@ -3,6 +3,7 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import HummingbirdCore
+import Kafka
 import Logging
 import NIOCore
 
@@ -207,6 +208,9 @@ public struct EventAPI: HTTPResponder {
     func sendFailure(_ error: any Error) -> APIError {
         if let error = error as? EventTooLarge { return APIError(.contentTooLarge, "\(error)") }
         metrics.produceErrors.increment()
+        // Refused because no broker is reachable (found at the send, or queued just before the
+        // outage was confirmed): the same answer as the check before the send gives.
+        if let error = error as? KafkaError, error.message.hasPrefix("Kafka unavailable: ") { return APIError.unavailable(error.message) }
         return APIError.unavailable("Kafka did not accept the event: \(error)")
     }
 
