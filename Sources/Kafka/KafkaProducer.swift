@@ -103,7 +103,7 @@ public final class KafkaProducer: @unchecked Sendable {
     public func send(topic: String, key: [UInt8], value: [UInt8],
                      completion: @escaping @Sendable (Result<KafkaDeliveryReport, KafkaError>) -> Void) {
         if let reason = state.unavailableReason {
-            return completion(.failure(KafkaError(code: RD_KAFKA_RESP_ERR__TRANSPORT.rawValue, message: "Kafka unavailable: \(reason)")))
+            return completion(.failure(.unavailable(reason)))
         }
         let topicHandle: OpaquePointer
         do { topicHandle = try beginEnqueue(topic) } catch {
@@ -119,7 +119,7 @@ public final class KafkaProducer: @unchecked Sendable {
     public func sendAll(topic: String, messages: [(key: [UInt8], value: [UInt8])]) async -> [Result<KafkaDeliveryReport, KafkaError>] {
         if messages.isEmpty { return [] }
         if let reason = state.unavailableReason {
-            let error = KafkaError(code: RD_KAFKA_RESP_ERR__TRANSPORT.rawValue, message: "Kafka unavailable: \(reason)")
+            let error = KafkaError.unavailable(reason)
             return Array(repeating: .failure(error), count: messages.count)
         }
         let topicHandle: OpaquePointer
@@ -280,6 +280,17 @@ extension KafkaError {
     public static func fatal(_ message: String) -> KafkaError {
         KafkaError(code: RD_KAFKA_RESP_ERR__FATAL.rawValue, message: message)
     }
+
+    /// A send refused because no broker is reachable (at the send, or purged from the queue once
+    /// the outage was confirmed), with the reason librdkafka gave.
+    public static func unavailable(_ reason: String) -> KafkaError {
+        KafkaError(code: RD_KAFKA_RESP_ERR__TRANSPORT.rawValue, message: unavailablePrefix + reason)
+    }
+
+    /// Whether this is ``unavailable(_:)``'s error.
+    public var isUnavailable: Bool { code == RD_KAFKA_RESP_ERR__TRANSPORT.rawValue && message.hasPrefix(Self.unavailablePrefix) }
+
+    private static let unavailablePrefix = "Kafka unavailable: "
 }
 
 /// Producer state shared with librdkafka's callbacks (through the configuration's opaque pointer).
@@ -371,7 +382,7 @@ private func producerDeliveryCallback(_ handle: OpaquePointer?, _ message: Unsaf
     } else if error == RD_KAFKA_RESP_ERR__PURGE_QUEUE, let opaque,
               let reason = Unmanaged<ProducerState>.fromOpaque(opaque).takeUnretainedValue().unavailableReason {
         // Purged when a suspected outage was confirmed: the error a send refused at once gets.
-        target.deliver(.failure(KafkaError(code: RD_KAFKA_RESP_ERR__TRANSPORT.rawValue, message: "Kafka unavailable: \(reason)")))
+        target.deliver(.failure(.unavailable(reason)))
     } else {
         target.deliver(.failure(KafkaError(error, context: "message not delivered")))
     }

@@ -174,7 +174,7 @@ public struct EventAPI: HTTPResponder {
     func writeEnvelope(route: Route, method: HTTPRequest.Method, body: WriteBody?, coding: ContentCoding = .identity) throws(APIError) -> EventEnvelope {
         switch (route.kind, method) {
         case (.createEvent, _):
-            let json = try Self.parseJSON(coding.decode(body, limit: options.maximumBodyBytes), limit: options.maximumBodyBytes)
+            let json = try Self.parseJSON(body, limit: options.maximumBodyBytes, coding: coding)
             let receivedAt = now()
             let create: EventCreate
             do {
@@ -186,7 +186,7 @@ public struct EventAPI: HTTPResponder {
                                  receivedAtMilliseconds: receivedAt)
         case (_, .put):
             let id = try route.eventID()
-            let json = try Self.parseJSON(coding.decode(body, limit: options.maximumBodyBytes), limit: options.maximumBodyBytes)
+            let json = try Self.parseJSON(body, limit: options.maximumBodyBytes, coding: coding)
             let patch: EventPatch
             do {
                 patch = try EventValidation.patch(json)
@@ -210,7 +210,7 @@ public struct EventAPI: HTTPResponder {
         metrics.produceErrors.increment()
         // Refused because no broker is reachable (found at the send, or queued just before the
         // outage was confirmed): the same answer as the check before the send gives.
-        if let error = error as? KafkaError, error.message.hasPrefix("Kafka unavailable: ") { return APIError.unavailable(error.message) }
+        if let error = error as? KafkaError, error.isUnavailable { return APIError.unavailable(error.message) }
         return APIError.unavailable("Kafka did not accept the event: \(error)")
     }
 
@@ -502,7 +502,7 @@ public struct EventAPI: HTTPResponder {
     /// The body as JSON, refusing bodies over `limit` bytes, as sent or decompressed (413), and
     /// anything but one JSON value (400).
     static func parseBody(_ request: Request, limit: Int, coding: ContentCoding = .identity) async throws -> JSONValue {
-        try parseJSON(try coding.decode(try await collectBody(request, limit: limit), limit: limit), limit: limit)
+        try parseJSON(try await collectBody(request, limit: limit), limit: limit, coding: coding)
     }
 
     /// The body, or `.tooLarge` past `limit` bytes (declared or sent).
@@ -514,8 +514,9 @@ public struct EventAPI: HTTPResponder {
         return collector.finish()
     }
 
-    static func parseJSON(_ body: WriteBody?, limit: Int) throws(APIError) -> JSONValue {
-        guard case let .bytes(bytes)? = body else { throw APIError.tooLarge(limit) }
+    /// The body (decompressed as `coding` says, within the same limit) as one JSON value.
+    static func parseJSON(_ body: WriteBody?, limit: Int, coding: ContentCoding = .identity) throws(APIError) -> JSONValue {
+        guard case let .bytes(bytes)? = try coding.decode(body, limit: limit) else { throw APIError.tooLarge(limit) }
         guard !bytes.isEmpty else { throw APIError(.badRequest, "request body is empty") }
         do {
             return try JSONParser.parse(bytes)
