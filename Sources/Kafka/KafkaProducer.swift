@@ -351,19 +351,20 @@ final class ProducerState: @unchecked Sendable {
     /// Confirms a suspected outage at once (``markSuspect(_:)``), and while the brokers are marked
     /// down asks for metadata once a second to notice their return.
     func probeBrokersIfDown(_ handle: OpaquePointer) {
-        let suspect = lock.withLock { () -> String?? in
-            if let suspectReason, downReason == nil { return .some(suspectReason) }
+        enum Probe { case confirm(suspectedBecause: String), recheckDown }
+        let probe = lock.withLock { () -> Probe? in
+            if let suspectReason, downReason == nil { return .confirm(suspectedBecause: suspectReason) }
             guard downReason != nil, ContinuousClock.now - lastProbe > .seconds(1) else { return nil }
             lastProbe = ContinuousClock.now
-            return .some(nil)
+            return .recheckDown
         }
-        guard let suspect else { return }
+        guard let probe else { return }
         var metadata: UnsafePointer<rd_kafka_metadata>?
         let answered = rd_kafka_metadata(handle, 0, nil, &metadata, 500) == RD_KAFKA_RESP_ERR_NO_ERROR
         if let metadata { rd_kafka_metadata_destroy(metadata) }
         if answered {
             markAvailable()
-        } else if let reason = suspect {
+        } else if case let .confirm(reason) = probe {
             lock.withLock { suspectReason = nil; lastProbe = ContinuousClock.now }
             markDown(reason)
             _ = rd_kafka_purge(handle, Int32(RD_KAFKA_PURGE_F_QUEUE))  // reported by the next poll
