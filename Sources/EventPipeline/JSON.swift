@@ -393,6 +393,18 @@ public struct JSONWriter {
 
     public mutating func null() { raw("null") }
 
+    /// `[` the elements, each written by `element`, comma-separated, `]`.
+    public mutating func array<Elements: Sequence>(_ elements: Elements, _ element: (inout JSONWriter, Elements.Element) -> Void) {
+        bytes.append(UInt8(ascii: "["))
+        var first = true
+        for value in elements {
+            if !first { bytes.append(UInt8(ascii: ",")) }
+            first = false
+            element(&self, value)
+        }
+        bytes.append(UInt8(ascii: "]"))
+    }
+
     /// `"key":` (with a leading comma unless `first`).
     public mutating func key(_ key: StaticString, first: Bool = false) {
         if !first { bytes.append(UInt8(ascii: ",")) }

@@ -108,12 +108,7 @@ public struct StandardErrorLogHandler: LogHandler {
         case let .string(text): json.string(text)
         case let .stringConvertible(convertible): json.string(convertible.description)
         case let .array(values):
-            json.bytes.append(UInt8(ascii: "["))
-            for (index, element) in values.enumerated() {
-                if index > 0 { json.bytes.append(UInt8(ascii: ",")) }
-                append(element, to: &json)
-            }
-            json.bytes.append(UInt8(ascii: "]"))
+            json.array(values) { json, element in append(element, to: &json) }
         case let .dictionary(pairs):
             json.bytes.append(UInt8(ascii: "{"))
             for (index, pair) in pairs.sorted(by: { $0.key < $1.key }).enumerated() {

@@ -274,12 +274,10 @@ public struct EventAPI: HTTPResponder {
         json.key("rejected")
         json.integer(items.count - accepted)
         json.key("results")
-        json.bytes.append(UInt8(ascii: "["))
-        for (index, outcome) in outcomes.enumerated() {
-            if index > 0 { json.bytes.append(UInt8(ascii: ",")) }
+        json.array(outcomes.enumerated()) { json, item in
             json.raw(#"{"index":"#)
-            json.integer(index)
-            switch outcome! {
+            json.integer(item.offset)
+            switch item.element! {
             case let .accepted(id):
                 json.raw(#","status":202,"event_id":"#)
                 json.string(id.lowercasedString)
@@ -293,7 +291,7 @@ public struct EventAPI: HTTPResponder {
             }
             json.bytes.append(UInt8(ascii: "}"))
         }
-        json.raw("]}")
+        json.bytes.append(UInt8(ascii: "}"))
         return Self.json(.init(code: 207, reasonPhrase: "Multi-Status"), json.bytes)
     }
 
@@ -347,12 +345,9 @@ public struct EventAPI: HTTPResponder {
         }
         let page = try await read({ try await repository.conversation(conversationID, limit: limit, after: cursor) })
         var json = JSONWriter(capacity: 256 * page.events.count + 64)
-        json.raw(#"{"events":["#)
-        for (index, row) in page.events.enumerated() {
-            if index > 0 { json.bytes.append(UInt8(ascii: ",")) }
-            Self.writeEvent(row, to: &json)
-        }
-        json.raw(#"],"next_cursor":"#)
+        json.raw(#"{"events":"#)
+        json.array(page.events) { json, row in Self.writeEvent(row, to: &json) }
+        json.key("next_cursor")
         if let next = page.next { json.string(next.encoded) } else { json.null() }
         json.bytes.append(UInt8(ascii: "}"))
         return Self.json(.ok, json.bytes)
@@ -370,9 +365,8 @@ public struct EventAPI: HTTPResponder {
         if let eventName { json.string(eventName) } else { json.null() }
         json.key("days")
         json.integer(days)
-        json.raw(#","counts":["#)
-        for (index, day) in counts.enumerated() {
-            if index > 0 { json.bytes.append(UInt8(ascii: ",")) }
+        json.key("counts")
+        json.array(counts) { json, day in
             json.raw(#"{"date":"#)
             json.string(day.date)
             json.key("errors")
@@ -381,7 +375,7 @@ public struct EventAPI: HTTPResponder {
             json.integer(day.total)
             json.bytes.append(UInt8(ascii: "}"))
         }
-        json.raw("]}")
+        json.bytes.append(UInt8(ascii: "}"))
         return Self.json(.ok, json.bytes)
     }
 
@@ -389,9 +383,8 @@ public struct EventAPI: HTTPResponder {
         let limit = try Self.integer(query, "limit", default: 100, in: 1...1000)
         let rows = try await read({ try await repository.latencyPercentiles(limit: limit) })
         var json = JSONWriter()
-        json.raw(#"{"results":["#)
-        for (index, row) in rows.enumerated() {
-            if index > 0 { json.bytes.append(UInt8(ascii: ",")) }
+        json.raw(#"{"results":"#)
+        json.array(rows) { json, row in
             json.raw(#"{"conversation_id":"#)
             json.string(row.conversationID)
             json.key("event_name")
@@ -402,7 +395,7 @@ public struct EventAPI: HTTPResponder {
             json.integer(row.count)
             json.bytes.append(UInt8(ascii: "}"))
         }
-        json.raw("]}")
+        json.bytes.append(UInt8(ascii: "}"))
         return Self.json(.ok, json.bytes)
     }
 
@@ -410,9 +403,8 @@ public struct EventAPI: HTTPResponder {
         let limit = try Self.integer(query, "limit", default: 10, in: 1...1000)
         let rows = try await read({ try await repository.topErrorSessions(limit: limit) })
         var json = JSONWriter()
-        json.raw(#"{"sessions":["#)
-        for (index, row) in rows.enumerated() {
-            if index > 0 { json.bytes.append(UInt8(ascii: ",")) }
+        json.raw(#"{"sessions":"#)
+        json.array(rows) { json, row in
             json.raw(#"{"conversation_id":"#)
             json.string(row.conversationID)
             json.key("errors")
@@ -423,7 +415,7 @@ public struct EventAPI: HTTPResponder {
             json.number(row.errorRate)
             json.bytes.append(UInt8(ascii: "}"))
         }
-        json.raw("]}")
+        json.bytes.append(UInt8(ascii: "}"))
         return Self.json(.ok, json.bytes)
     }
 
