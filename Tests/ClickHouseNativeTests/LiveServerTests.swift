@@ -387,6 +387,41 @@ import Testing
         }
     }
 
+    /// External tables carry values into a query outside its text: several per query, of any
+    /// column types, one with no rows (a header alone), each queried by its name.
+    @Test(arguments: [CompressionMethod.none, .lz4])
+    func externalTablesAreQueriedByName(compression: CompressionMethod) async throws {
+        let connection = try await Self.connect(compression)
+        defer { Task { await connection.close() } }
+        let ids = ExternalTable(name: "ids", block: Block(columns: [
+            NamedColumn("id", FixedWidthColumn<UInt32>(type: .uint32, values: [3, 1, 2])),
+            NamedColumn("label", StringColumn(["three", "one", "it's two"])),
+        ]))
+        let none = ExternalTable(name: "none", block: Block(columns: [NamedColumn("id", FixedWidthColumn<UInt32>(type: .uint32, values: []))]))
+        let blocks = try await connection.collect("""
+            SELECT toUInt32(number) AS n, label, n IN (SELECT id FROM none) AS excluded
+            FROM numbers(5) ANY INNER JOIN ids ON n = id ORDER BY n
+            """, externalTables: [ids, none])
+        #expect(Self.rows(blocks) == """
+            {"n":1,"label":"one","excluded":0}
+            {"n":2,"label":"it's two","excluded":0}
+            {"n":3,"label":"three","excluded":0}
+
+            """)
+    }
+
+    /// Found in review: a block without columns ends the server's list of external tables, so the
+    /// list's real end came after the query as a stray Data packet, and the server closed the
+    /// connection with "Unexpected packet Data received from client" at the next request.
+    @Test func anExternalTableWithoutColumnsIsRefused() async throws {
+        let connection = try await Self.connect()
+        defer { Task { await connection.close() } }
+        await #expect(throws: ClickHouseClientError("external table ids has no columns (the server would take it for the end of the external tables)")) {
+            _ = try await connection.query("SELECT 1", externalTables: [ExternalTable(name: "ids", block: Block(columns: []))])
+        }
+        #expect(Self.rows(try await connection.collect("SELECT 7 AS seven")) == "{\"seven\":7}\n")
+    }
+
     @Test func queryParametersNeedANewerServer() async throws {
         let connection = try await Self.connect()
         await #expect(throws: ClickHouseClientError("the server (protocol revision 54412) does not support query parameters; they need revision 54459 (ClickHouse 22.8 or later)")) {

@@ -404,6 +404,11 @@ public actor ClickHouseConnection {
                                 identity: configuration.identity, revision: info.negotiatedRevision, to: &writer)
         // Every query is followed by its external tables, then an empty block that ends the list.
         for table in externalTables {
+            // The server ends the list at the first block without columns: the list's real end would
+            // then arrive after the query, and the server closes the connection on that stray block.
+            guard !table.block.columns.isEmpty else {
+                throw ClickHouseClientError("external table \(table.name) has no columns (the server would take it for the end of the external tables)")
+            }
             try ClientPackets.data(table.block, table: table.name, compression: compressed ? configuration.compression : nil,
                                    zstdLevel: configuration.zstdLevel, revision: info.negotiatedRevision, to: &writer)
         }
