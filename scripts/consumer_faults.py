@@ -559,6 +559,8 @@ def verify_dead_letters(scenario, dlq, topic, model):
             original = message.value.decode()
         except UnicodeDecodeError:
             original = None
+        if original is not None and letter["message_truncated"]:
+            original = message.value[:64 << 10].decode(errors="ignore")  # cut to 64 KiB (on a byte boundary)
         if original is not None and letter["message"] != original:
             problems.append(f"message {letter['message'][:60]!r} is not the original")
     check(scenario, "dead letters: one per unusable message, with reason, position and original",
@@ -644,6 +646,14 @@ def scenario_flows(logdir):
                                                                     "received_at_ms": 1}).encode()),
             Message("raw", key=b"bad-update", value=(
                 f'{{"v":1,"op":"update","event_id":"{e_full}","received_at_ms":1,"fields":{{"conversation_id":"x"}}}}').encode()),
+            # Foreign writers (review findings): a huge op that the reason quotes, with a huge key
+            # (the dead letter must stay within the broker's limit), and a create accepted "at"
+            # Int64.min (it trapped the consumer after its INSERT, before the commit).
+            Message("raw", key=b"k" * 200_000, value=(
+                f'{{"v":1,"op":"{"x" * 600_000}","event_id":"{new_id()}","received_at_ms":1}}').encode()),
+            Message("raw", key=b"min-received", value=(
+                f'{{"v":1,"op":"create","id_supplied":false,"event_id":"{new_id()}","received_at_ms":-9223372036854775808,'
+                f'"fields":{{"conversation_id":"c","event_name":"e","timestamp_ms":{base}}}}}').encode()),
         ]
         s.send_all(burst)
         after = [Message("create", new_id(), random_create_fields(rng, base)) for _ in range(5)]
@@ -687,9 +697,20 @@ def scenario_flows(logdir):
         raw_reasons = [l["reason"] for l in letters if l["event_id"] is None]
         check(s.key, "undecodable messages: reasons name the problem",
               sum(r.startswith("not JSON") for r in raw_reasons) == 2 and any(r.startswith("unsupported envelope version") for r in raw_reasons),
-              f"{raw_reasons}")
+              f"{[r[:70] for r in raw_reasons]}")
         check(s.key, "invalid update is a dead letter with its reason",
               any(l["reason"].startswith("invalid update") and "conversation_id" in l["reason"] for l in letters))
+        def letter_of(message):
+            return next((l for l in letters if l["offset"] == message.offset and l["partition"] == message.partition), None)
+        huge = letter_of(burst[21])
+        check(s.key, "a message quoted in its reason still makes a dead letter within the broker's limit",
+              huge is not None and huge["reason"] == "unknown op " + "x" * (4096 - 11) + f"… ({600_000 - 4096 + 11} more bytes cut)"
+              and huge["message_truncated"] is True,
+              f"reason {huge['reason'][-40:]!r}" if huge else "no letter")
+        earliest = letter_of(burst[22])
+        check(s.key, "a create accepted before 1970 is a dead letter, not a crash",
+              earliest is not None and earliest["reason"] == "received_at_ms -9223372036854775808 is outside 1970-01-01 to 2105-12-31",
+              f"{earliest['reason'] if earliest else None!r}")
         binary = [l for l in letters if l["offset"] == burst[18].offset and l["partition"] == burst[18].partition]
         check(s.key, "non-UTF-8 message kept as base64", bool(binary) and binary[0]["message"] == "//4AAQ==",
               f"{binary[0]['message'] if binary else None!r}")

@@ -423,7 +423,8 @@ public final class EventConsumer: Service, @unchecked Sendable {
     private func recordDelays(_ acceptedAt: [Int64]) {
         let now = Int64(Date().timeIntervalSince1970 * 1000)
         for milliseconds in acceptedAt {
-            metrics.eventDelay.record(Double(max(0, now - milliseconds)) / 1000)
+            let (delay, overflow) = now.subtractingReportingOverflow(milliseconds)
+            metrics.eventDelay.record(overflow ? 0 : Double(max(0, delay)) / 1000)
         }
     }
 
@@ -487,35 +488,9 @@ public final class EventConsumer: Service, @unchecked Sendable {
         var byPosition: [Position: Int] = [:]
         byPosition.reserveCapacity(messages.count)
         for (index, inHand) in messages.enumerated() { byPosition[Position(partition: inHand.event.partition, offset: inHand.event.offset)] = index }
-        let payloads: [(key: [UInt8], value: [UInt8])] = letters.map { letter in
+        let payloads = letters.map { letter in
             let original = byPosition[Position(partition: letter.partition, offset: letter.offset)].map { messages[$0].message }
-            var json = JSONWriter()
-            json.bytes.append(UInt8(ascii: "{"))
-            json.key("reason", first: true)
-            json.string(letter.reason)
-            json.key("topic")
-            json.string(sourceTopic)
-            json.key("partition")
-            json.integer(letter.partition)
-            json.key("offset")
-            json.integer(letter.offset)
-            json.key("event_id")
-            if let id = letter.eventID { json.string(id.lowercasedString) } else { json.null() }
-            // The original message, cut to 64 KiB so the dead letter always fits the broker's limit.
-            let value = original?.value ?? []
-            let kept = value.prefix(64 << 10)
-            json.key("message_truncated")
-            json.bool(kept.count < value.count)
-            json.key("message")
-            if let text = String(validating: Array(kept), as: UTF8.self) {
-                json.string(text)
-            } else {
-                json.string(Data(kept).base64EncodedString())
-                json.key("message_encoding")
-                json.string("base64")
-            }
-            json.bytes.append(UInt8(ascii: "}"))
-            return (original?.key ?? [], json.bytes)
+            return letter.record(sourceTopic: sourceTopic, originalKey: original?.key, originalValue: original?.value)
         }
         try blocking {
             try await withThrowingTaskGroup(of: Void.self) { group in
@@ -528,7 +503,7 @@ public final class EventConsumer: Service, @unchecked Sendable {
         metrics.deadLetters.increment(by: Int64(letters.count))
         for letter in letters {
             logger.warning("message sent to the dead-letter topic", metadata: [
-                "partition": "\(letter.partition)", "offset": "\(letter.offset)", "reason": "\(letter.reason)"])
+                "partition": "\(letter.partition)", "offset": "\(letter.offset)", "reason": "\(letter.boundedReason)"])
         }
     }
 
@@ -650,5 +625,61 @@ struct RowCache {
         newer = newer.filter { !partitions.contains($0.value.partition) }
         older = older.filter { !partitions.contains($0.value.partition) }
         newerBytes = newer.values.reduce(0) { $0 + Self.size($1.row) }
+    }
+}
+
+extension DeadLetter {
+    /// Every dead letter must fit the broker's message limit, or its send fails and the batch is
+    /// retried for ever with every partition paused. The reason can quote the message (an unknown
+    /// `op`, an unknown field's name) and the key is the original's, both as long as a foreign
+    /// writer made them: they are cut, like the original message.
+    static let maximumReasonBytes = 4 << 10
+    static let maximumKeyBytes = 1 << 10
+    static let maximumMessageBytes = 64 << 10
+
+    /// The reason, cut at a character boundary to ``maximumReasonBytes`` of UTF-8 (the cut says so).
+    var boundedReason: String {
+        guard reason.utf8.count > Self.maximumReasonBytes else { return reason }
+        var kept = 0
+        var end = reason.unicodeScalars.startIndex
+        for index in reason.unicodeScalars.indices {
+            let width = UTF8.width(reason.unicodeScalars[index])
+            if kept + width > Self.maximumReasonBytes { break }
+            kept += width
+            end = reason.unicodeScalars.index(after: index)
+        }
+        return String(reason.unicodeScalars[..<end]) + "… (\(reason.utf8.count - kept) more bytes cut)"
+    }
+
+    /// The dead-letter topic's record: the original key (cut to ``maximumKeyBytes``) and a JSON
+    /// object with the reason, where the message was, and the message itself (cut to
+    /// ``maximumMessageBytes``; base64 when it is not UTF-8).
+    func record(sourceTopic: String, originalKey: [UInt8]?, originalValue: [UInt8]?) -> (key: [UInt8], value: [UInt8]) {
+        var json = JSONWriter()
+        json.bytes.append(UInt8(ascii: "{"))
+        json.key("reason", first: true)
+        json.string(boundedReason)
+        json.key("topic")
+        json.string(sourceTopic)
+        json.key("partition")
+        json.integer(partition)
+        json.key("offset")
+        json.integer(offset)
+        json.key("event_id")
+        if let eventID { json.string(eventID.lowercasedString) } else { json.null() }
+        let value = originalValue ?? []
+        let kept = value.prefix(Self.maximumMessageBytes)
+        json.key("message_truncated")
+        json.bool(kept.count < value.count)
+        json.key("message")
+        if let text = String(validating: Array(kept), as: UTF8.self) {
+            json.string(text)
+        } else {
+            json.string(Data(kept).base64EncodedString())
+            json.key("message_encoding")
+            json.string("base64")
+        }
+        json.bytes.append(UInt8(ascii: "}"))
+        return (Array((originalKey ?? []).prefix(Self.maximumKeyBytes)), json.bytes)
     }
 }

@@ -143,7 +143,8 @@ public struct EventEnvelope: Sendable, Equatable {
             }
             parser.skipWhitespace()
             guard complete, parser.position == buffer.count, version == Double(Self.version), let id, let op,
-                  let receivedNumber = received, let receivedAt = Int64(exactly: receivedNumber) else { return nil }
+                  let receivedNumber = received, let receivedAt = Int64(exactly: receivedNumber),
+                  Timestamp.supportedRange.contains(receivedAt) else { return nil }
             if let latency, !(latency >= 0) { return nil }
             if let eventName, !EventValidation.isValidName(eventName) { return nil }
             let operation: EventOperation
@@ -190,6 +191,10 @@ public struct EventEnvelope: Sendable, Equatable {
         }
         guard case let .number(receivedNumber)? = json["received_at_ms"], let received = Int64(exactly: receivedNumber) else {
             throw EnvelopeError("received_at_ms missing or not an integer")
+        }
+        // The API's clock at acceptance; far outside it, the consumer's delay arithmetic overflows.
+        guard Timestamp.supportedRange.contains(received) else {
+            throw EnvelopeError("received_at_ms \(received) is outside 1970-01-01 to 2105-12-31")
         }
         guard case let .string(op)? = json["op"] else { throw EnvelopeError("op missing") }
         let fields = json["fields"] ?? .object([])

@@ -337,3 +337,47 @@ extension BatchPlannerTests {
         #expect(BatchPlanner.prefixWithinRowBudget(batch, storedStringBytes: stored, budget: 100) == 1)
     }
 }
+
+/// The dead-letter topic's records (`EventConsumer`'s sends build them with `DeadLetter.record`).
+@Suite struct DeadLetterRecordTests {
+    static func object(_ value: [UInt8]) throws -> [String: Any] {
+        try #require(try JSONSerialization.jsonObject(with: Data(value)) as? [String: Any])
+    }
+
+    @Test func aLetterCarriesItsReasonPositionAndOriginal() throws {
+        let letter = DeadLetter(partition: 1, offset: 42, eventID: BatchPlannerTests.a, reason: "update of deleted event x")
+        let record = letter.record(sourceTopic: "events", originalKey: Array("k".utf8), originalValue: Array(#"{"v":1}"#.utf8))
+        #expect(record.key == Array("k".utf8))
+        #expect(String(decoding: record.value, as: UTF8.self) == """
+            {"reason":"update of deleted event x","topic":"events","partition":1,"offset":42,\
+            "event_id":"0192f8a4-8f1e-7c3a-9b2d-4e5f6a7b8c9d","message_truncated":false,"message":"{\\"v\\":1}"}
+            """)
+        let binary = DeadLetter(partition: 0, offset: 1, eventID: nil, reason: "not JSON").record(
+            sourceTopic: "events", originalKey: nil, originalValue: [0xFF, 0xFE, 0x00, 0x01])
+        #expect(try Self.object(binary.value)["message"] as? String == "//4AAQ==")
+        #expect(try Self.object(binary.value)["message_encoding"] as? String == "base64")
+        #expect(binary.key == [])
+    }
+
+    /// Found in review: the reason quotes the message (an unknown op, a field's name) and the key
+    /// is the original's. A foreign writer's 3 MiB `op` made a dead letter over the broker's 2 MiB
+    /// limit; its send failed, and the consumer retried that batch for ever, every partition paused.
+    @Test func aLetterStaysSmallWhateverTheMessageHeld() throws {
+        let op = String(repeating: "é", count: 1_500_000)  // 3 MB of UTF-8, two bytes a character
+        let letter = DeadLetter(partition: 0, offset: 9, eventID: BatchPlannerTests.a, reason: "unknown op " + op)
+        let record = letter.record(sourceTopic: "events", originalKey: Array(repeating: 0x6B, count: 2 << 20),
+                                   originalValue: Array(repeating: 0x01, count: 3 << 20))
+        #expect(record.key.count == DeadLetter.maximumKeyBytes)
+        // The 64 KiB of the message written as \u0001 escapes (six bytes each) is the largest part.
+        #expect(record.value.count < 400 << 10, "\(record.value.count) bytes")
+        let json = try Self.object(record.value)
+        let reason = try #require(json["reason"] as? String)
+        let keptCharacters = (DeadLetter.maximumReasonBytes - "unknown op ".utf8.count) / 2
+        #expect(reason == "unknown op " + String(repeating: "é", count: keptCharacters)
+                + "… (\(letter.reason.utf8.count - "unknown op ".utf8.count - 2 * keptCharacters) more bytes cut)")
+        #expect(json["message_truncated"] as? Bool == true)
+        #expect((json["message"] as? String)?.utf8.count == DeadLetter.maximumMessageBytes)
+        // A short reason is kept whole.
+        #expect(DeadLetter(partition: 0, offset: 0, eventID: nil, reason: "op missing").boundedReason == "op missing")
+    }
+}

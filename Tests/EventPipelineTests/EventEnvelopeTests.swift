@@ -136,6 +136,19 @@ import Testing
         Self.expectDecodeError(#"{"v":1,"event_id":"0192f8a4-8f1e-7c3a-9b2d-4e5f6a7b8c9d","received_at_ms":1}"#, "op missing")
     }
 
+    /// Found in review: a create accepted "at" Int64.min, written by some other producer, trapped
+    /// the consumer in its delay metric after the INSERT and before the commit, on every restart.
+    @Test func receivedAtOutsideTheSupportedRange() throws {
+        let create = #"{"v":1,"op":"create","id_supplied":false,"event_id":"0192f8a4-8f1e-7c3a-9b2d-4e5f6a7b8c9d","received_at_ms":RECEIVED,"fields":{"conversation_id":"c","event_name":"e","timestamp_ms":5}}"#
+        for received in ["-9223372036854775808", "-1", "4291747200000"] {
+            let text = create.replacingOccurrences(of: "RECEIVED", with: received)
+            #expect(EventEnvelope.decodeDirect(Array(text.utf8)) == nil)
+            Self.expectDecodeError(text, "received_at_ms \(received) is outside 1970-01-01 to 2105-12-31")
+        }
+        let edge = create.replacingOccurrences(of: "RECEIVED", with: "4291747199999")
+        #expect(try EventEnvelope.decode(Array(edge.utf8)).receivedAtMilliseconds == 4_291_747_199_999)
+    }
+
     @Test func unknownOp() {
         Self.expectDecodeError(#"{"v":1,"op":"upsert","event_id":"0192f8a4-8f1e-7c3a-9b2d-4e5f6a7b8c9d","received_at_ms":1}"#,
                                "unknown op upsert")
