@@ -6,10 +6,12 @@ from __future__ import annotations
 import atexit
 import collections
 import logging
+import multiprocessing.util
 import os
 import threading
 import time
 import weakref
+from datetime import datetime, timezone
 from typing import Any, Callable, Deque, Dict, List, Optional, Tuple
 
 from .client import MAX_BATCH_ITEMS, EventClient, _create_body
@@ -27,7 +29,8 @@ class FailedEvent:
         body: The create's JSON body as it was (or would have been) sent, ``event_id`` included.
         reason: ``"rejected"`` (the server refused the item: ``status`` 400 or 413, or the whole
             request with a 4xx), ``"dropped"`` (the queue was full when it was tracked) or
-            ``"abandoned"`` (still unsent when :meth:`BackgroundSender.close` ran out of time).
+            ``"abandoned"`` (still queued, or still being sent, when :meth:`BackgroundSender.close`
+            ran out of time; one still being sent may have been delivered all the same).
         status: The HTTP-like status of the refusal, else ``None``.
         message: The server's or the sender's explanation.
     """
@@ -45,12 +48,27 @@ class FailedEvent:
             self.body.get("event_id"), self.reason, self.status, self.message)
 
 
+class _Batch:
+    """A batch the thread took from the queue. Each item is settled once: sent, refused, or
+    abandoned by :meth:`BackgroundSender.close` while its request was still under way."""
+
+    __slots__ = ("items", "unsettled", "closed_out")
+
+    def __init__(self, items: List[Dict[str, Any]]) -> None:
+        self.items = items
+        self.unsettled = {id(item) for item in items}
+        self.closed_out = False  # abandoned by close(): later outcomes of its request are ignored
+
+
 class BackgroundSender:
     """Queues creates and sends them with ``POST /events/batch`` from a background thread.
 
     :meth:`track_event` checks its arguments (raising :class:`~event_client.ValidationError` at
-    once, as :meth:`EventClient.track_event` does), assigns the event's id, queues the event and
-    returns the id without any network I/O. The thread sends what is queued in batches of up to
+    once, as :meth:`EventClient.track_event` does), assigns the event's id and, unless given, its
+    timestamp (the time of the call, not of the delivery), queues the event and returns the id
+    without any network I/O. Update or delete such an event only once its create was sent
+    (:meth:`flush` first): sent before it, the update or delete reaches the pipeline first and
+    ends in its dead-letter topic. The thread sends what is queued in batches of up to
     ``batch_size`` events, as soon as that many wait or ``flush_interval`` seconds after the oldest
     waiting event was queued.
 
@@ -78,7 +96,10 @@ class BackgroundSender:
     Call :meth:`flush` to wait until everything tracked so far is sent, and :meth:`close` (or use
     the sender as a context manager) to send the rest and stop the thread: a sender that is not
     closed keeps its thread until the interpreter exits. After ``fork()`` the child starts with an
-    empty queue and zeroed counts; its thread starts with its first event.
+    empty queue and zeroed counts; its thread starts with its first event. A child started by
+    ``multiprocessing`` with the fork method closes the sender as it exits (as the interpreter's
+    exit would, which such a child skips); a child of a bare ``os.fork()`` must call :meth:`close`
+    itself before ``os._exit``.
     """
 
     def __init__(
@@ -130,6 +151,12 @@ class BackgroundSender:
                 sender._reset(keep_closing=True)
 
         os.register_at_fork(after_in_child=after_fork_in_child)
+        if close_timeout_at_exit is not None:
+            # A multiprocessing child made by fork ends with os._exit, skipping atexit: its
+            # finalizers run instead, and they must be registered after the child cleared the
+            # parent's, which is when these after-fork callbacks run.
+            multiprocessing.util.register_after_fork(self, _close_at_multiprocessing_exit)
+            self._close_timeout_at_exit = float(close_timeout_at_exit)
 
     def _reset(self, keep_closing: bool = False) -> None:
         """A fresh state: at the start, and in a forked child, where the parent's lock may have been
@@ -146,6 +173,7 @@ class BackgroundSender:
         self._finished = 0
         self._closing = closing
         self._deadline: Optional[float] = None
+        self._in_flight: Optional[_Batch] = None  # the batch the thread is sending
         self.sent = 0
         self.rejected = 0
         self.dropped = 0
@@ -171,6 +199,9 @@ class BackgroundSender:
             ValidationError: an argument the server would refuse (nothing is queued).
             EventClientError: the sender is closed.
         """
+        if timestamp is None:
+            # When it happened, not when the batch goes out (seconds later, minutes in an outage).
+            timestamp = datetime.fromtimestamp(time.time(), timezone.utc)
         body = _create_body(conversation_id, event_name, input, output, latency, error, timestamp, event_id)
         dropped = False
         with self._lock:
@@ -231,18 +262,31 @@ class BackgroundSender:
             # send again (it abandons it at the deadline); a request under way may take longer.
             thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()) + 0.2)
         with self._lock:
-            # Whatever the thread did not take in time (it is busy with a request that outlasted the
-            # deadline, or it is this thread): abandoned here, so nothing goes unreported.
-            left = [body for _, body in self._queue] if deadline is not None and time.monotonic() >= deadline else []
+            # Whatever the thread did not settle in time (it is busy with a request that outlasted
+            # the deadline, or it is this thread): abandoned here, so nothing goes unreported. The
+            # batch under way too: at interpreter exit its thread dies with it.
+            past = deadline is not None and time.monotonic() >= deadline
+            left = [body for _, body in self._queue] if past else []
             if left:
                 self._queue.clear()
                 self.abandoned += len(left)
                 self._finished += len(left)
-                self._changed.notify_all()
-        if left:
-            logger.warning("event_client: %d event(s) not sent before the sender closed", len(left))
-            for body in left:
-                self._report(FailedEvent(body, "abandoned", None, "not sent before the sender closed"))
+            sending: List[Dict[str, Any]] = []
+            batch = self._in_flight
+            if past and batch is not None and not batch.closed_out:
+                sending = [item for item in batch.items if id(item) in batch.unsettled]
+                batch.unsettled.clear()
+                batch.closed_out = True
+                self.abandoned += len(sending)
+                self._finished += len(batch.items)
+            self._changed.notify_all()
+        if left or sending:
+            logger.warning("event_client: %d event(s) not sent before the sender closed", len(left) + len(sending))
+        for body in sending:
+            self._report(FailedEvent(body, "abandoned", None,
+                                     "still being sent when the sender closed (it may have been delivered)"))
+        for body in left:
+            self._report(FailedEvent(body, "abandoned", None, "not sent before the sender closed"))
         with self._lock:
             return self._finished == self._tracked and self.abandoned == 0
 
@@ -274,7 +318,7 @@ class BackgroundSender:
         finally:
             self.client.close()  # this thread's kept-alive connection
 
-    def _next_batch(self) -> Optional[List[Dict[str, Any]]]:
+    def _next_batch(self) -> Optional[_Batch]:
         """The next batch once it is due (full, old enough, flushed or closing); ``None`` once the
         sender is closing and nothing is left."""
         with self._lock:
@@ -282,9 +326,10 @@ class BackgroundSender:
                 if self._queue:
                     waited = time.monotonic() - self._queue[0][0]
                     if len(self._queue) >= self.batch_size or self._send_now or waited >= self.flush_interval:
-                        batch = [self._queue.popleft()[1] for _ in range(min(self.batch_size, len(self._queue)))]
+                        batch = _Batch([self._queue.popleft()[1] for _ in range(min(self.batch_size, len(self._queue)))])
                         if not self._queue:
                             self._send_now = False
+                        self._in_flight = batch
                         return batch
                     self._changed.wait(self.flush_interval - waited)
                 elif self._closing:
@@ -293,23 +338,26 @@ class BackgroundSender:
                     self._send_now = False
                     self._changed.wait()
 
-    def _deliver(self, batch: List[Dict[str, Any]]) -> None:
+    def _deliver(self, batch: _Batch) -> None:
         """Sends the batch until every item is taken or refused, or the close deadline passes."""
         try:
             self._send(batch)
         except Exception as exc:  # a fault in this process (a clock, an encoding), not the service's answer
-            logger.exception("event_client: the sender failed on a batch of %d", len(batch))
-            self._finish(batch, "rejected", None, "%s: %s" % (type(exc).__name__, exc))
+            logger.exception("event_client: the sender failed on a batch of %d", len(batch.items))
+            self._finish(batch, batch.items, "rejected", None, "%s: %s" % (type(exc).__name__, exc))
         finally:
             with self._lock:
-                self._finished += len(batch)
+                if not batch.closed_out:  # else close() counted it
+                    self._finished += len(batch.items)
+                if self._in_flight is batch:
+                    self._in_flight = None
                 self._changed.notify_all()
 
-    def _send(self, batch: List[Dict[str, Any]]) -> None:
+    def _send(self, batch: _Batch) -> None:
         if self._past_deadline():
-            self._finish(batch, "abandoned", None, "not sent before the sender closed")
+            self._finish(batch, batch.items, "abandoned", None, "not sent before the sender closed")
             return
-        pending = batch
+        pending = batch.items
         failures = 0
         while pending:
             try:
@@ -320,37 +368,37 @@ class BackgroundSender:
                 partial = getattr(exc, "partial_result", None)
                 answered = partial.results if partial is not None else []
                 unanswered = [item for index, item in enumerate(pending) if index not in {r.index for r in answered}]
-                retry = self._settle(pending, answered)
+                retry = self._settle(batch, pending, answered)
                 if not self._transient(exc):
-                    self._finish(retry + unanswered, "rejected", exc.status, exc.message)
+                    self._finish(batch, retry + unanswered, "rejected", exc.status, exc.message)
                     return
                 logger.debug("event_client: batch of %d not taken (%s); sending it again", len(pending), exc)
                 next_pending = retry + unanswered
             else:
-                next_pending = self._settle(pending, result.results)
+                next_pending = self._settle(batch, pending, result.results)
                 if not next_pending:
                     return
             failures = 1 if len(next_pending) < len(pending) else failures + 1
             pending = next_pending
             delay = min(self.max_retry_delay, 0.5 * (2 ** min(failures - 1, 16)))
             if not self._wait_before_retry(delay):
-                self._finish(pending, "abandoned", None, "not sent before the sender closed")
+                self._finish(batch, pending, "abandoned", None, "not sent before the sender closed")
                 return
 
-    def _settle(self, pending: List[Dict[str, Any]], results: List[Any]) -> List[Dict[str, Any]]:
+    def _settle(self, batch: _Batch, pending: List[Dict[str, Any]], results: List[Any]) -> List[Dict[str, Any]]:
         """Counts the accepted items, reports the refused ones; returns those Kafka did not take
         (503 after the client's own retries), to be sent again."""
         retry = []
-        taken = 0
+        taken = []
         for outcome in results:
             item = pending[outcome.index]
             if outcome.accepted:
-                taken += 1
+                taken.append(item)
             elif outcome.status == 503:
                 retry.append(item)
             else:
-                self._finish([item], "rejected", outcome.status, outcome.error or "refused")
-        self._finish_sent(taken)
+                self._finish(batch, [item], "rejected", outcome.status, outcome.error or "refused")
+        self._finish_sent(batch, taken)
         return retry
 
     @staticmethod
@@ -363,13 +411,18 @@ class BackgroundSender:
             return self._closing and self._deadline is not None and time.monotonic() >= self._deadline
 
     def _wait_before_retry(self, delay: float) -> bool:
-        """Waits `delay` seconds; False when the close deadline passes first (or has passed)."""
+        """Waits `delay` seconds; False when the close deadline passes first (or has passed).
+        Once the sender is closing the wait is cut to a moment: a batch in a long backoff gets
+        its last attempts within close's time instead of waiting it out."""
         with self._lock:
-            end = time.monotonic() + delay
+            started = time.monotonic()
+            end = started + delay
             while True:
                 now = time.monotonic()
                 if self._closing and self._deadline is not None and now >= self._deadline:
                     return False
+                if self._closing:
+                    end = min(end, started + self._closing_retry_delay)
                 if now >= end:
                     return True
                 limit = end - now
@@ -377,18 +430,35 @@ class BackgroundSender:
                     limit = min(limit, self._deadline - now)
                 self._changed.wait(limit)
 
-    def _finish_sent(self, count: int) -> None:
-        with self._lock:
-            self.sent += count
+    _closing_retry_delay = 0.5
 
-    def _finish(self, items: List[Dict[str, Any]], reason: str, status: Optional[int], message: str) -> None:
+    @staticmethod
+    def _unsettled(batch: _Batch, items: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
+        """The items not settled yet, now marked settled (under the lock)."""
+        kept = [item for item in items if id(item) in batch.unsettled]
+        for item in kept:
+            batch.unsettled.discard(id(item))
+        return kept
+
+    def _finish_sent(self, batch: _Batch, items: List[Dict[str, Any]]) -> None:
         with self._lock:
+            self.sent += len(self._unsettled(batch, items))
+
+    def _finish(self, batch: _Batch, items: List[Dict[str, Any]], reason: str, status: Optional[int], message: str) -> None:
+        with self._lock:
+            items = self._unsettled(batch, items)  # close() may have abandoned them meanwhile
             if reason == "rejected":
                 self.rejected += len(items)
             else:
                 self.abandoned += len(items)
+        if not items:
+            return
         if reason == "abandoned":
             logger.warning("event_client: %d event(s) not sent before the sender closed", len(items))
+        else:
+            # Also without on_failure: a wrong key or a client-side bug must not lose events unseen.
+            logger.warning("event_client: %d event(s) refused%s: %s", len(items),
+                           "" if status is None else " (%d)" % status, message)
         for item in items:
             self._report(FailedEvent(item, reason, status, message))
 
@@ -399,3 +469,15 @@ class BackgroundSender:
             self.on_failure(failure)
         except Exception:  # the application's callback must not stop the sender
             logger.exception("event_client: on_failure raised")
+
+
+def _close_at_multiprocessing_exit(sender: BackgroundSender) -> None:
+    """In a multiprocessing child made by fork: close the sender as the child exits."""
+    reference = weakref.ref(sender)
+
+    def close() -> None:
+        alive = reference()
+        if alive is not None:
+            alive.close(alive._close_timeout_at_exit)
+
+    multiprocessing.util.Finalize(sender, close, exitpriority=10)

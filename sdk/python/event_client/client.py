@@ -375,7 +375,9 @@ class EventClient:
         self._clock: Callable[[], float] = clock if clock is not None else time.monotonic
         self._https = parts.scheme == "https"
         self._host = parts.hostname
-        self._port = port
+        # Explicit even when the URL has none: http.client would read the host "::1" of
+        # http://[::1] as host ":" and port 1.
+        self._port = port if port is not None else (443 if self._https else 80)
         self._prefix = parts.path.rstrip("/")
         self._ssl_context = ssl_context
         # One kept-alive connection per thread: a new connection per call would cost a TCP (and

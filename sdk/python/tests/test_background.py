@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
+from datetime import datetime, timezone
 
 import pytest
 
@@ -252,14 +253,20 @@ def test_close_reports_what_waits_behind_a_request_that_outlasts_it(stub, client
     stub.responder = lambda r: Reply(207, accept_all(r).body, delay=1.5)
     failures = []
     sender = BackgroundSender(client, batch_size=1, on_failure=failures.append, close_timeout_at_exit=None)
-    sender.track_event("c", "in flight")
+    in_flight = sender.track_event("c", "in flight")
     wait_until(lambda: len(stub.requests) == 1)
     waiting = sender.track_event("c", "queued")
     started = time.monotonic()
     assert sender.close(0.3) is False
     assert time.monotonic() - started < 1.0  # not the request's 1.5 s
-    assert [(f.body["event_id"], f.reason) for f in failures] == [(waiting, "abandoned")]
-    wait_until(lambda: sender.sent == 1)  # the request in flight still completes
+    # Found in review: the batch under way was reported nowhere, and at interpreter exit its
+    # thread dies with it. It is abandoned too, saying that it may have been delivered.
+    assert [(f.body["event_id"], f.reason, f.message) for f in failures] == [
+        (in_flight, "abandoned", "still being sent when the sender closed (it may have been delivered)"),
+        (waiting, "abandoned", "not sent before the sender closed")]
+    assert (sender.sent, sender.abandoned, sender.queued) == (0, 2, 0)
+    time.sleep(1.6)  # the request completes: already reported, it changes no count
+    assert (sender.sent, sender.abandoned, sender.queued, len(failures)) == (0, 2, 0, 2)
     assert len(stub.requests) == 1
 
 
@@ -329,3 +336,68 @@ def test_a_batch_split_over_requests_settles_what_was_answered(stub, client, sen
     assert sender.sent == len(first)
     assert sorted(f.body["event_id"] for f in failures) == sorted(set(ids) - set(first))
     assert {(f.reason, f.status) for f in failures} == {("rejected", 401)}
+
+
+def test_an_event_is_stamped_when_tracked_not_when_sent(stub, make_client, senders):
+    # Found in review: without a timestamp the server stamped the delivery, 3.5 s late after a
+    # 3 s outage (minutes after a longer one), which moves events in conversations and daily counts.
+    stub.queue(Reply(503, {"error": "down", "field": None}, headers={"Retry-After": "0"}))
+    stub.responder = accept_all
+    sender = sender_for(make_client(retries=0), senders, max_retry_delay=0.6)
+    before = time.time()
+    sender.track_event("c", "e")
+    given = sender.track_event("c", "e", timestamp="2026-01-02T03:04:05.678Z")
+    after = time.time()
+    assert sender.flush(5) and len(stub.requests) == 2  # sent again 0.5 s later
+    stamped, kept = stub.requests[-1].json["events"]
+    at = datetime.strptime(stamped["timestamp"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc).timestamp()
+    assert before - 0.001 <= at <= after + 0.001
+    assert kept["timestamp"] == "2026-01-02T03:04:05.678Z"
+
+
+def test_refused_events_are_logged_without_on_failure(stub, client, senders, caplog):
+    # Found in review: a wrong key refused every event, counted but said nowhere.
+    stub.responder = lambda r: Reply(401, {"error": "invalid bearer token", "field": None})
+    sender = sender_for(client, senders)
+    with caplog.at_level("WARNING", logger="event_client"):
+        sender.track_event("c", "e")
+        sender.track_event("c", "e")
+        assert sender.flush(5)
+    assert sender.rejected == 2
+    assert [r.getMessage() for r in caplog.records] == ["event_client: 2 event(s) refused (401): invalid bearer token"]
+
+
+def test_close_cuts_a_long_backoff_short_for_a_last_attempt(stub, make_client):
+    # Found in review: a batch in a 30 s backoff waited it out while close (5 s at exit) ran out,
+    # though the service was back.
+    back = threading.Event()
+    stub.responder = lambda r: accept_all(r) if back.is_set() else Reply(503, {"error": "down", "field": None},
+                                                                          headers={"Retry-After": "0"})
+    sender = BackgroundSender(make_client(retries=0), max_retry_delay=30, close_timeout_at_exit=None)
+    sender.track_event("c", "e")
+    wait_until(lambda: len(stub.requests) == 3)  # after waits of 0.5 and 1 s; the next is 2 s
+    time.sleep(0.1)
+    back.set()
+    started = time.monotonic()
+    assert sender.close(5) is True
+    assert time.monotonic() - started < 1.0  # not the rest of the 2 s
+    assert (sender.sent, sender.abandoned, len(stub.requests)) == (1, 0, 4)
+
+
+def test_a_multiprocessing_child_sends_what_it_tracked_as_it_exits(stub, client):
+    # Found in review: a child made by multiprocessing's fork ends with os._exit, which skips the
+    # interpreter's exit and so the sender's close: its events were lost, unreported.
+    import multiprocessing
+
+    stub.responder = accept_all
+    sender = BackgroundSender(client, flush_interval=60, close_timeout_at_exit=5)
+
+    def child():
+        sender.track_event("c", "from the child")
+
+    process = multiprocessing.get_context("fork").Process(target=child)
+    process.start()
+    process.join(30)
+    assert process.exitcode == 0
+    assert [e["event_name"] for r in stub.requests for e in r.json["events"]] == ["from the child"]
+    sender.close(2)

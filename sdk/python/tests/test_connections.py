@@ -141,3 +141,13 @@ def test_a_single_event_no_server_can_take_is_refused_before_sending(stub, clien
         client.update_event("0193a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b", output="y" * 1_048_576)
     assert raised.value.args[0] == "the request body is 1048589 bytes of JSON, over the 1048576-byte limit of a single-event write"
     assert stub.requests == []
+
+
+@pytest.mark.parametrize("url,host,port", [
+    ("http://[::1]", "::1", 80), ("https://[::1]/api", "::1", 443), ("http://[::1]:8080", "::1", 8080),
+    ("http://localhost", "localhost", 80),
+])
+def test_a_url_without_a_port_gets_its_schemes_default(url, host, port):
+    # Found in review: http://[::1] went to host ":" port 1 (http.client splits "::1" itself).
+    connection, _ = EventClient(url)._connection()
+    assert (connection.host, connection.port) == (host, port)
