@@ -500,8 +500,14 @@ public struct EventAPI: HTTPResponder {
     /// The body, or `.tooLarge` past `limit` bytes (declared or sent).
     static func collectBody(_ request: Request, limit: Int) async throws -> WriteBody {
         var collector = BodyCollector(limit: limit, declaredLength: request.headers[.contentLength].flatMap { Int($0) })
-        for try await part in request.body {
-            guard collector.append(part) else { break }
+        do {
+            for try await part in request.body {
+                guard collector.append(part) else { break }
+            }
+        } catch {
+            // Bad chunk framing, or the client went away mid-body: the client's fault, not a 500
+            // (which would be logged as an error, counted, and invite a retry of the same bytes).
+            throw APIError(.badRequest, "the request body did not arrive whole: \(error)")
         }
         return collector.finish()
     }

@@ -121,8 +121,11 @@ final class FastWriteHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// Whether the connection is waiting for its client: no request at all, or one whose body is
     /// still arriving. (Not while a write waits for Kafka or the router works on a request.)
     private var waitsOnClient: Bool {
-        // Answers not yet sent (the client reads slowly) are not cut off by the idle timeout.
-        guard context?.channel.isWritable ?? true else { return false }
+        // Answers the client does not read (the channel stays unwritable) wait on the client too:
+        // one that pipelines requests and never reads would otherwise hold its connection and
+        // answers for ever (Linux answers its zero-window probes). A client that reads, however
+        // slowly, makes the channel writable again now and then, which counts as activity.
+        if let channel = context?.channel, !channel.isWritable { return true }
         switch state {
         case .collecting, .forwarding: return true
         case .idle: return unansweredForwarded == 0 && held.isEmpty
@@ -416,10 +419,19 @@ final class FastWriteHandler: ChannelDuplexHandler, RemovableChannelHandler {
     // MARK: Outbound
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
-        let part = unwrapOutboundIn(data)
-        if case let .head(response) = part, response.headerFields[.connection]?.lowercased() == "close" {
-            responseCloses = true
+        var part = unwrapOutboundIn(data)
+        if case var .head(response) = part {
+            if state == .forwarding, unansweredForwarded == 1, response.status != .continue {
+                // Answered before its body ended (a 401, 404 or 405 needs no body): the rest is
+                // not read, the connection closes, as on the write routes. Hummingbird would read
+                // and drop whatever the client sent, without end.
+                response.headerFields[.connection] = "close"
+                part = .head(response)
+                state = .closing
+            }
+            if response.headerFields[.connection]?.lowercased() == "close" { responseCloses = true }
         }
+        let data = wrapOutboundOut(part)
         guard case .end = part else {
             context.write(data, promise: promise)
             return
@@ -467,6 +479,7 @@ final class FastWriteHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
+        lastActivity = .now()
         if context.channel.isWritable, readHeld, state != .answering, state != .closing, held.isEmpty {
             readHeld = false
             context.read()
