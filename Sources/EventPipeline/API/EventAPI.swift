@@ -137,10 +137,10 @@ public struct EventAPI: HTTPResponder {
     func authorize(_ headers: HTTPFields) throws(APIError) {
         guard !options.apiKeys.isEmpty else { return }
         let header = headers[.authorization] ?? ""
-        let prefix = "Bearer "
         var matched = false
-        if header.hasPrefix(prefix) {
-            let presented = Array(header.utf8.dropFirst(prefix.utf8.count))
+        // The scheme's name is case-insensitive (RFC 9110, section 11.1); the key is not.
+        if header.utf8.count > 7, header.utf8.prefix(7).map({ $0 | 0x20 }) == Array("bearer ".utf8) {
+            let presented = Array(header.utf8.dropFirst(7))
             for key in options.apiKeys where Self.constantTimeEquals(presented, Array(key.utf8)) { matched = true }
         }
         guard matched else {
