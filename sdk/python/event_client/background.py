@@ -11,7 +11,6 @@ import os
 import threading
 import time
 import weakref
-from datetime import datetime, timezone
 from typing import Any, Callable, Deque, Dict, List, Optional, Tuple
 
 from .client import MAX_BATCH_ITEMS, EventClient, _create_body
@@ -46,6 +45,22 @@ class FailedEvent:
     def __repr__(self) -> str:
         return "FailedEvent(%s, %r, status=%r, message=%r)" % (
             self.body.get("event_id"), self.reason, self.status, self.message)
+
+
+_second_text: Tuple[int, str] = (-1, "")  # the last whole second formatted, shared by threads
+
+
+def _utc_now_text() -> str:
+    """Now as the API's timestamp text, ``2026-12-07T16:20:00.123Z`` (what ``format_timestamp``
+    makes of a datetime; the second's text is kept, since a busy tracker asks many times a second)."""
+    global _second_text
+    now = time.time()
+    second = int(now)
+    cached, text = _second_text
+    if cached != second:
+        text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        _second_text = (second, text)  # one tuple rebound: safe between threads
+    return "%s.%03dZ" % (text, int((now - second) * 1000))
 
 
 class _Batch:
@@ -199,10 +214,10 @@ class BackgroundSender:
             ValidationError: an argument the server would refuse (nothing is queued).
             EventClientError: the sender is closed.
         """
+        body = _create_body(conversation_id, event_name, input, output, latency, error, timestamp, event_id)
         if timestamp is None:
             # When it happened, not when the batch goes out (seconds later, minutes in an outage).
-            timestamp = datetime.fromtimestamp(time.time(), timezone.utc)
-        body = _create_body(conversation_id, event_name, input, output, latency, error, timestamp, event_id)
+            body["timestamp"] = _utc_now_text()
         dropped = False
         with self._lock:
             if self._closing:
