@@ -58,6 +58,7 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
             ]
         ),
         .executableTarget(
@@ -93,7 +94,7 @@ let package = Package(
             ],
             path: "benchmark",
             // Tools beside the benchmark: the local broker's CPU (Python), a wrk script for cross-checks.
-            exclude: ["broker_cost.py", "wrk-post-event.lua"]
+            exclude: ["broker_cost.py", "sdk_background.py", "wrk-post-event.lua"]
         ),
 
         // Creates and releases every librdkafka object the wrapper owns; see scripts/leak-check.

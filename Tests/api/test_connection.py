@@ -14,7 +14,7 @@ import time
 import uuid
 from typing import Dict, List, Optional, Tuple
 
-from api_support import api_instance, closed_within, unique, wait_for_event, wait_until_consumed
+from api_support import api_instance, closed_within, parse_response, unique, wait_for_event, wait_until_consumed
 
 CONVERSATION = unique("connection")
 
@@ -369,3 +369,28 @@ def test_a_half_closed_client_reading_slowly_gets_every_answer(api):
         received += chunk
     sock.close()
     assert received.count(b"HTTP/1.1 400 Bad Request\r\n") == count
+
+
+def test_requests_the_http_decoder_cannot_read_get_the_apis_error_form(api):
+    # Found in review: Hummingbird answered these with an empty 400 (no JSON, no request id),
+    # unlike every other error the OpenAPI document describes; oversized headers are a 431 now.
+    cases = [
+        (b"POST /event/ HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n{}", 400,
+         "malformed HTTP request: unexpected content-length header"),
+        (b"GET /health HTTP/1.1\r\nHost: a\r\nX-Big: " + b"a" * 90000 + b"\r\n\r\n", 431, "request headers are too large"),
+        (b"GARBAGE\r\n\r\n", 400, "malformed HTTP request: invalid HTTP method"),
+        (b"POST /event/ HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", 400,
+         "malformed HTTP request: invalid character in chunk size header"),
+    ]
+    for data, status, message in cases:
+        with socket.create_connection((api.host, api.port), timeout=10) as sock:
+            sock.sendall(data)
+            closed, received = closed_within(sock, 5)
+        assert closed, data[:40]
+        code, headers, body = parse_response(received)
+        assert (code, json.loads(body)) == (status, {"error": message, "field": None}), received[:300]
+        assert headers["connection"] == "close" and headers["x-request-id"] and headers["content-type"] == "application/json"
+    # After a good request on the same connection: its answer first, then the error.
+    answers = exchange(api, request(api, "GET", "/health") + b"GARBAGE\r\n\r\n")
+    assert [(status, json.loads(body)) for status, _, body in answers] == [
+        (200, {"status": "ok"}), (400, {"error": "malformed HTTP request: invalid HTTP method", "field": None})]

@@ -4,6 +4,7 @@ import Hummingbird
 import HummingbirdCore
 import NIOConcurrencyHelpers
 import NIOCore
+import NIOHTTP1
 import NIOHTTPTypes
 
 /// Serves the single-event writes (`POST /event/`, `PUT /event/:id`, `DELETE /event/:id`) inside
@@ -93,6 +94,8 @@ final class FastWriteHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// The last request part read or answer written: the idle timeout counts from here.
     private var lastActivity = NIODeadline.now()
     private var idleCheck: Scheduled<Void>?
+    /// The HTTP decoder's error, for the answer Hummingbird writes to it (see `write`).
+    private var decoderError: (any Error)?
 
     /// How long a write that is still arriving when the server shuts down may take to arrive.
     static let bodyGraceOnShutdown = TimeAmount.seconds(5)
@@ -360,6 +363,7 @@ final class FastWriteHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        if error is HTTPParserError { decoderError = error }
         switch state {
         case .closing:
             // Bytes after a `Connection: close` request (the decoder refuses them): nothing more is served.
@@ -420,6 +424,12 @@ final class FastWriteHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
         var part = unwrapOutboundIn(data)
+        if case let .head(response) = part, unansweredForwarded == 0, response.status == .badRequest, let error = decoderError {
+            // Hummingbird's answer to a request the decoder could not read: an empty 400. Written
+            // in the API's form instead (a JSON error, a request id), 431 for oversized headers.
+            decoderError = nil
+            return writeDecoderErrorAnswer(error, context: context, promise: promise)
+        }
         if case var .head(response) = part {
             if state == .forwarding, unansweredForwarded == 1, response.status != .continue {
                 // Answered before its body ended (a 401, 404 or 405 needs no body): the rest is
@@ -465,6 +475,21 @@ final class FastWriteHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 if let context = handler.context { handler.serveHeld(context: context) }
             }
         }
+    }
+
+    private func writeDecoderErrorAnswer(_ error: any Error, context: ChannelHandlerContext, promise: EventLoopPromise<Void>?) {
+        let refusal = (error as? HTTPParserError) == .headerOverflow
+            ? APIError(.init(code: 431, reasonPhrase: "Request Header Fields Too Large"), "request headers are too large")
+            : APIError(.badRequest, "malformed HTTP request: \(error)")
+        var answer = refusal.answer
+        answer.headers[EventAPI.requestIDField] = api.requestID([:])
+        answer.headers[.contentLength] = String(answer.body.count)
+        answer.headers[.date] = HTTPDate.now()
+        answer.headers[.server] = serverName
+        answer.headers[.connection] = "close"
+        responseCloses = true  // the decoder cannot find the next request: the `.end` closes
+        context.write(wrapOutboundOut(.head(HTTPResponse(status: answer.status, headerFields: answer.headers))), promise: promise)
+        context.write(wrapOutboundOut(.body(context.channel.allocator.buffer(bytes: answer.body))), promise: nil)
     }
 
     func read(context: ChannelHandlerContext) {
