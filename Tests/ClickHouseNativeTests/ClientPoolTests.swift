@@ -102,3 +102,70 @@ import Testing
         peer.close()
     }
 }
+
+/// Found in review: slots freed while tasks were cancelled or connections broke could be lost
+/// (a waiter woken as it was cancelled threw without passing the slot on; one whose health-check
+/// ping was cancelled gave its slot back to nobody), and a stalled host held a health check for
+/// the whole read timeout.
+@Suite(.serialized) struct ClientPoolHandOffTests {
+    /// Many requests through two connections, a third of them cancelled at random moments and a
+    /// third breaking their connection (an Exception that comes first closes it): every request
+    /// that is neither cancelled nor failing gets its answer, none waits out the acquire timeout.
+    @Test func slotsFreedByCancelledAndBrokenRequestsReachTheWaiters() async throws {
+        let client = ClientPoolTests.client(maximum: 2, acquireTimeout: .seconds(20))
+        let started = ContinuousClock.now
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for round in 0..<6 {
+                var tasks: [Task<Void, Never>] = []
+                for i in 0..<30 {
+                    let task = Task {
+                        switch i % 3 {
+                        case 0:
+                            do {
+                                #expect(LiveServerTests.rows(try await client.collect("SELECT \(i) AS i")) == "{\"i\":\(i)}\n")
+                            } catch {
+                                Issue.record("request \(i) of round \(round) failed: \(error)")
+                            }
+                        case 1:
+                            await #expect(throws: ServerException.self) { try await client.execute("SELECT * FROM default.no_such_table_\(round)") }
+                        default:
+                            _ = try? await client.collect("SELECT sleep(0.01)")
+                        }
+                    }
+                    tasks.append(task)
+                }
+                for (i, task) in tasks.enumerated() where i % 3 == 2 {
+                    try await Task.sleep(for: .milliseconds(Int.random(in: 0...3)))
+                    task.cancel()
+                }
+                for task in tasks { group.addTask { await task.value } }
+                try await group.waitForAll()
+            }
+        }
+        #expect(ContinuousClock.now - started < .seconds(15), "a waiter sat out a freed slot")
+        #expect(await client.waitingCount == 0)
+        #expect(await client.openConnections <= 2)
+        await client.shutdown()
+    }
+
+    /// The first host answers the handshake and then stalls (a host that lost power, no reset):
+    /// the health check of its idle connection gives up after `healthCheckTimeout`, not the read
+    /// timeout, and the request fails over to the next host.
+    @Test func aStalledHostFailsItsHealthCheckWithinTheLimit() async throws {
+        let peer = try FakePeer(answers: [try ProtocolGoldenTests.packet("server-hello-18.16")])
+        defer { peer.close() }
+        var stalled = ClickHouseConfiguration(host: "127.0.0.1", port: peer.port, compression: .none)
+        stalled.readTimeout = .seconds(60)
+        stalled.handshakeTimeout = .seconds(1)  // its second connection is never accepted
+        var options = ClickHouseClient.Options()
+        options.healthCheckAfterIdle = .milliseconds(100)
+        options.healthCheckTimeout = .milliseconds(500)
+        let client = ClickHouseClient(hosts: [stalled, LiveServerTests.configuration()], options: options)
+        try await client.withConnection { _ in }  // a connection to the stalled host, now idle
+        try await Task.sleep(for: .milliseconds(200))
+        let started = ContinuousClock.now
+        #expect(LiveServerTests.rows(try await client.collect("SELECT 12 AS twelve")) == "{\"twelve\":12}\n")
+        #expect(ContinuousClock.now - started < .seconds(5))
+        await client.shutdown()
+    }
+}

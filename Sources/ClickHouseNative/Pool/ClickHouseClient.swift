@@ -25,6 +25,9 @@ public actor ClickHouseClient {
         public var acquireTimeout: Duration = .seconds(30)
         public var idleTimeout: Duration = .seconds(300)
         public var healthCheckAfterIdle: Duration = .seconds(5)
+        /// How long that ping may take: a host that stopped answering (power lost, no reset) would
+        /// otherwise hold the request for the whole read timeout before it fails over.
+        public var healthCheckTimeout: Duration = .seconds(5)
         public init() {}
     }
 
@@ -35,7 +38,14 @@ public actor ClickHouseClient {
 
     private struct Waiter {
         let id: Int
-        let continuation: CheckedContinuation<ClickHouseConnection?, Error>
+        let continuation: CheckedContinuation<HandOff, Error>
+    }
+
+    /// What a waiter is woken with: a connection, or a slot already counted in `openCount` for
+    /// it, so that no request arriving meanwhile takes it first.
+    private enum HandOff {
+        case connection(ClickHouseConnection)
+        case slot
     }
 
     public nonisolated let hosts: [ClickHouseConfiguration]
@@ -122,6 +132,7 @@ public actor ClickHouseClient {
                 if await isHealthy(candidate) { return candidate.connection }
                 openCount -= 1
                 await candidate.connection.close()
+                handOffSlot()  // first to whoever waited longer (and not lost if this task was cancelled)
                 continue
             }
             if openCount < options.maximumConnections {
@@ -135,7 +146,21 @@ public actor ClickHouseClient {
                 }
             }
             // Wait for a connection to come back (or a slot to free up), in arrival order.
-            if let connection = try await waitForRelease(until: deadline) { return connection }
+            switch try await waitForRelease(until: deadline) {
+            case let .connection(connection):
+                return connection
+            case .slot:
+                // Counted for this task already: opened here, or passed on if this task cannot.
+                do {
+                    guard !isShutDown else { throw ClickHouseConnectionError.closed("the client was shut down") }
+                    try Task.checkCancellation()
+                    return try await openConnection()
+                } catch {
+                    openCount -= 1
+                    handOffSlot()
+                    throw error
+                }
+            }
         }
     }
 
@@ -163,18 +188,21 @@ public actor ClickHouseClient {
             openCount -= 1
             await connection.close()
         } else if !waiters.isEmpty {
-            waiters.removeFirst().continuation.resume(returning: connection)
+            waiters.removeFirst().continuation.resume(returning: .connection(connection))
         } else {
             idle.append(IdleConnection(connection: connection, since: .now))
         }
     }
 
-    /// A slot freed up (a connection was discarded): wake the first waiter so it can open a new one.
+    /// A slot freed up (a connection was discarded): the first waiter gets it, counted for it
+    /// here, and opens a new connection.
     private func handOffSlot() {
-        if !waiters.isEmpty { waiters.removeFirst().continuation.resume(returning: nil) }
+        guard !waiters.isEmpty, openCount < options.maximumConnections else { return }
+        openCount += 1
+        waiters.removeFirst().continuation.resume(returning: .slot)
     }
 
-    private func waitForRelease(until deadline: ContinuousClock.Instant) async throws -> ClickHouseConnection? {
+    private func waitForRelease(until deadline: ContinuousClock.Instant) async throws -> HandOff {
         nextWaiterID += 1
         let id = nextWaiterID
         let timeout = Task { [weak self] in
@@ -218,9 +246,20 @@ public actor ClickHouseClient {
     private func isHealthy(_ candidate: IdleConnection) async -> Bool {
         guard await candidate.connection.isUsable else { return false }
         guard ContinuousClock.now - candidate.since > options.healthCheckAfterIdle else { return true }
+        let connection = candidate.connection
+        let limit = options.healthCheckTimeout
         do {
-            try await candidate.connection.ping()
-            return true
+            // The ping races a timer; the loser is cancelled (a cancelled ping closes its connection).
+            let answered = try await withThrowingTaskGroup(of: Bool.self) { group in
+                group.addTask { try await connection.ping(); return true }
+                group.addTask { try await Task.sleep(for: limit); return false }
+                defer { group.cancelAll() }
+                return try await group.next() ?? false
+            }
+            if !answered {
+                logger.info("discarding a pooled ClickHouse connection that did not answer its health check", metadata: ["within": "\(limit)"])
+            }
+            return answered
         } catch {
             logger.info("discarding a pooled ClickHouse connection that failed its health check", metadata: ["error": "\(error)"])
             return false
