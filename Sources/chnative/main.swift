@@ -194,8 +194,11 @@ struct Query: AsyncParsableCommand {
             FileHandle.standardError.write(Data("chnative: \(error)\n".utf8))
             throw ExitCode(210 % 256)
         } catch let error as TextInputError {
-            // Bad input aborts the INSERT (the connection is closed, so nothing partial is committed).
-            FileHandle.standardError.write(Data("chnative: \(error)\n".utf8))
+            // Bad input aborts the INSERT (the connection is closed before its terminating block).
+            // The server writes blocks as they arrive, so those sent before stay: say how many.
+            let sent = InsertedRows.shared.count
+            let kept = sent == 0 ? "" : "; the \(sent) rows sent before it may be stored (the server writes blocks as they arrive)"
+            FileHandle.standardError.write(Data("chnative: \(error)\(kept)\n".utf8))
             throw ExitCode(27)
         } catch let error as StandardOutputError {
             FileHandle.standardError.write(Data("chnative: \(error)\n".utf8))
@@ -242,7 +245,9 @@ struct Query: AsyncParsableCommand {
                 if let inline {
                     try await connection.insert(sql, blocksFor: { BlockSequence(try decodeAll(decoder($0), inline)) })
                 } else {
-                    try await connection.insert(sql, blocksFor: { FileDescriptorBlocks(fileDescriptor: 0, decoder: decoder($0)) })
+                    try await connection.insert(sql, blocksFor: {
+                        CountedBlocks(base: FileDescriptorBlocks(fileDescriptor: 0, decoder: decoder($0)), rows: InsertedRows.shared)
+                    })
                 }
             } else {
                 throw ValidationError("INSERT input format \(inputFormat.isEmpty ? "(none)" : inputFormat) is not supported; use Values, Native, TabSeparated, TabSeparatedWithNames or JSONEachRow")
@@ -367,3 +372,32 @@ struct Convert: ParsableCommand {
 }
 
 await ChNative.start()
+
+/// The rows of the blocks an INSERT from standard input has handed over so far: each is sent
+/// before the next is read, so when the input turns bad these may already be stored.
+final class InsertedRows: @unchecked Sendable {
+    static let shared = InsertedRows()
+    private let lock = NSLock()
+    private var rows = 0
+    var count: Int { lock.withLock { rows } }
+    func add(_ count: Int) { lock.withLock { rows += count } }
+}
+
+/// `base`'s blocks, counted into `rows` as they are taken.
+struct CountedBlocks<Base: AsyncSequence>: AsyncSequence where Base.Element == Block {
+    typealias Element = Block
+    let base: Base
+    let rows: InsertedRows
+
+    struct AsyncIterator: AsyncIteratorProtocol {
+        var base: Base.AsyncIterator
+        let rows: InsertedRows
+        mutating func next() async throws -> Block? {
+            let block = try await base.next()
+            if let block { rows.add(block.rowCount) }
+            return block
+        }
+    }
+
+    func makeAsyncIterator() -> AsyncIterator { AsyncIterator(base: base.makeAsyncIterator(), rows: rows) }
+}

@@ -81,6 +81,18 @@ import Glibc
         await client.shutdown()
     }
 
+    /// Found in review: a block source that failed with a ClickHouseConnectionError of its own
+    /// (copying from another connection that timed out, say) left this connection mid-INSERT,
+    /// open, with the server still waiting for blocks. Any failure of the source closes it now.
+    @Test func aBlockSourceFailingWithAConnectionErrorClosesTheConnection() async throws {
+        let connection = try await ClickHouseConnection.connect(LiveServerTests.configuration())
+        try await connection.execute("CREATE TEMPORARY TABLE copied (x UInt8)")
+        let elsewhere = ClickHouseConnectionError.timeout("the source connection timed out")
+        let blocks = FailingBlocks(first: Block(columns: [NamedColumn("x", FixedWidthColumn(type: .uint8, values: [UInt8(1)]))]), then: elsewhere)
+        await #expect(throws: elsewhere) { try await connection.insert("INSERT INTO copied (x) VALUES", blocks: blocks) }
+        #expect(await !connection.isUsable)
+    }
+
     /// A server that answers while INSERT blocks are still going out (newer servers send
     /// ProfileEvents after every block, and an Exception as soon as a block fails): the client
     /// reads as it sends, so it stops at the Exception instead of sending every block first.
@@ -359,4 +371,23 @@ final class FakePeer: @unchecked Sendable {
         shutdown(listener, Int32(SHUT_RDWR))
         Glibc.close(listener)
     }
+}
+
+/// One block, then `error`.
+struct FailingBlocks: AsyncSequence, Sendable {
+    typealias Element = Block
+    let first: Block
+    let then: ClickHouseConnectionError
+
+    struct AsyncIterator: AsyncIteratorProtocol {
+        let source: FailingBlocks
+        var sent = false
+        mutating func next() async throws -> Block? {
+            if sent { throw source.then }
+            sent = true
+            return source.first
+        }
+    }
+
+    func makeAsyncIterator() -> AsyncIterator { AsyncIterator(source: self) }
 }

@@ -329,12 +329,15 @@ public actor ClickHouseConnection {
                 sentAny = true
                 try readWhileSending()
             }
-        } catch let error as ClickHouseConnectionError {
-            throw error
         } catch {
-            // The block source failed (or encoding failed) part-way: closing makes the server abort
-            // the INSERT instead of committing a partial one with our terminating block.
-            _ = fail("INSERT aborted: \(error)")
+            // The block source failed (or encoding failed, or the connection did) part-way: closing
+            // makes the server abort the INSERT rather than end it with our terminating block. What
+            // it already wrote stays: it writes blocks as they arrive (squashed up to
+            // min_insert_block_size_rows), so an INSERT of many blocks is not all-or-nothing. (Also
+            // for a ClickHouseConnectionError the source threw, from another connection: this one
+            // is still mid-INSERT then.)
+            // (Not after a mismatch in the first block: that INSERT was ended cleanly, empty.)
+            if !machine.isClosed && !machine.isIdle { _ = fail("INSERT aborted: \(error)") }
             throw error
         }
         try await finishInsert(compression: compression, revision: revision)
