@@ -67,6 +67,12 @@ public struct PipelineConfiguration: Sendable, Equatable {
         consumerMaximumBatchRowBytes = try reader.integer("CONSUMER_MAX_BATCH_ROWS_MB", default: 256, in: 1...65_536) << 20
         kafkaDeadLetterTopic = try reader.string("KAFKA_DLQ_TOPIC", default: kafkaTopic + ".dlq")
         kafkaProperties = KafkaConfiguration.properties(fromEnvironment: environment)
+        // The consumer commits an offset only after its rows are in ClickHouse. librdkafka's auto
+        // commit of stored offsets would commit messages only polled (a crash then loses them).
+        for name in ["enable.auto.commit", "enable.auto.offset.store"] where kafkaProperties[name].map({ $0.lowercased() != "false" }) ?? false {
+            throw ConfigurationError(variable: "KAFKA_PROPERTY_" + name,
+                                     message: "must be false (the consumer commits offsets itself, after the rows are stored)")
+        }
         apiMaxBodyBytes = try reader.integer("API_MAX_BODY_BYTES", default: 1 << 20, in: 1024...(1 << 20))
         apiIdleTimeoutMilliseconds = try reader.integer("API_IDLE_TIMEOUT_MS", default: 60_000, in: 1000...3_600_000)
         apiKeys = (environment["API_KEYS"] ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }

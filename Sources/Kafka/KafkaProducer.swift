@@ -381,8 +381,11 @@ private func producerDeliveryCallback(_ handle: OpaquePointer?, _ message: Unsaf
         if let opaque { Unmanaged<ProducerState>.fromOpaque(opaque).takeUnretainedValue().markAvailable() }
         target.deliver(.success(KafkaDeliveryReport(partition: message.pointee.partition, offset: message.pointee.offset)))
     } else if error == RD_KAFKA_RESP_ERR__PURGE_QUEUE, let opaque,
+              rd_kafka_message_status(message) == RD_KAFKA_MSG_STATUS_NOT_PERSISTED,
               let reason = Unmanaged<ProducerState>.fromOpaque(opaque).takeUnretainedValue().unavailableReason {
-        // Purged when a suspected outage was confirmed: the error a send refused at once gets.
+        // Purged when a suspected outage was confirmed, never sent: the error a send refused at
+        // once gets ("it cannot land"). One sent whose answer was lost (queued again for a retry,
+        // possibly stored) gets the ordinary "not delivered" error below, which says it may land.
         target.deliver(.failure(.unavailable(reason)))
     } else {
         target.deliver(.failure(KafkaError(error, context: "message not delivered")))

@@ -60,6 +60,20 @@ import Testing
         #expect(try PipelineConfiguration(environment: ["CONSUMER_BATCH_SIZE": "100000"]).consumerMaximumBatchSize == 1_000_000)
     }
 
+    /// Found in review: both set to true through the environment, librdkafka would commit every
+    /// polled message, stored or not, and a crash would lose those not stored yet.
+    @Test func autoCommitCannotBeTurnedOn() throws {
+        for name in ["enable.auto.commit", "enable.auto.offset.store"] {
+            for value in ["true", "1", "TRUE"] {
+                #expect(throws: ConfigurationError(variable: "KAFKA_PROPERTY_" + name,
+                                                   message: "must be false (the consumer commits offsets itself, after the rows are stored)")) {
+                    try PipelineConfiguration(environment: ["KAFKA_PROPERTY_" + name: value])
+                }
+            }
+            #expect(try PipelineConfiguration(environment: ["KAFKA_PROPERTY_" + name: "false"]).kafkaProperties[name] == "false")
+        }
+    }
+
     @Test func invalidPort() {
         #expect(throws: ConfigurationError(variable: "API_PORT", message: "must be an integer from 1 to 65535, got 'http'")) {
             try PipelineConfiguration(environment: ["API_PORT": "http"])
