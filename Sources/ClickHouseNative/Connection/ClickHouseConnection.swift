@@ -1,4 +1,5 @@
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import NIOSSL
@@ -512,9 +513,27 @@ public actor ClickHouseConnection {
     }
 
     private func send(_ buffer: ByteBuffer) async throws {
+        // A server that stopped reading (a host gone without a reset, a full receive window)
+        // would hold a write until the kernel gives up, some 15 minutes: the read timeout bounds
+        // a write's progress too, and closing the channel fails it.
+        let channel = self.channel
+        let stalled = NIOLockedValueBox(false)
+        let promise = channel.eventLoop.makePromise(of: Void.self)
+        channel.writeAndFlush(buffer, promise: promise)
+        let written = promise.futureResult
+        let timer = channel.eventLoop.scheduleTask(in: configuration.readTimeout.timeAmount) {
+            stalled.withLockedValue { $0 = true }
+            channel.close(promise: nil)
+        }
+        written.whenComplete { _ in timer.cancel() }
         do {
-            try await channel.writeAndFlush(buffer).get()
+            try await written.get()
         } catch {
+            if stalled.withLockedValue({ $0 }) {
+                machine.closed("send timed out")
+                throw ClickHouseConnectionError.timeout(
+                    "\(configuration.host):\(configuration.port) took nothing of a request for \(configuration.readTimeout) (the server stopped reading)")
+            }
             throw fail("cannot send: \(error)")
         }
     }
