@@ -18,7 +18,11 @@ public struct KafkaClusterMetadata: Sendable, Equatable {
     /// Throws when no broker answers within `timeoutMilliseconds`.
     public static func fetch(configuration: KafkaConfiguration, timeoutMilliseconds: Int32 = 5000) throws -> KafkaClusterMetadata {
         try KafkaLibrary.requireSupported()
-        let conf = try configuration.makeNativeConfiguration()
+        var quiet = configuration
+        // Its failure is the thrown error; librdkafka's own lines (FAIL, connection refused ...) on
+        // stderr would only repeat it, outside the program's log format (LOG_FORMAT=json).
+        if quiet["log_level"] == nil { quiet["log_level"] = "2" }
+        let conf = try quiet.makeNativeConfiguration()
         var errorText = [CChar](repeating: 0, count: 512)
         // rd_kafka_new takes ownership of conf on success only.
         guard let handle = rd_kafka_new(RD_KAFKA_PRODUCER, conf, &errorText, errorText.count) else {

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import signal
+import time
 import uuid
 
 from api_support import unique
@@ -101,6 +103,29 @@ def test_json_logs():
     # An unknown format stops the process at once, naming the variable.
     result = subprocess.run([str(API_BIN)], env={"LOG_FORMAT": "yaml", "PATH": "/usr/bin:/bin"}, capture_output=True, timeout=30)
     assert (result.returncode, result.stderr.decode()) == (2, "event-api: invalid configuration: LOG_FORMAT: must be text or json, got 'yaml'\n")
+
+
+def test_json_logs_of_the_consumer_stay_json_while_the_broker_is_unreachable():
+    # Found in review: the short-lived metadata client (the dead-letter topic check) let librdkafka
+    # print its own lines, `%3|...|FAIL|...`, on stderr: 195 of them in 5 s, none of them JSON.
+    import json
+    import os
+    import subprocess
+
+    from api_support import CONSUMER_BIN, free_port
+
+    env = dict(os.environ, LOG_FORMAT="json", KAFKA_BROKERS="127.0.0.1:1", CONSUMER_METRICS_PORT=str(free_port()))
+    process = subprocess.Popen([str(CONSUMER_BIN)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        time.sleep(5)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=60)
+    lines = stderr.decode().splitlines()
+    not_json = [line for line in lines if not line.startswith("{")]
+    assert not not_json, not_json[:3]
+    records = [json.loads(line) for line in lines]
+    assert any(r["message"] == "cannot check the dead-letter topic yet" for r in records), [r["message"] for r in records]
 
 
 def test_the_consumer_measures_how_fresh_the_data_is(api):
