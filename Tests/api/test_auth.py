@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 
 import pytest
@@ -145,3 +146,40 @@ def test_a_body_answered_before_its_end_closes_the_connection(secured):
     # before it reads the answer.)
     if received:
         assert received.startswith(b"HTTP/1.1 401 Unauthorized\r\n") and b"\r\nConnection: close\r\n" in received, received[:300]
+
+
+@pytest.mark.parametrize("path,headers,status", [
+    ("/events/batch", b"", 401),
+    ("/events/batch", b"Authorization: Bearer k3\r\n", 401),
+    ("/nope", b"Authorization: Bearer k1\r\n", 404),
+])
+def test_no_100_continue_for_a_body_that_will_not_be_read(secured, path, headers, status):
+    # Found in review: the router's routes got `100 Continue` before their key was checked, so a
+    # client sent its whole batch (up to 5 MiB) only to be told 401. Now the refusal comes at once.
+    import socket
+    host, port = "127.0.0.1", int(secured.url.rsplit(":", 1)[1])
+    with socket.create_connection((host, port), timeout=10) as sock:
+        sock.sendall(b"POST %s HTTP/1.1\r\nHost: x\r\n%sContent-Type: application/json\r\nContent-Length: 4000000\r\n"
+                     b"Expect: 100-continue\r\n\r\n" % (path.encode(), headers))
+        sock.settimeout(5)
+        first = sock.recv(65536)
+    assert first.startswith(b"HTTP/1.1 %d " % status), first[:200]
+
+
+def test_100_continue_for_a_batch_with_a_valid_key(secured):
+    import socket
+    host, port = "127.0.0.1", int(secured.url.rsplit(":", 1)[1])
+    body = json.dumps({"events": [{"conversation_id": unique("auth"), "event_name": "e"}]}).encode()
+    with socket.create_connection((host, port), timeout=10) as sock:
+        sock.sendall(b"POST /events/batch HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer k1\r\nContent-Type: application/json\r\n"
+                     b"Content-Length: %d\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n" % len(body))
+        sock.settimeout(5)
+        assert sock.recv(65536).startswith(b"HTTP/1.1 100 Continue\r\n")
+        sock.sendall(body)
+        received = b""
+        while True:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            received += chunk
+    assert received.startswith(b"HTTP/1.1 207 "), received[:200]

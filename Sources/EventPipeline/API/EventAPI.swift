@@ -132,6 +132,16 @@ public struct EventAPI: HTTPResponder {
         }
     }
 
+    /// Whether the router would read this request's body: a known route, an allowed method and a
+    /// valid key. Only then is `100 Continue` sent; otherwise the refusal comes without the body
+    /// (a client would send up to 5 MiB of batch only to be told 401, 404 or 405).
+    func wouldRead(_ route: Route, _ head: HTTPRequest) -> Bool {
+        guard route.kind != .unknown, route.allowed.contains(head.method) else { return false }
+        if route.kind == .health { return true }
+        do { try authorize(head.headerFields) } catch { return false }
+        return true
+    }
+
     /// `Authorization: Bearer <key>` against every configured key, in time independent of where they
     /// differ; nothing to check when no keys are configured.
     func authorize(_ headers: HTTPFields) throws(APIError) {

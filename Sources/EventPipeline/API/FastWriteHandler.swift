@@ -181,7 +181,8 @@ final class FastWriteHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 // (Only when no answer is still owed: a 100 must not come before an earlier answer.)
                 // Not for a body over the batch limit: the router refuses it (once it was read and dropped).
                 if Self.expectsContinue(head), unansweredForwarded == 0,
-                   (head.headerFields[.contentLength].flatMap { Int($0) } ?? 0) <= api.options.maximumBatchBytes {
+                   (head.headerFields[.contentLength].flatMap { Int($0) } ?? 0) <= api.options.maximumBatchBytes,
+                   api.wouldRead(route, head) {
                     sendContinue(context: context)
                 }
                 unansweredForwarded += 1
