@@ -206,6 +206,16 @@ def raw_http(host: str, port: int, data: bytes, timeout: float = 30.0) -> Tuple[
         sock.close()
 
 
+def read_to_end(sock: socket.socket) -> bytes:
+    """Everything the server sends until it closes (within the socket's timeout)."""
+    received = b""
+    while True:
+        chunk = sock.recv(65536)
+        if not chunk:
+            return received
+        received += chunk
+
+
 def closed_within(sock: socket.socket, timeout: float) -> Tuple[bool, bytes]:
     """Whether the server closes the connection within `timeout`, and what it sent before."""
     sock.settimeout(timeout)

@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 
-from api_support import Api, api_instance, assert_error, unique
+from api_support import Api, api_instance, assert_error, read_to_end, unique
 
 PROTECTED = [
     ("GET", "/event/%s" % uuid.uuid4()),
@@ -176,10 +176,5 @@ def test_100_continue_for_a_batch_with_a_valid_key(secured):
         sock.settimeout(5)
         assert sock.recv(65536).startswith(b"HTTP/1.1 100 Continue\r\n")
         sock.sendall(body)
-        received = b""
-        while True:
-            chunk = sock.recv(65536)
-            if not chunk:
-                break
-            received += chunk
+        received = read_to_end(sock)
     assert received.startswith(b"HTTP/1.1 207 "), received[:200]

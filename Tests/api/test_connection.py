@@ -14,7 +14,7 @@ import time
 import uuid
 from typing import Dict, List, Optional, Tuple
 
-from api_support import api_instance, closed_within, parse_response, unique, wait_for_event, wait_until_consumed
+from api_support import api_instance, closed_within, parse_response, read_to_end, unique, wait_for_event, wait_until_consumed
 
 CONVERSATION = unique("connection")
 
@@ -47,12 +47,7 @@ def exchange(api, data: bytes, timeout: float = 30.0, then: Optional[bytes] = No
             sock.sendall(then)
         if half_close:
             sock.shutdown(socket.SHUT_WR)
-        received = b""
-        while True:
-            chunk = sock.recv(65536)
-            if not chunk:
-                break
-            received += chunk
+        received = read_to_end(sock)
     finally:
         sock.close()
     answers = []
@@ -361,12 +356,7 @@ def test_a_half_closed_client_reading_slowly_gets_every_answer(api):
     sock.sendall(request(api, "DELETE", "/event/not-an-id") * count)
     sock.shutdown(socket.SHUT_WR)
     time.sleep(1)
-    received = b""
-    while True:
-        chunk = sock.recv(65536)
-        if not chunk:
-            break
-        received += chunk
+    received = read_to_end(sock)
     sock.close()
     assert received.count(b"HTTP/1.1 400 Bad Request\r\n") == count
 
