@@ -16,10 +16,27 @@ enum BareEndpoint {
             let buffer = try await request.body.collect(upTo: 1 << 20)
             let json = try JSONParser.parse(Array(buffer.readableBytesView))
             let create = try EventValidation.create(json, receivedAtMilliseconds: 0)
-            return Response(status: .accepted, headers: [.contentType: "application/json"],
-                            body: .init(byteBuffer: ByteBuffer(string: #"{"event_id":"\#(create.id.lowercasedString)","status":"accepted"}"#)))
+            return accepted(create.id)
         }
+        // The same for an update's body and a delete (informational ceilings per request kind).
+        router.put("event/:id") { request, context -> Response in
+            let id = try eventID(context)
+            let buffer = try await request.body.collect(upTo: 1 << 20)
+            _ = try EventValidation.patch(try JSONParser.parse(Array(buffer.readableBytesView)))
+            return accepted(id)
+        }
+        router.delete("event/:id") { _, context -> Response in accepted(try eventID(context)) }
         return router
+    }
+
+    static func eventID(_ context: BasicRequestContext) throws -> UUID {
+        guard let text = context.parameters.get("id"), let id = UUID(text: text) else { throw HTTPError(.badRequest) }
+        return id
+    }
+
+    static func accepted(_ id: UUID) -> Response {
+        Response(status: .accepted, headers: [.contentType: "application/json"],
+                 body: .init(byteBuffer: ByteBuffer(string: #"{"event_id":"\#(id.lowercasedString)","status":"accepted"}"#)))
     }
 
     /// A service group serving the endpoint on 127.0.0.1:`port` (0: a free port) until a graceful

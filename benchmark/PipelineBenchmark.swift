@@ -83,6 +83,19 @@ struct PipelineBenchmark: AsyncParsableCommand {
             ceiling = try await Self.measureCeiling(requests: ceilingRequests, concurrency: concurrency, group: group, progress: progress,
                                                     inProcess: ceilingInProcess)
         }
+        var kindCeilings: [String: PhaseResult] = [:]
+        if ceilingRequests > 0 {
+            if workload.updateCount > 0 {
+                kindCeilings["update"] = try await Self.measureCeiling(requests: ceilingRequests, concurrency: concurrency, group: group,
+                                                                       progress: progress, inProcess: ceilingInProcess,
+                                                                       name: "bare endpoint, PUT (ceiling)", kind: .update)
+            }
+            if workload.deleteCount > 0 {
+                kindCeilings["delete"] = try await Self.measureCeiling(requests: ceilingRequests, concurrency: concurrency, group: group,
+                                                                       progress: progress, inProcess: ceilingInProcess,
+                                                                       name: "bare endpoint, DELETE (ceiling)", kind: .delete)
+            }
+        }
         let local = ["localhost", "127.0.0.1", "::1", "[::1]"].contains(host)
         if !local && ceilingRequests > 0 {
             print("note: the ceiling is measured on this machine, the API runs on \(host): their ratio compares two machines")
@@ -168,7 +181,7 @@ struct PipelineBenchmark: AsyncParsableCommand {
 
         var failures: [String] = []
         if createdCount != insertCount { failures.append("\(insertCount - createdCount) creates were not accepted") }
-        failures += (phases + [ceiling].compactMap { $0 }).compactMap(\.answerFailure)
+        failures += (phases + [ceiling].compactMap { $0 } + Array(kindCeilings.values)).compactMap(\.answerFailure)
 
         // End to end: poll ClickHouse with cheap counts until every write shows, then verify every
         // event. A run whose writes already failed cannot reach the counts: it waits 10 s, not the
@@ -228,7 +241,8 @@ struct PipelineBenchmark: AsyncParsableCommand {
         let endToEnd = visible.map { Self.seconds($0 - firstRequest) }
         let visibilityLag = visible.map { (lower: max(0, Self.seconds(lastMiss - lastAccepted)), upper: Self.seconds($0 - lastAccepted)) }
         var table = "\n| phase | events/s | mean ms | broker ack ms | p50 ms | p95 ms | p99 ms | max ms | server CPU µs/request | machine idle | statuses |\n|---|---|---|---|---|---|---|---|---|---|---|\n"
-        for phase in (ceiling.map { [$0] } ?? []) + phases + (ceilingAfter.map { [$0] } ?? []) {
+        let kindCeilingRows = ["update", "delete"].compactMap { kindCeilings[$0] }
+        for phase in (ceiling.map { [$0] } ?? []) + kindCeilingRows + phases + (ceilingAfter.map { [$0] } ?? []) {
             table += String(format: "| %@ | %.0f | %.2f | %@ | %.2f | %.2f | %.2f | %.2f | %@ | %@ | %@ |\n", phase.name, phase.eventsPerSecond,
                             phase.meanMilliseconds, phase.brokerWaitMilliseconds.map { String(format: "%.2f", $0) } ?? "–", phase.percentile(0.5),
                             phase.percentile(0.95), phase.percentile(0.99), phase.percentile(1.0),
@@ -238,6 +252,7 @@ struct PipelineBenchmark: AsyncParsableCommand {
         }
         print(table)
         var shares: [String: (before: Double, mean: Double)] = [:]
+        var kindShares: [String: Double] = [:]
         if let ceiling {
             let before = ceiling.requestsPerSecond
             let after = ceilingAfter?.requestsPerSecond ?? before
@@ -250,6 +265,12 @@ struct PipelineBenchmark: AsyncParsableCommand {
                              phase.name, 100 * share.before, before, 100 * share.mean, (before + after) / 2))
             }
         }
+        for phase in phases {
+            guard let own = kindCeilings[phase.name] else { continue }
+            kindShares[phase.name] = phase.requestsPerSecond / own.requestsPerSecond
+            print(String(format: "%@ rate vs a bare endpoint for its own requests (not the issue's ceiling, which is the create's): %.0f%% of %.0f req/s",
+                         phase.name, 100 * phase.requestsPerSecond / own.requestsPerSecond, own.requestsPerSecond))
+        }
         if let endToEnd, let visibilityLag {
             print(String(format: "end to end: %.2f s from the first request until ClickHouse showed the final state; visible %.2f–%.2f s after the last 202",
                          endToEnd, visibilityLag.lower, visibilityLag.upper))
@@ -258,7 +279,8 @@ struct PipelineBenchmark: AsyncParsableCommand {
         }
         print(report.line(workload, failures: failures))
 
-        try writeJSON(phases: phases, ceiling: ceiling, ceilingAfter: ceilingAfter, shares: shares, endToEnd: endToEnd, visibilityLag: visibilityLag,
+        try writeJSON(phases: phases, ceiling: ceiling, ceilingAfter: ceilingAfter, shares: shares, kindCeilings: kindCeilings, kindShares: kindShares,
+                      endToEnd: endToEnd, visibilityLag: visibilityLag,
                       report: report, workload: workload, failures: failures, runID: runID,
                       versions: ["clickhouse": serverVersion, "librdkafka (this process)": KafkaLibrary.version], tableBefore: tableBefore)
         if !failures.isEmpty { throw ExitCode(1) }
@@ -283,15 +305,31 @@ struct PipelineBenchmark: AsyncParsableCommand {
 
     static func seconds(_ d: Duration) -> Double { Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18 }
 
+    /// What a ceiling run sends. `create`, the ceiling: the bodies the insert phase sends
+    /// (another run id, the same shape and lengths). `update` and `delete`: the update phase's
+    /// bodies and the delete phase's requests, to a bare endpoint for each (shown beside the
+    /// issue's figure: a smaller body or none is cheaper to serve, so their ceilings are higher).
+    enum CeilingKind {
+        case create, update, delete
+
+        static func id(_ i: Int) -> String { String(format: "01a20000-0000-7000-8000-%012x", i) }
+
+        var request: @Sendable (Int) -> (HTTPMethod, String, ByteBuffer?) {
+            switch self {
+            case .create: return { i in (.POST, "/event", ByteBuffer(string: PipelineWorkload.createBody(runID: "ceiling", i))) }
+            case .update: return { i in (.PUT, "/event/\(CeilingKind.id(i))", ByteBuffer(string: PipelineWorkload.updateBody(i))) }
+            case .delete: return { i in (.DELETE, "/event/\(CeilingKind.id(i))", nil) }
+            }
+        }
+    }
+
     /// Requests/s of a bare Hummingbird endpoint that reads the body and validates it as the API does,
     /// served from a child process (as the API is a process of its own) unless `inProcess`.
     static func measureCeiling(requests: Int, concurrency: Int, group: EventLoopGroup, progress: Bool, inProcess: Bool,
-                               name: String = "bare endpoint (ceiling)") async throws -> PhaseResult {
-        // The bodies the insert phase sends (another run id, the same shape and lengths).
+                               name: String = "bare endpoint (ceiling)", kind: CeilingKind = .create) async throws -> PhaseResult {
         func load(port: Int) async throws -> PhaseResult {
             try await runLoad(name: name, host: "127.0.0.1", port: port, concurrency: concurrency, count: requests,
-                              group: group, progress: progress,
-                              makeRequest: { i in (.POST, "/event", ByteBuffer(string: PipelineWorkload.createBody(runID: "ceiling", i))) })
+                              group: group, progress: progress, makeRequest: kind.request)
         }
         if !inProcess {
             let server = try BareEndpointProcess()
@@ -330,12 +368,14 @@ struct PipelineBenchmark: AsyncParsableCommand {
     }
 
     func writeJSON(phases: [PhaseResult], ceiling: PhaseResult?, ceilingAfter: PhaseResult?, shares: [String: (before: Double, mean: Double)],
+                   kindCeilings: [String: PhaseResult], kindShares: [String: Double],
                    endToEnd: Double?, visibilityLag: (lower: Double, upper: Double)?, report: Verifier.Report, workload: PipelineWorkload,
                    failures: [String], runID: String, versions: [String: String], tableBefore: (rows: Int, parts: Int)?) throws {
         func phaseJSON(_ p: PhaseResult) -> [String: Any] {
             ["name": p.name, "expected_status": p.expectedStatus,
              "share_of_ceiling_before": shares[p.name].map { $0.before as Any } ?? NSNull(),
-             "share_of_ceiling_mean": shares[p.name].map { $0.mean as Any } ?? NSNull(), "requests": p.requests, "events": p.events, "seconds": p.seconds, "events_per_second": p.eventsPerSecond,
+             "share_of_ceiling_mean": shares[p.name].map { $0.mean as Any } ?? NSNull(),
+             "share_of_own_kind_ceiling": kindShares[p.name].map { $0 as Any } ?? NSNull(), "requests": p.requests, "events": p.events, "seconds": p.seconds, "events_per_second": p.eventsPerSecond,
              "requests_per_second": p.requestsPerSecond, "p50_ms": p.percentile(0.5), "p90_ms": p.percentile(0.9), "p95_ms": p.percentile(0.95),
              "p99_ms": p.percentile(0.99), "p99_9_ms": p.percentile(0.999), "max_ms": p.percentile(1.0), "mean_ms": p.meanMilliseconds,
              "statuses": Dictionary(uniqueKeysWithValues: p.statusCounts.map { (String($0.key), $0.value) }),
@@ -357,6 +397,7 @@ struct PipelineBenchmark: AsyncParsableCommand {
                         "arch": machine, "kernel": kernel, "os": ProcessInfo.processInfo.operatingSystemVersionString],
             "versions": versions,
             "ceiling": ceiling.map(phaseJSON) ?? NSNull(), "ceiling_after": ceilingAfter.map(phaseJSON) ?? NSNull(), "phases": phases.map(phaseJSON),
+            "ceilings_per_request_kind": kindCeilings.mapValues(phaseJSON),
             "table_before": tableBefore.map { ["rows": $0.rows, "active_parts": $0.parts] as [String: Any] } ?? NSNull(),
             "end_to_end_seconds": endToEnd.map { $0 as Any } ?? NSNull(),
             "visible_after_last_accept_seconds": visibilityLag.map { $0.upper as Any } ?? NSNull(),
