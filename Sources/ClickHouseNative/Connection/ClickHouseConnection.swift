@@ -514,20 +514,20 @@ public actor ClickHouseConnection {
 
     private func send(_ buffer: ByteBuffer) async throws {
         // A server that stopped reading (a host gone without a reset, a full receive window)
-        // would hold a write until the kernel gives up, some 15 minutes: the read timeout bounds
-        // a write's progress too, and closing the channel fails it.
+        // would hold a write until the kernel gives up, some 15 minutes. A write that makes no
+        // progress for the read timeout (the bytes the channel still holds do not shrink) closes
+        // the channel, which fails it; a large block that goes out slowly is not cut off.
         let channel = self.channel
+        let interval = configuration.readTimeout.timeAmount
         let stalled = NIOLockedValueBox(false)
-        let promise = channel.eventLoop.makePromise(of: Void.self)
-        channel.writeAndFlush(buffer, promise: promise)
-        let written = promise.futureResult
-        let timer = channel.eventLoop.scheduleTask(in: configuration.readTimeout.timeAmount) {
-            stalled.withLockedValue { $0 = true }
-            channel.close(promise: nil)
-        }
-        written.whenComplete { _ in timer.cancel() }
         do {
-            try await written.get()
+            try await channel.eventLoop.flatSubmit {
+                let written = channel.writeAndFlush(buffer)
+                let progress = WriteProgress(buffered: Self.bufferedBytes(channel))
+                Self.watch(progress, channel: channel, every: interval) { stalled.withLockedValue { $0 = true } }
+                written.whenComplete { _ in progress.timer?.cancel() }
+                return written
+            }.get()
         } catch {
             if stalled.withLockedValue({ $0 }) {
                 machine.closed("send timed out")
@@ -535,6 +535,26 @@ public actor ClickHouseConnection {
                     "\(configuration.host):\(configuration.port) took nothing of a request for \(configuration.readTimeout) (the server stopped reading)")
             }
             throw fail("cannot send: \(error)")
+        }
+    }
+
+    /// Bytes written to the channel and not yet taken by the kernel (on the channel's event loop).
+    private static func bufferedBytes(_ channel: Channel) -> Int {
+        (try? channel.syncOptions?.getOption(ChannelOptions.bufferedWritableBytes)) ?? 0
+    }
+
+    /// Looks every `interval` whether the write moved on; closes the channel when it did not.
+    private static func watch(_ progress: WriteProgress, channel: Channel, every interval: TimeAmount,
+                              onStall: @escaping @Sendable () -> Void) {
+        progress.timer = channel.eventLoop.scheduleTask(in: interval) {
+            let buffered = bufferedBytes(channel)
+            if buffered >= progress.buffered {
+                onStall()
+                channel.close(promise: nil)
+            } else {
+                progress.buffered = buffered
+                watch(progress, channel: channel, every: interval, onStall: onStall)
+            }
         }
     }
 
@@ -724,4 +744,11 @@ func quoteIdentifier(_ name: String) -> String {
         result.unicodeScalars.append(scalar)
     }
     return result + "`"
+}
+
+/// A write's watch (see `send`): touched on its channel's event loop only.
+private final class WriteProgress: @unchecked Sendable {
+    var buffered: Int
+    var timer: Scheduled<Void>?
+    init(buffered: Int) { self.buffered = buffered }
 }
