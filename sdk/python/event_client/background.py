@@ -167,11 +167,14 @@ class BackgroundSender:
 
         os.register_at_fork(after_in_child=after_fork_in_child)
         if close_timeout_at_exit is not None:
-            # A multiprocessing child made by fork ends with os._exit, skipping atexit: its
-            # finalizers run instead, and they must be registered after the child cleared the
-            # parent's, which is when these after-fork callbacks run.
-            multiprocessing.util.register_after_fork(self, _close_at_multiprocessing_exit)
+            # A multiprocessing child made by fork or forkserver ends with os._exit, skipping
+            # atexit: its finalizers run instead. A sender inherited through fork registers one
+            # after the child cleared the parent's (these after-fork callbacks run then); one made
+            # in such a child (a Pool initializer, say) registers it now.
             self._close_timeout_at_exit = float(close_timeout_at_exit)
+            multiprocessing.util.register_after_fork(self, _close_at_multiprocessing_exit)
+            if multiprocessing.parent_process() is not None:
+                _close_at_multiprocessing_exit(self)
 
     def _reset(self, keep_closing: bool = False) -> None:
         """A fresh state: at the start, and in a forked child, where the parent's lock may have been
@@ -188,6 +191,7 @@ class BackgroundSender:
         self._finished = 0
         self._closing = closing
         self._deadline: Optional[float] = None
+        self._closing_since: Optional[float] = None
         self._in_flight: Optional[_Batch] = None  # the batch the thread is sending
         self.sent = 0
         self.rejected = 0
@@ -257,16 +261,17 @@ class BackgroundSender:
 
     def close(self, timeout: Optional[float] = 10.0) -> bool:
         """Send what is queued (for up to ``timeout`` seconds), then stop the thread. Events still
-        queued then are abandoned (counted, and given to ``on_failure``); a request already on
-        its way may still complete after that (its events then count as sent or refused). ``True``
-        when every event was sent or refused. Later calls to :meth:`track_event` raise; closing
-        twice is harmless."""
+        queued then, and those of a request still under way, are abandoned (counted, and given to
+        ``on_failure``; the latter may have been delivered all the same, and what that request
+        brings later changes no count). ``True`` when every event was sent or refused. Later
+        calls to :meth:`track_event` raise; closing twice is harmless."""
         if self._exit_hook is not None:
             atexit.unregister(self._exit_hook)
             self._exit_hook = None
         with self._lock:
             if not self._closing:
                 self._closing = True
+                self._closing_since = time.monotonic()
                 self._deadline = None if timeout is None else time.monotonic() + timeout
                 self._send_now = True
                 self._changed.notify_all()
@@ -427,8 +432,9 @@ class BackgroundSender:
 
     def _wait_before_retry(self, delay: float) -> bool:
         """Waits `delay` seconds; False when the close deadline passes first (or has passed).
-        Once the sender is closing the wait is cut to a moment: a batch in a long backoff gets
-        its last attempts within close's time instead of waiting it out."""
+        A wait under way when :meth:`close` is called is cut to a moment, so that the batch gets
+        one more attempt within close's time instead of waiting out a long backoff; waits after
+        that follow the backoff as before."""
         with self._lock:
             started = time.monotonic()
             end = started + delay
@@ -436,8 +442,8 @@ class BackgroundSender:
                 now = time.monotonic()
                 if self._closing and self._deadline is not None and now >= self._deadline:
                     return False
-                if self._closing:
-                    end = min(end, started + self._closing_retry_delay)
+                if self._closing_since is not None and self._closing_since >= started:
+                    end = min(end, self._closing_since + self._closing_retry_delay)
                 if now >= end:
                     return True
                 limit = end - now

@@ -401,3 +401,35 @@ def test_a_multiprocessing_child_sends_what_it_tracked_as_it_exits(stub, client)
     assert process.exitcode == 0
     assert [e["event_name"] for r in stub.requests for e in r.json["events"]] == ["from the child"]
     sender.close(2)
+
+
+def test_after_the_cut_a_closing_sender_keeps_its_backoff(stub, make_client):
+    # Found in review: once closing, every wait was cut to 0.5 s, so a close with a long timeout
+    # (or none) against a service still down sent about twice a second instead of backing off.
+    stub.responder = lambda r: Reply(503, {"error": "down", "field": None}, headers={"Retry-After": "0"})
+    sender = BackgroundSender(make_client(retries=0), max_retry_delay=30, close_timeout_at_exit=None)
+    sender.track_event("c", "e")
+    wait_until(lambda: len(stub.requests) == 3)  # after waits of 0.5 and 1 s; the next is 2 s
+    before = len(stub.requests)
+    assert sender.close(3) is False
+    assert len(stub.requests) - before == 1  # the cut wait's attempt; the next wait (4 s) outlasts close
+    assert sender.abandoned == 1
+
+
+def test_a_sender_made_in_a_multiprocessing_child_sends_as_the_child_exits(stub, client):
+    # Found in review: only a sender inherited through fork got the exit hook; one made in the
+    # child (a Pool initializer, say) lost its events when the child ended with os._exit.
+    import multiprocessing
+
+    stub.responder = accept_all
+    url = client.base_url
+
+    def child():
+        from event_client import EventClient
+        BackgroundSender(EventClient(url), flush_interval=60, close_timeout_at_exit=5).track_event("c", "made in the child")
+
+    process = multiprocessing.get_context("fork").Process(target=child)
+    process.start()
+    process.join(30)
+    assert process.exitcode == 0
+    assert [e["event_name"] for r in stub.requests for e in r.json["events"]] == ["made in the child"]
