@@ -668,11 +668,20 @@ extension DeadLetter {
         json.key("event_id")
         if let eventID { json.string(eventID.lowercasedString) } else { json.null() }
         let value = originalValue ?? []
-        let kept = value.prefix(Self.maximumMessageBytes)
+        var kept = value.prefix(Self.maximumMessageBytes)
+        var text = String(validating: Array(kept), as: UTF8.self)
+        // A UTF-8 message cut inside a character stays text (without that character's first
+        // bytes) rather than turning base64.
+        if kept.count < value.count {
+            for _ in 0..<3 where text == nil {
+                kept = kept.dropLast()
+                text = String(validating: Array(kept), as: UTF8.self)
+            }
+        }
         json.key("message_truncated")
         json.bool(kept.count < value.count)
         json.key("message")
-        if let text = String(validating: Array(kept), as: UTF8.self) {
+        if let text {
             json.string(text)
         } else {
             json.string(Data(kept).base64EncodedString())

@@ -66,12 +66,18 @@ public struct PipelineConfiguration: Sendable, Equatable {
         consumerCacheBytes = try reader.integer("CONSUMER_CACHE_MB", default: 256, in: 0...65_536) << 20
         consumerMaximumBatchRowBytes = try reader.integer("CONSUMER_MAX_BATCH_ROWS_MB", default: 256, in: 1...65_536) << 20
         kafkaDeadLetterTopic = try reader.string("KAFKA_DLQ_TOPIC", default: kafkaTopic + ".dlq")
-        kafkaProperties = KafkaConfiguration.properties(fromEnvironment: environment)
-        // The consumer commits an offset only after its rows are in ClickHouse. librdkafka's auto
-        // commit of stored offsets would commit messages only polled (a crash then loses them).
-        for name in ["enable.auto.commit", "enable.auto.offset.store"] where kafkaProperties[name].map({ $0.lowercased() != "false" }) ?? false {
-            throw ConfigurationError(variable: "KAFKA_PROPERTY_" + name,
-                                     message: "must be false (the consumer commits offsets itself, after the rows are stored)")
+        let properties = KafkaConfiguration.properties(fromEnvironment: environment)
+        kafkaProperties = properties
+        // The consumer commits an offset only after its rows are in ClickHouse. With both of these
+        // on, librdkafka would store every polled message's offset and commit it on its own, so a
+        // crash would lose messages only polled. (Either alone changes nothing here.)
+        let isOn = { (name: String) -> Bool in
+            guard let value = properties[name] else { return false }
+            return !["false", "f", "0"].contains(value.lowercased())  // librdkafka's spellings of false
+        }
+        if isOn("enable.auto.commit") && isOn("enable.auto.offset.store") {
+            throw ConfigurationError(variable: "KAFKA_PROPERTY_enable.auto.commit",
+                                     message: "must be false while enable.auto.offset.store is true (the consumer commits offsets itself, after the rows are stored)")
         }
         apiMaxBodyBytes = try reader.integer("API_MAX_BODY_BYTES", default: 1 << 20, in: 1024...(1 << 20))
         apiIdleTimeoutMilliseconds = try reader.integer("API_IDLE_TIMEOUT_MS", default: 60_000, in: 1000...3_600_000)

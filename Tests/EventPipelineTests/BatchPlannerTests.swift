@@ -377,6 +377,13 @@ extension BatchPlannerTests {
                 + "… (\(letter.reason.utf8.count - "unknown op ".utf8.count - 2 * keptCharacters) more bytes cut)")
         #expect(json["message_truncated"] as? Bool == true)
         #expect((json["message"] as? String)?.utf8.count == DeadLetter.maximumMessageBytes)
+        // A UTF-8 message cut inside a character stays text (found in review: it turned base64).
+        let accented = Array(("x" + String(repeating: "é", count: 40_000)).utf8)  // 80 001 bytes: 65 536 falls inside an "é"
+        let cut = try Self.object(DeadLetter(partition: 0, offset: 1, eventID: nil, reason: "r")
+            .record(sourceTopic: "events", originalKey: nil, originalValue: accented).value)
+        #expect(cut["message_encoding"] == nil)
+        #expect((cut["message"] as? String)?.utf8.count == DeadLetter.maximumMessageBytes - 1)
+        #expect(cut["message_truncated"] as? Bool == true)
         // A short reason is kept whole.
         #expect(DeadLetter(partition: 0, offset: 0, eventID: nil, reason: "op missing").boundedReason == "op missing")
     }

@@ -61,16 +61,21 @@ import Testing
     }
 
     /// Found in review: both set to true through the environment, librdkafka would commit every
-    /// polled message, stored or not, and a crash would lose those not stored yet.
-    @Test func autoCommitCannotBeTurnedOn() throws {
-        for name in ["enable.auto.commit", "enable.auto.offset.store"] {
-            for value in ["true", "1", "TRUE"] {
-                #expect(throws: ConfigurationError(variable: "KAFKA_PROPERTY_" + name,
-                                                   message: "must be false (the consumer commits offsets itself, after the rows are stored)")) {
-                    try PipelineConfiguration(environment: ["KAFKA_PROPERTY_" + name: value])
-                }
+    /// polled message, stored or not, and a crash would lose those not stored yet. Either alone,
+    /// or librdkafka's other spellings of false, change nothing and are accepted.
+    @Test func autoCommitOfPolledMessagesCannotBeTurnedOn() throws {
+        for (commit, store) in [("true", "true"), ("1", "TRUE"), ("t", "yes")] {
+            #expect(throws: ConfigurationError(variable: "KAFKA_PROPERTY_enable.auto.commit",
+                                               message: "must be false while enable.auto.offset.store is true (the consumer commits offsets itself, after the rows are stored)")) {
+                try PipelineConfiguration(environment: ["KAFKA_PROPERTY_enable.auto.commit": commit, "KAFKA_PROPERTY_enable.auto.offset.store": store])
             }
-            #expect(try PipelineConfiguration(environment: ["KAFKA_PROPERTY_" + name: "false"]).kafkaProperties[name] == "false")
+        }
+        for environment in [["KAFKA_PROPERTY_enable.auto.commit": "true"], ["KAFKA_PROPERTY_enable.auto.offset.store": "true"],
+                            ["KAFKA_PROPERTY_enable.auto.commit": "true", "KAFKA_PROPERTY_enable.auto.offset.store": "0"],
+                            ["KAFKA_PROPERTY_enable.auto.commit": "F", "KAFKA_PROPERTY_enable.auto.offset.store": "true"]] {
+            #expect(try PipelineConfiguration(environment: environment).kafkaProperties == environment.reduce(into: [:]) {
+                $0[String($1.key.dropFirst("KAFKA_PROPERTY_".count))] = $1.value
+            })
         }
     }
 
