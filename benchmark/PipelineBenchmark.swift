@@ -83,18 +83,14 @@ struct PipelineBenchmark: AsyncParsableCommand {
             ceiling = try await Self.measureCeiling(requests: ceilingRequests, concurrency: concurrency, group: group, progress: progress,
                                                     inProcess: ceilingInProcess)
         }
+        // Beside it, by phase name, a bare endpoint for the update's and the delete's own requests.
         var kindCeilings: [String: PhaseResult] = [:]
-        if ceilingRequests > 0 {
-            if workload.updateCount > 0 {
-                kindCeilings["update"] = try await Self.measureCeiling(requests: ceilingRequests, concurrency: concurrency, group: group,
-                                                                       progress: progress, inProcess: ceilingInProcess,
-                                                                       name: "bare endpoint, PUT (ceiling)", kind: .update)
-            }
-            if workload.deleteCount > 0 {
-                kindCeilings["delete"] = try await Self.measureCeiling(requests: ceilingRequests, concurrency: concurrency, group: group,
-                                                                       progress: progress, inProcess: ceilingInProcess,
-                                                                       name: "bare endpoint, DELETE (ceiling)", kind: .delete)
-            }
+        for (phase, kind, method, count) in [("update", CeilingKind.update, "PUT", workload.updateCount),
+                                             ("delete", CeilingKind.delete, "DELETE", workload.deleteCount)]
+        where ceilingRequests > 0 && count > 0 {
+            kindCeilings[phase] = try await Self.measureCeiling(requests: ceilingRequests, concurrency: concurrency, group: group,
+                                                                progress: progress, inProcess: ceilingInProcess,
+                                                                name: "bare endpoint, \(method) (ceiling)", kind: kind)
         }
         let local = ["localhost", "127.0.0.1", "::1", "[::1]"].contains(host)
         if !local && ceilingRequests > 0 {
@@ -252,7 +248,6 @@ struct PipelineBenchmark: AsyncParsableCommand {
         }
         print(table)
         var shares: [String: (before: Double, mean: Double)] = [:]
-        var kindShares: [String: Double] = [:]
         if let ceiling {
             let before = ceiling.requestsPerSecond
             let after = ceilingAfter?.requestsPerSecond ?? before
@@ -267,7 +262,6 @@ struct PipelineBenchmark: AsyncParsableCommand {
         }
         for phase in phases {
             guard let own = kindCeilings[phase.name] else { continue }
-            kindShares[phase.name] = phase.requestsPerSecond / own.requestsPerSecond
             print(String(format: "%@ rate vs a bare endpoint for its own requests (not the issue's ceiling, which is the create's): %.0f%% of %.0f req/s",
                          phase.name, 100 * phase.requestsPerSecond / own.requestsPerSecond, own.requestsPerSecond))
         }
@@ -279,7 +273,7 @@ struct PipelineBenchmark: AsyncParsableCommand {
         }
         print(report.line(workload, failures: failures))
 
-        try writeJSON(phases: phases, ceiling: ceiling, ceilingAfter: ceilingAfter, shares: shares, kindCeilings: kindCeilings, kindShares: kindShares,
+        try writeJSON(phases: phases, ceiling: ceiling, ceilingAfter: ceilingAfter, shares: shares, kindCeilings: kindCeilings,
                       endToEnd: endToEnd, visibilityLag: visibilityLag,
                       report: report, workload: workload, failures: failures, runID: runID,
                       versions: ["clickhouse": serverVersion, "librdkafka (this process)": KafkaLibrary.version], tableBefore: tableBefore)
@@ -368,14 +362,14 @@ struct PipelineBenchmark: AsyncParsableCommand {
     }
 
     func writeJSON(phases: [PhaseResult], ceiling: PhaseResult?, ceilingAfter: PhaseResult?, shares: [String: (before: Double, mean: Double)],
-                   kindCeilings: [String: PhaseResult], kindShares: [String: Double],
+                   kindCeilings: [String: PhaseResult],
                    endToEnd: Double?, visibilityLag: (lower: Double, upper: Double)?, report: Verifier.Report, workload: PipelineWorkload,
                    failures: [String], runID: String, versions: [String: String], tableBefore: (rows: Int, parts: Int)?) throws {
         func phaseJSON(_ p: PhaseResult) -> [String: Any] {
             ["name": p.name, "expected_status": p.expectedStatus,
              "share_of_ceiling_before": shares[p.name].map { $0.before as Any } ?? NSNull(),
              "share_of_ceiling_mean": shares[p.name].map { $0.mean as Any } ?? NSNull(),
-             "share_of_own_kind_ceiling": kindShares[p.name].map { $0 as Any } ?? NSNull(), "requests": p.requests, "events": p.events, "seconds": p.seconds, "events_per_second": p.eventsPerSecond,
+             "share_of_own_kind_ceiling": kindCeilings[p.name].map { p.requestsPerSecond / $0.requestsPerSecond as Any } ?? NSNull(), "requests": p.requests, "events": p.events, "seconds": p.seconds, "events_per_second": p.eventsPerSecond,
              "requests_per_second": p.requestsPerSecond, "p50_ms": p.percentile(0.5), "p90_ms": p.percentile(0.9), "p95_ms": p.percentile(0.95),
              "p99_ms": p.percentile(0.99), "p99_9_ms": p.percentile(0.999), "max_ms": p.percentile(1.0), "mean_ms": p.meanMilliseconds,
              "statuses": Dictionary(uniqueKeysWithValues: p.statusCounts.map { (String($0.key), $0.value) }),

@@ -419,12 +419,12 @@ public final class EventConsumer: Service, @unchecked Sendable {
     /// How long the writes the batch applied waited, from the API's acceptance (in each envelope)
     /// to now: the freshness a reader sees. Replays, ignored duplicates and dead letters changed
     /// nothing, and a redelivered message would count hours. Clocks of two hosts: a negative
-    /// difference counts as 0.
+    /// difference counts as 0. (Acceptance times lie in 1970-2105: the envelope decoder refuses
+    /// others, so the difference cannot overflow.)
     private func recordDelays(_ acceptedAt: [Int64]) {
         let now = Int64(Date().timeIntervalSince1970 * 1000)
         for milliseconds in acceptedAt {
-            let (delay, overflow) = now.subtractingReportingOverflow(milliseconds)
-            metrics.eventDelay.record(overflow ? 0 : Double(max(0, delay)) / 1000)
+            metrics.eventDelay.record(Double(max(0, now - milliseconds)) / 1000)
         }
     }
 
@@ -639,16 +639,20 @@ extension DeadLetter {
 
     /// The reason, cut at a character boundary to ``maximumReasonBytes`` of UTF-8 (the cut says so).
     var boundedReason: String {
-        guard reason.utf8.count > Self.maximumReasonBytes else { return reason }
-        var kept = 0
-        var end = reason.unicodeScalars.startIndex
-        for index in reason.unicodeScalars.indices {
-            let width = UTF8.width(reason.unicodeScalars[index])
-            if kept + width > Self.maximumReasonBytes { break }
-            kept += width
-            end = reason.unicodeScalars.index(after: index)
+        let bytes = Array(reason.utf8)
+        guard bytes.count > Self.maximumReasonBytes, let (kept, text) = Self.textPrefix(bytes, within: Self.maximumReasonBytes) else { return reason }
+        return text + "… (\(bytes.count - kept) more bytes cut)"
+    }
+
+    /// The longest prefix of `bytes` within `limit` that is UTF-8 text, and its length: at most
+    /// three bytes shorter than the limit (a character cut in two), nil when not text.
+    static func textPrefix(_ bytes: [UInt8], within limit: Int) -> (count: Int, text: String)? {
+        var count = min(limit, bytes.count)
+        while true {
+            if let text = String(validating: bytes[..<count], as: UTF8.self) { return (count, text) }
+            guard count < bytes.count, limit - count < 3, count > 0 else { return nil }
+            count -= 1
         }
-        return String(reason.unicodeScalars[..<end]) + "… (\(reason.utf8.count - kept) more bytes cut)"
     }
 
     /// The dead-letter topic's record: the original key (cut to ``maximumKeyBytes``) and a JSON
@@ -668,23 +672,17 @@ extension DeadLetter {
         json.key("event_id")
         if let eventID { json.string(eventID.lowercasedString) } else { json.null() }
         let value = originalValue ?? []
-        var kept = value.prefix(Self.maximumMessageBytes)
-        var text = String(validating: Array(kept), as: UTF8.self)
         // A UTF-8 message cut inside a character stays text (without that character's first
         // bytes) rather than turning base64.
-        if kept.count < value.count {
-            for _ in 0..<3 where text == nil {
-                kept = kept.dropLast()
-                text = String(validating: Array(kept), as: UTF8.self)
-            }
-        }
+        let text = Self.textPrefix(value, within: Self.maximumMessageBytes)
+        let kept = text?.count ?? min(value.count, Self.maximumMessageBytes)
         json.key("message_truncated")
-        json.bool(kept.count < value.count)
+        json.bool(kept < value.count)
         json.key("message")
         if let text {
-            json.string(text)
+            json.string(text.text)
         } else {
-            json.string(Data(kept).base64EncodedString())
+            json.string(Data(value.prefix(kept)).base64EncodedString())
             json.key("message_encoding")
             json.string("base64")
         }

@@ -523,7 +523,10 @@ public actor ClickHouseConnection {
         do {
             try await channel.eventLoop.flatSubmit {
                 let written = channel.writeAndFlush(buffer)
-                let progress = WriteProgress(buffered: Self.bufferedBytes(channel))
+                let buffered = Self.bufferedBytes(channel)
+                // Most writes are all in the kernel by now: nothing to watch, no timer.
+                guard buffered > 0 else { return written }
+                let progress = WriteProgress(buffered: buffered)
                 Self.watch(progress, channel: channel, every: interval) { stalled.withLockedValue { $0 = true } }
                 written.whenComplete { _ in progress.timer?.cancel() }
                 return written

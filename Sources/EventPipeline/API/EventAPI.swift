@@ -88,13 +88,7 @@ public struct EventAPI: HTTPResponder {
     }
 
     private func handle(_ request: Request, route: Route, requestID: String) async throws -> Response {
-        guard route.kind != .unknown else { throw APIError(.notFound, "not found") }
-        guard route.allowed.contains(request.method) else {
-            var error = APIError(.methodNotAllowed, "method \(request.method.rawValue) not allowed")
-            error.headers[.allow] = route.allowed.map(\.rawValue).joined(separator: ", ")
-            throw error
-        }
-        if route.kind != .health { try authorize(request.headers) }
+        try checkBeforeBody(route, request.method, request.headers)
         switch (route.kind, request.method) {
         case (.event, .get): return try await getEvent(try route.eventID())
         case (.createEvent, _), (.event, _):
@@ -132,14 +126,17 @@ public struct EventAPI: HTTPResponder {
         }
     }
 
-    /// Whether the router would read this request's body: a known route, an allowed method and a
-    /// valid key. Only then is `100 Continue` sent; otherwise the refusal comes without the body
-    /// (a client would send up to 5 MiB of batch only to be told 401, 404 or 405).
-    func wouldRead(_ route: Route, _ head: HTTPRequest) -> Bool {
-        guard route.kind != .unknown, route.allowed.contains(head.method) else { return false }
-        if route.kind == .health { return true }
-        do { try authorize(head.headerFields) } catch { return false }
-        return true
+    /// What the router checks before it reads a body: a known route (404), an allowed method
+    /// (405) and a valid key (401). ``FastWriteHandler`` sends `100 Continue` only when these pass,
+    /// so a refused client is not asked for its body (up to 5 MiB of batch).
+    func checkBeforeBody(_ route: Route, _ method: HTTPRequest.Method, _ headers: HTTPFields) throws(APIError) {
+        guard route.kind != .unknown else { throw APIError(.notFound, "not found") }
+        guard route.allowed.contains(method) else {
+            var error = APIError(.methodNotAllowed, "method \(method.rawValue) not allowed")
+            error.headers[.allow] = route.allowed.map(\.rawValue).joined(separator: ", ")
+            throw error
+        }
+        if route.kind != .health { try authorize(headers) }
     }
 
     /// `Authorization: Bearer <key>` against every configured key, in time independent of where they
@@ -149,7 +146,7 @@ public struct EventAPI: HTTPResponder {
         let header = headers[.authorization] ?? ""
         var matched = false
         // The scheme's name is case-insensitive (RFC 9110, section 11.1); the key is not.
-        if header.utf8.count > 7, header.utf8.prefix(7).map({ $0 | 0x20 }) == Array("bearer ".utf8) {
+        if header.utf8.count > 7, header.utf8.prefix(7).lazy.map({ $0 | 0x20 }).elementsEqual("bearer ".utf8) {
             let presented = Array(header.utf8.dropFirst(7))
             for key in options.apiKeys where Self.constantTimeEquals(presented, Array(key.utf8)) { matched = true }
         }

@@ -182,7 +182,7 @@ final class FastWriteHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 // Not for a body over the batch limit: the router refuses it (once it was read and dropped).
                 if Self.expectsContinue(head), unansweredForwarded == 0,
                    (head.headerFields[.contentLength].flatMap { Int($0) } ?? 0) <= api.options.maximumBatchBytes,
-                   api.wouldRead(route, head) {
+                   (try? api.checkBeforeBody(route, head.method, head.headerFields)) != nil {
                     sendContinue(context: context)
                 }
                 unansweredForwarded += 1
@@ -424,25 +424,26 @@ final class FastWriteHandler: ChannelDuplexHandler, RemovableChannelHandler {
     // MARK: Outbound
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
-        var part = unwrapOutboundIn(data)
-        if case let .head(response) = part, unansweredForwarded == 0, response.status == .badRequest, let error = decoderError {
-            // Hummingbird's answer to a request the decoder could not read: an empty 400. Written
-            // in the API's form instead (a JSON error, a request id), 431 for oversized headers.
-            decoderError = nil
-            return writeDecoderErrorAnswer(error, context: context, promise: promise)
-        }
+        var data = data
+        let part = unwrapOutboundIn(data)
         if case var .head(response) = part {
+            if unansweredForwarded == 0, response.status == .badRequest, let error = decoderError {
+                // Hummingbird's answer to a request the decoder could not read: an empty 400.
+                // Written in the API's form instead (a JSON error, a request id), 431 for
+                // oversized headers.
+                decoderError = nil
+                return writeDecoderErrorAnswer(error, context: context, promise: promise)
+            }
             if state == .forwarding, unansweredForwarded == 1, response.status != .continue {
                 // Answered before its body ended (a 401, 404 or 405 needs no body): the rest is
                 // not read, the connection closes, as on the write routes. Hummingbird would read
                 // and drop whatever the client sent, without end.
                 response.headerFields[.connection] = "close"
-                part = .head(response)
+                data = wrapOutboundOut(.head(response))
                 state = .closing
             }
             if response.headerFields[.connection]?.lowercased() == "close" { responseCloses = true }
         }
-        let data = wrapOutboundOut(part)
         guard case .end = part else {
             context.write(data, promise: promise)
             return

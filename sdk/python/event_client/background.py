@@ -15,6 +15,7 @@ from typing import Any, Callable, Deque, Dict, List, Optional, Tuple
 
 from .client import MAX_BATCH_ITEMS, EventClient, _create_body
 from .errors import EventClientError, ServiceUnavailable
+from .timestamps import utc_now_text
 
 __all__ = ["BackgroundSender", "FailedEvent"]
 
@@ -45,22 +46,6 @@ class FailedEvent:
     def __repr__(self) -> str:
         return "FailedEvent(%s, %r, status=%r, message=%r)" % (
             self.body.get("event_id"), self.reason, self.status, self.message)
-
-
-_second_text: Tuple[int, str] = (-1, "")  # the last whole second formatted, shared by threads
-
-
-def _utc_now_text() -> str:
-    """Now as the API's timestamp text, ``2026-12-07T16:20:00.123Z`` (what ``format_timestamp``
-    makes of a datetime; the second's text is kept, since a busy tracker asks many times a second)."""
-    global _second_text
-    now = time.time()
-    second = int(now)
-    cached, text = _second_text
-    if cached != second:
-        text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
-        _second_text = (second, text)  # one tuple rebound: safe between threads
-    return "%s.%03dZ" % (text, int((now - second) * 1000))
 
 
 class _Batch:
@@ -112,9 +97,9 @@ class BackgroundSender:
     the sender as a context manager) to send the rest and stop the thread: a sender that is not
     closed keeps its thread until the interpreter exits. After ``fork()`` the child starts with an
     empty queue and zeroed counts; its thread starts with its first event. A child started by
-    ``multiprocessing`` with the fork method closes the sender as it exits (as the interpreter's
-    exit would, which such a child skips); a child of a bare ``os.fork()`` must call :meth:`close`
-    itself before ``os._exit``.
+    ``multiprocessing`` with the fork or forkserver method closes the senders it inherited or made
+    as it exits (as the interpreter's exit would, which such a child skips); a child of a bare
+    ``os.fork()`` must call :meth:`close` itself before ``os._exit``.
     """
 
     def __init__(
@@ -221,7 +206,7 @@ class BackgroundSender:
         body = _create_body(conversation_id, event_name, input, output, latency, error, timestamp, event_id)
         if timestamp is None:
             # When it happened, not when the batch goes out (seconds later, minutes in an outage).
-            body["timestamp"] = _utc_now_text()
+            body["timestamp"] = utc_now_text()
         dropped = False
         with self._lock:
             if self._closing:

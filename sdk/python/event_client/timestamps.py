@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import re
+import time
 from datetime import date, datetime, timezone
-from typing import Any
+from typing import Any, Tuple
 
 __all__ = ["format_timestamp", "is_rfc3339"]
 
@@ -75,3 +76,19 @@ def format_timestamp(value: Any) -> str:
             raise ValueError("not an RFC 3339 date-time: %r" % value)
         return value
     raise TypeError("timestamp must be a datetime or an RFC 3339 string, not %s" % type(value).__name__)
+
+
+_second_text: Tuple[int, str] = (-1, "")  # the last whole second formatted, shared by threads
+
+
+def utc_now_text() -> str:
+    """Now as :func:`format_timestamp` writes it, ``2026-12-07T16:20:00.123Z``, without a datetime:
+    the second's text is kept, since a busy tracker asks many times a second."""
+    global _second_text
+    now = time.time()
+    second = int(now)
+    cached, text = _second_text
+    if cached != second:
+        text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        _second_text = (second, text)  # one tuple rebound: safe between threads
+    return "%s.%03dZ" % (text, int((now - second) * 1000))
