@@ -82,6 +82,14 @@ class _Response:
         return None if value is None else str(value)
 
 
+#: Answers that say "not now" rather than "not this request", retried like a failed connection:
+#: 503 from event-api (broker or ClickHouse down, queue full); 502 and 504 from a proxy in front of
+#: it (no answer from event-api: the same doubt as a refused connection or a timeout, and every
+#: write is safe to send again, see the README); 408 and 429 from a server or proxy that timed out
+#: the request or limits its rate.
+_TRANSIENT_STATUSES = frozenset((408, 429, 502, 503, 504))
+
+
 def _parse_retry_after(value: Optional[str], now: Optional[float] = None) -> Optional[float]:
     """Seconds from a ``Retry-After`` header (delta-seconds, or an HTTP date), else ``None``."""
     if value is None:
@@ -274,8 +282,9 @@ class EventClient:
             64 KiB of the body to be sent. Longer by default than the server's 10 s wait for the
             broker, so that a write the broker does not take gets the server's 503 (retried)
             rather than a timeout.
-        retries: Retries after the first attempt on 503 answers, connection failures and
-            timeouts (``0`` disables retrying). 4xx answers are never retried.
+        retries: Retries after the first attempt on 503 answers (and 502, 504, 408, 429, which
+            proxies send), connection failures and timeouts (``0`` disables retrying). Other 4xx
+            answers are never retried.
         backoff_base: Ceiling of the first retry delay, in seconds; doubled for every retry.
         backoff_max: Upper bound of any single retry delay, in seconds (applies to
             ``Retry-After`` too, see :meth:`retry_delay`).
@@ -713,8 +722,8 @@ class EventClient:
         ..., "kafka": ..., "error": ...}``), so check ``result["status"] == "ready"``.
 
         Raises:
-            ServiceUnavailable: no answer at all (connection failure, timeout), or a 503 without
-                a JSON report.
+            ServiceUnavailable: no answer at all (connection failure, timeout), a 503 without
+                a JSON report, or a proxy's 502 or 504 (also 408, 429).
         """
         response = self._request("GET", "/ready", retry=False, accept=(503,))
         if not isinstance(response.body, dict):
@@ -1050,14 +1059,15 @@ class EventClient:
                     del headers["Content-Encoding"]
                     resent += 1
                     continue
-            if response.status == 503 and attempt < max_retries:
+            if response.status in _TRANSIENT_STATUSES and attempt < max_retries:
                 retry_after = _parse_retry_after(response.header("Retry-After"))
                 delay = self.retry_delay(attempt, retry_after)
                 if not self._out_of_time(started, delay):
                     logger.debug(
-                        "%s %s: 503 (attempt %d, Retry-After %s), retrying in %.3fs",
+                        "%s %s: %d (attempt %d, Retry-After %s), retrying in %.3fs",
                         method,
                         path,
+                        response.status,
                         attempt + resent + 1,
                         retry_after,
                         delay,
@@ -1104,7 +1114,7 @@ class EventClient:
             )
         request_id = response.header("X-Request-Id")
         status = response.status
-        if status == 503:
+        if status in _TRANSIENT_STATUSES:
             return ServiceUnavailable(
                 message,
                 status=status,

@@ -11,8 +11,8 @@ exception                 raised when
                           before sending anything (then ``status`` is ``None``)
 ``Unauthorized``          the server answered 401 (missing or wrong API key)
 ``NotFound``              the server answered 404 (unknown or deleted event, unknown route)
-``ServiceUnavailable``    the server answered 503, or the connection failed / timed out,
-                          on every attempt (after all retries)
+``ServiceUnavailable``    the server answered 503 (or a proxy 502/504, or 408/429), or the
+                          connection failed / timed out, on every attempt (after all retries)
 ``ApiError``              any other non-success status (405, 413, 500, ...)
 ========================  ==========================================================
 """
@@ -111,8 +111,9 @@ class ServiceUnavailable(EventClientError):
     """The service could not be reached, after all retries.
 
     Raised when the last attempt answered 503 (``status == 503``; ``retry_after`` holds the
-    server's ``Retry-After`` in seconds when it sent one) or failed without a response
-    (connection refused or reset, timeout: ``status is None``, ``retry_after is None``).
+    server's ``Retry-After`` in seconds when it sent one), 502 or 504 (from a proxy that got no
+    answer from the service), 408 or 429 (the same, with that ``status``), or failed without a
+    response (connection refused or reset, timeout: ``status is None``, ``retry_after is None``).
 
     Attributes:
         retry_after: Seconds the server asked to wait (``Retry-After``), or ``None``.

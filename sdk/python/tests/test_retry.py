@@ -130,9 +130,36 @@ def test_reads_are_retried_on_503(stub, client, sleeps):
     assert len(stub.requests) == 2
 
 
+@pytest.mark.parametrize("status", [502, 504, 429, 408])
+def test_proxy_answers_that_mean_not_now_are_retried_with_the_same_event(stub, client, sleeps, status):
+    # A proxy or load balancer in front of the API: 502/504 when it got no answer from event-api,
+    # 429 when it limits the rate, 408 when it timed the request out.
+    stub.queue(Reply(status, "<html>gateway</html>", {"Retry-After": "1"}))
+    stub.responder = accepted
+    event_id = client.track_event("c", "e")
+    assert len(stub.requests) == 2
+    assert stub.requests[0].body == stub.requests[1].body
+    assert stub.requests[1].json["event_id"] == event_id
+    assert sleeps.calls == [1.0]
+
+
+@pytest.mark.parametrize("status", [502, 504, 429, 408])
+def test_proxy_answers_on_every_attempt_raise_service_unavailable_with_their_status(stub, make_client, sleeps, status):
+    for _ in range(3):
+        stub.queue(Reply(status, "<html>Bad Gateway</html>", {"X-Request-Id": "req-7"}))
+    client = make_client(retries=2)
+    with pytest.raises(ServiceUnavailable) as info:
+        client.delete_event(ACCEPTED_ID)
+    assert (info.value.status, info.value.attempts, info.value.request_id) == (status, 3, "req-7")
+    assert info.value.message == "<html>Bad Gateway</html>"
+    assert len(stub.requests) == 3
+    assert [r.method for r in stub.requests] == ["DELETE"] * 3
+
+
 @pytest.mark.parametrize(
     "status,error_class",
-    [(400, ValidationError), (401, Unauthorized), (404, NotFound), (405, ApiError), (413, ApiError), (500, ApiError)],
+    [(400, ValidationError), (401, Unauthorized), (404, NotFound), (405, ApiError), (413, ApiError), (500, ApiError),
+     (501, ApiError)],
 )
 def test_other_statuses_are_not_retried(stub, client, sleeps, status, error_class):
     stub.queue(Reply(status, {"error": "nope", "field": None}))
