@@ -304,9 +304,14 @@ def wait_for_conversation(api: Api, conversation_id: str, count: int, timeout: f
     return response.json["events"]
 
 
-def assert_error(response: Response, status: int, error: str, field: Optional[str]) -> None:
-    """The exact error status and body."""
-    assert (response.status, response.json) == (status, {"error": error, "field": field}), response
+def assert_error(response: Response, status: int, error: str, field: Optional[str], head: bool = False) -> None:
+    """The exact error status and body; for a HEAD request (`head`), no body but the
+    `Content-Length` of the body GET would have had."""
+    if head:
+        body = json.dumps({"error": error, "field": field}, separators=(",", ":")).encode()
+        assert (response.status, response.body, response.header("Content-Length")) == (status, b"", str(len(body))), response
+    else:
+        assert (response.status, response.json) == (status, {"error": error, "field": field}), response
     assert response.header("Content-Type") == "application/json"
     assert response.header("X-Request-Id")
 

@@ -22,6 +22,9 @@ PROTECTED = [
     ("GET", "/ready"),
     ("GET", "/metrics"),
     ("GET", "/openapi.yaml"),
+    ("HEAD", "/event/%s" % uuid.uuid4()),
+    ("HEAD", "/analytics/latency"),
+    ("HEAD", "/openapi.yaml"),
 ]
 
 
@@ -33,7 +36,7 @@ def secured():
 @pytest.mark.parametrize("method,path", PROTECTED, ids=["%s %s" % p for p in PROTECTED])
 def test_missing_key(secured, method, path):
     response = secured.api().request(method, path, body={"output": "x"} if method in ("PUT", "POST") else None)
-    assert_error(response, 401, "missing bearer token", None)
+    assert_error(response, 401, "missing bearer token", None, head=method == "HEAD")
     assert response.header("WWW-Authenticate") == "Bearer"
 
 

@@ -198,30 +198,32 @@ def test_unknown_route(api, path, method):
     ("PUT", "/event/", "POST"),
     ("DELETE", "/event/", "POST"),
     ("PATCH", "/event/", "POST"),
-    ("POST", "/event/%s" % uuid.uuid4(), "GET, PUT, DELETE"),
-    ("PATCH", "/event/%s" % uuid.uuid4(), "GET, PUT, DELETE"),
+    ("POST", "/event/%s" % uuid.uuid4(), "GET, HEAD, PUT, DELETE"),
+    ("PATCH", "/event/%s" % uuid.uuid4(), "GET, HEAD, PUT, DELETE"),
     ("GET", "/events/batch", "POST"),
     ("DELETE", "/events/batch", "POST"),
-    ("POST", "/events/conversation/c", "GET"),
-    ("POST", "/analytics/errors", "GET"),
-    ("PUT", "/analytics/latency", "GET"),
-    ("DELETE", "/analytics/sessions/top-errors", "GET"),
-    ("POST", "/health", "GET"),
-    ("POST", "/ready", "GET"),
-    ("POST", "/metrics", "GET"),
-    ("DELETE", "/openapi.yaml", "GET"),
-    ("OPTIONS", "/health", "GET"),
+    ("HEAD", "/event/", "POST"),
+    ("HEAD", "/events/batch", "POST"),
+    ("POST", "/events/conversation/c", "GET, HEAD"),
+    ("POST", "/analytics/errors", "GET, HEAD"),
+    ("PUT", "/analytics/latency", "GET, HEAD"),
+    ("DELETE", "/analytics/sessions/top-errors", "GET, HEAD"),
+    ("POST", "/health", "GET, HEAD"),
+    ("POST", "/ready", "GET, HEAD"),
+    ("POST", "/metrics", "GET, HEAD"),
+    ("DELETE", "/openapi.yaml", "GET, HEAD"),
+    ("OPTIONS", "/health", "GET, HEAD"),
 ])
 def test_wrong_method(api, method, path, allow):
     response = api.request(method, path)
-    assert_error(response, 405, "method %s not allowed" % method, None)
+    assert_error(response, 405, "method %s not allowed" % method, None, head=method == "HEAD")
     assert response.header("Allow") == allow
 
 
 def test_wrong_method_on_invalid_id_is_405_not_400(api):
     response = api.request("POST", "/event/not-a-uuid")
     assert_error(response, 405, "method POST not allowed", None)
-    assert response.header("Allow") == "GET, PUT, DELETE"
+    assert response.header("Allow") == "GET, HEAD, PUT, DELETE"
 
 
 # ----------------------------------------------------------------------------------- batch

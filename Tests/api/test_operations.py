@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import re
 import signal
+import socket
 import time
 import uuid
 
-from api_support import unique
+import pytest
+
+from api_support import unique, wait_for_event
 
 
 def test_health(api):
@@ -163,3 +166,52 @@ def test_the_consumer_measures_how_fresh_the_data_is(api):
     total = after["consumer_event_delay_seconds_sum"] - before.get("consumer_event_delay_seconds_sum", 0)
     assert 0 <= total / count < 5, (count, total)  # stored well within seconds on the local services
     assert after['consumer_event_delay_seconds_bucket{le="+Inf"}'] == after["consumer_event_delay_seconds_count"]
+
+
+# --------------------------------------------------------------------- HEAD (RFC 9110, 9.3.2)
+
+
+@pytest.mark.parametrize("path", [
+    "/health", "/openapi.yaml", "/event/%s" % uuid.uuid4(), "/event/not-a-uuid", "/analytics/latency?limit=0",
+    "/analytics/errors?days=0", "/events/conversation/c?cursor=not-a-cursor",
+])
+def test_head_answers_what_get_answers_without_the_body(api, path):
+    head = api.request("HEAD", path)
+    get = api.get(path)
+    assert (head.status, head.body) == (get.status, b""), head
+    for name in ("Content-Type", "Content-Length"):
+        assert head.header(name) == get.header(name), name
+    assert head.header("X-Request-Id")
+
+
+def test_head_of_a_stored_event_has_the_length_of_its_get(api):
+    event_id = api.create(conversation_id=unique("head"), event_name="head", output="o" * 1000)
+    wait_for_event(api, event_id)
+    head = api.request("HEAD", "/event/" + event_id)
+    get = api.get("/event/" + event_id)
+    assert (head.status, head.body, head.header("Content-Type")) == (200, b"", "application/json")
+    assert head.header("Content-Length") == get.header("Content-Length") == str(len(get.body))
+
+
+@pytest.mark.parametrize("path", ["/ready", "/metrics", "/analytics/errors", "/analytics/sessions/top-errors"])
+def test_head_of_a_changing_answer_has_its_status_and_type(api, path):
+    head = api.request("HEAD", path)
+    get = api.get(path)
+    assert (head.status, head.body, head.header("Content-Type")) == (200, b"", get.header("Content-Type"))
+    assert int(head.header("Content-Length")) > 0
+
+
+def test_a_head_answer_is_followed_by_the_next_answer_not_a_body(api):
+    # On a kept-alive connection, body bytes after a HEAD answer would be read as the start of
+    # the next answer: the second answer must begin right after the first one's header block.
+    with socket.create_connection((api.host, api.port), timeout=10) as sock:
+        sock.sendall(b"HEAD /health HTTP/1.1\r\nHost: x\r\n\r\nGET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        received = b""
+        while not (received.count(b"\r\n\r\n") >= 2 and received.endswith(b"}")):
+            chunk = sock.recv(65536)
+            assert chunk, "closed after %r" % received
+            received += chunk
+    first, second, body = received.split(b"\r\n\r\n")
+    assert first.startswith(b"HTTP/1.1 200 ") and b"content-length: 15" in first.lower(), first
+    assert second.startswith(b"HTTP/1.1 200 "), second
+    assert body == b'{"status":"ok"}'

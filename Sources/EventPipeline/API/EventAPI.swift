@@ -63,6 +63,8 @@ public struct EventAPI: HTTPResponder {
             logger.error("request failed", metadata: ["error": "\(error)", "path": "\(request.uri.path)", "request_id": "\(requestID)"])
             response = Response(APIError(.internalServerError, "internal error").answer)
         }
+        // HEAD is GET without the body (RFC 9110, 9.3.2): the same status and fields, Content-Length included.
+        if request.method == .head { response = response.createHeadResponse() }
         response.headers[Self.requestIDField] = requestID
         record(route: route, method: request.method, status: response.status, requestID: requestID, started: started)
         return response
@@ -90,7 +92,7 @@ public struct EventAPI: HTTPResponder {
     private func handle(_ request: Request, route: Route, requestID: String) async throws -> Response {
         try checkBeforeBody(route, request.method, request.headers)
         switch (route.kind, request.method) {
-        case (.event, .get): return try await getEvent(try route.eventID())
+        case (.event, .get), (.event, .head): return try await getEvent(try route.eventID())
         case (.createEvent, _), (.event, _):
             // The same steps as ``FastWriteHandler``, which serves these routes in event-api's
             // server; these serve them wherever EventAPI runs as a plain responder.
@@ -667,9 +669,9 @@ struct Route {
     var allowed: [HTTPRequest.Method] {
         switch kind {
         case .createEvent, .batch: return [.post]
-        case .event: return [.get, .put, .delete]
+        case .event: return [.get, .head, .put, .delete]
         case .unknown: return []
-        default: return [.get]
+        default: return [.get, .head]
         }
     }
 
