@@ -2,6 +2,7 @@ import ArgumentParser
 import ClickHouseNative
 import Foundation
 import NIOSSL
+import Synchronization
 
 /// `chnative`: a command-line client for ClickHouse's native protocol, next to `clickhouse-client`.
 struct ChNative: AsyncParsableCommand {
@@ -180,7 +181,14 @@ struct Query: AsyncParsableCommand {
 
     func run() async throws {
         do {
-            try await execute()
+            try await Interrupt.cancellingOnSIGINT { try await execute() }
+        } catch is CancellationError where Interrupt.received {
+            // The connection told the server to stop (Cancel) and read its answer to the end, as
+            // clickhouse-client does; the exit status is the shell's for SIGINT.
+            let sent = InsertedRows.shared.count
+            let kept = sent == 0 ? "" : "; the \(sent) rows sent before it may be stored (the server writes blocks as they arrive)"
+            FileHandle.standardError.write(Data("chnative: cancelled (Ctrl-C)\(kept)\n".utf8))
+            throw ExitCode(130)
         } catch is StandardOutput.Closed {
             // The reader went away (`| head`): end as other tools do, by SIGPIPE, silently.
             signal(SIGPIPE, SIG_DFL)
@@ -279,6 +287,35 @@ struct Query: AsyncParsableCommand {
             let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
             FileHandle.standardError.write(Data(String(format: "%.3f\n", seconds).utf8))
         }
+    }
+}
+
+/// Ctrl-C during a request cancels it (the client sends Cancel and waits for the server to
+/// stop) instead of killing the process, which left the server to notice a dropped connection; a
+/// second Ctrl-C ends the process at once.
+enum Interrupt {
+    private static let flag = Mutex(false)
+    /// Whether Ctrl-C was pressed during the request.
+    static var received: Bool { flag.withLock { $0 } }
+
+    static func cancellingOnSIGINT(_ body: @escaping @Sendable () async throws -> Void) async throws {
+        let task = Task { try await body() }
+        signal(SIGINT, SIG_IGN)  // delivered to the source below instead
+        let source = DispatchSource.makeSignalSource(signal: SIGINT, queue: .global())
+        source.setEventHandler {
+            let again = flag.withLock { pressed in defer { pressed = true }; return pressed }
+            if again {
+                signal(SIGINT, SIG_DFL)
+                raise(SIGINT)
+            }
+            task.cancel()
+        }
+        source.resume()
+        defer {
+            source.cancel()
+            signal(SIGINT, SIG_DFL)
+        }
+        try await task.value
     }
 }
 

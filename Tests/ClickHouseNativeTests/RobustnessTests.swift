@@ -396,6 +396,23 @@ import Testing
         #expect(!writerClosed.isSet, "the rows waited for the end of the input")
     }
 
+    @Test func cancellingWhileTheSourceIsQuietEndsTheWait() async throws {
+        // Found in review: the iterator then sat in read(2) until input came, so Ctrl-C on
+        // `chnative --query "INSERT ... FORMAT TabSeparated"` from a quiet pipe did nothing.
+        let (readEnd, writerClosed) = Self.pipeWriting([Array("1\tone\n".utf8)], pause: 0, holdOpen: 30)
+        defer { close(readEnd) }
+        let decoder = TextInputDecoder(format: .tabSeparated, structure: try TextInputDecoder.parseStructure("n UInt8, s String"))
+        let reading = Task {
+            var rows = 0
+            for try await block in FileDescriptorBlocks(fileDescriptor: readEnd, decoder: decoder) { rows += block.rowCount }
+            return rows
+        }
+        try await Task.sleep(for: .milliseconds(300))  // the one row is yielded; the source is quiet
+        reading.cancel()
+        await #expect(throws: CancellationError.self) { try await reading.value }
+        #expect(!writerClosed.isSet, "the iterator waited for the end of the input")
+    }
+
     @Test func nilInANonNullableLowCardinalityIsTheDefault() {
         // Found in review: it stopped the program (a precondition) instead.
         let column = LowCardinalityColumn(strings: ["a", nil, "a"])

@@ -115,6 +115,7 @@ public struct FileDescriptorBlocks<Decoder: IncrementalBlockDecoder>: AsyncSeque
 
         public mutating func next() async throws -> Block? {
             while true {
+                try Task.checkCancellation()
                 if let block = try decoder.nextBlock(endOfInput: finished) { return block }
                 if finished {
                     try decoder.finish()
@@ -123,13 +124,20 @@ public struct FileDescriptorBlocks<Decoder: IncrementalBlockDecoder>: AsyncSeque
                 // A source that goes quiet (a live producer on a pipe) gets what is complete now:
                 // a block whose last bytes came in a small piece waited for the next block (9 s
                 // in review), and text rows waited for a block's worth of rows.
-                if !reader.waitForInput(milliseconds: Self.quietMilliseconds), let block = try decoder.nextBlockNow() { return block }
+                if !reader.waitForInput(milliseconds: Self.quietMilliseconds) {
+                    if let block = try decoder.nextBlockNow() { return block }
+                    // Then waits in steps, not in a read that would block until input comes: a
+                    // cancelled INSERT (chnative's Ctrl-C) stops while the source stays quiet.
+                    while !reader.waitForInput(milliseconds: Self.cancellationCheckMilliseconds) { try Task.checkCancellation() }
+                }
                 if try decoder.append(from: reader) == 0 { finished = true }
             }
         }
 
         /// How long the source must stay quiet: a busy one costs no extra decoding attempts.
         static var quietMilliseconds: Int32 { 50 }
+        /// How often a quiet source's wait looks for cancellation.
+        static var cancellationCheckMilliseconds: Int32 { 100 }
     }
 
     public func makeAsyncIterator() -> AsyncIterator {
