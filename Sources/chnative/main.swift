@@ -182,9 +182,11 @@ struct Query: AsyncParsableCommand {
     func run() async throws {
         do {
             try await Interrupt.cancellingOnSIGINT { try await execute() }
-        } catch is CancellationError where Interrupt.received {
-            // The connection told the server to stop (Cancel) and read its answer to the end, as
-            // clickhouse-client does; the exit status is the shell's for SIGINT.
+        } catch let error where Interrupt.received && !(error is StandardOutput.Closed) {
+            // A query: the connection told the server to stop (Cancel) and read its answer to the
+            // end, as clickhouse-client does. An INSERT: the connection was closed (the server
+            // keeps the blocks it had). Whatever error the interruption caused on the way
+            // (cancelled, or a connect cut short), the exit status is the shell's for SIGINT.
             let sent = InsertedRows.shared.count
             let kept = sent == 0 ? "" : "; the \(sent) rows sent before it may be stored (the server writes blocks as they arrive)"
             FileHandle.standardError.write(Data("chnative: cancelled (Ctrl-C)\(kept)\n".utf8))
@@ -234,6 +236,7 @@ struct Query: AsyncParsableCommand {
         }
         let connection = try await ClickHouseConnection.connect(configuration)
         defer { Task { await connection.close() } }
+        try Task.checkCancellation()  // Ctrl-C as the connect ended: the query is not sent
         let server = await connection.server
 
         switch Statement(query) {
@@ -299,22 +302,32 @@ enum Interrupt {
     static var received: Bool { flag.withLock { $0 } }
 
     static func cancellingOnSIGINT(_ body: @escaping @Sendable () async throws -> Void) async throws {
-        let task = Task { try await body() }
-        signal(SIGINT, SIG_IGN)  // delivered to the source below instead
+        // A process started with SIGINT ignored (nohup, a script's background job) keeps ignoring it.
+        let inherited = signal(SIGINT, SIG_IGN)
+        guard unsafeBitCast(inherited, to: Int.self) != unsafeBitCast(SIG_IGN, to: Int.self) else {
+            try await body()
+            return
+        }
+        let running = Mutex<Task<Void, Error>?>(nil)
         let source = DispatchSource.makeSignalSource(signal: SIGINT, queue: .global())
         source.setEventHandler {
             let again = flag.withLock { pressed in defer { pressed = true }; return pressed }
             if again {
-                signal(SIGINT, SIG_DFL)
-                raise(SIGINT)
+                // Ends the process here: re-raising SIGINT would not, as dispatch's threads block it.
+                let line = Array("chnative: interrupted\n".utf8)
+                _ = line.withUnsafeBytes { Glibc.write(2, $0.baseAddress, $0.count) }
+                _exit(130)
             }
-            task.cancel()
+            running.withLock { $0 }?.cancel()
         }
         source.resume()
         defer {
             source.cancel()
-            signal(SIGINT, SIG_DFL)
+            signal(SIGINT, inherited)
         }
+        let task = Task { try await body() }
+        running.withLock { $0 = task }
+        if received { task.cancel() }  // pressed before the task was there to cancel
         try await task.value
     }
 }

@@ -192,6 +192,22 @@ import Glibc
         peer.close()
     }
 
+    /// Found in review: cancelling a connect (chnative's Ctrl-C) waited for the handshake timeout
+    /// when the peer said nothing, then failed as "connect failed" rather than as cancelled.
+    @Test func cancellingAHandshakeWithASilentPeerEndsItAtOnce() async throws {
+        let peer = try FakePeer(answers: [])
+        var configuration = ClickHouseConfiguration(host: "127.0.0.1", port: peer.port)
+        configuration.handshakeTimeout = .seconds(60)
+        configuration.readTimeout = .seconds(60)
+        let connecting = Task { try await ClickHouseConnection.connect(configuration) }
+        while peer.reads < 1 { try await Task.sleep(for: .milliseconds(10)) }  // the Hello is on the peer's side
+        let started = ContinuousClock.now
+        connecting.cancel()
+        await #expect(throws: CancellationError.self) { _ = try await connecting.value }
+        #expect(ContinuousClock.now - started < .seconds(5))
+        peer.close()
+    }
+
     /// A read timeout shorter than the handshake timeout ends a silent handshake first; the error
     /// still names the host (it was the bare "no data from the server").
     @Test func aReadTimeoutDuringTheHandshakeNamesTheHost() async throws {

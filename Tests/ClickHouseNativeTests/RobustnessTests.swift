@@ -1,4 +1,5 @@
 import Foundation
+import NIOPosix
 import Testing
 @testable import ClickHouseNative
 
@@ -351,6 +352,11 @@ import Testing
 
     /// Writes `pieces` into a new pipe from a thread, pausing `pause` seconds after each, and closes
     /// its write end `holdOpen` seconds after the last; returns the read end and the flag it sets then.
+    /// A thread of its own for tests that time a quiet source, each check made on it: the iterator
+    /// sleeps between looks at the source, and on the shared pool (two threads here) a wake-up
+    /// queues behind the CPU-bound tests running in parallel, measured at over 30 s.
+    static let ownThread = EventLoopTaskExecutor(MultiThreadedEventLoopGroup(numberOfThreads: 1).next())
+
     static func pipeWriting(_ pieces: [[UInt8]], pause: Double, holdOpen: Double) -> (Int32, ClosedFlag) {
         var ends: [Int32] = [0, 0]
         precondition(pipe(&ends) == 0)
@@ -380,20 +386,24 @@ import Testing
         let bytes = try NativeFormat.encodeBlocks([Block(columns: [NamedColumn("n", numbers)])])
         let (readEnd, writerClosed) = Self.pipeWriting([Array(bytes.dropLast(5)), Array(bytes.suffix(5))], pause: 0.2, holdOpen: 30)
         defer { close(readEnd) }
-        var iterator = FileDescriptorBlocks(nativeFrom: readEnd, decoding: decoding).makeAsyncIterator()
-        let block = try #require(try await iterator.next())
-        #expect(block.rowCount == 100_000)
-        #expect(!writerClosed.isSet, "the block waited for the end of the input")
+        try await withTaskExecutorPreference(Self.ownThread) {
+            var iterator = FileDescriptorBlocks(nativeFrom: readEnd, decoding: decoding).makeAsyncIterator()
+            let block = try #require(try await iterator.next())
+            #expect(block.rowCount == 100_000)
+            #expect(!writerClosed.isSet, "the block waited for the end of the input")
+        }
     }
 
     @Test func textRowsFromAQuietSourceAreYieldedWithoutWaitingForABlocksWorth() async throws {
         let (readEnd, writerClosed) = Self.pipeWriting([Array("1\tone\n2\ttwo\n".utf8)], pause: 0, holdOpen: 30)
         defer { close(readEnd) }
         let decoder = TextInputDecoder(format: .tabSeparated, structure: try TextInputDecoder.parseStructure("n UInt8, s String"))
-        var iterator = FileDescriptorBlocks(fileDescriptor: readEnd, decoder: decoder).makeAsyncIterator()
-        let block = try #require(try await iterator.next())
-        #expect(TabSeparated.render(block) == "1\tone\n2\ttwo\n")
-        #expect(!writerClosed.isSet, "the rows waited for the end of the input")
+        try await withTaskExecutorPreference(Self.ownThread) {
+            var iterator = FileDescriptorBlocks(fileDescriptor: readEnd, decoder: decoder).makeAsyncIterator()
+            let block = try #require(try await iterator.next())
+            #expect(TabSeparated.render(block) == "1\tone\n2\ttwo\n")
+            #expect(!writerClosed.isSet, "the rows waited for the end of the input")
+        }
     }
 
     @Test func cancellingWhileTheSourceIsQuietEndsTheWait() async throws {
@@ -401,16 +411,19 @@ import Testing
         // `chnative --query "INSERT ... FORMAT TabSeparated"` from a quiet pipe did nothing.
         let (readEnd, writerClosed) = Self.pipeWriting([Array("1\tone\n".utf8)], pause: 0, holdOpen: 30)
         defer { close(readEnd) }
-        let decoder = TextInputDecoder(format: .tabSeparated, structure: try TextInputDecoder.parseStructure("n UInt8, s String"))
-        let reading = Task {
-            var rows = 0
-            for try await block in FileDescriptorBlocks(fileDescriptor: readEnd, decoder: decoder) { rows += block.rowCount }
-            return rows
+        let structure = try TextInputDecoder.parseStructure("n UInt8, s String")
+        try await withTaskExecutorPreference(Self.ownThread) {
+            let reading = Task(executorPreference: Self.ownThread) {
+                let decoder = TextInputDecoder(format: .tabSeparated, structure: structure)
+                var rows = 0
+                for try await block in FileDescriptorBlocks(fileDescriptor: readEnd, decoder: decoder) { rows += block.rowCount }
+                return rows
+            }
+            try await Task.sleep(for: .milliseconds(300))  // the one row is yielded; the source is quiet
+            reading.cancel()
+            await #expect(throws: CancellationError.self) { try await reading.value }
+            #expect(!writerClosed.isSet, "the iterator waited for the end of the input")
         }
-        try await Task.sleep(for: .milliseconds(300))  // the one row is yielded; the source is quiet
-        reading.cancel()
-        await #expect(throws: CancellationError.self) { try await reading.value }
-        #expect(!writerClosed.isSet, "the iterator waited for the end of the input")
     }
 
     @Test func nilInANonNullableLowCardinalityIsTheDefault() {

@@ -76,6 +76,20 @@ public actor ClickHouseConnection {
 
     /// Opens a connection and completes the handshake. A wrong password or unknown database is the
     /// server's ``ServerException`` (e.g. code 193 or 516, 81).
+    /// The channel `connecting` yields, or CancellationError as soon as the task is cancelled: a
+    /// host that does not answer would otherwise hold the task until the connect timeout. A
+    /// channel that connects after that is closed.
+    private static func connectCancellably(_ connecting: EventLoopFuture<Channel>) async throws -> Channel {
+        let outcome = connecting.eventLoop.makePromise(of: Channel.self)
+        connecting.cascade(to: outcome)
+        return try await withTaskCancellationHandler {
+            try await outcome.futureResult.get()
+        } onCancel: {
+            outcome.fail(CancellationError())  // (ignored when the connect completed first)
+            connecting.whenSuccess { $0.close(promise: nil) }
+        }
+    }
+
     public static func connect(_ configuration: ClickHouseConfiguration,
                                eventLoopGroup: EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
                                logger: Logger = Logger(label: "ClickHouseNative")) async throws -> ClickHouseConnection {
@@ -99,18 +113,26 @@ public actor ClickHouseConnection {
             }
         let channel: Channel
         do {
-            channel = try await bootstrap.connect(host: configuration.host, port: configuration.port).get()
+            channel = try await connectCancellably(bootstrap.connect(host: configuration.host, port: configuration.port))
+        } catch is CancellationError {
+            throw CancellationError()
         } catch {
             throw ClickHouseConnectionError.connectFailed("\(configuration.host):\(configuration.port): \(ConnectFailure.describe(error))")
         }
         let connection = ClickHouseConnection(channel: channel, handler: handler, configuration: configuration, logger: logger)
         do {
-            try await connection.handshake()
+            // Cancelling the task ends a handshake with a silent peer at once, not at its timeout.
+            try await withTaskCancellationHandler {
+                try await connection.handshake()
+            } onCancel: {
+                channel.close(promise: nil)
+            }
         } catch let error as ServerException {
             try? await channel.close()
             throw error  // the server answered: a wrong password, an unknown database
         } catch {
             try? await channel.close()
+            if Task.isCancelled { throw CancellationError() }
             let (expiry, channelError) = try await channel.eventLoop.submit { (handler.expiry, handler.failure) }.get()
             if let expiry { throw expiry }
             // The first thing that went wrong: the socket's or TLS's error, or what the server sent,

@@ -126,9 +126,10 @@ public struct FileDescriptorBlocks<Decoder: IncrementalBlockDecoder>: AsyncSeque
                 // in review), and text rows waited for a block's worth of rows.
                 if !reader.waitForInput(milliseconds: Self.quietMilliseconds) {
                     if let block = try decoder.nextBlockNow() { return block }
-                    // Then waits in steps, not in a read that would block until input comes: a
-                    // cancelled INSERT (chnative's Ctrl-C) stops while the source stays quiet.
-                    while !reader.waitForInput(milliseconds: Self.cancellationCheckMilliseconds) { try Task.checkCancellation() }
+                    // Then sleeps between looks, not in a read that would block until input
+                    // comes: a cancelled INSERT (chnative's Ctrl-C) stops while the source stays
+                    // quiet, and the wait holds none of the concurrency pool's few threads.
+                    while !reader.waitForInput(milliseconds: 0) { try await Task.sleep(for: Self.quietPollInterval) }
                 }
                 if try decoder.append(from: reader) == 0 { finished = true }
             }
@@ -136,8 +137,8 @@ public struct FileDescriptorBlocks<Decoder: IncrementalBlockDecoder>: AsyncSeque
 
         /// How long the source must stay quiet: a busy one costs no extra decoding attempts.
         static var quietMilliseconds: Int32 { 50 }
-        /// How often a quiet source's wait looks for cancellation.
-        static var cancellationCheckMilliseconds: Int32 { 100 }
+        /// How often a quiet source is looked at again.
+        static var quietPollInterval: Duration { .milliseconds(20) }
     }
 
     public func makeAsyncIterator() -> AsyncIterator {

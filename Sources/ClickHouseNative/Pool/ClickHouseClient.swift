@@ -278,6 +278,8 @@ public actor ClickHouseClient {
                 return connection
             } catch let error as ServerException {
                 throw error  // the server answered (e.g. wrong password): another host would not help
+            } catch is CancellationError {
+                throw CancellationError()  // the request's task was cancelled: no host is at fault
             } catch {
                 switch error {
                 case let ClickHouseConnectionError.connectFailed(reason): failures.append(reason)  // names the host
