@@ -45,7 +45,7 @@ public final class KafkaProducer: @unchecked Sendable {
         var merged = configuration
         for (key, value) in Self.defaultProperties where merged[key] == nil { merged[key] = value }
         let conf = try merged.makeNativeConfiguration()
-        let state = ProducerState(logger: logger)
+        let state = ProducerState(logger: logger, brokers: merged["bootstrap.servers"] ?? "")
         rd_kafka_conf_set_opaque(conf, Unmanaged.passUnretained(state).toOpaque())
         rd_kafka_conf_set_dr_msg_cb(conf, producerDeliveryCallback)
         rd_kafka_conf_set_error_cb(conf, producerErrorCallback)
@@ -305,7 +305,13 @@ final class ProducerState: @unchecked Sendable {
     let logger: Logger
     let throttle = LogThrottle()
 
-    init(logger: Logger) { self.logger = logger }
+    /// `bootstrap.servers`, for the outage's reason.
+    let brokers: String
+
+    init(logger: Logger, brokers: String = "") {
+        self.logger = logger
+        self.brokers = brokers
+    }
 
     var isStopping: Bool { lock.withLock { stopping } }
     func stop() { lock.withLock { stopping = true } }
@@ -327,12 +333,12 @@ final class ProducerState: @unchecked Sendable {
         }
     }
 
-    func markDown(_ reason: String) {
-        let changed = lock.withLock { () -> Bool in
+    /// Marks the brokers down for `reason`; whether they were up before.
+    private func changedToDown(_ reason: String) -> Bool {
+        lock.withLock { () -> Bool in
             defer { downReason = reason }
             return downReason == nil
         }
-        if changed { logger.error("all Kafka brokers are down; sends fail until one answers", metadata: ["reason": "\(reason)"]) }
     }
 
     func markAvailable() {
@@ -364,9 +370,13 @@ final class ProducerState: @unchecked Sendable {
         if let metadata { rd_kafka_metadata_destroy(metadata) }
         if answered {
             markAvailable()
-        } else if case let .confirm(reason) = probe {
+        } else if case let .confirm(suspectedBecause) = probe {
             lock.withLock { suspectReason = nil; lastProbe = ContinuousClock.now }
-            markDown(reason)
+            // Not librdkafka's own text, which counts the brokers it lists at that moment: "0/2
+            // brokers are down" while it lists the bootstrap entry twice reads as if none were.
+            if changedToDown(brokers.isEmpty ? suspectedBecause : "no broker answers (\(brokers))") {
+                logger.error("all Kafka brokers are down; sends fail until one answers", metadata: ["librdkafka": "\(suspectedBecause)"])
+            }
             _ = rd_kafka_purge(handle, Int32(RD_KAFKA_PURGE_F_QUEUE))  // reported by the next poll
         }
     }
