@@ -293,9 +293,9 @@ struct Query: AsyncParsableCommand {
     }
 }
 
-/// Ctrl-C during a request cancels it (the client sends Cancel and waits for the server to
-/// stop) instead of killing the process, which left the server to notice a dropped connection; a
-/// second Ctrl-C ends the process at once.
+/// Ctrl-C during a request cancels it (a query: the client sends Cancel and waits for the server
+/// to stop; an INSERT: the connection closes) instead of killing the process, which left the
+/// server to notice a dropped connection; a second Ctrl-C ends the process at once.
 enum Interrupt {
     private static let flag = Mutex(false)
     /// Whether Ctrl-C was pressed during the request.

@@ -74,8 +74,6 @@ public actor ClickHouseConnection {
         self.logger = logger
     }
 
-    /// Opens a connection and completes the handshake. A wrong password or unknown database is the
-    /// server's ``ServerException`` (e.g. code 193 or 516, 81).
     /// The channel `connecting` yields, or CancellationError as soon as the task is cancelled: a
     /// host that does not answer would otherwise hold the task until the connect timeout. A
     /// channel that connects after that is closed.
@@ -90,6 +88,9 @@ public actor ClickHouseConnection {
         }
     }
 
+    /// Opens a connection and completes the handshake. A wrong password or unknown database is the
+    /// server's ``ServerException`` (e.g. code 193 or 516, 81). Cancelling the calling task ends
+    /// the connect or the handshake at once with `CancellationError`.
     public static func connect(_ configuration: ClickHouseConfiguration,
                                eventLoopGroup: EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
                                logger: Logger = Logger(label: "ClickHouseNative")) async throws -> ClickHouseConnection {
