@@ -107,7 +107,7 @@ let package = Package(
         .testTarget(
             name: "ClickHouseNativeTests",
             dependencies: ["ClickHouseNative", .product(name: "NIOSSL", package: "swift-nio-ssl"),
-                           .product(name: "NIOPosix", package: "swift-nio")]
+                           .product(name: "NIOPosix", package: "swift-nio"), .product(name: "NIOEmbedded", package: "swift-nio")]
         ),
         .testTarget(name: "KafkaTests", dependencies: ["Kafka"]),
         .testTarget(name: "EventPipelineTests", dependencies: ["EventPipeline", "Kafka", "ClickHouseNative",

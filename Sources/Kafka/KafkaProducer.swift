@@ -282,7 +282,7 @@ extension KafkaError {
     }
 
     /// A send refused because no broker is reachable (at the send, or purged from the queue once
-    /// the outage was confirmed), with the reason librdkafka gave.
+    /// the outage was confirmed): "no broker answers", or a fatal error's text.
     public static func unavailable(_ reason: String) -> KafkaError {
         KafkaError(code: RD_KAFKA_RESP_ERR__TRANSPORT.rawValue, message: unavailablePrefix + reason)
     }
@@ -305,7 +305,7 @@ final class ProducerState: @unchecked Sendable {
     let logger: Logger
     let throttle = LogThrottle()
 
-    /// `bootstrap.servers`, for the outage's reason.
+    /// `bootstrap.servers`, for the outage's log line.
     let brokers: String
 
     init(logger: Logger, brokers: String = "") {
@@ -374,8 +374,10 @@ final class ProducerState: @unchecked Sendable {
             lock.withLock { suspectReason = nil; lastProbe = ContinuousClock.now }
             // Not librdkafka's own text, which counts the brokers it lists at that moment: "0/2
             // brokers are down" while it lists the bootstrap entry twice reads as if none were.
-            if changedToDown(brokers.isEmpty ? suspectedBecause : "no broker answers (\(brokers))") {
-                logger.error("all Kafka brokers are down; sends fail until one answers", metadata: ["librdkafka": "\(suspectedBecause)"])
+            // Nor the broker list: API clients see this reason; the log line names the brokers.
+            if changedToDown("no broker answers") {
+                logger.error("all Kafka brokers are down; sends fail until one answers",
+                             metadata: ["brokers": "\(brokers)", "librdkafka": "\(suspectedBecause)"])
             }
             _ = rd_kafka_purge(handle, Int32(RD_KAFKA_PURGE_F_QUEUE))  // reported by the next poll
         }

@@ -302,7 +302,7 @@ enum Interrupt {
     static var received: Bool { flag.withLock { $0 } }
 
     static func cancellingOnSIGINT(_ body: @escaping @Sendable () async throws -> Void) async throws {
-        // A process started with SIGINT ignored (nohup, a script's background job) keeps ignoring it.
+        // A process started with SIGINT ignored (a background job of a script) keeps ignoring it.
         let inherited = signal(SIGINT, SIG_IGN)
         guard unsafeBitCast(inherited, to: Int.self) != unsafeBitCast(SIG_IGN, to: Int.self) else {
             try await body()
@@ -313,9 +313,16 @@ enum Interrupt {
         source.setEventHandler {
             let again = flag.withLock { pressed in defer { pressed = true }; return pressed }
             if again {
-                // Ends the process here: re-raising SIGINT would not, as dispatch's threads block it.
+                // Ends the process by SIGINT, so that a calling shell stops too. Dispatch's
+                // threads block the signal: this one unblocks it first (else exits 130).
                 let line = Array("chnative: interrupted\n".utf8)
                 _ = line.withUnsafeBytes { Glibc.write(2, $0.baseAddress, $0.count) }
+                signal(SIGINT, SIG_DFL)
+                var interrupt = sigset_t()
+                sigemptyset(&interrupt)
+                sigaddset(&interrupt, SIGINT)
+                pthread_sigmask(SIG_UNBLOCK, &interrupt, nil)
+                raise(SIGINT)
                 _exit(130)
             }
             running.withLock { $0 }?.cancel()

@@ -350,12 +350,13 @@ import Testing
         var isSet: Bool { lock.withLock { closed } }
     }
 
-    /// Writes `pieces` into a new pipe from a thread, pausing `pause` seconds after each, and closes
-    /// its write end `holdOpen` seconds after the last; returns the read end and the flag it sets then.
     /// A thread of its own for tests that time a quiet source, each check made on it: the iterator
     /// sleeps between looks at the source, and on the shared pool (two threads here) a wake-up
     /// queues behind the CPU-bound tests running in parallel, measured at over 30 s.
     static let ownThread = EventLoopTaskExecutor(MultiThreadedEventLoopGroup(numberOfThreads: 1).next())
+
+    /// Writes `pieces` into a new pipe from a thread, pausing `pause` seconds after each, and closes
+    /// its write end `holdOpen` seconds after the last; returns the read end and the flag it sets then.
 
     static func pipeWriting(_ pieces: [[UInt8]], pause: Double, holdOpen: Double) -> (Int32, ClosedFlag) {
         var ends: [Int32] = [0, 0]

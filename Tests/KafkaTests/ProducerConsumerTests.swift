@@ -187,7 +187,7 @@ import Testing
         // ("1/1 brokers are down", or "0/2" while it lists the bootstrap entry twice), and event-api
         // answered "Kafka unavailable: 0/2 brokers are down" in one run of the API tests.
         #expect(error?.code == -195)
-        #expect(error?.message == "Kafka unavailable: no broker answers (127.0.0.1:1)")
+        #expect(error?.message == "Kafka unavailable: no broker answers")
         // At once, not after queueing: a queued message would fail only after message.timeout.ms
         // (10 s). The bound leaves room for a loaded machine.
         #expect(ContinuousClock.now - started < .seconds(3))

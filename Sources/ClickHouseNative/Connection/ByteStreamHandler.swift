@@ -133,10 +133,16 @@ final class ByteStreamHandler: ChannelInboundHandler, @unchecked Sendable {
 
     /// Ends the connection with `error` unless the server's first bytes arrive within `timeout`
     /// (after TLS, when there is TLS). Must be called on the event loop.
+    ///
+    /// Asks the socket for them at once, too: with `autoRead` off nothing is read until asked,
+    /// and the task that would ask (``nextChunk``) may wait for a thread of the concurrency pool.
+    /// In the test suite that wait passed 30 s while CPU-bound tests ran, and a server that had
+    /// answered within milliseconds was reported silent.
     func expectAnswer(within timeout: TimeAmount, orExpireWith error: ClickHouseConnectionError) {
         answerDeadline?.cancel()
         guard let eventLoop = context?.eventLoop else { return }
         answerDeadline = eventLoop.scheduleTask(in: timeout) { [weak self] in self?.expire(error) }
+        readAhead()
     }
     private var answerDeadline: Scheduled<Void>?
 

@@ -142,6 +142,11 @@ public actor ClickHouseConnection {
             throw ClickHouseConnectionError.connectFailed(
                 "\(configuration.host):\(configuration.port): \(ConnectFailure.describeHandshake(cause, tls: configuration.tls != nil))")
         }
+        if Task.isCancelled {
+            // Cancelled as the handshake ended: the handler may have closed the channel already.
+            await connection.close()
+            throw CancellationError()
+        }
         return connection
     }
 

@@ -128,7 +128,7 @@ public struct FileDescriptorBlocks<Decoder: IncrementalBlockDecoder>: AsyncSeque
                     if let block = try decoder.nextBlockNow() { return block }
                     // Then sleeps between looks, not in a read that would block until input
                     // comes: a cancelled INSERT (chnative's Ctrl-C) stops while the source stays
-                    // quiet, and the wait holds none of the concurrency pool's few threads.
+                    // quiet, and a long quiet spell holds none of the concurrency pool's threads.
                     while !reader.waitForInput(milliseconds: 0) { try await Task.sleep(for: Self.quietPollInterval) }
                 }
                 if try decoder.append(from: reader) == 0 { finished = true }
