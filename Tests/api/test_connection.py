@@ -14,6 +14,8 @@ import time
 import uuid
 from typing import Dict, List, Optional, Tuple
 
+import pytest
+
 from api_support import api_instance, closed_within, parse_response, read_to_end, unique, wait_for_event, wait_until_consumed
 
 CONVERSATION = unique("connection")
@@ -384,3 +386,30 @@ def test_requests_the_http_decoder_cannot_read_get_the_apis_error_form(api):
     answers = exchange(api, request(api, "GET", "/health") + b"GARBAGE\r\n\r\n")
     assert [(status, json.loads(body)) for status, _, body in answers] == [
         (200, {"status": "ok"}), (400, {"error": "malformed HTTP request: invalid HTTP method", "field": None})]
+
+
+HTTP10_EVENT = json.dumps({"conversation_id": unique("http10"), "event_name": "e"}).encode()
+
+
+@pytest.mark.parametrize("request_text,status", [
+    (b"GET /health HTTP/1.0\r\n\r\n", b"200"),
+    (b"GET /nope HTTP/1.0\r\n\r\n", b"404"),
+    (b"POST /event/ HTTP/1.0\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
+     % (len(HTTP10_EVENT), HTTP10_EVENT), b"202"),
+])
+def test_an_http_1_0_request_is_answered_and_the_connection_closed(api, request_text, status):
+    # Found in review: the HTTP types Hummingbird hands on carry no version, so an HTTP/1.0 client
+    # (ApacheBench without -k) that reads to the end of the connection waited for the idle timeout.
+    with socket.create_connection((api.host, api.port), timeout=10) as sock:
+        sock.sendall(request_text)
+        closed, received = closed_within(sock, 5)
+    assert closed, "still open 5 s after %r" % received[:200]
+    assert received.startswith(b"HTTP/1.1 " + status + b" "), received[:200]
+
+
+def test_an_http_1_0_request_that_asks_for_keep_alive_keeps_the_connection(api):
+    with socket.create_connection((api.host, api.port), timeout=10) as sock:
+        sock.sendall(b"GET /health HTTP/1.0\r\nConnection: keep-alive\r\n\r\nGET /health HTTP/1.0\r\n\r\n")
+        closed, received = closed_within(sock, 5)
+    assert closed, "the second request did not end the connection"
+    assert received.count(b"HTTP/1.1 200 ") == 2, received[:400]

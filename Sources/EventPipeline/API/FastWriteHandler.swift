@@ -111,6 +111,10 @@ final class FastWriteHandler: ChannelDuplexHandler, RemovableChannelHandler {
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
         scheduleIdleCheck(context: context, at: .now() + idleTimeout)
+        // Right after the HTTP decoder, where the request's version is still known.
+        if let decoder = try? context.pipeline.syncOperations.handler(type: ByteToMessageHandler<HTTPRequestDecoder>.self) {
+            try? context.pipeline.syncOperations.addHandler(HTTP10ConnectionHandler(), position: .after(decoder))
+        }
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
@@ -542,5 +546,25 @@ extension EventAPI {
     /// Hummingbird's HTTP/1.1 server with the fast write path (``FastWriteHandler``) in front of the router.
     public func httpServer(serverName: String) -> HTTPServerBuilder {
         .http1(configuration: .init(additionalChannelHandlers: [FastWriteHandler(api: self, serverName: serverName)]))
+    }
+}
+
+/// HTTP/1.0's default of closing the connection after each answer, which the HTTP types drop:
+/// Hummingbird turns requests into swift-http-types, which carry no version, so an HTTP/1.0
+/// request without `Connection: keep-alive` (ApacheBench without `-k`) was kept open after its
+/// answer, and a client reading to the end of the connection waited for the idle timeout (60 s).
+/// Ahead of that conversion this says `Connection: close` for such a request, which the router
+/// and the fast write path honour.
+final class HTTP10ConnectionHandler: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias InboundOut = HTTPServerRequestPart
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        if case var .head(head) = unwrapInboundIn(data), head.version == .http1_0, !head.isKeepAlive {
+            head.headers.replaceOrAdd(name: "connection", value: "close")
+            context.fireChannelRead(wrapInboundOut(.head(head)))
+        } else {
+            context.fireChannelRead(data)
+        }
     }
 }
