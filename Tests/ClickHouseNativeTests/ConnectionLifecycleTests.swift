@@ -208,6 +208,43 @@ import Glibc
         peer.close()
     }
 
+    /// Cancelling a TCP connect that the peer does not complete (its accept queue is full, so the
+    /// kernel drops our SYNs, as a black-holed address would) ends it at once: it waited for the
+    /// connect timeout.
+    @Test func cancellingAConnectThatHangsEndsItAtOnce() async throws {
+        // A listener that never accepts, with the shortest backlog, filled by two connections.
+        let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(listener) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        try #require(bound == 0 && listen(listener, 0) == 0)
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(listener, $0, &length) }
+        }
+        var fillers: [Int32] = []
+        defer { fillers.forEach { close($0) } }
+        for _ in 0..<2 {
+            let filler = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
+            _ = withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(filler, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            }
+            fillers.append(filler)
+        }
+        var configuration = ClickHouseConfiguration(host: "127.0.0.1", port: Int(UInt16(bigEndian: address.sin_port)))
+        configuration.connectTimeout = .seconds(60)
+        let connecting = Task { try await ClickHouseConnection.connect(configuration) }
+        try await Task.sleep(for: .milliseconds(300))
+        let started = ContinuousClock.now
+        connecting.cancel()
+        await #expect(throws: CancellationError.self) { _ = try await connecting.value }
+        #expect(ContinuousClock.now - started < .seconds(5))
+    }
+
     /// A read timeout shorter than the handshake timeout ends a silent handshake first; the error
     /// still names the host (it was the bare "no data from the server").
     @Test func aReadTimeoutDuringTheHandshakeNamesTheHost() async throws {
