@@ -4,7 +4,10 @@ import Testing
 
 /// Every golden fixture made by a real ClickHouse engine (chDB 26.x) decodes to the values that
 /// engine printed, and encodes back to the same bytes.
-@Suite struct NativeFixtureTests {
+/// Serialized: its cases are CPU-bound, and run side by side they held both threads of the
+/// concurrency pool for long stretches, while tests waiting on the server or the broker queued
+/// behind them (a consumer's schema migration took 39 s in one CI run).
+@Suite(.serialized) struct NativeFixtureTests {
     @Test func manifestHasTheCases() {
         #expect(Fixtures.cases.count >= 120, "Fixtures/native/manifest.json lists \(Fixtures.cases.count) cases")
         #expect(Fixtures.largeCases.count >= 4, "Fixtures/native/manifest.json lists \(Fixtures.largeCases.count) large cases")
