@@ -296,7 +296,8 @@ extension KafkaError {
 /// Producer state shared with librdkafka's callbacks (through the configuration's opaque pointer).
 final class ProducerState: @unchecked Sendable {
     private let lock = NSLock()
-    private var downReason: String?
+    /// The brokers are confirmed down (a metadata request failed after librdkafka said so).
+    private var down = false
     /// librdkafka said every broker is down, not yet confirmed: sends still go (and queue).
     private var suspectReason: String?
     private var fatalReason: String?
@@ -316,7 +317,12 @@ final class ProducerState: @unchecked Sendable {
     var isStopping: Bool { lock.withLock { stopping } }
     func stop() { lock.withLock { stopping = true } }
 
-    var unavailableReason: String? { lock.withLock { fatalReason ?? downReason } }
+    var unavailableReason: String? { lock.withLock { fatalReason ?? (down ? Self.downReason : nil) } }
+
+    /// Not librdkafka's own text, which counts the brokers it lists at that moment: "0/2 brokers
+    /// are down" while it lists the bootstrap entry twice reads as if none were. Nor the broker
+    /// list: API clients see this reason; the log line names the brokers.
+    static let downReason = "no broker answers"
     var fatal: String? { lock.withLock { fatalReason } }
 
     /// librdkafka's "all brokers are down" is checked before sends are refused: it also comes when
@@ -328,23 +334,23 @@ final class ProducerState: @unchecked Sendable {
     /// send, with the same reason, instead of after `message.timeout.ms`.
     func markSuspect(_ reason: String) {
         lock.withLock {
-            guard downReason == nil else { return }
+            guard !down else { return }
             suspectReason = reason
         }
     }
 
-    /// Marks the brokers down for `reason`; whether they were up before.
-    private func changedToDown(_ reason: String) -> Bool {
+    /// Marks the brokers down; whether they were up before.
+    private func changedToDown() -> Bool {
         lock.withLock { () -> Bool in
-            defer { downReason = reason }
-            return downReason == nil
+            defer { down = true }
+            return !down
         }
     }
 
     func markAvailable() {
         let changed = lock.withLock { () -> Bool in
-            defer { downReason = nil; suspectReason = nil }
-            return downReason != nil
+            defer { down = false; suspectReason = nil }
+            return down
         }
         if changed { logger.info("Kafka brokers reachable again") }
     }
@@ -359,8 +365,8 @@ final class ProducerState: @unchecked Sendable {
     func probeBrokersIfDown(_ handle: OpaquePointer) {
         enum Probe { case confirm(suspectedBecause: String), recheckDown }
         let probe = lock.withLock { () -> Probe? in
-            if let suspectReason, downReason == nil { return .confirm(suspectedBecause: suspectReason) }
-            guard downReason != nil, ContinuousClock.now - lastProbe > .seconds(1) else { return nil }
+            if let suspectReason, !down { return .confirm(suspectedBecause: suspectReason) }
+            guard down, ContinuousClock.now - lastProbe > .seconds(1) else { return nil }
             lastProbe = ContinuousClock.now
             return .recheckDown
         }
@@ -372,10 +378,7 @@ final class ProducerState: @unchecked Sendable {
             markAvailable()
         } else if case let .confirm(suspectedBecause) = probe {
             lock.withLock { suspectReason = nil; lastProbe = ContinuousClock.now }
-            // Not librdkafka's own text, which counts the brokers it lists at that moment: "0/2
-            // brokers are down" while it lists the bootstrap entry twice reads as if none were.
-            // Nor the broker list: API clients see this reason; the log line names the brokers.
-            if changedToDown("no broker answers") {
+            if changedToDown() {
                 logger.error("all Kafka brokers are down; sends fail until one answers",
                              metadata: ["brokers": "\(brokers)", "librdkafka": "\(suspectedBecause)"])
             }

@@ -187,9 +187,7 @@ struct Query: AsyncParsableCommand {
             // end, as clickhouse-client does. An INSERT: the connection was closed (the server
             // keeps the blocks it had). Whatever error the interruption caused on the way
             // (cancelled, or a connect cut short), the exit status is the shell's for SIGINT.
-            let sent = InsertedRows.shared.count
-            let kept = sent == 0 ? "" : "; the \(sent) rows sent before it may be stored (the server writes blocks as they arrive)"
-            FileHandle.standardError.write(Data("chnative: cancelled (Ctrl-C)\(kept)\n".utf8))
+            FileHandle.standardError.write(Data("chnative: cancelled (Ctrl-C)\(InsertedRows.shared.mayBeStored)\n".utf8))
             throw ExitCode(130)
         } catch is StandardOutput.Closed {
             // The reader went away (`| head`): end as other tools do, by SIGPIPE, silently.
@@ -206,9 +204,7 @@ struct Query: AsyncParsableCommand {
         } catch let error as TextInputError {
             // Bad input aborts the INSERT (the connection is closed before its terminating block).
             // The server writes blocks as they arrive, so those sent before stay: say how many.
-            let sent = InsertedRows.shared.count
-            let kept = sent == 0 ? "" : "; the \(sent) rows sent before it may be stored (the server writes blocks as they arrive)"
-            FileHandle.standardError.write(Data("chnative: \(error)\(kept)\n".utf8))
+            FileHandle.standardError.write(Data("chnative: \(error)\(InsertedRows.shared.mayBeStored)\n".utf8))
             throw ExitCode(27)
         } catch let error as StandardOutputError {
             FileHandle.standardError.write(Data("chnative: \(error)\n".utf8))
@@ -437,6 +433,11 @@ final class InsertedRows: @unchecked Sendable {
     private let lock = NSLock()
     private var rows = 0
     var count: Int { lock.withLock { rows } }
+    /// What an aborted INSERT's message adds about them, empty when none was sent.
+    var mayBeStored: String {
+        let sent = count
+        return sent == 0 ? "" : "; the \(sent) rows sent before it may be stored (the server writes blocks as they arrive)"
+    }
     func add(_ count: Int) { lock.withLock { rows += count } }
 }
 

@@ -213,19 +213,12 @@ import Glibc
     /// connect timeout.
     @Test func cancellingAConnectThatHangsEndsItAtOnce() async throws {
         // A listener that never accepts, with the shortest backlog, filled by two connections.
-        let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(listener) }
+        let peer = try FakePeer(answers: nil, backlog: 0)
+        defer { peer.close() }
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        try #require(bound == 0 && listen(listener, 0) == 0)
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(listener, $0, &length) }
-        }
+        address.sin_port = UInt16(peer.port).bigEndian
         var fillers: [Int32] = []
         defer { fillers.forEach { close($0) } }
         for _ in 0..<2 {
@@ -235,7 +228,7 @@ import Glibc
             }
             fillers.append(filler)
         }
-        var configuration = ClickHouseConfiguration(host: "127.0.0.1", port: Int(UInt16(bigEndian: address.sin_port)))
+        var configuration = ClickHouseConfiguration(host: "127.0.0.1", port: peer.port)
         configuration.connectTimeout = .seconds(60)
         let connecting = Task { try await ClickHouseConnection.connect(configuration) }
         try await Task.sleep(for: .milliseconds(300))
@@ -409,7 +402,8 @@ final class FakePeer: @unchecked Sendable {
 
     /// `thenStopReading`: after the last answer the peer reads nothing more (a host that stopped
     /// taking data), with a small receive buffer so that the client's writes stall soon.
-    init(answers: [[UInt8]]?, thenClose: Bool = false, thenStopReading: Bool = false) throws {
+    /// `backlog`: the listener's accept queue (0: once it holds a connection, further SYNs are dropped).
+    init(answers: [[UInt8]]?, thenClose: Bool = false, thenStopReading: Bool = false, backlog: Int32 = 4) throws {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
@@ -418,7 +412,7 @@ final class FakePeer: @unchecked Sendable {
         let bound = withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
         }
-        guard bound == 0, listen(fd, 4) == 0 else { throw ClickHouseClientError("cannot listen: errno \(errno)") }
+        guard bound == 0, listen(fd, backlog) == 0 else { throw ClickHouseClientError("cannot listen: errno \(errno)") }
         var length = socklen_t(MemoryLayout<sockaddr_in>.size)
         _ = withUnsafeMutablePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
