@@ -165,13 +165,17 @@ public struct EventRepository: Sendable {
     }
 
     /// Errors and events per UTC day over the last `days` days (today included), optionally of one event name.
+    /// Events dated after today (a client's clock ahead, a typo in the year) are not counted: the
+    /// answer covers exactly the `days` days it names.
     public func errorCounts(eventName: String?, days: Int, now: Date = Date()) async throws -> [DailyErrors] {
         let today = Int64(now.timeIntervalSince1970) / 86_400
         let start = (today - Int64(days - 1)) * 86_400
+        let end = (today + 1) * 86_400
         let nameFilter = eventName == nil ? "" : " AND event_name IN (SELECT value FROM filter)"
+        let window = "timestamp >= toDateTime(\(start), 'UTC') AND timestamp < toDateTime(\(end), 'UTC')"
         let sql = """
             SELECT toDate(toDateTime(intDiv(timestamp_ms, 1000), 'UTC')) AS day, sum(error) AS errors, count() AS total
-            FROM (\(latestVersions(where: "timestamp >= toDateTime(\(start), 'UTC')")))
+            FROM (\(latestVersions(where: window)))
             WHERE is_deleted = 0\(nameFilter) GROUP BY day ORDER BY day
             """
         let tables = eventName.map { [Self.stringTable("filter", [$0])] } ?? []

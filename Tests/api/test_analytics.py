@@ -2,7 +2,8 @@
 redelivery of the whole topic to the consumer.
 
 The dataset: 60 events over 3 fresh conversations and 2 fresh event names, with known latencies,
-error flags and timestamps spread over the last 3 UTC days (plus two 4 days back), then a few
+error flags and timestamps spread over the last 3 UTC days (plus two 4 days back, one tomorrow and
+one years ahead: a client's clock or a typo can date an event in the future), then a few
 updates (latency, error flag, event name), deletions and an ignored duplicate create. The
 expectations are computed from the final state of the events as this module knows it.
 """
@@ -59,7 +60,7 @@ class Dataset:
             if name is not None and event["event_name"] != name:
                 continue
             ms = event["_ms"]
-            if ms // DAY_MS < first_day:
+            if not first_day <= ms // DAY_MS <= today_days():  # "the last N days", nothing ahead of today
                 continue
             entry = per_day.setdefault(utc_date(ms), [0, 0])
             entry[0] += int(event["error"])
@@ -135,6 +136,8 @@ def seed(api: Api) -> Dataset:
             offset = [0, 1, 2][position % 3]
             if (c, n) == (1, 0) and position in (3, 4):
                 offset = 4                # outside days=3, inside days=7
+            if (c, n) == (0, 0) and position in (5, 6):
+                offset = [-1, -1500][position - 5]  # tomorrow, and about four years ahead
             ms = timestamp(offset, position // 3, n)
             creates.append({
                 "conversation_id": data.conversations[c], "event_name": data.names[n],
@@ -178,13 +181,16 @@ def seed(api: Api) -> Dataset:
     other = data.names[1 - data.names.index(data.events[moved]["event_name"])]
     api.update(moved, event_name=other, output="moved")
     data.events[moved].update(event_name=other, output="moved")
-    untouched = [i for i in ids[3:] if i not in flippable[:3] and i != moved]
+    # The future-dated events stay live, so that the error counts must leave them out.
+    future = {i for i, e in data.events.items() if e["_ms"] // DAY_MS > today}
+    assert len(future) == 2
+    untouched = [i for i in ids[3:] if i not in flippable[:3] and i != moved and i not in future]
     deleted_errors = [i for i in untouched if data.events[i]["error"]][:2]
     deleted_plain = [i for i in untouched if not data.events[i]["error"]][:2]
     for event_id in deleted_errors + deleted_plain:
         api.remove(event_id)
         data.deleted.append(event_id)
-    updated_then_deleted = ids[0]                  # updated above, deleted now
+    updated_then_deleted = next(i for i in ids[:3] if i not in future)  # updated above, deleted now
     api.remove(updated_then_deleted)
     data.deleted.append(updated_then_deleted)
     # A retried create of a client-chosen id with other content: ignored.
