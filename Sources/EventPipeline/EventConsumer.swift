@@ -318,6 +318,10 @@ public final class EventConsumer: Service, @unchecked Sendable {
         }
         var attempt = 0
         let started = ContinuousClock.now
+        // Dead letters already in the topic: a retry plans the batch again (and finds the same
+        // ones), but sends only those not yet acknowledged, so an outage of ClickHouse does not
+        // write each of them once per attempt.
+        var deadLettersSent: Set<MessagePosition> = []
         defer { consumer.resume(Array(paused)) }
         while true {
             if let deadline, ContinuousClock.now >= deadline {
@@ -334,7 +338,8 @@ public final class EventConsumer: Service, @unchecked Sendable {
                     events = batch.map(\.event)
                 }
                 let plan = try planBatch(events)
-                try sendDeadLetters(plan.deadLetters, messages: messages)
+                try sendDeadLetters(plan.deadLetters.filter { !deadLettersSent.contains(MessagePosition($0)) },
+                                    messages: messages, sent: &deadLettersSent)
                 let insertStarted = ContinuousClock.now
                 // The loop's own batches poll ahead while the INSERT runs; a revoke or the shutdown
                 // (a deadline) only finishes what is in hand.
@@ -479,32 +484,53 @@ public final class EventConsumer: Service, @unchecked Sendable {
         return BatchPlanner.plan(events, current: current)
     }
 
-    private func sendDeadLetters(_ letters: [DeadLetter], messages: [InHand]) throws {
+    /// A message's place in the topic (the loop consumes one topic).
+    private struct MessagePosition: Hashable {
+        var partition: Int32
+        var offset: Int64
+        init(partition: Int32, offset: Int64) { self.partition = partition; self.offset = offset }
+        init(_ letter: DeadLetter) { self.init(partition: letter.partition, offset: letter.offset) }
+    }
+
+    /// Sends the dead letters and adds each one the broker acknowledged to `sent`, also when
+    /// another of them failed (the error is thrown after all sends ended), so that the retry
+    /// sends only the rest.
+    private func sendDeadLetters(_ letters: [DeadLetter], messages: [InHand], sent: inout Set<MessagePosition>) throws {
         guard !letters.isEmpty, let deadLetters else { return }
         let topic = options.deadLetterTopic
         let sourceTopic = options.topic
         // Looked up by position, not searched for: a grown batch can hold thousands of each.
-        struct Position: Hashable { var partition: Int32, offset: Int64 }
-        var byPosition: [Position: Int] = [:]
+        var byPosition: [MessagePosition: Int] = [:]
         byPosition.reserveCapacity(messages.count)
-        for (index, inHand) in messages.enumerated() { byPosition[Position(partition: inHand.event.partition, offset: inHand.event.offset)] = index }
+        for (index, inHand) in messages.enumerated() { byPosition[MessagePosition(partition: inHand.event.partition, offset: inHand.event.offset)] = index }
         let payloads = letters.map { letter in
-            let original = byPosition[Position(partition: letter.partition, offset: letter.offset)].map { messages[$0].message }
+            let original = byPosition[MessagePosition(letter)].map { messages[$0].message }
             return letter.record(sourceTopic: sourceTopic, originalKey: original?.key, originalValue: original?.value)
         }
-        try blocking {
-            try await withThrowingTaskGroup(of: Void.self) { group in
-                for payload in payloads {
-                    group.addTask { _ = try await deadLetters.send(topic: topic, key: payload.key, value: payload.value) }
+        let failures = try blocking {
+            await withTaskGroup(of: (Int, (any Error)?).self) { group in
+                for (index, payload) in payloads.enumerated() {
+                    group.addTask {
+                        do {
+                            _ = try await deadLetters.send(topic: topic, key: payload.key, value: payload.value)
+                            return (index, nil)
+                        } catch {
+                            return (index, error)
+                        }
+                    }
                 }
-                try await group.waitForAll()
+                var failures: [Int: any Error] = [:]
+                for await (index, error) in group { if let error { failures[index] = error } }
+                return failures
             }
         }
-        metrics.deadLetters.increment(by: Int64(letters.count))
-        for letter in letters {
+        for (index, letter) in letters.enumerated() where failures[index] == nil {
+            sent.insert(MessagePosition(letter))
             logger.warning("message sent to the dead-letter topic", metadata: [
                 "partition": "\(letter.partition)", "offset": "\(letter.offset)", "reason": "\(letter.boundedReason)"])
         }
+        metrics.deadLetters.increment(by: Int64(letters.count - failures.count))
+        if let first = failures.min(by: { $0.key < $1.key }) { throw first.value }
     }
 
     private func commit(_ events: [ConsumedEvent], consumer: KafkaConsumer, synchronously: Bool) {
