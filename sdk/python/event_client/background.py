@@ -89,7 +89,8 @@ class BackgroundSender:
             delivered: from the sender's thread, except for a dropped event (from the thread that
             tracked it, inside ``track_event``) and for events abandoned by :meth:`close` (from the
             closing thread). It must not block; exceptions from it are logged.
-        max_retry_delay: Longest wait, in seconds, between two sends of a batch the service did not take.
+        max_retry_delay: Longest wait, in seconds, between two sends of a batch the service did not take
+            (a ``Retry-After`` in the answer lengthens the wait up to this).
         close_timeout_at_exit: Seconds :meth:`close` may take when the interpreter exits
             (``atexit``); ``None``: do not close at exit.
 
@@ -212,8 +213,12 @@ class BackgroundSender:
             if self._closing:
                 raise EventClientError("the sender is closed")
             if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="event-client-sender", daemon=True)
-                self._thread.start()
+                thread = threading.Thread(target=self._run, name="event-client-sender", daemon=True)
+                # Kept only once it runs: when it cannot start (the process's thread limit, or
+                # interpreter shutdown), the call raises and nothing is queued for a thread that
+                # would never send it; the next call tries again.
+                thread.start()
+                self._thread = thread
             if len(self._queue) >= self.max_queue:
                 self.dropped += 1
                 dropped = True
@@ -365,6 +370,7 @@ class BackgroundSender:
         pending = batch.items
         failures = 0
         while pending:
+            asked = 0.0  # the service's Retry-After, in seconds
             try:
                 result = self.client.track_events(pending)
             except EventClientError as exc:
@@ -379,13 +385,16 @@ class BackgroundSender:
                     return
                 logger.debug("event_client: batch of %d not taken (%s); sending it again", len(pending), exc)
                 next_pending = retry + unanswered
+                asked = getattr(exc, "retry_after", None) or 0.0
             else:
                 next_pending = self._settle(batch, pending, result.results)
                 if not next_pending:
                     return
             failures = 1 if len(next_pending) < len(pending) else failures + 1
             pending = next_pending
-            delay = min(self.max_retry_delay, 0.5 * (2 ** min(failures - 1, 16)))
+            # Not sooner than the service asked (a 429 or 503 with Retry-After), nor later than
+            # max_retry_delay.
+            delay = min(self.max_retry_delay, max(asked, 0.5 * (2 ** min(failures - 1, 16))))
             if not self._wait_before_retry(delay):
                 self._finish(batch, pending, "abandoned", None, "not sent before the sender closed")
                 return

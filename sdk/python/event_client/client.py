@@ -56,6 +56,8 @@ MAX_BATCH_BYTES = 5 * 1024 * 1024
 MAX_EVENT_BYTES = 1024 * 1024
 #: Longest ``conversation_id`` / ``event_name`` (in characters, i.e. Unicode code points).
 MAX_NAME_CHARS = 256
+#: Longest per-attempt ``timeout`` (a day).
+MAX_TIMEOUT_SECONDS = 86_400
 
 _UPDATABLE_FIELDS = ("event_name", "input", "output", "latency", "error")
 _NOT_UPDATABLE_FIELDS = ("conversation_id", "timestamp", "event_id")
@@ -281,7 +283,7 @@ class EventClient:
         timeout: Seconds allowed, per attempt, for connecting, for each read, and for each
             64 KiB of the body to be sent. Longer by default than the server's 10 s wait for the
             broker, so that a write the broker does not take gets the server's 503 (retried)
-            rather than a timeout.
+            rather than a timeout. At most :data:`MAX_TIMEOUT_SECONDS`.
         retries: Retries after the first attempt on 503 answers (and 502, 504, 408, 429, which
             proxies send), connection failures and timeouts (``0`` disables retrying). Other 4xx
             answers are never retried.
@@ -358,8 +360,10 @@ class EventClient:
                 "base_url's path must be percent-encoded ASCII without spaces, got %r" % parts.path,
                 field="base_url",
             )
-        if not _is_number(timeout) or not float(timeout) > 0:
-            raise ValidationError("timeout must be a number > 0", field="timeout")
+        # Bounded: the socket layer counts in 64-bit nanoseconds, and an infinite or huge timeout
+        # made every request fail with OverflowError.
+        if not _is_number(timeout) or not 0 < float(timeout) <= MAX_TIMEOUT_SECONDS:
+            raise ValidationError("timeout must be a number of seconds > 0 and at most %d" % MAX_TIMEOUT_SECONDS, field="timeout")
         if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
             raise ValidationError("retries must be an integer >= 0", field="retries")
         for name, value in (("backoff_base", backoff_base), ("backoff_max", backoff_max)):
@@ -632,6 +636,7 @@ class EventClient:
         if cursor is not None:
             if not isinstance(cursor, str) or not cursor:
                 raise ValidationError("cursor must be a non-empty string", field="cursor")
+            _check_encodable("cursor", cursor)
             query.append(("cursor", cursor))
         return self._get_json(
             "/events/conversation/" + _encode_segment(conversation_id), query=query

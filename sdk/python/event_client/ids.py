@@ -16,6 +16,7 @@ import os
 import threading
 import time
 import uuid
+import weakref
 from typing import Any, Callable, Optional, Tuple
 
 __all__ = ["UUIDv7Generator", "uuid7", "new_event_id", "uuid7_unix_ms", "normalize_uuid"]
@@ -37,13 +38,17 @@ class UUIDv7Generator:
         self._lock = threading.Lock()
         self._last_ms = -1
         self._last_counter = 0
+        _generators.add(self)
 
     def _next_ms_counter(self, now_ms: int) -> Tuple[int, int]:
+        # Drawn before the lock: os.urandom lets other threads run, and one that forks meanwhile
+        # would leave the child a lock held for ever (it is replaced after a fork all the same).
+        # Random start with the top bit clear: at least 2048 increments left in the millisecond.
+        fresh = int.from_bytes(os.urandom(2), "big") & 0x7FF
         with self._lock:
             if now_ms > self._last_ms:
                 ms = now_ms
-                # Random start with the top bit clear: at least 2048 increments left in this ms.
-                counter = int.from_bytes(os.urandom(2), "big") & 0x7FF
+                counter = fresh
             else:
                 # Same millisecond, or the clock went backwards: keep the last time prefix.
                 ms = self._last_ms
@@ -51,7 +56,7 @@ class UUIDv7Generator:
                 if counter > _COUNTER_MAX:
                     # Counter exhausted: borrow the next millisecond (RFC 9562 section 6.2).
                     ms += 1
-                    counter = int.from_bytes(os.urandom(2), "big") & 0x7FF
+                    counter = fresh
             if ms > _MAX_MS:
                 raise ValueError("UUIDv7 timestamp overflow")
             self._last_ms, self._last_counter = ms, counter
@@ -68,6 +73,19 @@ class UUIDv7Generator:
         return uuid.UUID(int=value)
 
     __call__ = generate
+
+
+# Every generator, so that a forked child gets a free lock in each: a thread of the parent
+# may have held one at the fork, and no thread of the child would ever release it.
+_generators: "weakref.WeakSet[UUIDv7Generator]" = weakref.WeakSet()
+
+
+def _renew_locks_after_fork() -> None:
+    for generator in list(_generators):
+        generator._lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_renew_locks_after_fork)
 
 
 def _now_ms() -> int:

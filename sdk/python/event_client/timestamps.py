@@ -23,6 +23,27 @@ EARLIEST = datetime(1970, 1, 1, tzinfo=timezone.utc)
 LATEST = datetime(2105, 12, 31, 23, 59, 59, 999999, tzinfo=timezone.utc)
 
 
+#: The same range in Unix milliseconds, as the server checks a timestamp string.
+EARLIEST_MS = 0
+LATEST_MS = 4_291_747_199_999
+
+
+def _unix_ms(value: str) -> int:
+    """Unix milliseconds of an RFC 3339 date-time, read as the server reads it: the offset
+    applied, digits past the milliseconds dropped, a leap second (``:60``) taken as ``:59``."""
+    match = _RFC3339.fullmatch(value)
+    assert match is not None
+    days = (date(int(match.group(1)), int(match.group(2)), int(match.group(3))) - date(1970, 1, 1)).days
+    hour, minute, second = int(value[11:13]), int(value[14:16]), min(int(value[17:19]), 59)
+    fraction = (match.group(6) or ".")[1:4]
+    milliseconds = int(fraction.ljust(3, "0")) if fraction else 0
+    offset = 0
+    zone = match.group(7)
+    if zone not in ("Z", "z"):
+        offset = (int(zone[1:3]) * 60 + int(zone[4:6])) * 60 * (-1 if zone[0] == "-" else 1)
+    return (days * 86_400 + hour * 3600 + minute * 60 + second - offset) * 1000 + milliseconds
+
+
 def is_rfc3339(value: str) -> bool:
     """Whether ``value`` is an RFC 3339 date-time (e.g. ``2026-11-27T10:00:00.123Z``) of a day
     that exists (no 30 February)."""
@@ -44,10 +65,11 @@ def format_timestamp(value: Any) -> str:
       digits are truncated (not rounded), matching the server's millisecond storage. A *naive*
       datetime (no ``tzinfo``) is taken to be UTC already. It must be within 1970-01-01 to
       2105-12-31 (UTC), the range the API stores.
-    * :class:`str`: checked to be an RFC 3339 date-time and sent unchanged.
+    * :class:`str`: checked to be an RFC 3339 date-time within the same range (the offset
+      applied) and sent unchanged.
 
     Raises:
-        ValueError: ``value`` is a string that is not RFC 3339, or a datetime out of range.
+        ValueError: ``value`` is a string that is not RFC 3339, or a datetime or string out of range.
         TypeError: ``value`` is neither a ``datetime`` nor a ``str``.
     """
     if isinstance(value, datetime):
@@ -74,6 +96,8 @@ def format_timestamp(value: Any) -> str:
     if isinstance(value, str):
         if not is_rfc3339(value):
             raise ValueError("not an RFC 3339 date-time: %r" % value)
+        if not EARLIEST_MS <= _unix_ms(value) <= LATEST_MS:
+            raise ValueError("timestamp must be from 1970-01-01 to 2105-12-31 (UTC), got %s" % value)
         return value
     raise TypeError("timestamp must be a datetime or an RFC 3339 string, not %s" % type(value).__name__)
 

@@ -433,3 +433,57 @@ def test_a_sender_made_in_a_multiprocessing_child_sends_as_the_child_exits(stub,
     process.join(30)
     assert process.exitcode == 0
     assert [e["event_name"] for r in stub.requests for e in r.json["events"]] == ["made in the child"]
+
+
+def answer_429_first(retry_after, times):
+    """A responder: a 429 with this Retry-After, then acceptance; records when each request came."""
+    def respond(request):
+        times.append(time.monotonic())
+        if len(times) == 1:
+            return Reply(429, {"error": "slow down", "field": None}, headers={"Retry-After": retry_after})
+        return accept_all(request)
+    return respond
+
+
+def test_a_resend_waits_as_long_as_retry_after_asks(stub, make_client, senders):
+    # Found in review: the sender kept its own 0.5 s backoff and sent again long before.
+    times = []
+    stub.responder = answer_429_first("1", times)
+    sender = sender_for(make_client(retries=0), senders, max_retry_delay=30)
+    sender.track_event("c", "e")
+    assert sender.flush(10) and sender.sent == 1 and len(times) == 2
+    assert times[1] - times[0] >= 0.95
+
+
+def test_retry_after_is_capped_by_max_retry_delay(stub, make_client, senders):
+    times = []
+    stub.responder = answer_429_first("3600", times)
+    sender = sender_for(make_client(retries=0), senders, max_retry_delay=0.2)
+    sender.track_event("c", "e")
+    assert sender.flush(10) and sender.sent == 1 and len(times) == 2
+
+
+def test_a_thread_that_cannot_start_loses_no_event(stub, client, senders, monkeypatch):
+    # Found in review: after a failed start the sender queued events for a thread that never ran;
+    # flush timed out and close raised RuntimeError.
+    import event_client.background as background
+
+    class FailsOnce(threading.Thread):
+        failed = False
+
+        def start(self):
+            if not FailsOnce.failed:
+                FailsOnce.failed = True
+                raise RuntimeError("can't start new thread")
+            super().start()
+
+    monkeypatch.setattr(background.threading, "Thread", FailsOnce)
+    stub.responder = accept_all
+    sender = sender_for(client, senders)
+    with pytest.raises(RuntimeError, match="can't start new thread"):
+        sender.track_event("c", "first")
+    assert sender.queued == 0
+    sender.track_event("c", "second")
+    assert sender.flush(5) and sender.sent == 1
+    assert sender.close(5)
+    assert [e["event_name"] for r in stub.requests for e in r.json["events"]] == ["second"]

@@ -268,3 +268,21 @@ def test_lone_surrogate_message(stub, client):
         "conversation_id has a character with no UTF-8 form at position 4 (a lone surrogate)",
     )
     _no_request(stub)
+
+
+def test_a_cursor_with_a_lone_surrogate_is_refused_before_sending(stub, client):
+    # Found in review: it raised UnicodeEncodeError, which is no EventClientError.
+    with pytest.raises(ValidationError) as info:
+        client.get_conversation("c", cursor="ab\ud800")
+    assert (info.value.field, info.value.message) == (
+        "cursor", "cursor has a character with no UTF-8 form at position 2 (a lone surrogate)")
+    _no_request(stub)
+
+
+@pytest.mark.parametrize("timeout", [float("inf"), 1e300, float("nan"), 0, -1])
+def test_timeout_must_be_a_finite_number_above_zero(timeout):
+    # Found in review: an infinite or huge timeout passed, and every request then raised
+    # OverflowError (the socket layer counts in 64-bit nanoseconds).
+    with pytest.raises(ValidationError) as info:
+        EventClient("http://localhost:8080", timeout=timeout)
+    assert (info.value.field, info.value.message) == ("timeout", "timeout must be a number of seconds > 0 and at most 86400")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import re
+import signal
 import threading
 import time
 import uuid
@@ -10,6 +12,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
+from event_client import ids as ids_module
 from event_client import UUIDv7Generator, format_timestamp, new_event_id, uuid7, uuid7_unix_ms
 from stubserver import accepted
 
@@ -124,6 +127,12 @@ def test_track_event_id_is_a_fresh_uuid7(stub, client):
         ("2026-11-27T10:00:00.123Z", "2026-11-27T10:00:00.123Z"),
         ("2026-11-27T10:00:00+01:00", "2026-11-27T10:00:00+01:00"),
         ("2026-11-27t10:00:00.5z", "2026-11-27t10:00:00.5z"),
+        # The edges of the stored range as the server reads strings: the offset applied, digits
+        # past milliseconds dropped, a leap second as :59.
+        ("1970-01-01T01:00:00+01:00", "1970-01-01T01:00:00+01:00"),
+        ("2105-12-31T23:59:59.999999Z", "2105-12-31T23:59:59.999999Z"),
+        ("2105-12-31T23:59:60Z", "2105-12-31T23:59:60Z"),
+        ("2105-12-31T18:59:59-05:00", "2105-12-31T18:59:59-05:00"),
     ],
 )
 def test_format_timestamp(value, expected):
@@ -161,6 +170,48 @@ def test_format_timestamp_rejects_datetimes_out_of_range(value, shown):
     with pytest.raises(ValueError) as info:
         format_timestamp(value)
     assert str(info.value) == "timestamp must be from 1970-01-01 to 2105-12-31 (UTC), got " + shown
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["2200-01-01T00:00:00Z", "1969-12-31T23:59:59.999Z", "1970-01-01T00:30:00+01:00", "2105-12-31T23:00:00-05:00",
+     "2106-01-01T00:00:00Z", "0001-01-01T00:00:00Z", "9999-12-31T23:59:59Z"],
+)
+def test_format_timestamp_rejects_strings_out_of_range(value):
+    # Found in review: strings were checked for their form only, so BackgroundSender queued
+    # events the server refuses with a 400, and reported them only later.
+    with pytest.raises(ValueError) as info:
+        format_timestamp(value)
+    assert str(info.value) == "timestamp must be from 1970-01-01 to 2105-12-31 (UTC), got " + value
+
+
+def test_a_forked_child_makes_ids_when_the_generator_was_busy_at_the_fork():
+    # Found in review: a thread held the id generator's lock at the fork (os.urandom releases the
+    # interpreter's lock inside it), and the child's first id waited for ever.
+    generator = ids_module._default_generator
+    held, release = threading.Event(), threading.Event()
+
+    def hold():
+        with generator._lock:
+            held.set()
+            release.wait(10)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    try:
+        assert held.wait(5)
+        pid = os.fork()
+        if pid == 0:  # the child: killed by the alarm if it hangs
+            signal.alarm(5)
+            try:
+                os._exit(0 if UUID7_RE.match(new_event_id()) else 1)
+            except BaseException:
+                os._exit(2)
+        _, status = os.waitpid(pid, 0)
+    finally:
+        release.set()
+        holder.join()
+    assert os.waitstatus_to_exitcode(status) == 0
 
 
 def test_format_timestamp_rejects_other_types():

@@ -12,11 +12,13 @@ names, so the tests can run repeatedly against the same database.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import random
 import re
 import time
+import urllib.request
 import uuid
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Optional
@@ -245,6 +247,34 @@ def test_batch_unknown_field_is_rejected_per_item(live):
     ])
     assert [r.status for r in result.results] == [400, 202]
     assert result.results[0].field == "colour"
+
+
+def test_timestamp_strings_the_sdk_refuses_are_those_the_server_refuses():
+    # The SDK checks a string's range before queueing it; this holds its rule to the server's at
+    # the edges (offsets, digits past milliseconds, a leap second), sent around the SDK's checks.
+    edges = ["1970-01-01T00:00:00Z", "1969-12-31T23:59:59.999Z", "1970-01-01T01:00:00+01:00",
+             "1970-01-01T00:59:59.999+01:00", "2105-12-31T23:59:59.999999Z", "2105-12-31T23:59:60Z",
+             "2105-12-31T18:59:59-05:00", "2105-12-31T19:00:00-05:00", "2106-01-01T00:00:00Z", "0001-01-01T00:00:00Z"]
+    conversation = unique("edges")
+    items = [{"conversation_id": conversation, "event_name": "sdk_live_edges", "timestamp": t} for t in edges]
+    headers = {"Content-Type": "application/json"}
+    if EVENT_API_KEY:
+        headers["Authorization"] = "Bearer " + EVENT_API_KEY
+    request = urllib.request.Request(EVENT_API_URL.rstrip("/") + "/events/batch", method="POST",
+                                     data=json.dumps({"events": items}).encode(), headers=headers)
+    with urllib.request.urlopen(request, timeout=10) as response:
+        results = sorted(json.loads(response.read())["results"], key=lambda r: r["index"])
+    server = {t: r["status"] == 202 for t, r in zip(edges, results)}
+
+    def sdk_accepts(text):
+        try:
+            format_timestamp(text)
+            return True
+        except ValueError:
+            return False
+
+    assert {t: sdk_accepts(t) for t in edges} == server
+    assert sorted(server.values()) == [False] * 5 + [True] * 5  # both sides of each edge
 
 
 def test_conversation_paging(live):
