@@ -18,10 +18,13 @@ enum Statement: Equatable {
         let bytes = Array(text.utf8)
         func string(_ range: Range<Int>) -> String { String(decoding: bytes[range], as: UTF8.self) }
         guard let first = words.first, first.word == "INSERT" else {
-            // `... FORMAT Name` as the last words (a `;` may follow), Name an output format's:
-            // `ORDER BY format DESC` ends in the same two words' shape.
-            if words.count >= 2, words[words.count - 2].word == "FORMAT", Self.outputFormats.contains(words[words.count - 1].word),
-               bytes[words[words.count - 1].range.upperBound...].allSatisfy({ Self.isSpace($0) || $0 == UInt8(ascii: ";") }) {
+            // `... FORMAT Name` as the last words (spaces, comments and a `;` may follow), whatever
+            // the name: the server ignores the clause over this protocol, so one that went to it
+            // would print TabSeparated as if asked for. A column named `format` at the end of a
+            // list (`ORDER BY format DESC`, `ORDER BY a, format ASC`) is not the clause.
+            if words.count >= 2, words[words.count - 2].word == "FORMAT",
+               Self.skipSpacesAndComments(bytes, from: words[words.count - 1].range.upperBound, alsoSemicolons: true) == bytes.count,
+               !Self.followsListPosition(bytes, words: words, index: words.count - 2) {
                 let format = words[words.count - 1]
                 self = .query(sql: string(0..<words[words.count - 2].range.lowerBound), outputFormat: string(format.range))
             } else {
@@ -42,8 +45,8 @@ enum Statement: Equatable {
         case "SELECT", "WITH":
             self = .query(sql: text, outputFormat: nil)
         case "VALUES":
-            var start = keyword.range.upperBound
-            while start < bytes.count, Self.isSpace(bytes[start]) { start += 1 }
+            // The rows start after spaces and comments (as clickhouse-client's parser reads them).
+            let start = Self.skipSpacesAndComments(bytes, from: keyword.range.upperBound, alsoSemicolons: false)
             self = .insert(sql: string(0..<keyword.range.upperBound), format: "Values", inline: Self.data(bytes[start...]))
         default:  // FORMAT Name, then the data after spaces and one line end
             guard clause + 1 < words.count else {
@@ -64,14 +67,42 @@ enum Statement: Equatable {
         rest.allSatisfy { isSpace($0) || $0 == UInt8(ascii: ";") } ? nil : Array(rest)
     }
 
-    /// ClickHouse's output format names, upper-cased (those chnative writes and those it refuses).
-    static let outputFormats: Set<String> = [
-        "TABSEPARATED", "TSV", "TABSEPARATEDWITHNAMES", "TSVWITHNAMES", "JSONEACHROW", "NATIVE", "NULL",
-        "TABSEPARATEDRAW", "TSVRAW", "TABSEPARATEDWITHNAMESANDTYPES", "TSVWITHNAMESANDTYPES", "CSV", "CSVWITHNAMES",
-        "CSVWITHNAMESANDTYPES", "JSON", "JSONCOMPACT", "JSONCOMPACTEACHROW", "JSONSTRINGSEACHROW", "NDJSON", "JSONLINES",
-        "XML", "VERTICAL", "PRETTY", "PRETTYCOMPACT", "PRETTYSPACE", "MARKDOWN", "VALUES", "ROWBINARY",
-        "ROWBINARYWITHNAMESANDTYPES", "PARQUET", "ARROW", "ORC", "AVRO", "PROTOBUF", "TEMPLATE", "RAWBLOB", "LINEASSTRING",
-    ]
+    /// A query's `INTO OUTFILE 'file'`, which clickhouse-client handles itself (the server ignores it).
+    static func writesToFile(_ text: String) -> Bool {
+        let words = SQLText.topLevelWords(text)
+        guard words.first?.word != "INSERT" else { return false }
+        return zip(words, words.dropFirst()).contains { $0.word == "INTO" && $1.word == "OUTFILE" }
+    }
+
+    /// Whether the word at `index` follows `BY` or a comma: it is then an item of an ORDER BY,
+    /// GROUP BY or other list, not a clause keyword.
+    private static func followsListPosition(_ bytes: [UInt8], words: [(word: String, range: Range<Int>)], index: Int) -> Bool {
+        guard index > 0 else { return false }
+        if words[index - 1].word == "BY" { return true }
+        var position = words[index].range.lowerBound
+        while position > words[index - 1].range.upperBound, isSpace(bytes[position - 1]) { position -= 1 }
+        return position > 0 && bytes[position - 1] == UInt8(ascii: ",")
+    }
+
+    /// The index after the spaces, `-- line` and `/* block */` comments (and `;` when asked) from `start`.
+    static func skipSpacesAndComments(_ bytes: [UInt8], from start: Int, alsoSemicolons: Bool) -> Int {
+        var index = start
+        while index < bytes.count {
+            if isSpace(bytes[index]) || (alsoSemicolons && bytes[index] == UInt8(ascii: ";")) {
+                index += 1
+            } else if bytes[index] == UInt8(ascii: "-"), index + 1 < bytes.count, bytes[index + 1] == UInt8(ascii: "-") {
+                while index < bytes.count, bytes[index] != 0x0A { index += 1 }
+            } else if bytes[index] == UInt8(ascii: "/"), index + 1 < bytes.count, bytes[index + 1] == UInt8(ascii: "*") {
+                guard let end = (index + 2..<max(index + 2, bytes.count - 1)).first(where: { bytes[$0] == UInt8(ascii: "*") && bytes[$0 + 1] == UInt8(ascii: "/") }) else {
+                    return index  // unclosed: left for the server to report
+                }
+                index = end + 2
+            } else {
+                break
+            }
+        }
+        return index
+    }
 
     private static func isSpace(_ byte: UInt8) -> Bool { byte == 0x20 || byte == 0x09 || byte == 0x0A || byte == 0x0D }
 }

@@ -90,12 +90,15 @@ struct StandardOutputError: Error, CustomStringConvertible {
 struct BlockPrinter {
     let format: OutputFormat
     let settings: TextFormatSettings
+    /// The live progress line on the terminal, taken off it while output is written.
+    let progress: ProgressLine?
     private var pending = TextBuffer()
     private var wroteHeader = false
 
-    init(format: OutputFormat, settings: TextFormatSettings) {
+    init(format: OutputFormat, settings: TextFormatSettings, progress: ProgressLine? = nil) {
         self.format = format
         self.settings = settings
+        self.progress = progress
     }
 
     mutating func print(_ block: Block) throws {
@@ -103,7 +106,7 @@ struct BlockPrinter {
         case .null: return
         case .native:
             guard block.rowCount > 0 else { return }
-            try StandardOutput.write(try NativeFormat.encodeBlocks([block]))
+            try write(try NativeFormat.encodeBlocks([block]))
             return
         case .tabSeparatedWithNames:
             if !wroteHeader {
@@ -121,8 +124,16 @@ struct BlockPrinter {
 
     mutating func flush() throws {
         guard !pending.isEmpty else { return }
-        try StandardOutput.write(pending.bytes)
+        try write(pending.bytes)
         pending.removeAll()
+    }
+
+    private func write(_ bytes: [UInt8]) throws {
+        if let progress {
+            try progress.whileCleared { try StandardOutput.write(bytes) }
+        } else {
+            try StandardOutput.write(bytes)
+        }
     }
 }
 
@@ -156,11 +167,31 @@ struct Query: AsyncParsableCommand {
     @Option(help: "Output format: TabSeparated, TabSeparatedWithNames, JSONEachRow, Native, Null (a FORMAT clause at the end of the query wins).")
     var format: OutputFormat = .tabSeparated
     @Flag(help: "Print the elapsed time to standard error.") var time = false
+    @Option(name: .customLong("setting"), help: ArgumentHelp(
+        "A setting for the query or INSERT, NAME=VALUE (clickhouse-client's --NAME=VALUE); repeat for more. A name the server does not know is an error.",
+        valueName: "name=value"))
+    var settingArguments: [String] = []
+
+    /// The `--setting` arguments, as the server gets them.
+    var settings: [QuerySetting] {
+        get throws {
+            try settingArguments.map { argument in
+                guard let equals = argument.firstIndex(of: "="), equals != argument.startIndex else {
+                    throw ValidationError("--setting takes NAME=VALUE, got '\(argument)'")
+                }
+                return QuerySetting(String(argument[..<equals]), String(argument[argument.index(after: equals)...]), isImportant: true)
+            }
+        }
+    }
 
     func validate() throws {
         guard !insecure || secure else { throw ValidationError("--insecure only applies with --secure (TLS)") }
         guard caFile == nil || secure else { throw ValidationError("--ca-file only applies with --secure (TLS)") }
         guard caFile == nil || !insecure else { throw ValidationError("--ca-file and --insecure contradict each other") }
+        _ = try settings
+        if Statement.writesToFile(query) {
+            throw ValidationError("INTO OUTFILE is not supported; redirect standard output instead (> file)")
+        }
         switch Statement(query) {
         case .insert:
             // An INSERT's data is sent as blocks; parameters would be silently dropped.
@@ -235,35 +266,43 @@ struct Query: AsyncParsableCommand {
         try Task.checkCancellation()  // Ctrl-C as the connect ended: the query is not sent
         let server = await connection.server
 
+        let settings = try settings
         switch Statement(query) {
         case let .insert(sql, inputFormat, inline):
             let timeZone = server.timeZone
             if inputFormat.lowercased() == "native" {
                 if let inline {
-                    try await connection.insert(sql, blocks: BlockSequence(try decodeAll(NativeStreamDecoder(decoding: .encoded), inline)))
+                    try await connection.insert(sql, blocks: BlockSequence(try decodeAll(NativeStreamDecoder(decoding: .encoded), inline)), settings: settings)
                 } else {
                     // Columns stay encoded: their bytes are checked and sent on, not decoded and re-encoded.
-                    try await connection.insert(sql, blocks: FileDescriptorBlocks(nativeFrom: 0))
+                    try await connection.insert(sql, blocks: CountedBlocks(base: FileDescriptorBlocks(nativeFrom: 0), rows: InsertedRows.shared),
+                                                settings: settings)
                 }
             } else if let textFormat = TextInputFormat(name: inputFormat) {
                 func decoder(_ header: Block) -> TextInputDecoder {
                     TextInputDecoder(format: textFormat, structure: header.columns.map { ($0.name, $0.column.type) }, timeZone: timeZone)
                 }
                 if let inline {
-                    try await connection.insert(sql, blocksFor: { BlockSequence(try decodeAll(decoder($0), inline)) })
+                    try await connection.insert(sql, settings: settings, blocksFor: { BlockSequence(try decodeAll(decoder($0), inline)) })
                 } else {
-                    try await connection.insert(sql, blocksFor: {
+                    try await connection.insert(sql, settings: settings, blocksFor: {
                         CountedBlocks(base: FileDescriptorBlocks(fileDescriptor: 0, decoder: decoder($0)), rows: InsertedRows.shared)
                     })
                 }
             } else {
                 throw ValidationError("INSERT input format \(inputFormat.isEmpty ? "(none)" : inputFormat) is not supported; use Values, Native, TabSeparated, TabSeparatedWithNames or JSONEachRow")
             }
+            if inline == nil, InsertedRows.shared.count == 0 {
+                // As clickhouse-client: a script that pipes an empty or missing file should notice.
+                // (The server got an INSERT of no rows, which stores nothing.)
+                FileHandle.standardError.write(Data("chnative: No data to insert\n".utf8))
+                throw ExitCode(108)  // NO_DATA_TO_INSERT
+            }
         case let .query(sql, clauseFormat):
             let progress = ProgressLine(enabled: isatty(2) == 1)
             var printer = BlockPrinter(format: clauseFormat.flatMap { OutputFormat(argument: $0) } ?? format,
-                                       settings: TextFormatSettings(server: server))
-            let result = try await connection.query(sql, parameters: ChNative.parameters, onEvent: { event in
+                                       settings: TextFormatSettings(server: server), progress: progress)
+            let result = try await connection.query(sql, settings: settings, parameters: ChNative.parameters, onEvent: { event in
                 if case let .progress(p) = event { progress.add(p) }
             })
             do {
@@ -278,8 +317,8 @@ struct Query: AsyncParsableCommand {
                 try? printer.flush()
                 throw error
             }
-            try printer.flush()
             progress.finish()
+            try printer.flush()
         }
         if time {
             let elapsed = ContinuousClock.now - started
@@ -342,6 +381,9 @@ final class ProgressLine: @unchecked Sendable {
     private var total = ClickHouseNative.Progress()
     private let started = ContinuousClock.now
     private var lastDraw = ContinuousClock.now
+    /// Whether the line is on the terminal now (drawn and not cleared since).
+    private var shown = false
+    private var finished = false
 
     init(enabled: Bool) { self.enabled = enabled }
 
@@ -349,6 +391,7 @@ final class ProgressLine: @unchecked Sendable {
         guard enabled else { return }
         lock.lock()
         defer { lock.unlock() }
+        guard !finished else { return }
         total.add(progress)
         let now = ContinuousClock.now
         guard now - lastDraw > .milliseconds(100) else { return }
@@ -357,11 +400,32 @@ final class ProgressLine: @unchecked Sendable {
         let seconds = max(0.001, Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18)
         let line = String(format: "\r\u{1B}[KProgress: %llu rows, %.2f MB (%.0f rows/s)", total.rows, Double(total.bytes) / 1e6, Double(total.rows) / seconds)
         FileHandle.standardError.write(Data(line.utf8))
+        shown = true
     }
 
+    /// Runs `body` (a write to standard output) with the line off the terminal, and not drawn
+    /// meanwhile: output written after it would otherwise continue the progress text.
+    func whileCleared<T>(_ body: () throws -> T) rethrows -> T {
+        guard enabled else { return try body() }
+        lock.lock()
+        defer { lock.unlock() }
+        clearLocked()
+        return try body()
+    }
+
+    /// Clears the line for good.
     func finish() {
         guard enabled else { return }
+        lock.lock()
+        defer { lock.unlock() }
+        finished = true
+        clearLocked()
+    }
+
+    private func clearLocked() {
+        guard shown else { return }
         FileHandle.standardError.write(Data("\r\u{1B}[K".utf8))
+        shown = false
     }
 }
 
