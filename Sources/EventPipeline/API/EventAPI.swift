@@ -129,8 +129,9 @@ public struct EventAPI: HTTPResponder {
     }
 
     /// What the router checks before it reads a body: a known route (404), an allowed method
-    /// (405) and a valid key (401). ``FastWriteHandler`` sends `100 Continue` only when these pass,
-    /// so a refused client is not asked for its body (up to 5 MiB of batch).
+    /// (405), a valid key (401) and, for a batch, a `Content-Encoding` it can read (415).
+    /// ``FastWriteHandler`` sends `100 Continue` only when these pass, so a refused client is not
+    /// asked for its body (up to 5 MiB of batch).
     func checkBeforeBody(_ route: Route, _ method: HTTPRequest.Method, _ headers: HTTPFields) throws(APIError) {
         guard route.kind != .unknown else { throw APIError(.notFound, "not found") }
         guard route.allowed.contains(method) else {
@@ -139,6 +140,7 @@ public struct EventAPI: HTTPResponder {
             throw error
         }
         if route.kind != .health { try authorize(headers) }
+        if route.kind == .batch { _ = try ContentCoding(headers) }
     }
 
     /// `Authorization: Bearer <key>` against every configured key, in time independent of where they
@@ -149,7 +151,8 @@ public struct EventAPI: HTTPResponder {
         var matched = false
         // The scheme's name is case-insensitive (RFC 9110, section 11.1); the key is not.
         if header.utf8.count > 7, header.utf8.prefix(7).lazy.map({ $0 | 0x20 }).elementsEqual("bearer ".utf8) {
-            let presented = Array(header.utf8.dropFirst(7))
+            // The scheme and the key are separated by one or more spaces (RFC 9110, section 11.4).
+            let presented = Array(header.utf8.dropFirst(7).drop { $0 == 0x20 })
             for key in options.apiKeys where Self.constantTimeEquals(presented, Array(key.utf8)) { matched = true }
         }
         guard matched else {

@@ -96,6 +96,9 @@ final class FastWriteHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private var idleCheck: Scheduled<Void>?
     /// The HTTP decoder's error, for the answer Hummingbird writes to it (see `write`).
     private var decoderError: (any Error)?
+    /// The single write whose own bytes the decoder could not read: its answer (the decoder
+    /// error's) keeps the client's request id and is counted like any other.
+    private var decoderErrorWrite: PendingWrite?
 
     /// How long a write that is still arriving when the server shuts down may take to arrive.
     static let bodyGraceOnShutdown = TimeAmount.seconds(5)
@@ -182,9 +185,11 @@ final class FastWriteHandler: ChannelDuplexHandler, RemovableChannelHandler {
             guard !quiescing, !closeAfterForwarded else { return false }
             let route = Route(path: head.path.map { Self.pathWithoutQuery($0) } ?? "")
             guard Self.isSingleWrite(route, head.method) else {
-                // (Only when no answer is still owed: a 100 must not come before an earlier answer.)
+                // A request that expects a 100 waits until every earlier answer is out: a 100 must
+                // not come before them, and none would be sent once it is forwarded.
+                if Self.expectsContinue(head), unansweredForwarded > 0 { return false }
                 // Not for a body over the batch limit: the router refuses it (once it was read and dropped).
-                if Self.expectsContinue(head), unansweredForwarded == 0,
+                if Self.expectsContinue(head),
                    (head.headerFields[.contentLength].flatMap { Int($0) } ?? 0) <= api.options.maximumBatchBytes,
                    (try? api.checkBeforeBody(route, head.method, head.headerFields)) != nil {
                     sendContinue(context: context)
@@ -375,6 +380,7 @@ final class FastWriteHandler: ChannelDuplexHandler, RemovableChannelHandler {
             return
         case .collecting:
             // The write's own request is malformed: it is not served; the router answers the error.
+            if error is HTTPParserError { decoderErrorWrite = pending }
             pending = nil
             state = .idle
         case .answering:
@@ -484,11 +490,17 @@ final class FastWriteHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     private func writeDecoderErrorAnswer(_ error: any Error, context: ChannelHandlerContext, promise: EventLoopPromise<Void>?) {
+        // (NIO counts the request line towards the header limit, so a long URL is refused here too.)
         let refusal = (error as? HTTPParserError) == .headerOverflow
-            ? APIError(.init(code: 431, reasonPhrase: "Request Header Fields Too Large"), "request headers are too large")
+            ? APIError(.init(code: 431, reasonPhrase: "Request Header Fields Too Large"), "request line or headers are too large")
             : APIError(.badRequest, "malformed HTTP request: \(error)")
         var answer = refusal.answer
-        answer.headers[EventAPI.requestIDField] = api.requestID([:])
+        let write = decoderErrorWrite
+        decoderErrorWrite = nil
+        answer.headers[EventAPI.requestIDField] = write?.requestID ?? api.requestID([:])
+        if let write {
+            api.record(route: write.route, method: write.method, status: answer.status, requestID: write.requestID, started: write.started)
+        }
         answer.headers[.contentLength] = String(answer.body.count)
         answer.headers[.date] = HTTPDate.now()
         answer.headers[.server] = serverName
@@ -554,14 +566,17 @@ extension EventAPI {
 /// request without `Connection: keep-alive` (ApacheBench without `-k`) was kept open after its
 /// answer, and a client reading to the end of the connection waited for the idle timeout (60 s).
 /// Ahead of that conversion this says `Connection: close` for such a request, which the router
-/// and the fast write path honour.
+/// and the fast write path honour, and drops an HTTP/1.0 request's `Expect`, which would
+/// otherwise get a `100 Continue` such a client does not expect.
 final class HTTP10ConnectionHandler: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias InboundOut = HTTPServerRequestPart
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        if case var .head(head) = unwrapInboundIn(data), head.version == .http1_0, !head.isKeepAlive {
-            head.headers.replaceOrAdd(name: "connection", value: "close")
+        if case var .head(head) = unwrapInboundIn(data), head.version == .http1_0 {
+            if !head.isKeepAlive { head.headers.replaceOrAdd(name: "connection", value: "close") }
+            // No 1xx for an HTTP/1.0 client (RFC 9110, sections 10.1.1 and 15.2): its expectation is ignored.
+            head.headers.remove(name: "expect")
             context.fireChannelRead(wrapInboundOut(.head(head)))
         } else {
             context.fireChannelRead(data)
