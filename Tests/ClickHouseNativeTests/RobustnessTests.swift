@@ -130,6 +130,17 @@ import Testing
         }
     }
 
+    /// Found in review: `bytes` is public, and the codec wrote all of them while the block counted
+    /// whole values only, so the stray bytes went out as the start of the next column.
+    @Test func fixedStringBytesThatAreNotWholeValuesAreRefused() throws {
+        var column = FixedStringColumn(length: 4, bytes: Array("abcdefgh".utf8))
+        column.bytes.append(contentsOf: [1, 2])
+        let block = Block(columns: [NamedColumn("f", column)])
+        #expect(throws: NativeFormatError("cannot encode column f of type FixedString(4): FixedString(4) column of 10 bytes: not a whole number of values")) {
+            _ = try NativeFormat.encodeBlocks([block])
+        }
+    }
+
     @Test func encodedArrayOffsetsThatDecreaseAreRefused() throws {
         var writer = ByteWriter()
         writer.writeVarUInt(1)

@@ -135,6 +135,11 @@ import Testing
         (.values, "id UInt8", "(1) (2) x", "Values row 3: '(' expected, found x"),
         (.values, "id UInt8", "(1); (2)", "Values: text after the ';' that ends the data"),
         (.values, "s String", "('abc", "Values row 1: cannot parse ('abc at offset 5: the string is not closed"),
+        // Found in review: values past Int64's ticks trapped on overflow (the process died).
+        (.tabSeparated, "t DateTime64(9, 'UTC')", "2300-01-01 00:00:00\n", "TabSeparated line 1: column t: cannot parse '2300-01-01 00:00:00' as DateTime64(9, 'UTC')"),
+        (.tabSeparated, "t DateTime64(6, 'UTC')", "99999999999999\n", "TabSeparated line 1: column t: cannot parse '99999999999999' as DateTime64(6, 'UTC')"),
+        (.tabSeparated, "t DateTime64(9, 'UTC')", "9223372036.999999999\n", "TabSeparated line 1: column t: cannot parse '9223372036.999999999' as DateTime64(9, 'UTC')"),
+        (.jsonEachRow, "t Time64(3)", "{\"t\":\"9999999999999999:00:00\"}", "JSONEachRow line 1: column t: cannot parse '9999999999999999:00:00' as Time64(3)"),
     ])
     func badInputIsAnExactError(format: TextInputFormat, structure: String, input: String, message: String) throws {
         var decoder = TextInputDecoder(format: format, structure: try TextInputDecoder.parseStructure(structure))

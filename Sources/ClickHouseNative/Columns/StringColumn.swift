@@ -209,6 +209,11 @@ struct FixedStringCodec: ColumnCodec {
         guard fixed.length == length else {
             throw ColumnCodecError.columnMismatch(expected: type.name, actual: fixed.type.name)
         }
+        // `bytes` is public: stray bytes past the last whole value would go out as the start of
+        // the next column, and the server would read everything after them wrongly.
+        guard fixed.bytes.count % length == 0 else {
+            throw ColumnCodecError.invalid("\(type.name) column of \(fixed.bytes.count) bytes: not a whole number of values")
+        }
         writer.writeBytes(fixed.bytes)
     }
 }

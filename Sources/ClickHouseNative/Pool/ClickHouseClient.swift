@@ -130,9 +130,12 @@ public actor ClickHouseClient {
             pruneIdle()
             if let candidate = idle.popLast() {
                 if await isHealthy(candidate) { return candidate.connection }
+                // The freed slot goes to whoever waited longer (and is not lost if this task was
+                // cancelled), before the close: that suspends this actor, and a request arriving
+                // meanwhile would take the slot ahead of the waiters.
                 openCount -= 1
+                handOffSlot()
                 await candidate.connection.close()
-                handOffSlot()  // first to whoever waited longer (and not lost if this task was cancelled)
                 continue
             }
             if openCount < options.maximumConnections {
@@ -167,10 +170,12 @@ public actor ClickHouseClient {
     func release(_ connection: ClickHouseConnection) async {
         let usable = await connection.isUsable
         let isIdle = await connection.isIdle
+        // A discarded connection's slot is handed on before its close, which suspends this actor:
+        // a request arriving meanwhile would otherwise take it ahead of the waiters.
         guard usable else {
             openCount -= 1
-            await connection.close()
             handOffSlot()
+            await connection.close()
             return
         }
         if !isIdle {
@@ -179,8 +184,8 @@ public actor ClickHouseClient {
                 try await connection.ping()
             } catch {
                 openCount -= 1
-                await connection.close()
                 handOffSlot()
+                await connection.close()
                 return
             }
         }

@@ -414,7 +414,7 @@ enum ScalarText {
             let parts = text.split(separator: ".", maxSplits: 1, omittingEmptySubsequences: false)
             guard let seconds = Int64(parts[0]) else { return nil }
             let fraction = parts.count > 1 ? fractionTicks(parts[1], precision: precision) : 0
-            return seconds * scale + (fraction ?? 0)
+            return ticks(seconds: seconds, scale: scale, fraction: fraction ?? 0)
         }
         if bytes.starts(with: "0000-00-00 00:00:00".utf8) { return 0 }
         guard bytes.count >= 19, bytes[10] == UInt8(ascii: " ") || bytes[10] == UInt8(ascii: "T"),
@@ -431,7 +431,15 @@ enum ScalarText {
         // The zone's offset at the local time, corrected once for a transition in between.
         var seconds = local - ValueText.utcOffset(seconds: local, timeZone: timeZone)
         seconds = local - ValueText.utcOffset(seconds: seconds, timeZone: timeZone)
-        return seconds * scale + fraction
+        return ticks(seconds: seconds, scale: scale, fraction: fraction)
+    }
+
+    /// `seconds × scale + fraction`, or nil past Int64 (DateTime64(9) ends in 2262): such a value
+    /// is bad input, not a reason for the process to trap.
+    static func ticks(seconds: Int64, scale: Int64, fraction: Int64) -> Int64? {
+        let (scaled, overflow) = seconds.multipliedReportingOverflow(by: scale)
+        let (sum, overflowAgain) = scaled.addingReportingOverflow(fraction)
+        return overflow || overflowAgain ? nil : sum
     }
 
     static func fractionTicks(_ digits: Substring, precision: Int) -> Int64? {
@@ -450,7 +458,10 @@ enum ScalarText {
         guard clock.count == 3, let h = Int64(clock[0]), let m = Int64(clock[1]), let s = Int64(clock[2]), m < 60, s < 60 else { return nil }
         let fraction = main.count > 1 ? fractionTicks(main[1], precision: precision) : 0
         guard let fraction else { return nil }
-        let ticks = (h * 3600 + m * 60 + s) * Int64(ValueText.pow10(precision)) + fraction
+        let (hours, overflow) = h.multipliedReportingOverflow(by: 3600)
+        let (seconds, overflowAgain) = hours.addingReportingOverflow(m * 60 + s)
+        guard !overflow, !overflowAgain,
+              let ticks = ticks(seconds: seconds, scale: Int64(ValueText.pow10(precision)), fraction: fraction) else { return nil }
         return negative ? -ticks : ticks
     }
 
