@@ -81,7 +81,13 @@ public struct PipelineConfiguration: Sendable, Equatable {
         }
         apiMaxBodyBytes = try reader.integer("API_MAX_BODY_BYTES", default: 1 << 20, in: 1024...(1 << 20))
         apiIdleTimeoutMilliseconds = try reader.integer("API_IDLE_TIMEOUT_MS", default: 60_000, in: 1000...3_600_000)
-        apiKeys = (environment["API_KEYS"] ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        // Line breaks trimmed too (a key read from a file); a value that lists no key is refused,
+        // not taken as "authentication off", which only unset or empty means.
+        let keysText = environment["API_KEYS"] ?? ""
+        apiKeys = keysText.split(separator: ",").map { $0.trimmingCharacters(in: .whitespacesAndNewlines) }.filter { !$0.isEmpty }
+        if apiKeys.isEmpty, !keysText.isEmpty {
+            throw ConfigurationError(variable: "API_KEYS", message: "lists no key; leave it unset or empty to turn authentication off")
+        }
     }
 
     /// librdkafka properties: the brokers, a message size limit above the API's body limit

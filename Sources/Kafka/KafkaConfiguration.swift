@@ -38,7 +38,9 @@ public struct KafkaConfiguration: Sendable, Equatable {
             if result != RD_KAFKA_CONF_OK {
                 rd_kafka_conf_destroy(conf)
                 let detail = String(decoding: errorText.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-                throw KafkaError(code: -1, message: "invalid Kafka property \(key)=\(value): \(detail)")
+                // The name only: the value may be a secret (a password in a property librdkafka
+                // does not know), and this message is logged.
+                throw KafkaError(code: -1, message: "invalid Kafka property \(key): \(detail)")
             }
         }
         return conf

@@ -57,6 +57,11 @@ struct Migration: Service {
     let logger: Logger
     func run() async throws {
         _ = await repository.schema.migrateWhenReachable(repository.client, logger: logger)
+        // Then it stays until the group's shutdown reaches it: the group shuts its services down
+        // one by one, the HTTP server first, and a service that ends meanwhile (ClickHouse coming
+        // back while the last requests are answered) counts as an unexpected exit, which cancels
+        // those requests and makes the process exit 1.
+        try? await gracefulShutdown()
     }
 }
 

@@ -34,6 +34,20 @@ import Testing
         }
     }
 
+    /// Found in review: a value with no key in it turned authentication off without a word, and a
+    /// key read from a secret file with its final line break could never match (every request 401).
+    @Test func apiKeys() throws {
+        #expect(try PipelineConfiguration(environment: [:]).apiKeys == [])
+        #expect(try PipelineConfiguration(environment: ["API_KEYS": ""]).apiKeys == [])
+        #expect(try PipelineConfiguration(environment: ["API_KEYS": " k1 ,k2,,"]).apiKeys == ["k1", "k2"])
+        #expect(try PipelineConfiguration(environment: ["API_KEYS": "k1\n"]).apiKeys == ["k1"])
+        for value in [",", " , ", "\n"] {
+            #expect(throws: ConfigurationError(variable: "API_KEYS", message: "lists no key; leave it unset or empty to turn authentication off")) {
+                try PipelineConfiguration(environment: ["API_KEYS": value])
+            }
+        }
+    }
+
     @Test func apiIdleTimeout() throws {
         #expect(try PipelineConfiguration(environment: [:]).apiIdleTimeoutMilliseconds == 60_000)
         #expect(try PipelineConfiguration(environment: ["API_IDLE_TIMEOUT_MS": "1500"]).apiIdleTimeoutMilliseconds == 1500)
