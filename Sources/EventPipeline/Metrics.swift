@@ -30,7 +30,7 @@ public struct ConsumerMetrics: Sendable {
         insertDuration = registry.makeDurationHistogram(
             descriptor: metric("consumer_insert_duration_seconds", help: "Duration of one batch INSERT"),
             buckets: [.milliseconds(1), .milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50), .milliseconds(100),
-                      .milliseconds(250), .milliseconds(500), .seconds(1), .seconds(5)])
+                      .milliseconds(250), .milliseconds(500), .seconds(1), .seconds(5), .seconds(10), .seconds(30)])
         insertRetries = registry.makeCounter(descriptor: metric("consumer_insert_retries_total", help: "Failed batch writes that were retried"))
         deadLetters = registry.makeCounter(descriptor: metric("consumer_dead_letters_total", help: "Messages sent to the dead-letter topic"))
         replays = registry.makeCounter(descriptor: metric("consumer_replayed_messages_total", help: "Redelivered messages that were already applied"))
@@ -75,13 +75,15 @@ public final class APIMetrics: Sendable {
     /// The same for a `POST /events/batch` request's envelopes together, one observation per request.
     let kafkaBatchSendDuration: DurationHistogram
     private let series = Mutex<[String: (Counter, DurationHistogram?)]>([:])
+    /// Up to the longest waits there are: a Kafka send times out after 10 s (`message.timeout.ms`)
+    /// and a ClickHouse read after 30 s, and those must not all fall into +Inf.
     static let buckets: [Duration] = [.microseconds(500), .milliseconds(1), .milliseconds(2), .milliseconds(5), .milliseconds(10),
                                       .milliseconds(25), .milliseconds(50), .milliseconds(100), .milliseconds(250), .milliseconds(500),
-                                      .seconds(1), .seconds(5)]
+                                      .seconds(1), .seconds(5), .seconds(10), .seconds(30)]
 
     public init(registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry()) {
         self.registry = registry
-        produceErrors = registry.makeCounter(descriptor: metric("kafka_produce_errors_total", help: "Events the broker did not acknowledge"))
+        produceErrors = registry.makeCounter(descriptor: metric("kafka_produce_errors_total", help: "Events the broker did not acknowledge, refused at once while no broker answers included"))
         clickHouseErrors = registry.makeCounter(descriptor: metric("clickhouse_query_errors_total", help: "Failed ClickHouse reads"))
         clickHouseQueryDuration = registry.makeDurationHistogram(
             descriptor: metric("clickhouse_query_duration_seconds", help: "Duration of ClickHouse reads"), buckets: Self.buckets)

@@ -290,6 +290,10 @@ extension KafkaError {
     /// Whether this is ``unavailable(_:)``'s error.
     public var isUnavailable: Bool { code == RD_KAFKA_RESP_ERR__TRANSPORT.rawValue && message.hasPrefix(Self.unavailablePrefix) }
 
+    /// The message is over `message.max.bytes` (the producer's, found at the send) or the
+    /// broker's or topic's limit: sending it again cannot help.
+    public var isMessageTooLarge: Bool { code == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE.rawValue }
+
     private static let unavailablePrefix = "Kafka unavailable: "
 }
 

@@ -281,6 +281,25 @@ def test_a_batch_still_arriving_at_shutdown_does_not_hold_the_server():
             assert time.monotonic() - started < 15
 
 
+def test_a_second_signal_ends_the_shutdown_at_once():
+    # Found in review: a second SIGTERM or Ctrl-C did nothing, so only SIGKILL ended a shutdown
+    # that waited (here the 5 s a half-sent body gets; up to a minute on a dead ClickHouse).
+    for instance in api_instance("second-signal", {}):
+        api = instance.api()
+        with socket.create_connection((api.host, api.port), timeout=10) as sock:
+            sock.sendall(request(api, "POST", "/events/batch", b'{"events":[' + create_body(str(uuid.uuid4())) + b"]}")[:-10])
+            time.sleep(0.5)
+            instance.process.send_signal(signal.SIGTERM)
+            time.sleep(0.5)
+            assert instance.process.poll() is None, "ended before the second signal"
+            started = time.monotonic()
+            instance.process.send_signal(signal.SIGINT)
+            instance.process.wait(timeout=30)
+            assert time.monotonic() - started < 2, "took %.1f s" % (time.monotonic() - started)
+        assert instance.process.returncode == 128 + signal.SIGINT
+        assert "a second signal: exiting at once" in instance.log_path.read_text()
+
+
 def test_a_client_that_never_reads_its_answers_is_closed_after_the_idle_timeout():
     # Found in review: a client pipelining requests without reading the answers (six times their
     # size) held its connection and the answers in memory for ever: the idle timeout skipped

@@ -53,6 +53,16 @@ def _send_duration(text: str, kind: str) -> tuple:
     return float(count.group(1)), float(total.group(1))
 
 
+def test_duration_buckets_reach_the_longest_waits(api):
+    # Found in review: the buckets ended at 5 s, so Kafka sends timing out at 10 s and ClickHouse
+    # reads at 30 s all fell into +Inf, indistinguishable.
+    api.get("/event/%s" % uuid.uuid4())
+    text = api.get("/metrics").body.decode()
+    for name in ("kafka_send_duration_seconds", "clickhouse_query_duration_seconds", "http_request_duration_seconds"):
+        bounds = [float(b) for b in re.findall(r'^%s_bucket\{[^}]*le="([0-9.e+]+)"\}' % name, text, re.M)]
+        assert bounds and max(bounds) == 30.0 and 10.0 in bounds, (name, sorted(set(bounds)))
+
+
 def test_metrics_time_the_wait_for_the_brokers_acknowledgement(api):
     text = api.get("/metrics").body.decode()
     before_event, before_batch = _send_duration(text, "event"), _send_duration(text, "batch")

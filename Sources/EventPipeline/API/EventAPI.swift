@@ -212,13 +212,23 @@ public struct EventAPI: HTTPResponder {
     }
 
     /// 503 at once while no broker is reachable (validation comes first, so clients learn of bad input).
-    func checkSinkAvailable() throws(APIError) {
-        if let reason = sink.unavailableReason { throw APIError.unavailable("Kafka unavailable: \(reason)") }
+    /// The `events` refused are counted as produce errors: an outage must show in the counter
+    /// although nothing reaches the producer.
+    func checkSinkAvailable(events: Int = 1) throws(APIError) {
+        if let reason = sink.unavailableReason {
+            metrics.produceErrors.increment(by: Int64(events))
+            throw APIError.unavailable("Kafka unavailable: \(reason)")
+        }
     }
+
+    static func tooLargeForKafka(_ error: KafkaError) -> String { "the event is too large for Kafka: \(error.message)" }
 
     /// The answer to a write the sink refused.
     func sendFailure(_ error: any Error) -> APIError {
         if let error = error as? EventTooLarge { return APIError(.contentTooLarge, "\(error)") }
+        // Over a limit of the producer's (KAFKA_PROPERTY_message.max.bytes) or the broker's: a 503
+        // would have clients retry for ever what can never pass.
+        if let error = error as? KafkaError, error.isMessageTooLarge { return APIError(.contentTooLarge, Self.tooLargeForKafka(error)) }
         metrics.produceErrors.increment()
         // Refused because no broker is reachable (found at the send, or queued just before the
         // outage was confirmed): the same answer as the check before the send gives.
@@ -248,7 +258,7 @@ public struct EventAPI: HTTPResponder {
         guard (1...options.maximumBatchItems).contains(items.count) else {
             throw APIError(.badRequest, "events must hold 1 to \(options.maximumBatchItems) items", field: "events")
         }
-        try checkSinkAvailable()
+        try checkSinkAvailable(events: items.count)
         let receivedAt = now()
         enum Outcome: Sendable {
             case accepted(UUID)
@@ -274,6 +284,8 @@ public struct EventAPI: HTTPResponder {
                 outcomes[index] = .accepted(envelope.eventID)
             case let error as EventTooLarge:
                 outcomes[index] = .rejected(status: 413, message: "\(error)", field: nil)
+            case let error as KafkaError where error.isMessageTooLarge:
+                outcomes[index] = .rejected(status: 413, message: Self.tooLargeForKafka(error), field: nil)
             case let error?:
                 metrics.produceErrors.increment()
                 outcomes[index] = .rejected(status: 503, message: "Kafka did not accept the event: \(error)", field: nil)
@@ -450,22 +462,26 @@ public struct EventAPI: HTTPResponder {
             }
         }()
         let (clickHouseProblem, kafkaProblem) = await (clickHouse, kafka)
+        // Ready means writes are taken, which needs Kafka alone: without ClickHouse they still are
+        // (the consumer stores them once it is back), so the instance stays in a load balancer's
+        // rotation as "degraded" while reads answer 503 themselves. A 503 here would take every
+        // instance out at once, and writes would stop too.
+        let writable = kafkaProblem == nil
         var json = JSONWriter()
-        let ok = clickHouseProblem == nil && kafkaProblem == nil
         json.raw(#"{"status":"#)
-        json.string(ok ? "ready" : "unavailable")
+        json.string(!writable ? "unavailable" : clickHouseProblem == nil ? "ready" : "degraded")
         json.key("clickhouse")
         json.string(clickHouseProblem ?? "ok")
         json.key("kafka")
         json.string(kafkaProblem ?? "ok")
-        if !ok {
+        if clickHouseProblem != nil || kafkaProblem != nil {
             json.key("error")
             json.string([clickHouseProblem.map { "ClickHouse: \($0)" }, kafkaProblem.map { "Kafka: \($0)" }].compactMap { $0 }.joined(separator: "; "))
-            json.raw(#","field":null"#)
+            if !writable { json.raw(#","field":null"#) }
         }
         json.bytes.append(UInt8(ascii: "}"))
-        var response = Self.json(ok ? .ok : .serviceUnavailable, json.bytes)
-        if !ok { response.headers[.retryAfter] = "2" }
+        var response = Self.json(writable ? .ok : .serviceUnavailable, json.bytes)
+        if !writable { response.headers[.retryAfter] = "2" }
         return response
     }
 
