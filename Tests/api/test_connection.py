@@ -267,14 +267,19 @@ def test_a_refused_body_behind_expect_100_continue_is_answered_at_once(api):
     assert closed and received.startswith(b"HTTP/1.1 413 Payload Too Large\r\n") and b"\r\nConnection: close\r\n" in received, received[:300]
 
 
+def half_sent_batch(api) -> socket.socket:
+    """A connection whose batch is sent but for its last 10 bytes: it holds a shutdown for 5 s."""
+    sock = socket.create_connection((api.host, api.port), timeout=10)
+    sock.sendall(request(api, "POST", "/events/batch", b'{"events":[' + create_body(str(uuid.uuid4())) + b"]}")[:-10])
+    time.sleep(0.5)
+    return sock
+
+
 def test_a_batch_still_arriving_at_shutdown_does_not_hold_the_server():
     # Found in review: a half-sent batch held the shutdown for the whole idle timeout (60 s);
     # half-sent single writes already got 5 s.
     for instance in api_instance("shutdown-grace", {}):
-        api = instance.api()
-        with socket.create_connection((api.host, api.port), timeout=10) as sock:
-            sock.sendall(request(api, "POST", "/events/batch", b'{"events":[' + create_body(str(uuid.uuid4())) + b"]}")[:-10])
-            time.sleep(0.5)
+        with half_sent_batch(instance.api()):
             started = time.monotonic()
             instance.process.send_signal(signal.SIGTERM)
             instance.process.wait(timeout=30)
@@ -285,10 +290,7 @@ def test_a_second_signal_ends_the_shutdown_at_once():
     # Found in review: a second SIGTERM or Ctrl-C did nothing, so only SIGKILL ended a shutdown
     # that waited (here the 5 s a half-sent body gets; up to a minute on a dead ClickHouse).
     for instance in api_instance("second-signal", {}):
-        api = instance.api()
-        with socket.create_connection((api.host, api.port), timeout=10) as sock:
-            sock.sendall(request(api, "POST", "/events/batch", b'{"events":[' + create_body(str(uuid.uuid4())) + b"]}")[:-10])
-            time.sleep(0.5)
+        with half_sent_batch(instance.api()):
             instance.process.send_signal(signal.SIGTERM)
             time.sleep(0.5)
             assert instance.process.poll() is None, "ended before the second signal"
