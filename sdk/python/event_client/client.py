@@ -723,8 +723,10 @@ class EventClient:
         """Readiness (``GET /ready``), answered without retrying.
 
         Returns the server's report both when ready (``{"status": "ready", "clickhouse": "ok",
-        "kafka": "ok"}``) and when not (the 503 body: ``{"status": "unavailable", "clickhouse":
-        ..., "kafka": ..., "error": ...}``), so check ``result["status"] == "ready"``.
+        "kafka": "ok"}``), when degraded (200, ``"status": "degraded"``: writes are taken but
+        ClickHouse does not answer, so reads fail) and when not (the 503 body: ``{"status":
+        "unavailable", "clickhouse": ..., "kafka": ..., "error": ...}``), so check
+        ``result["status"]``.
 
         Raises:
             ServiceUnavailable: no answer at all (connection failure, timeout), a 503 without
