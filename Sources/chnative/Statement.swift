@@ -18,11 +18,12 @@ enum Statement: Equatable {
         let bytes = Array(text.utf8)
         func string(_ range: Range<Int>) -> String { String(decoding: bytes[range], as: UTF8.self) }
         guard let first = words.first, first.word == "INSERT" else {
-            // `... FORMAT Name` as the last words (spaces, comments and a `;` may follow), whatever
-            // the name: the server ignores the clause over this protocol, so one that went to it
-            // would print TabSeparated as if asked for. A column named `format` at the end of a
-            // list (`ORDER BY format DESC`, `ORDER BY a, format ASC`) is not the clause.
-            if words.count >= 2, words[words.count - 2].word == "FORMAT",
+            // `... FORMAT Name` as the last words (spaces, comments and a `;` may follow), Name one
+            // of ClickHouse's output formats: the server ignores the clause over this protocol, so
+            // one that went to it would print TabSeparated as if asked for. A column named
+            // `format` before such a word (`ORDER BY format DESC`, `WHERE format = 1`, `ORDER BY
+            // a, format ASC`, `ADD COLUMN format JSON`) is not the clause.
+            if words.count >= 2, words[words.count - 2].word == "FORMAT", Self.outputFormats.contains(words[words.count - 1].word),
                Self.skipSpacesAndComments(bytes, from: words[words.count - 1].range.upperBound, alsoSemicolons: true) == bytes.count,
                !Self.followsListPosition(bytes, words: words, index: words.count - 2) {
                 let format = words[words.count - 1]
@@ -67,6 +68,32 @@ enum Statement: Equatable {
         rest.allSatisfy { isSpace($0) || $0 == UInt8(ascii: ";") } ? nil : Array(rest)
     }
 
+    /// ClickHouse's output format names, upper-cased (`system.formats WHERE is_output` of 26.x, plus
+    /// VerticalRaw, ODBCDriver and CapnProto of older servers): chnative writes a few and refuses
+    /// the others.
+    static let outputFormats: Set<String> = [
+        "ARROW", "ARROWSTREAM", "AVRO", "AVROCONFLUENT", "BSONEACHROW", "BUFFERS", "CAPNPROTO", "CSV",
+        "CSVWITHNAMES", "CSVWITHNAMESANDTYPES", "CUSTOMSEPARATED", "CUSTOMSEPARATEDWITHNAMES",
+        "CUSTOMSEPARATEDWITHNAMESANDTYPES", "GEOJSON", "HASH", "HIVETEXT", "JSON", "JSONCOLUMNS",
+        "JSONCOLUMNSWITHMETADATA", "JSONCOMPACT", "JSONCOMPACTCOLUMNS", "JSONCOMPACTEACHROW",
+        "JSONCOMPACTEACHROWWITHNAMES", "JSONCOMPACTEACHROWWITHNAMESANDTYPES", "JSONCOMPACTEACHROWWITHPROGRESS",
+        "JSONCOMPACTSTRINGS", "JSONCOMPACTSTRINGSEACHROW", "JSONCOMPACTSTRINGSEACHROWWITHNAMES",
+        "JSONCOMPACTSTRINGSEACHROWWITHNAMESANDTYPES", "JSONCOMPACTSTRINGSEACHROWWITHPROGRESS", "JSONEACHROW",
+        "JSONEACHROWWITHPROGRESS", "JSONL", "JSONLINES", "JSONOBJECTEACHROW", "JSONSTRINGS", "JSONSTRINGSEACHROW",
+        "JSONSTRINGSEACHROWWITHPROGRESS", "LINEASSTRING", "LINEASSTRINGWITHNAMES", "LINEASSTRINGWITHNAMESANDTYPES",
+        "MARKDOWN", "MD", "MSGPACK", "MYSQLWIRE", "NATIVE", "NDJSON", "NPY", "NULL", "ODBCDRIVER", "ODBCDRIVER2",
+        "ORC", "PARQUET", "PNG", "POSTGRESQLWIRE", "PRETTY", "PRETTYCOMPACT", "PRETTYCOMPACTMONOBLOCK",
+        "PRETTYCOMPACTNOESCAPES", "PRETTYCOMPACTNOESCAPESMONOBLOCK", "PRETTYJSONEACHROW", "PRETTYJSONLINES",
+        "PRETTYMONOBLOCK", "PRETTYNDJSON", "PRETTYNOESCAPES", "PRETTYNOESCAPESMONOBLOCK", "PRETTYSPACE",
+        "PRETTYSPACEMONOBLOCK", "PRETTYSPACENOESCAPES", "PRETTYSPACENOESCAPESMONOBLOCK", "PROMETHEUS", "PROTOBUF",
+        "PROTOBUFLIST", "PROTOBUFSINGLE", "RAW", "RAWBLOB", "RAWWITHNAMES", "RAWWITHNAMESANDTYPES", "ROWBINARY",
+        "ROWBINARYWITHNAMES", "ROWBINARYWITHNAMESANDTYPES", "SQLINSERT", "TABSEPARATED", "TABSEPARATEDRAW",
+        "TABSEPARATEDRAWWITHNAMES", "TABSEPARATEDRAWWITHNAMESANDTYPES", "TABSEPARATEDWITHNAMES",
+        "TABSEPARATEDWITHNAMESANDTYPES", "TEMPLATE", "TSKV", "TSV", "TSVRAW", "TSVRAWWITHNAMES",
+        "TSVRAWWITHNAMESANDTYPES", "TSVWITHNAMES", "TSVWITHNAMESANDTYPES", "VALUES", "VERTICAL", "VERTICALRAW",
+        "XML",
+    ]
+
     /// A query's `INTO OUTFILE 'file'`, which clickhouse-client handles itself (the server ignores it).
     static func writesToFile(_ text: String) -> Bool {
         let words = SQLText.topLevelWords(text)
@@ -74,11 +101,11 @@ enum Statement: Equatable {
         return zip(words, words.dropFirst()).contains { $0.word == "INTO" && $1.word == "OUTFILE" }
     }
 
-    /// Whether the word at `index` follows `BY` or a comma: it is then an item of an ORDER BY,
-    /// GROUP BY or other list, not a clause keyword.
+    /// Whether the word at `index` follows `BY`, `COLUMN` or a comma: it is then an item of an
+    /// ORDER BY, GROUP BY or other list, or a column's name, not a clause keyword.
     private static func followsListPosition(_ bytes: [UInt8], words: [(word: String, range: Range<Int>)], index: Int) -> Bool {
         guard index > 0 else { return false }
-        if words[index - 1].word == "BY" { return true }
+        if ["BY", "COLUMN"].contains(words[index - 1].word) { return true }
         var position = words[index].range.lowerBound
         while position > words[index - 1].range.upperBound, isSpace(bytes[position - 1]) { position -= 1 }
         return position > 0 && bytes[position - 1] == UInt8(ascii: ",")
