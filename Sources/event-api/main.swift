@@ -81,7 +81,7 @@ let group = ServiceGroup(
         gracefulShutdownSignals: [.sigterm, .sigint],
         logger: logger))
 do {
-    try await group.run()
+    try await PipelineProcess.run(group)
 } catch {
     logger.critical("stopped with an error", metadata: ["error": "\(error)"])
     exit(1)

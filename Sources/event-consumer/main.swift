@@ -33,7 +33,7 @@ let group = ServiceGroup(
         gracefulShutdownSignals: [.sigterm, .sigint],
         logger: logger))
 do {
-    try await group.run()
+    try await PipelineProcess.run(group)
     await client.shutdown()
     logger.info("stopped")
 } catch {
