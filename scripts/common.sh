@@ -99,7 +99,10 @@ wait_for_pipeline() {
         kill -0 "$consumer_pid" 2>/dev/null || die "$name: event-consumer exited during start (logs in $logs)"
         local metrics
         metrics=$(curl -sf "http://127.0.0.1:$CONSUMER_METRICS_PORT/metrics" || true)
-        if curl -sf "http://127.0.0.1:$port/ready" > /dev/null && grep -q -E '^consumer_assigned_partitions [1-9]' <<< "$metrics"; then
+        # "ready", not only 200: a 200 can be "degraded" (ClickHouse not answering yet).
+        local ready
+        ready=$(curl -sf "http://127.0.0.1:$port/ready" || true)
+        if grep -q '"status":"ready"' <<< "$ready" && grep -q -E '^consumer_assigned_partitions [1-9]' <<< "$metrics"; then
             return 0
         fi
         [ $SECONDS -lt $deadline ] || die "$name: event-api not ready, or event-consumer without partitions, within $seconds s (logs in $logs)"

@@ -22,7 +22,7 @@ def api() -> Api:
     while time.monotonic() < deadline:
         try:
             last = client.get("/ready")
-            if last.status == 200:
+            if last.status == 200 and last.json.get("status") == "ready":  # not "degraded"
                 return client
         except OSError as exc:
             last = exc

@@ -355,6 +355,7 @@ final class FastWriteHandler: ChannelDuplexHandler, RemovableChannelHandler {
             errorHeld = nil
             if state == .collecting {
                 // The error came inside that write's own request: not served; the router answers it.
+                if error is HTTPParserError { decoderErrorWrite = pending }
                 pending = nil
                 state = .idle
             }
