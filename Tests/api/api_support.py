@@ -417,3 +417,10 @@ def wait_for_dead_letters(reasons: Dict[str, str], timeout: float = POLL_TIMEOUT
     missing = wanted - set(found)
     assert not missing, "no dead letter in %s within %.0f s for: %s" % (topic, timeout, sorted(missing))
     return found
+
+
+def request_count(metrics_text: str, route: str, method: str, status: str) -> int:
+    """http_requests_total of one label set, from a /metrics page (labels in the order route, method, status)."""
+    match = re.search(r'^http_requests_total\{route="%s",method="%s",status="%s"\} (\d+)' % (re.escape(route), method, status),
+                      metrics_text, re.M)
+    return int(match.group(1)) if match else 0

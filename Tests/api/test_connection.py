@@ -16,7 +16,7 @@ from typing import Dict, List, Optional, Tuple
 
 import pytest
 
-from api_support import api_instance, closed_within, parse_response, read_to_end, unique, wait_for_event, wait_until_consumed
+from api_support import api_instance, closed_within, parse_response, read_to_end, request_count, unique, wait_for_event, wait_until_consumed
 
 CONVERSATION = unique("connection")
 
@@ -438,34 +438,22 @@ def test_an_http_1_0_request_that_asks_for_keep_alive_keeps_the_connection(api):
     assert received.count(b"HTTP/1.1 200 ") == 2, received[:400]
 
 
-def _request_count(api, route: str, method: str, status: str) -> int:
-    text = read_to_end_http(api, request(api, "GET", "/metrics", close=True))
-    match = re.search(r'^http_requests_total\{route="%s",method="%s",status="%s"\} (\d+)' % (re.escape(route), method, status), text, re.M)
-    return int(match.group(1)) if match else 0
-
-
-def read_to_end_http(api, data: bytes) -> str:
-    with socket.create_connection((api.host, api.port), timeout=10) as sock:
-        sock.sendall(data)
-        return read_to_end(sock).decode("utf-8", "replace")
-
-
 def test_a_malformed_write_keeps_its_request_id_and_is_counted(api):
     # Found in review: a single write whose chunked body the decoder could not read was answered
     # with a new request id, not the client's, and was missing from http_requests_total.
-    before = _request_count(api, "/event/", "POST", "400")
+    before = request_count(api.get("/metrics").body.decode(), "/event/", "POST", "400")
     with socket.create_connection((api.host, api.port), timeout=10) as sock:
         sock.sendall(b"POST /event/ HTTP/1.1\r\nHost: a\r\nX-Request-Id: trace-123\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n")
         closed, received = closed_within(sock, 5)
     code, headers, body = parse_response(received)
     assert (code, json.loads(body)) == (400, {"error": "malformed HTTP request: invalid character in chunk size header", "field": None})
     assert headers["x-request-id"] == "trace-123"
-    assert _request_count(api, "/event/", "POST", "400") == before + 1
+    assert request_count(api.get("/metrics").body.decode(), "/event/", "POST", "400") == before + 1
     # The same behind an earlier request on the connection (the write waits, and its error with it).
     answers = exchange(api, request(api, "GET", "/health")
                        + b"POST /event/ HTTP/1.1\r\nHost: a\r\nX-Request-Id: trace-456\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n")
     assert [(status, headers.get("x-request-id")) for status, headers, _ in answers][1:] == [(400, "trace-456")], answers
-    assert _request_count(api, "/event/", "POST", "400") == before + 2
+    assert request_count(api.get("/metrics").body.decode(), "/event/", "POST", "400") == before + 2
 
 
 def test_no_100_continue_for_a_batch_whose_coding_is_refused(api):

@@ -10,7 +10,7 @@ import uuid
 
 import pytest
 
-from api_support import unique, wait_for_event
+from api_support import request_count, unique, wait_for_event
 
 
 def test_health(api):
@@ -25,12 +25,6 @@ def test_ready(api):
     assert response.header("Retry-After") is None
 
 
-def _request_count(text: str, route: str, method: str, status: str) -> int:
-    """The counter of one label set (the labels come in the order route, method, status)."""
-    match = re.search(r'^http_requests_total\{route="%s",method="%s",status="%s"\} (\d+)' % (re.escape(route), method, status), text, re.M)
-    return int(match.group(1)) if match else 0
-
-
 def test_metrics_count_requests_by_route_pattern(api):
     # Counters are cumulative for the process: the check is the change these requests make.
     before = api.get("/metrics").body.decode()
@@ -40,8 +34,8 @@ def test_metrics_count_requests_by_route_pattern(api):
     assert response.status == 200
     assert response.header("Content-Type").startswith("text/plain")
     text = response.body.decode()
-    assert _request_count(text, "/event/:id", "GET", "404") - _request_count(before, "/event/:id", "GET", "404") == 1, text[:2000]
-    assert _request_count(text, "unknown", "GET", "404") - _request_count(before, "unknown", "GET", "404") == 1, text[:2000]
+    assert request_count(text, "/event/:id", "GET", "404") - request_count(before, "/event/:id", "GET", "404") == 1, text[:2000]
+    assert request_count(text, "unknown", "GET", "404") - request_count(before, "unknown", "GET", "404") == 1, text[:2000]
     assert not any(re.match(r"/event/[0-9a-f-]{36}", route) for route in re.findall(r'route="([^"]*)"', text))
 
 

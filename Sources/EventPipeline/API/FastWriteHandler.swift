@@ -353,12 +353,7 @@ final class FastWriteHandler: ChannelDuplexHandler, RemovableChannelHandler {
         guard held.isEmpty, state != .answering, state != .closing else { return }
         if let error = errorHeld {
             errorHeld = nil
-            if state == .collecting {
-                // The error came inside that write's own request: not served; the router answers it.
-                if error is HTTPParserError { decoderErrorWrite = pending }
-                pending = nil
-                state = .idle
-            }
+            if state == .collecting { dropMalformedWrite(error) }
             context.fireErrorCaught(error)
         }
         if state == .idle || state == .forwarding, inputClosedHeld {
@@ -373,6 +368,14 @@ final class FastWriteHandler: ChannelDuplexHandler, RemovableChannelHandler {
         }
     }
 
+    /// The write's own request is malformed: it is not served, the router answers the error, and
+    /// that answer keeps the write's request id and is counted (``writeDecoderErrorAnswer``).
+    private func dropMalformedWrite(_ error: any Error) {
+        if error is HTTPParserError { decoderErrorWrite = pending }
+        pending = nil
+        state = .idle
+    }
+
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         if error is HTTPParserError { decoderError = error }
         switch state {
@@ -380,10 +383,7 @@ final class FastWriteHandler: ChannelDuplexHandler, RemovableChannelHandler {
             // Bytes after a `Connection: close` request (the decoder refuses them): nothing more is served.
             return
         case .collecting:
-            // The write's own request is malformed: it is not served; the router answers the error.
-            if error is HTTPParserError { decoderErrorWrite = pending }
-            pending = nil
-            state = .idle
+            dropMalformedWrite(error)
         case .answering:
             errorHeld = errorHeld ?? error
             return
