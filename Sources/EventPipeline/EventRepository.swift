@@ -34,6 +34,11 @@ public struct EventRepository: Sendable {
             """
     }
 
+    /// Runs a read on this repository's ClickHouse.
+    func run<Value>(_ read: RepositoryRead<Value>) async throws -> Value {
+        try read.decode(try await client.collect(read.sql, externalTables: read.externalTables))
+    }
+
     static func uuidLiteral(_ id: UUID) -> String { "toUUID('\(id.lowercasedString)')" }
 
     static func stringTable(_ name: String, _ values: [String]) -> ExternalTable {
@@ -90,40 +95,70 @@ public struct EventRepository: Sendable {
     /// server's `max_query_size` (256 KiB) as text, and that error would stall the consumer.
     public func currentRows(_ ids: [UUID]) async throws -> [UUID: EventRow] {
         guard !ids.isEmpty else { return [:] }
-        var result: [UUID: EventRow] = [:]
-        for block in try await client.collect(latestVersions(where: "event_id IN (SELECT id FROM lookup_ids)"), externalTables: [Self.lookupTable(ids)]) {
-            for row in try EventRow.rows(block) { result[row.id] = row }
+        return try await run(currentRowsRead(ids))
+    }
+
+    func currentRowsRead(_ ids: [UUID]) -> RepositoryRead<[UUID: EventRow]> {
+        RepositoryRead(sql: latestVersions(where: "event_id IN (SELECT id FROM lookup_ids)"), externalTables: [Self.lookupTable(ids)]) { blocks in
+            var result: [UUID: EventRow] = [:]
+            for block in blocks {
+                for row in try EventRow.rows(block) { result[row.id] = row }
+            }
+            return result
         }
-        return result
     }
 
     /// The string bytes of the latest stored version of each id (what ``RowCache/size(_:)`` counts
     /// besides its fixed 300), without reading the rows themselves.
     public func storedRowSizes(_ ids: [UUID]) async throws -> [UUID: Int] {
         guard !ids.isEmpty else { return [:] }
+        return try await run(storedRowSizesRead(ids))
+    }
+
+    func storedRowSizesRead(_ ids: [UUID]) -> RepositoryRead<[UUID: Int]> {
         let sql = """
             SELECT event_id, argMax(length(conversation_id) + length(event_name) + length(input) + length(output), version) AS bytes
             FROM \(schema.table) WHERE event_id IN (SELECT id FROM lookup_ids) GROUP BY event_id
             """
-        var result: [UUID: Int] = [:]
-        for block in try await client.collect(sql, externalTables: [Self.lookupTable(ids)]) where block.rowCount > 0 {
-            let found = try block.fixed("event_id", Bits128.self)
-            let bytes = try block.fixed("bytes", UInt64.self)
-            for row in 0..<block.rowCount { result[UUID(clickHouse: found[row])] = Int(bytes[row]) }
+        return RepositoryRead(sql: sql, externalTables: [Self.lookupTable(ids)]) { blocks in
+            var result: [UUID: Int] = [:]
+            for block in blocks where block.rowCount > 0 {
+                let found = try block.fixed("event_id", Bits128.self)
+                let bytes = try block.fixed("bytes", UInt64.self)
+                for row in 0..<block.rowCount { result[UUID(clickHouse: found[row])] = Int(bytes[row]) }
+            }
+            return result
         }
-        return result
     }
 
     // MARK: Reads (API)
 
-    public func event(_ id: UUID) async throws -> EventRow? {
+    public func event(_ id: UUID) async throws -> EventRow? { try await run(eventRead(id)) }
+
+    func eventRead(_ id: UUID) -> RepositoryRead<EventRow?> {
         let sql = "SELECT * FROM (\(latestVersions(where: "event_id = \(Self.uuidLiteral(id))"))) WHERE is_deleted = 0"
-        return try await client.collect(sql).flatMap { try EventRow.rows($0) }.first
+        return RepositoryRead(sql: sql) { blocks in try blocks.flatMap { try EventRow.rows($0) }.first }
     }
 
     /// A page of a conversation's events in (timestamp, event id) order, after `cursor`.
     public func conversation(_ conversationID: String, limit: Int, after cursor: ConversationCursor?) async throws
         -> (events: [EventRow], next: ConversationCursor?) {
+        var page = try await run(conversationPageRead(conversationID, limit: limit, after: cursor))
+        // One more than the page was asked for: whether another page follows.
+        var next: ConversationCursor?
+        if page.count > limit {
+            page.removeLast(page.count - limit)
+            next = page.last.map { ConversationCursor(timestampMilliseconds: $0.timestamp, eventID: $0.id) }
+        }
+        guard !page.isEmpty else { return ([], next) }
+        // Then the rows of those ids alone (a delete that lands in between leaves its event out).
+        let rows = try await currentRows(page.map(\.id))
+        return (page.compactMap { rows[$0.id] }.filter { !$0.isDeleted }, next)
+    }
+
+    /// The ids and timestamps of up to `limit + 1` undeleted events of the conversation after `cursor`.
+    func conversationPageRead(_ conversationID: String, limit: Int, after cursor: ConversationCursor?)
+        -> RepositoryRead<[(id: UUID, timestamp: Int64)]> {
         var after = ""
         if let cursor {
             // Ties on the timestamp go by the id's text: ClickHouse orders UUID values by their last
@@ -140,22 +175,15 @@ public struct EventRepository: Sendable {
                 FROM \(schema.table) WHERE conversation_id IN (SELECT value FROM conversation)\(after) GROUP BY event_id)
             WHERE page_deleted = 0 ORDER BY page_timestamp, toString(event_id) LIMIT \(limit + 1)
             """
-        var page: [(id: UUID, timestamp: Int64)] = []
-        for block in try await client.collect(pageSQL, externalTables: [Self.stringTable("conversation", [conversationID])]) where block.rowCount > 0 {
-            let found = try block.fixed("event_id", Bits128.self)
-            let timestamps = try block.fixed("page_timestamp", Int64.self)
-            for row in 0..<block.rowCount { page.append((UUID(clickHouse: found[row]), timestamps[row])) }
+        return RepositoryRead(sql: pageSQL, externalTables: [Self.stringTable("conversation", [conversationID])]) { blocks in
+            var page: [(id: UUID, timestamp: Int64)] = []
+            for block in blocks where block.rowCount > 0 {
+                let found = try block.fixed("event_id", Bits128.self)
+                let timestamps = try block.fixed("page_timestamp", Int64.self)
+                for row in 0..<block.rowCount { page.append((UUID(clickHouse: found[row]), timestamps[row])) }
+            }
+            return page
         }
-        // One more than the page was asked for: whether another page follows.
-        var next: ConversationCursor?
-        if page.count > limit {
-            page.removeLast(page.count - limit)
-            next = page.last.map { ConversationCursor(timestampMilliseconds: $0.timestamp, eventID: $0.id) }
-        }
-        guard !page.isEmpty else { return ([], next) }
-        // Then the rows of those ids alone (a delete that lands in between leaves its event out).
-        let rows = try await currentRows(page.map(\.id))
-        return (page.compactMap { rows[$0.id] }.filter { !$0.isDeleted }, next)
     }
 
     public struct DailyErrors: Sendable, Equatable {
@@ -168,6 +196,10 @@ public struct EventRepository: Sendable {
     /// Events dated after today (a client's clock ahead, a typo in the year) are not counted: the
     /// answer covers exactly the `days` days it names.
     public func errorCounts(eventName: String?, days: Int, now: Date = Date()) async throws -> [DailyErrors] {
+        try await run(errorCountsRead(eventName: eventName, days: days, now: now))
+    }
+
+    func errorCountsRead(eventName: String?, days: Int, now: Date) -> RepositoryRead<[DailyErrors]> {
         let today = Int64(now.timeIntervalSince1970) / 86_400
         let start = (today - Int64(days - 1)) * 86_400
         let end = (today + 1) * 86_400
@@ -179,16 +211,18 @@ public struct EventRepository: Sendable {
             WHERE is_deleted = 0\(nameFilter) GROUP BY day ORDER BY day
             """
         let tables = eventName.map { [Self.stringTable("filter", [$0])] } ?? []
-        var result: [DailyErrors] = []
-        for block in try await client.collect(sql, externalTables: tables) where block.rowCount > 0 {
-            let day = try block.fixed("day", UInt16.self)
-            let errors = try block.fixed("errors", UInt64.self)
-            let total = try block.fixed("total", UInt64.self)
-            for row in 0..<block.rowCount {
-                result.append(DailyErrors(date: Timestamp.formatDate(days: Int64(day[row])), errors: errors[row], total: total[row]))
+        return RepositoryRead(sql: sql, externalTables: tables) { blocks in
+            var result: [DailyErrors] = []
+            for block in blocks where block.rowCount > 0 {
+                let day = try block.fixed("day", UInt16.self)
+                let errors = try block.fixed("errors", UInt64.self)
+                let total = try block.fixed("total", UInt64.self)
+                for row in 0..<block.rowCount {
+                    result.append(DailyErrors(date: Timestamp.formatDate(days: Int64(day[row])), errors: errors[row], total: total[row]))
+                }
             }
+            return result
         }
-        return result
     }
 
     public struct LatencyPercentile: Sendable, Equatable {
@@ -199,23 +233,27 @@ public struct EventRepository: Sendable {
     }
 
     /// The exact 95th percentile of latency per (session, event name), highest first.
-    public func latencyPercentiles(limit: Int) async throws -> [LatencyPercentile] {
+    public func latencyPercentiles(limit: Int) async throws -> [LatencyPercentile] { try await run(latencyPercentilesRead(limit: limit)) }
+
+    func latencyPercentilesRead(limit: Int) -> RepositoryRead<[LatencyPercentile]> {
         let sql = """
             SELECT conversation_id, event_name, quantileExact(0.95)(latency) AS p95, count() AS events
             FROM (\(latestVersions(where: "1"))) WHERE is_deleted = 0
             GROUP BY conversation_id, event_name ORDER BY p95 DESC, conversation_id, event_name LIMIT \(limit)
             """
-        var result: [LatencyPercentile] = []
-        for block in try await client.collect(sql) where block.rowCount > 0 {
-            let conversations = try block.stringColumn("conversation_id")
-            let names = try block.stringColumn("event_name")
-            let p95 = try block.fixed("p95", Double.self)
-            let counts = try block.fixed("events", UInt64.self)
-            for row in 0..<block.rowCount {
-                result.append(LatencyPercentile(conversationID: conversations[row], eventName: names[row], p95: p95[row], count: counts[row]))
+        return RepositoryRead(sql: sql) { blocks in
+            var result: [LatencyPercentile] = []
+            for block in blocks where block.rowCount > 0 {
+                let conversations = try block.stringColumn("conversation_id")
+                let names = try block.stringColumn("event_name")
+                let p95 = try block.fixed("p95", Double.self)
+                let counts = try block.fixed("events", UInt64.self)
+                for row in 0..<block.rowCount {
+                    result.append(LatencyPercentile(conversationID: conversations[row], eventName: names[row], p95: p95[row], count: counts[row]))
+                }
             }
+            return result
         }
-        return result
     }
 
     public struct SessionErrors: Sendable, Equatable {
@@ -226,30 +264,45 @@ public struct EventRepository: Sendable {
     }
 
     /// Sessions with at least one error, by error rate, then error count, then id.
-    public func topErrorSessions(limit: Int) async throws -> [SessionErrors] {
+    public func topErrorSessions(limit: Int) async throws -> [SessionErrors] { try await run(topErrorSessionsRead(limit: limit)) }
+
+    func topErrorSessionsRead(limit: Int) -> RepositoryRead<[SessionErrors]> {
         let sql = """
             SELECT conversation_id, sum(error) AS errors, count() AS total, errors / total AS rate
             FROM (\(latestVersions(where: "1"))) WHERE is_deleted = 0
             GROUP BY conversation_id HAVING errors > 0 ORDER BY rate DESC, errors DESC, conversation_id LIMIT \(limit)
             """
-        var result: [SessionErrors] = []
-        for block in try await client.collect(sql) where block.rowCount > 0 {
-            let conversations = try block.stringColumn("conversation_id")
-            let errors = try block.fixed("errors", UInt64.self)
-            let totals = try block.fixed("total", UInt64.self)
-            let rates = try block.fixed("rate", Double.self)
-            for row in 0..<block.rowCount {
-                result.append(SessionErrors(conversationID: conversations[row], errors: errors[row], total: totals[row], errorRate: rates[row]))
+        return RepositoryRead(sql: sql) { blocks in
+            var result: [SessionErrors] = []
+            for block in blocks where block.rowCount > 0 {
+                let conversations = try block.stringColumn("conversation_id")
+                let errors = try block.fixed("errors", UInt64.self)
+                let totals = try block.fixed("total", UInt64.self)
+                let rates = try block.fixed("rate", Double.self)
+                for row in 0..<block.rowCount {
+                    result.append(SessionErrors(conversationID: conversations[row], errors: errors[row], total: totals[row], errorRate: rates[row]))
+                }
             }
+            return result
         }
-        return result
     }
 
     /// Live (undeleted) events and their distinct ids, for verification.
-    public func liveEventCount() async throws -> UInt64 {
+    public func liveEventCount() async throws -> UInt64 { try await run(liveEventCountRead()) }
+
+    func liveEventCountRead() -> RepositoryRead<UInt64> {
         let sql = "SELECT count() AS n FROM (\(latestVersions(where: "1"))) WHERE is_deleted = 0"
-        return try await client.collect(sql).first { $0.rowCount > 0 }.map { try $0.fixed("n", UInt64.self)[0] } ?? 0
+        return RepositoryRead(sql: sql) { blocks in try blocks.first { $0.rowCount > 0 }.map { try $0.fixed("n", UInt64.self)[0] } ?? 0 }
     }
+}
+
+/// A read as ClickHouse receives it (its SQL and the external tables sent with it) and how its
+/// answer becomes values. Kept apart from running it, so that the tests can replay the very same
+/// reads on a modern ClickHouse (26.x, in process) as well as on the live server.
+struct RepositoryRead<Value> {
+    var sql: String
+    var externalTables: [ExternalTable] = []
+    var decode: ([Block]) throws -> Value
 }
 
 /// Where a conversation page ended: opaque to clients (base64url of `timestamp_ms:event_id`).

@@ -32,6 +32,15 @@ public struct EventSchema: Sendable {
         public var id: Int
         public var description: String
         public var statements: [String]
+
+        /// The migrations log's row for this migration.
+        func record(appliedAt date: Date) -> Block {
+            Block(columns: [
+                NamedColumn("id", FixedWidthColumn(type: .uint32, values: [UInt32(id)])),
+                NamedColumn("description", StringColumn([description])),
+                NamedColumn("applied_at", FixedWidthColumn(type: .dateTime(timeZone: "UTC"), values: [UInt32(date.timeIntervalSince1970)])),
+            ])
+        }
     }
 
     public let database: String
@@ -99,25 +108,29 @@ public struct EventSchema: Sendable {
     public func migrate(_ client: ClickHouseClient) async throws {
         try await client.withConnection { connection in
             let server = await connection.server
-            try await connection.execute("CREATE DATABASE IF NOT EXISTS \(database)")
-            try await connection.execute("""
-                CREATE TABLE IF NOT EXISTS \(database).schema_migrations (id UInt32, description String, applied_at DateTime('UTC'))
-                ENGINE = MergeTree ORDER BY id
-                """)
+            for statement in bootstrapStatements { try await connection.execute(statement) }
             var applied = Set<UInt32>()
             for block in try await connection.collect("SELECT id FROM \(database).schema_migrations") where block.rowCount > 0 {
                 applied.formUnion(try block.fixed("id", UInt32.self).values)
             }
             for migration in migrations(for: server) where !applied.contains(UInt32(migration.id)) {
                 for statement in migration.statements { try await connection.execute(statement) }
-                let record = Block(columns: [
-                    NamedColumn("id", FixedWidthColumn(type: .uint32, values: [UInt32(migration.id)])),
-                    NamedColumn("description", StringColumn([migration.description])),
-                    NamedColumn("applied_at", FixedWidthColumn(type: .dateTime(timeZone: "UTC"), values: [UInt32(Date().timeIntervalSince1970)])),
-                ])
-                try await connection.insert(into: "\(database).schema_migrations", record)
+                try await connection.insert(into: migrationsTable, migration.record(appliedAt: Date()))
             }
         }
+    }
+
+    var migrationsTable: String { "\(database).schema_migrations" }
+
+    /// The database and the migrations log, before any migration.
+    var bootstrapStatements: [String] {
+        [
+            "CREATE DATABASE IF NOT EXISTS \(database)",
+            """
+            CREATE TABLE IF NOT EXISTS \(migrationsTable) (id UInt32, description String, applied_at DateTime('UTC'))
+            ENGINE = MergeTree ORDER BY id
+            """,
+        ]
     }
 }
 

@@ -9,7 +9,7 @@ import Testing
 @Suite(.serialized) struct EventRepositoryTests {
     static let database = "repository_test_\(UInt32.random(in: 0...UInt32.max))"
 
-    static func withRepository(settings: [QuerySetting] = [], _ body: (EventRepository) async throws -> Void) async throws {
+    static func withRepository(database: String = database, settings: [QuerySetting] = [], _ body: (EventRepository) async throws -> Void) async throws {
         let port = Int(ProcessInfo.processInfo.environment["CLICKHOUSE_PORT"] ?? "") ?? 9000
         var configuration = ClickHouseConfiguration(host: "127.0.0.1", port: port)
         configuration.settings = settings
