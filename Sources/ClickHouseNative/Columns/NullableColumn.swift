@@ -49,6 +49,10 @@ struct NullableCodec: ColumnCodec {
             throw ColumnCodecError.invalid("Nullable column has \(nullable.nulls.count) null flags but \(nullable.values.count) values")
         }
         writer.writeFixedWidthArray(nullable.nulls)
-        try inner.write(nullable.values, to: &writer)
+        if let inner = inner as? any NullAwareWriting {
+            try inner.write(nullable.values, to: &writer, nulls: nullable.nulls)
+        } else {
+            try inner.write(nullable.values, to: &writer)
+        }
     }
 }
