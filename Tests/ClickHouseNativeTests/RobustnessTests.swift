@@ -326,6 +326,55 @@ import Testing
         #expect(try Self.sharedDynamicValue([0x2B, 0x00, 0x01, 7]) == "{\"d\":7}\n")
     }
 
+    /// Found in review: a DateTime64(0) or Time64(0) value of Int64.min (any server may send one; a
+    /// Native INSERT stores it) trapped while rendered as text. Instants outside years 0000–9999
+    /// print as the nearest end of that range with their fraction, as ClickHouse 26.x prints them
+    /// (checked with chdb: `reinterpret(toInt64(v), 'DateTime64(3, \'UTC\')')`).
+    @Test func extremeInstantsRenderAsClickHousePrintsThem() throws {
+        func rendered(_ type: ClickHouseType, _ values: [Int64]) -> String {
+            JSONEachRow.render(Block(columns: [NamedColumn("t", FixedWidthColumn(type: type, values: values))]))
+        }
+        #expect(rendered(.dateTime64(precision: 0, timeZone: "UTC"), [.min, .max]) == """
+            {"t":"0000-01-01 00:00:00"}
+            {"t":"9999-12-31 23:59:59"}
+
+            """)
+        #expect(rendered(.dateTime64(precision: 0, timeZone: "America/New_York"), [.min, .max]) == """
+            {"t":"0000-01-01 00:00:00"}
+            {"t":"9999-12-31 23:59:59"}
+
+            """)
+        #expect(rendered(.dateTime64(precision: 3, timeZone: "UTC"), [316_516_000_000_123, -70_000_000_000_000, 253_402_300_799_999, .min]) == """
+            {"t":"9999-12-31 23:59:59.123"}
+            {"t":"0000-01-01 00:00:00.000"}
+            {"t":"9999-12-31 23:59:59.999"}
+            {"t":"0000-01-01 00:00:00.192"}
+
+            """)
+        #expect(rendered(.time64(precision: 0), [.min, .max]) == """
+            {"t":"-2562047788015215:30:08"}
+            {"t":"2562047788015215:30:07"}
+
+            """)
+    }
+
+    /// Found in review: progress counts are the server's numbers, and chnative adds up every
+    /// Progress packet; two whose sum passes UInt64.max trapped the process.
+    @Test func progressSumsStopAtTheLargestCount() {
+        var total = Progress()
+        var huge = Progress()
+        (huge.rows, huge.bytes, huge.totalRowsToRead, huge.writtenRows, huge.writtenBytes, huge.elapsedNanoseconds) = (.max, .max - 1, .max, .max, .max, .max)
+        var small = Progress()
+        (small.rows, small.bytes, small.totalRowsToRead, small.writtenRows, small.writtenBytes, small.elapsedNanoseconds) = (1, 1, 2, 3, 4, 5)
+        total.add(huge)
+        total.add(small)
+        #expect([total.rows, total.bytes, total.totalRowsToRead, total.writtenRows, total.writtenBytes, total.elapsedNanoseconds] == Array(repeating: UInt64.max, count: 6))
+        var exact = Progress()
+        exact.add(small)
+        exact.add(small)
+        #expect([exact.rows, exact.bytes, exact.totalRowsToRead, exact.writtenRows, exact.writtenBytes, exact.elapsedNanoseconds] == [2, 2, 4, 6, 8, 10])
+    }
+
     @Test func arraysOfValuesThatTakeNoBytesAreNotTakenForTruncation() throws {
         // Found in review: `['{}'::JSON]` in the flattened form (no paths, so no bytes per value)
         // was reported as a stream cut inside a block, because offsets were bounded by the bytes left.

@@ -49,13 +49,19 @@ public struct Progress: Sendable, Equatable {
 
     public init() {}
 
+    /// Adds an increment. The counts stop at UInt64.max: they are the server's numbers, and a sum
+    /// past it would trap the process (a broken or hostile server can send any).
     public mutating func add(_ other: Progress) {
-        rows += other.rows
-        bytes += other.bytes
-        totalRowsToRead += other.totalRowsToRead
-        writtenRows += other.writtenRows
-        writtenBytes += other.writtenBytes
-        elapsedNanoseconds += other.elapsedNanoseconds
+        func sum(_ a: UInt64, _ b: UInt64) -> UInt64 {
+            let (total, overflow) = a.addingReportingOverflow(b)
+            return overflow ? .max : total
+        }
+        rows = sum(rows, other.rows)
+        bytes = sum(bytes, other.bytes)
+        totalRowsToRead = sum(totalRowsToRead, other.totalRowsToRead)
+        writtenRows = sum(writtenRows, other.writtenRows)
+        writtenBytes = sum(writtenBytes, other.writtenBytes)
+        elapsedNanoseconds = sum(elapsedNanoseconds, other.elapsedNanoseconds)
     }
 }
 

@@ -48,9 +48,16 @@ enum ValueText {
         return Int64(zone.secondsFromGMT(for: Date(timeIntervalSince1970: TimeInterval(seconds))))
     }
 
+    /// The instants ClickHouse prints as they are: 0000-01-01 00:00:00 to 9999-12-31 23:59:59. It
+    /// prints one outside as the nearest of these in any time zone (a DateTime64's fraction kept),
+    /// and the extremes of Int64 would overflow the arithmetic below.
+    static let printableSeconds: ClosedRange<Int64> = -62_167_219_200...253_402_300_799
+
     /// `YYYY-MM-DD hh:mm:ss` in `timeZone`.
     static func dateTime(seconds: Int64, timeZone: String?) -> String {
-        let local = seconds + utcOffset(seconds: seconds, timeZone: timeZone)
+        let local = printableSeconds.contains(seconds)
+            ? (seconds + utcOffset(seconds: seconds, timeZone: timeZone)).clamped(to: printableSeconds)
+            : seconds.clamped(to: printableSeconds)  // the end of the range in any zone, as ClickHouse prints it
         let days = local >= 0 ? local / 86_400 : (local - 86_399) / 86_400
         let secondOfDay = local - days * 86_400
         return "\(date(days: days)) \(pad(secondOfDay / 3600, 2)):\(pad(secondOfDay / 60 % 60, 2)):\(pad(secondOfDay % 60, 2))"
@@ -73,9 +80,9 @@ enum ValueText {
     static func time(ticks: Int64, precision: Int) -> String {
         let scale = Int64(pow10(precision))
         let magnitude = ticks.magnitude
-        let seconds = Int64(magnitude / UInt64(scale))
+        let seconds = magnitude / UInt64(scale)  // (unsigned: Int64.min's magnitude does not fit Int64)
         let fraction = Int64(magnitude % UInt64(scale))
-        var text = (ticks < 0 ? "-" : "") + "\(pad(seconds / 3600, 2)):\(pad(seconds / 60 % 60, 2)):\(pad(seconds % 60, 2))"
+        var text = (ticks < 0 ? "-" : "") + "\(pad(Int64(seconds / 3600), 2)):\(pad(Int64(seconds / 60 % 60), 2)):\(pad(Int64(seconds % 60), 2))"
         if precision > 0 { text += "." + pad(fraction, precision) }
         return text
     }
@@ -243,4 +250,8 @@ public struct TextFormatSettings: Sendable, Equatable {
                   decimalTrailingZeros: version < (21, 9),
                   zeroDateAsZeros: version < (20, 1))
     }
+}
+
+extension Comparable {
+    func clamped(to range: ClosedRange<Self>) -> Self { Swift.min(Swift.max(self, range.lowerBound), range.upperBound) }
 }
