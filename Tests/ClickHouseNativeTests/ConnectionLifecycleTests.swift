@@ -171,6 +171,36 @@ import Glibc
         await connection.close()
     }
 
+    // MARK: A server out of step
+
+    /// Found in review: bytes after the end of an answer were kept and read as the start of the
+    /// next one, so every later result was shifted by a request (here a second EndOfStream would
+    /// have ended the next query at once, empty, as if it succeeded). The connection is now
+    /// unusable (a pool discards it) and a request on it fails before anything is sent.
+    @Test func bytesAfterTheEndOfAnAnswerCloseTheConnection() async throws {
+        let peer = try FakePeer(answers: [try ProtocolGoldenTests.packet("server-hello-18.16"), [0x05, 0x05]])
+        defer { peer.close() }
+        let connection = try await ClickHouseConnection.connect(ClickHouseConfiguration(host: "127.0.0.1", port: peer.port, compression: .none))
+        #expect(try await connection.collect("SELECT 1").isEmpty)
+        #expect(await !connection.isUsable)
+        await #expect(throws: ClickHouseConnectionError.closed("the server sent 1 byte after the end of its last answer; the connection is out of step")) {
+            _ = try await connection.collect("SELECT 1")
+        }
+        #expect(peer.reads == 2, "the second query was not sent")
+    }
+
+    /// Found in review: a server that ended an INSERT without asking for its rows (no sample
+    /// block, just EndOfStream) made `insert` return as if the rows were stored.
+    @Test func anInsertEndedWithoutAskingForItsRowsFails() async throws {
+        let peer = try FakePeer(answers: [try ProtocolGoldenTests.packet("server-hello-18.16"), [0x05]])
+        defer { peer.close() }
+        let connection = try await ClickHouseConnection.connect(ClickHouseConfiguration(host: "127.0.0.1", port: peer.port, compression: .none))
+        let block = Block(columns: [NamedColumn("a", FixedWidthColumn(type: .uint8, values: [UInt8(1)]))])
+        await #expect(throws: ClickHouseConnectionError.closed("the server ended the INSERT without asking for its rows: nothing was inserted")) {
+            try await connection.insert(into: "t", block)
+        }
+    }
+
     // MARK: Deadlines and cancellation
 
     @Test(arguments: [false, true])

@@ -63,7 +63,10 @@ public actor ClickHouseConnection {
     /// What the server said about itself.
     public var server: ServerInfo { info! }
     /// False once the connection is closed or was found broken.
-    public var isUsable: Bool { !machine.isClosed && channel.isActive }
+    public var isUsable: Bool { !machine.isClosed && channel.isActive && !(machine.isIdle && strayByteCount > 0) }
+
+    /// Bytes read that no packet took yet.
+    private var strayByteCount: Int { (chunk?.readableBytes ?? 0) + (carry.count - carryStart) }
     /// True when no request is in progress.
     public var isIdle: Bool { machine.isIdle }
 
@@ -283,7 +286,16 @@ public actor ClickHouseConnection {
     /// a mismatch is reported before any data is sent. Returns after the server confirmed the insert.
     public func insert<Blocks: AsyncSequence>(_ sql: String, blocks: Blocks, settings: [QuerySetting] = []) async throws
     where Blocks.Element == Block {
-        try await insert(sql, settings: settings, blocksFor: { _ in blocks })
+        try await exclusively {
+            try await closingOnCancel {
+                try await runInsert(sql, settings: settings, blocksFor: { _ in blocks }, rowsUnasked: { try await Self.hasRows(blocks) })
+            }
+        }
+    }
+
+    private static func hasRows<Blocks: AsyncSequence>(_ blocks: Blocks) async throws -> Bool where Blocks.Element == Block {
+        for try await block in blocks where block.rowCount > 0 { return true }
+        return false
     }
 
     /// Inserts the blocks that `blocksFor` makes from the server's sample block (the table's
@@ -291,7 +303,7 @@ public actor ClickHouseConnection {
     public func insert<Blocks: AsyncSequence>(_ sql: String, settings: [QuerySetting] = [],
                                               blocksFor: (Block) throws -> Blocks) async throws
     where Blocks.Element == Block {
-        try await exclusively { try await closingOnCancel { try await runInsert(sql, settings: settings, blocksFor: blocksFor) } }
+        try await exclusively { try await closingOnCancel { try await runInsert(sql, settings: settings, blocksFor: blocksFor, rowsUnasked: nil) } }
     }
 
     /// Whether a task is inside a request's wait on this connection (the actor lets another task in
@@ -310,8 +322,11 @@ public actor ClickHouseConnection {
         return try await body()
     }
 
+    /// `rowsUnasked`: whether the caller has rows, asked when the server ends the statement without
+    /// asking for data (an `INSERT ... SELECT` or inline `VALUES` needs none). Rows it never asked
+    /// for were not inserted: that is an error, not a success.
     private func runInsert<Blocks: AsyncSequence>(_ sql: String, settings: [QuerySetting],
-                                                  blocksFor: (Block) throws -> Blocks) async throws
+                                                  blocksFor: (Block) throws -> Blocks, rowsUnasked: (() async throws -> Bool)?) async throws
     where Blocks.Element == Block {
         try await prepareForRequest()
         let bytes = try encodeQuery(sql, settings: settings, parameters: [:], queryID: "")
@@ -323,7 +338,12 @@ public actor ClickHouseConnection {
         while header == nil {
             switch machine.received(try await nextPacket()) {
             case let .sendData(sample): header = sample
-            case .finished: return  // a statement that needed no data
+            case .finished:
+                // A statement that needed no data; or rows were given, and none of them went in.
+                if let rowsUnasked, try await rowsUnasked() {
+                    throw fail("the server ended the INSERT without asking for its rows: nothing was inserted")
+                }
+                return
             case let action: if let error = failure(ending: action) { throw error }
             }
         }
@@ -456,7 +476,14 @@ public actor ClickHouseConnection {
     private func prepareForRequest() async throws {
         queryToken += 1
         switch machine.state {
-        case .idle: return
+        case .idle:
+            // Nothing comes between answers: bytes left over belong to no request (a server bug, or
+            // someone on the path), and would be read as the start of the next answer.
+            guard strayByteCount == 0 else {
+                let count = strayByteCount
+                throw fail("the server sent \(count) byte\(count == 1 ? "" : "s") after the end of its last answer; the connection is out of step")
+            }
+            return
         case let .closed(reason): throw ClickHouseConnectionError.closed(reason)
         case .querying, .draining:
             try await drain()

@@ -78,7 +78,7 @@ public enum NativeFormat {
             let rowCount = try reader.readVarUInt()
             guard rowCount <= UInt64(Int.max) else { throw NativeFormatError("block row count \(rowCount) is impossible") }
             var columns: [NamedColumn] = []
-            columns.reserveCapacity(columnCount)
+            columns.reserveCapacity(min(columnCount, 1024))  // (the count is the input's word)
             for _ in 0..<columnCount {
                 columns.append(try readColumn(&reader, rows: Int(rowCount), layout: layout, decoding: decoding))
             }

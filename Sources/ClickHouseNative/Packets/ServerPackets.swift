@@ -264,7 +264,8 @@ extension ServerPacketDecoder {
                 let rowCount = try reader.readVarUInt()
                 guard rowCount <= UInt64(Int.max) else { throw NativeFormatError("block row count \(rowCount) is impossible") }
                 assembly.header = (columnCount, Int(rowCount))
-                assembly.columns.reserveCapacity(columnCount)
+                // Not more up front: the count is the server's word, bounded only by the bytes buffered.
+                assembly.columns.reserveCapacity(min(columnCount, 1024))
             } catch let error as WireError {
                 throw Self.needMore(error, resumingAt: headerStart, reader)
             }
