@@ -189,6 +189,23 @@ import Glibc
         #expect(peer.reads == 2, "the second query was not sent")
     }
 
+    /// A server that claims a 2^40-byte string and keeps sending: the request fails as soon as the
+    /// claim arrives, and the connection closes (it buffered everything the server sent, waiting).
+    @Test func aPacketOverTheLimitFailsTheRequestAndClosesTheConnection() async throws {
+        var exception = ByteWriter()
+        exception.writeVarUInt(2)
+        exception.writeInteger(Int32(60))
+        exception.writeVarUInt(1 << 40)
+        exception.writeBytes([UInt8](repeating: 0x41, count: 60_000))
+        let peer = try FakePeer(answers: [try ProtocolGoldenTests.packet("server-hello-18.16"), exception.bytes])
+        defer { peer.close() }
+        let connection = try await ClickHouseConnection.connect(ClickHouseConfiguration(host: "127.0.0.1", port: peer.port, compression: .none))
+        await #expect(throws: ClickHouseConnectionError.closed("a packet from the server is larger than the 1073741824-byte limit (ClickHouseConfiguration.maximumPacketBytes), or its lengths are corrupt")) {
+            _ = try await connection.collect("SELECT 1")
+        }
+        #expect(await !connection.isUsable)
+    }
+
     /// Found in review: a server that ended an INSERT without asking for its rows (no sample
     /// block, just EndOfStream) made `insert` return as if the rows were stored.
     @Test func anInsertEndedWithoutAskingForItsRowsFails() async throws {

@@ -272,6 +272,54 @@ import Testing
         #expect(writer.bytes.isEmpty)
     }
 
+    // MARK: The packet size limit
+
+    /// A server Data packet of `block` (the client's Data packet with the server's code).
+    static func serverData(_ block: Block, compression: CompressionMethod?, revision: UInt64 = 54412) throws -> [UInt8] {
+        var writer = ByteWriter()
+        try ClientPackets.data(block, compression: compression, revision: revision, to: &writer)
+        var bytes = writer.bytes
+        bytes[0] = 0x01
+        return bytes
+    }
+
+    static func tooLarge(_ limit: Int) -> ClickHouseProtocolError {
+        ClickHouseProtocolError("a packet from the server is larger than the \(limit)-byte limit (ClickHouseConfiguration.maximumPacketBytes), or its lengths are corrupt")
+    }
+
+    /// Found in review: nothing bounded what one packet could make the client hold. A length of
+    /// 2^40 (here an exception's name) kept every later byte buffered until that many arrived; a
+    /// block grew with each frame the server sent. Now a packet over the limit, or a length that
+    /// claims more, is refused as soon as it shows.
+    @Test func aLengthOverThePacketLimitIsRefusedAtOnce() throws {
+        var writer = ByteWriter()
+        writer.writeVarUInt(2)  // Exception
+        writer.writeInteger(Int32(60))
+        writer.writeVarUInt(1 << 40)
+        writer.writeBytes(Array("DB::Exception".utf8))
+        let decoder = ServerPacketDecoder(revision: 54412, compression: false)
+        #expect(throws: Self.tooLarge(1 << 30)) {
+            try ByteReader.withReader(writer.bytes) { reader in _ = try decoder.decode(&reader) }
+        }
+    }
+
+    @Test(arguments: [CompressionMethod?.none, .lz4, .zstd])
+    func aBlockOverThePacketLimitIsRefused(compression: CompressionMethod?) throws {
+        let block = Block(columns: [NamedColumn("s", StringColumn(Array(repeating: String(repeating: "x", count: 600), count: 3)))])
+        let packet = try Self.serverData(block, compression: compression)
+        let small = ServerPacketDecoder(revision: 54412, compression: compression != nil, maximumPacketBytes: 1000)
+        #expect(throws: Self.tooLarge(1000)) {
+            try ByteReader.withReader(packet) { reader in _ = try small.decode(&reader) }
+        }
+        #expect(small.assembly.isIdle)
+        // Within the limit it is the same block.
+        let enough = ServerPacketDecoder(revision: 54412, compression: compression != nil, maximumPacketBytes: 2000)
+        let decoded = try ByteReader.withReader(packet) { reader in try enough.decode(&reader) }
+        guard case let .data(back) = decoded else { Issue.record("not a Data packet: \(decoded)"); return }
+        let strings = try #require(back["s"] as? StringColumn)
+        #expect((0..<strings.count).map { strings[$0] } == Array(repeating: String(repeating: "x", count: 600), count: 3))
+    }
+
     @Test func unknownSettingIsRefusedForOldServers() {
         var writer = ByteWriter()
         let query = ClientPackets.Query(id: "", text: "SELECT 1", settings: [QuerySetting("no_such_setting", "1")], parameters: [:], compression: false, quotaKey: "")

@@ -18,6 +18,8 @@ public enum CompressedFrameError: Error, Equatable, Sendable, CustomStringConver
     case unknownMethod(UInt8)
     case invalidSize(compressed: UInt32, uncompressed: UInt32)
     case decompression(String)
+    /// The frame would decompress past the caller's limit (its size as the frame states it).
+    case exceedsLimit(uncompressed: UInt32)
 
     public var description: String {
         switch self {
@@ -29,6 +31,8 @@ public enum CompressedFrameError: Error, Equatable, Sendable, CustomStringConver
             return "invalid compressed frame sizes (compressed \(compressed), uncompressed \(uncompressed))"
         case let .decompression(message):
             return "cannot decompress frame: \(message)"
+        case let .exceedsLimit(uncompressed):
+            return "a compressed frame of \(uncompressed) bytes uncompressed is over the limit"
         }
     }
 }
@@ -81,7 +85,8 @@ public enum CompressedFrame {
     }
 
     /// Reads one frame and appends its uncompressed data to `output`, decompressing in place.
-    static func read(_ reader: inout ByteReader, appendingTo output: DecompressedBytes) throws {
+    /// `maximumUncompressedBytes`: a frame stating more is refused before anything is allocated.
+    static func read(_ reader: inout ByteReader, appendingTo output: DecompressedBytes, maximumUncompressedBytes: Int = maximumCompressedSize) throws {
         let start = reader.offset
         let first = try reader.readInteger(as: UInt64.self)
         let second = try reader.readInteger(as: UInt64.self)
@@ -92,6 +97,7 @@ public enum CompressedFrame {
               Int(uncompressedSize) <= maximumCompressedSize else {
             throw CompressedFrameError.invalidSize(compressed: compressedSize, uncompressed: uncompressedSize)
         }
+        guard Int(uncompressedSize) <= maximumUncompressedBytes else { throw CompressedFrameError.exceedsLimit(uncompressed: uncompressedSize) }
         reader.offset = start + checksumSize
         let framed = try reader.readBytes(count: Int(compressedSize))
         let actual = CityHash128.hash(framed)

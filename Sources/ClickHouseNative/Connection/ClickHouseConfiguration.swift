@@ -32,6 +32,12 @@ public struct ClickHouseConfiguration: Sendable {
     public var settings: [QuerySetting]
     public var identity: ClientIdentity
     public var quotaKey: String
+    /// The most one packet from the server may take: a block, decompressed (servers cut results
+    /// into blocks of about 65 000 rows, or fewer when rows are large). A larger packet, or one
+    /// whose lengths claim more, fails the request and closes the connection rather than being
+    /// buffered for as long as the server goes on sending. Raise it for single values near 1 GiB.
+    public var maximumPacketBytes: Int
+    public static let defaultMaximumPacketBytes = 1 << 30
 
     public init(host: String = "127.0.0.1", port: Int = 9000, database: String = "", user: String = "default",
                 password: String = "", compression: CompressionMethod = .lz4) {
@@ -50,6 +56,7 @@ public struct ClickHouseConfiguration: Sendable {
         self.settings = []
         self.identity = ClientIdentity()
         self.quotaKey = ""
+        self.maximumPacketBytes = Self.defaultMaximumPacketBytes
     }
 }
 

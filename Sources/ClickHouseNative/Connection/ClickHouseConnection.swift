@@ -75,6 +75,7 @@ public actor ClickHouseConnection {
         self.handler = handler
         self.configuration = configuration
         self.logger = logger
+        decoder.maximumPacketBytes = configuration.maximumPacketBytes
     }
 
     /// The channel `connecting` yields, or CancellationError as soon as the task is cancelled: a

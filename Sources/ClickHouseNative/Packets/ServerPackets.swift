@@ -118,6 +118,8 @@ struct NeedMoreData: Error, Equatable {
 struct ServerPacketDecoder: Sendable {
     var revision: UInt64 = ProtocolRevision.client
     var compression = false
+    /// The most one packet may take (a block's decompressed bytes); see ``ClickHouseConfiguration/maximumPacketBytes``.
+    var maximumPacketBytes = ClickHouseConfiguration.defaultMaximumPacketBytes
     /// The block packet being received, shared by the copies of this decoder a connection makes.
     let assembly = BlockAssembly()
 
@@ -128,15 +130,27 @@ struct ServerPacketDecoder: Sendable {
     /// Decodes the packet at the reader's position, or resumes the block that an earlier call left
     /// unfinished (see ``NeedMoreData``).
     func decode(_ reader: inout ByteReader) throws -> ServerPacket {
-        if !assembly.isIdle { return try resumeBlock(&reader) }
-        let packetStart = reader.offset
         do {
-            return try decodePacket(&reader)
-        } catch let need as NeedMoreData {
-            throw need
-        } catch let error as WireError {
-            throw Self.needMore(error, resumingAt: packetStart, reader)
+            if !assembly.isIdle { return try resumeBlock(&reader) }
+            let packetStart = reader.offset
+            do {
+                return try decodePacket(&reader)
+            } catch let need as NeedMoreData {
+                throw need
+            } catch let error as WireError {
+                throw Self.needMore(error, resumingAt: packetStart, reader)
+            }
+        } catch let need as NeedMoreData where need.minimumBytes > maximumPacketBytes {
+            // A length over the limit, or a packet still incomplete after that many bytes: the
+            // connection would otherwise buffer whatever the server sends until it arrives.
+            assembly.reset()
+            throw tooLarge
         }
+    }
+
+    var tooLarge: ClickHouseProtocolError {
+        ClickHouseProtocolError("a packet from the server is larger than the \(maximumPacketBytes)-byte limit"
+                                + " (ClickHouseConfiguration.maximumPacketBytes), or its lengths are corrupt")
     }
 
     private func decodePacket(_ reader: inout ByteReader) throws -> ServerPacket {
@@ -294,8 +308,10 @@ extension ServerPacketDecoder {
                 }
                 switch try NativeFormat.readColumnDataOrBeginFill(&reader, name: header.name, type: header.type, rows: rowCount) {
                 case let .complete(column):
+                    try assembly.count(reader.offset - columnStart, limit: self)
                     assembly.columns.append(NamedColumn(header.name, column))
                 case let .filling(fill):
+                    try assembly.count(reader.offset - columnStart + fill.remainingBytes, limit: self)
                     assembly.fill = fill
                     // It took all there was.
                     throw NeedMoreData(resumeOffset: reader.offset, minimumBytes: 1, completingBytes: fill.remainingBytes)
@@ -321,7 +337,12 @@ extension ServerPacketDecoder {
         let layout = blockLayout
         while true {
             let frameStart = reader.offset
-            do { try CompressedFrame.read(&reader, appendingTo: assembly.decompressed) } catch let error as CompressedFrameError {
+            do {
+                try CompressedFrame.read(&reader, appendingTo: assembly.decompressed,
+                                         maximumUncompressedBytes: maximumPacketBytes - assembly.decompressed.count)
+            } catch CompressedFrameError.exceedsLimit {
+                throw tooLarge
+            } catch let error as CompressedFrameError {
                 throw ClickHouseProtocolError("\(error)")
             } catch let error as WireError {
                 throw Self.needMore(error, resumingAt: frameStart, reader)
@@ -387,6 +408,8 @@ final class BlockAssembly: @unchecked Sendable {
     private(set) var compressed = false
     var header: (columnCount: Int, rowCount: Int)?
     var columns: [NamedColumn] = []
+    /// Bytes the uncompressed block's columns took so far (a column being filled counted whole).
+    var receivedBytes = 0
     var fill: (any DirectColumnFill)?
     /// The column at the resume point was cut in its data: walk it before decoding it.
     var walkingColumn = false
@@ -399,6 +422,12 @@ final class BlockAssembly: @unchecked Sendable {
     /// True when no block is being received.
     var isIdle: Bool { kind == nil }
 
+    /// Counts a column's bytes (decoded, or allocated for filling) against the decoder's limit.
+    func count(_ bytes: Int, limit decoder: ServerPacketDecoder) throws {
+        receivedBytes += bytes
+        guard receivedBytes <= decoder.maximumPacketBytes else { throw decoder.tooLarge }
+    }
+
     func begin(_ kind: Kind, compressed: Bool) {
         reset()
         self.kind = kind
@@ -409,6 +438,7 @@ final class BlockAssembly: @unchecked Sendable {
         kind = nil
         header = nil
         columns = []
+        receivedBytes = 0
         fill = nil
         walkingColumn = false
         walking = false
