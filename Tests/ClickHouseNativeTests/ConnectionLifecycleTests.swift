@@ -239,6 +239,24 @@ import Glibc
         peer.close()
     }
 
+    /// Found in review: the handshake deadline ended with the server's first byte, so a peer that
+    /// sent one byte of its Hello and then nothing was waited on for the read timeout (and one
+    /// that trickled a byte now and then, for ever).
+    @Test func aHelloThatStopsAfterItsFirstByteTimesOut() async throws {
+        let hello = try ProtocolGoldenTests.packet("server-hello-18.16")
+        let peer = try FakePeer(answers: [Array(hello.prefix(3))])
+        defer { peer.close() }
+        var configuration = ClickHouseConfiguration(host: "127.0.0.1", port: peer.port)
+        configuration.handshakeTimeout = .milliseconds(500)
+        configuration.readTimeout = .seconds(60)
+        let started = ContinuousClock.now
+        await #expect(throws: ClickHouseConnectionError.timeout("no handshake from 127.0.0.1:\(peer.port) within 500 ms"
+                                                                 + " (is it ClickHouse's native port? usually 9000, 9440 with TLS)")) {
+            _ = try await ClickHouseConnection.connect(configuration)
+        }
+        #expect(ContinuousClock.now - started < .seconds(5))
+    }
+
     /// Found in review: cancelling a connect (chnative's Ctrl-C) waited for the handshake timeout
     /// when the peer said nothing, then failed as "connect failed" rather than as cancelled.
     @Test func cancellingAHandshakeWithASilentPeerEndsItAtOnce() async throws {

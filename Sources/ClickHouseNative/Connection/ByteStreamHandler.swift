@@ -53,8 +53,7 @@ final class ByteStreamHandler: ChannelInboundHandler, @unchecked Sendable {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let buffer = unwrapInboundIn(data)
-        answerDeadline?.cancel()
-        answerDeadline = nil
+        if answerDeadline != nil { answerStarted = true }
         if let waiter {
             self.waiter = nil
             timeoutTask?.cancel()
@@ -140,11 +139,30 @@ final class ByteStreamHandler: ChannelInboundHandler, @unchecked Sendable {
     /// answered within milliseconds was reported silent.
     func expectAnswer(within timeout: TimeAmount, orExpireWith error: ClickHouseConnectionError) {
         answerDeadline?.cancel()
+        answerStarted = false
         guard let eventLoop = context?.eventLoop else { return }
-        answerDeadline = eventLoop.scheduleTask(in: timeout) { [weak self] in self?.expire(error) }
+        answerDeadline = eventLoop.scheduleTask(in: timeout) { [weak self] in self?.answerDeadlinePassed(error) }
         readAhead()
     }
     private var answerDeadline: Scheduled<Void>?
+    /// Bytes of the expected answer arrived.
+    private var answerStarted = false
+
+    /// The whole answer is here (the reader decoded it): its deadline ends. Must be called on the event loop.
+    func answerComplete() {
+        answerDeadline?.cancel()
+        answerDeadline = nil
+    }
+
+    /// The deadline ends the connection when the server sent nothing, or while the reader waits
+    /// for the rest: a server that sends a first byte and then trickles or stops is not waited on
+    /// past it. Bytes that arrived and wait for a reader whose task is slow to run (every
+    /// cooperative thread busy) are not the server's delay: looked at again shortly.
+    private func answerDeadlinePassed(_ error: ClickHouseConnectionError) {
+        answerDeadline = nil
+        guard answerStarted, waiter == nil, failure == nil, !isInactive, let eventLoop = context?.eventLoop else { return expire(error) }
+        answerDeadline = eventLoop.scheduleTask(in: .milliseconds(100)) { [weak self] in self?.answerDeadlinePassed(error) }
+    }
 
     /// Ends the connection with `error` (a deadline passed while the handshake ran): a waiting
     /// reader gets it, and so does ``expiry``. Must be called on the event loop.

@@ -161,8 +161,10 @@ public actor ClickHouseConnection {
         // A peer that accepts TCP and then says nothing (a port of some other service) would
         // otherwise hold the caller for ever: the TLS handler holds our Hello, so the read that the
         // read timeout bounds never starts. The deadline starts on the event loop as the Hello is
-        // written and ends there with the server's first bytes, so it times the server alone: a
-        // process whose tasks stall (a test blocking the cooperative threads) cannot trip it.
+        // written and ends once the server's Hello is decoded: one that sends a first byte and then
+        // trickles (the read timeout is per read) does not hold the caller either. It times the
+        // server alone: while bytes wait for a reader whose task is slow to run, it does not expire
+        // (a test blocking the cooperative threads once stalled the process for 27 s).
         let timeout = configuration.handshakeTimeout.timeAmount
         let expiry = ClickHouseConnectionError.timeout("no handshake from \(configuration.host):\(configuration.port) within \(timeout.nanoseconds / 1_000_000) ms"
                                                        + " (is it ClickHouse's native port? usually 9000, 9440 with TLS)")
@@ -176,6 +178,7 @@ public actor ClickHouseConnection {
             throw fail("cannot send: \(error)")
         }
         let packet = try await nextPacket()
+        channel.eventLoop.execute { [handler] in handler.answerComplete() }
         if case let .exception(error) = packet {
             machine.closed("handshake failed")
             throw error
