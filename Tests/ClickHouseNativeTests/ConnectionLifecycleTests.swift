@@ -206,6 +206,39 @@ import Glibc
         #expect(await !connection.isUsable)
     }
 
+    /// Found in review: an abandoned query was drained (after a Cancel) for as long as the server
+    /// went on sending, and a ping waited for its Pong as long as other packets came: the read
+    /// timeout bounds each wait, not that. Both now give up after the read timeout in all.
+    @Test func aServerThatGoesOnSendingAfterACancelIsNotDrainedForEver() async throws {
+        let header = ServerPacketTests.bytes([[0x01, 0x00], ServerPacketTests.blockInfo, [0x01, 0x00], 0x01, "x", 0x05, "UInt8"])
+        let progress: [UInt8] = [0x03, 0x01, 0x01, 0x00]
+        let peer = try FakePeer(answers: [try ProtocolGoldenTests.packet("server-hello-18.16"), header],
+                                thenRepeat: (progress, .milliseconds(20)))
+        defer { peer.close() }
+        var configuration = ClickHouseConfiguration(host: "127.0.0.1", port: peer.port, compression: .none)
+        configuration.readTimeout = .milliseconds(700)
+        let connection = try await ClickHouseConnection.connect(configuration)
+        _ = try await connection.query("SELECT x")  // abandoned after its header
+        let started = ContinuousClock.now
+        await #expect(throws: ClickHouseConnectionError.closed("the server went on answering for 700 ms after its query was cancelled")) {
+            try await connection.ping()
+        }
+        #expect(ContinuousClock.now - started < .seconds(5))
+        #expect(await !connection.isUsable)
+    }
+
+    @Test func aPingAnsweredWithOtherPacketsGivesUp() async throws {
+        let progress: [UInt8] = [0x03, 0x01, 0x01, 0x00]
+        let peer = try FakePeer(answers: [try ProtocolGoldenTests.packet("server-hello-18.16"), progress], thenRepeat: (progress, .milliseconds(20)))
+        defer { peer.close() }
+        var configuration = ClickHouseConfiguration(host: "127.0.0.1", port: peer.port, compression: .none)
+        configuration.readTimeout = .milliseconds(700)
+        let connection = try await ClickHouseConnection.connect(configuration)
+        await #expect(throws: ClickHouseConnectionError.closed("no Pong within 700 ms: the server sent other packets instead")) {
+            try await connection.ping()
+        }
+    }
+
     /// Found in review: a server that ended an INSERT without asking for its rows (no sample
     /// block, just EndOfStream) made `insert` return as if the rows were stored.
     @Test func anInsertEndedWithoutAskingForItsRowsFails() async throws {
@@ -468,7 +501,10 @@ final class FakePeer: @unchecked Sendable {
     /// `thenStopReading`: after the last answer the peer reads nothing more (a host that stopped
     /// taking data), with a small receive buffer so that the client's writes stall soon.
     /// `backlog`: the listener's accept queue (0: once it holds a connection, further SYNs are dropped).
-    init(answers: [[UInt8]]?, thenClose: Bool = false, thenStopReading: Bool = false, backlog: Int32 = 4) throws {
+    /// `thenRepeat`: after the last answer the peer sends these bytes every `interval` until closed
+    /// (a server that goes on sending whatever the client says).
+    init(answers: [[UInt8]]?, thenClose: Bool = false, thenStopReading: Bool = false, backlog: Int32 = 4,
+         thenRepeat: (bytes: [UInt8], interval: Duration)? = nil) throws {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
@@ -507,6 +543,11 @@ final class FakePeer: @unchecked Sendable {
                 }
                 if thenStopReading && reads >= answers.count {
                     while lock.withLock({ !stopped }) { usleep(10_000) }
+                    break
+                }
+                if let (bytes, interval) = thenRepeat, reads >= answers.count {
+                    let pause = useconds_t(interval / .microseconds(1))
+                    while lock.withLock({ !stopped }), bytes.withUnsafeBytes({ write(client, $0.baseAddress, $0.count) }) > 0 { usleep(pause) }
                     break
                 }
             }

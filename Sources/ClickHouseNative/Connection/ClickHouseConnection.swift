@@ -256,15 +256,21 @@ public actor ClickHouseConnection {
             var writer = ByteWriter()
             ClientPackets.ping(to: &writer)
             try await send(writer.bytes)
+            let deadline = ContinuousClock.now + configuration.readTimeout
             while true {
                 switch machine.received(try await nextPacket()) {
                 case .finished: return
                 case let .close(reason): throw fail(reason)
-                default: continue
+                default:
+                    guard ContinuousClock.now < deadline else {
+                        throw fail("no Pong within \(Self.milliseconds(configuration.readTimeout)) ms: the server sent other packets instead")
+                    }
                 }
             }
         }
     }
+
+    static func milliseconds(_ duration: Duration) -> Int64 { duration.timeAmount.nanoseconds / 1_000_000 }
 
     /// Runs `body`; if the calling task is cancelled meanwhile, the socket is closed, so that the
     /// body's waits end at once (with an error) instead of at the read timeout, and the connection
@@ -505,12 +511,17 @@ public actor ClickHouseConnection {
             cancelSent = true
         }
         machine.cancelSent()
+        // The read timeout bounds each wait, not a server that goes on sending: this bounds that.
+        let deadline = ContinuousClock.now + configuration.readTimeout
         while true {
             switch machine.received(try await nextPacket()) {
             case .finished, .failed: return
             case let .failedClosing(error): throw ClickHouseConnectionError.closed("\(closeAfter(error))")
             case let .close(reason): throw fail(reason)
-            default: continue
+            default:
+                guard ContinuousClock.now < deadline else {
+                    throw fail("the server went on answering for \(Self.milliseconds(configuration.readTimeout)) ms after its query was cancelled")
+                }
             }
         }
     }
