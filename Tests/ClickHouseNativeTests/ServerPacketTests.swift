@@ -180,14 +180,20 @@ import Testing
         guard case let .data(result) = rest else { Issue.record("not Data"); return }
         #expect((result["n"] as? FixedWidthColumn<UInt64>)?.values == (0..<rows).map { UInt64($0) * 3 })
 
-        // Data, no table name, BlockInfo, 1 column, 2^40 rows, then "n UInt64" and 8 bytes.
-        let huge = Self.bytes([[0x01, 0x00], Self.blockInfo, [0x01, 0x80, 0x80, 0x80, 0x80, 0x80, 0x20],
+        // Data, no table name, BlockInfo, 1 column, 2^26 rows, then "n UInt64" and 8 bytes.
+        let huge = Self.bytes([[0x01, 0x00], Self.blockInfo, [0x01, 0x80, 0x80, 0x80, 0x20],
                                0x01, "n", 0x06, "UInt64", [1, 0, 0, 0, 0, 0, 0, 0]])
         let fresh = ServerPacketDecoder(revision: 54412, compression: false)
-        // It keeps the block's header (17 bytes) and asks for one byte more than the 17 it has
-        // after it, not for the 8 TiB the row count claims.
-        #expect(throws: NeedMoreData(resumeOffset: 17, minimumBytes: 18)) { try ByteReader.withReader(huge) { reader in _ = try fresh.decode(&reader) } }
+        // It keeps the block's header (15 bytes) and asks for one byte more than the 17 it has
+        // after it, not for the 512 MiB the row count claims (over the 64 MiB filled as it comes).
+        #expect(throws: NeedMoreData(resumeOffset: 15, minimumBytes: 18)) { try ByteReader.withReader(huge) { reader in _ = try fresh.decode(&reader) } }
         #expect(fresh.assembly.fill == nil && !fresh.assembly.isIdle)
+        // 2^40 rows are more than the packet limit (1 GiB) has bytes: refused at once.
+        let overLimit = Self.bytes([[0x01, 0x00], Self.blockInfo, [0x01, 0x80, 0x80, 0x80, 0x80, 0x80, 0x20],
+                                    0x01, "n", 0x06, "UInt64", [1, 0, 0, 0, 0, 0, 0, 0]])
+        #expect(throws: Self.tooLarge(1 << 30)) {
+            try ByteReader.withReader(overLimit) { reader in _ = try ServerPacketDecoder(revision: 54412, compression: false).decode(&reader) }
+        }
     }
 
     @Test func everyPrefixOfAPacketAsksForMoreData() throws {
@@ -245,32 +251,6 @@ import Testing
         guard case let .progress(p) = try Self.decodeAll([0x03, 10, 20, 30, 40, 50, 60], revision: 54460)[0] else { Issue.record("not progress"); return }
         #expect([p.rows, p.bytes, p.totalRowsToRead, p.writtenRows, p.writtenBytes, p.elapsedNanoseconds] == [10, 20, 30, 40, 50, 60])
     }
-}
-
-@Suite struct ClientPacketTests {
-    @Test func helloMatchesCapture() {
-        var identity = ClientIdentity()
-        identity.name = "probe"
-        var writer = ByteWriter()
-        ClientPackets.hello(identity: identity, database: "", user: "default", password: "", to: &writer)
-        #expect(writer.bytes == [0x00, 0x05, 0x70, 0x72, 0x6F, 0x62, 0x65, 0x01, 0x00, 0xBC, 0xA9, 0x03,
-                                 0x00, 0x07, 0x64, 0x65, 0x66, 0x61, 0x75, 0x6C, 0x74, 0x00])
-    }
-
-    @Test func emptyDataPacketMatchesCapture() throws {
-        var writer = ByteWriter()
-        try ClientPackets.data(Block(columns: []), compression: nil, revision: 54412, to: &writer)
-        #expect(writer.bytes == [0x02, 0x00, 0x01, 0x00, 0x02, 0xFF, 0xFF, 0xFF, 0xFF, 0x00, 0x00, 0x00])
-    }
-
-    @Test func parametersNeedARecentServer() {
-        var writer = ByteWriter()
-        let query = ClientPackets.Query(id: "", text: "SELECT {x:UInt8}", settings: [], parameters: ["x": "1"], compression: false, quotaKey: "")
-        #expect(throws: ClickHouseClientError("the server (protocol revision 54412) does not support query parameters; they need revision 54459 (ClickHouse 22.8 or later)")) {
-            try ClientPackets.query(query, identity: ClientIdentity(), revision: 54412, to: &writer)
-        }
-        #expect(writer.bytes.isEmpty)
-    }
 
     // MARK: The packet size limit
 
@@ -303,6 +283,32 @@ import Testing
         }
     }
 
+    /// Found in review: a 40-byte packet decoded to a block of 2^62 rows, in a JSON column with no
+    /// paths (no bytes per row), and any loop over its rows ran for ever.
+    @Test(arguments: [CompressionMethod?.none, .lz4])
+    func moreRowsThanThePacketLimitHasBytesAreRefused(compression: CompressionMethod?) throws {
+        var block = ByteWriter()
+        block.writeBytes(Self.blockInfo.map(UInt8.init))
+        block.writeVarUInt(1)
+        block.writeVarUInt(1 << 62)
+        block.writeString("j")
+        block.writeString("JSON")
+        block.writeInteger(UInt64(3))  // the flattened serialization, then no paths
+        block.writeVarUInt(0)
+        var packet = ByteWriter()
+        packet.writeVarUInt(1)
+        packet.writeString("")
+        if let compression {
+            try block.bytes.withUnsafeBytes { try CompressedFrame.write($0, method: compression, zstdLevel: 1, to: &packet) }
+        } else {
+            packet.writeBytes(block.bytes)
+        }
+        let decoder = ServerPacketDecoder(revision: 54412, compression: compression != nil)
+        #expect(throws: Self.tooLarge(1 << 30)) {
+            try ByteReader.withReader(packet.bytes) { reader in _ = try decoder.decode(&reader) }
+        }
+    }
+
     @Test(arguments: [CompressionMethod?.none, .lz4, .zstd])
     func aBlockOverThePacketLimitIsRefused(compression: CompressionMethod?) throws {
         let block = Block(columns: [NamedColumn("s", StringColumn(Array(repeating: String(repeating: "x", count: 600), count: 3)))])
@@ -318,6 +324,32 @@ import Testing
         guard case let .data(back) = decoded else { Issue.record("not a Data packet: \(decoded)"); return }
         let strings = try #require(back["s"] as? StringColumn)
         #expect((0..<strings.count).map { strings[$0] } == Array(repeating: String(repeating: "x", count: 600), count: 3))
+    }
+}
+
+@Suite struct ClientPacketTests {
+    @Test func helloMatchesCapture() {
+        var identity = ClientIdentity()
+        identity.name = "probe"
+        var writer = ByteWriter()
+        ClientPackets.hello(identity: identity, database: "", user: "default", password: "", to: &writer)
+        #expect(writer.bytes == [0x00, 0x05, 0x70, 0x72, 0x6F, 0x62, 0x65, 0x01, 0x00, 0xBC, 0xA9, 0x03,
+                                 0x00, 0x07, 0x64, 0x65, 0x66, 0x61, 0x75, 0x6C, 0x74, 0x00])
+    }
+
+    @Test func emptyDataPacketMatchesCapture() throws {
+        var writer = ByteWriter()
+        try ClientPackets.data(Block(columns: []), compression: nil, revision: 54412, to: &writer)
+        #expect(writer.bytes == [0x02, 0x00, 0x01, 0x00, 0x02, 0xFF, 0xFF, 0xFF, 0xFF, 0x00, 0x00, 0x00])
+    }
+
+    @Test func parametersNeedARecentServer() {
+        var writer = ByteWriter()
+        let query = ClientPackets.Query(id: "", text: "SELECT {x:UInt8}", settings: [], parameters: ["x": "1"], compression: false, quotaKey: "")
+        #expect(throws: ClickHouseClientError("the server (protocol revision 54412) does not support query parameters; they need revision 54459 (ClickHouse 22.8 or later)")) {
+            try ClientPackets.query(query, identity: ClientIdentity(), revision: 54412, to: &writer)
+        }
+        #expect(writer.bytes.isEmpty)
     }
 
     @Test func unknownSettingIsRefusedForOldServers() {

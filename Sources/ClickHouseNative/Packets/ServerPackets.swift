@@ -148,6 +148,13 @@ struct ServerPacketDecoder: Sendable {
         }
     }
 
+    /// More rows than the limit has bytes: only columns that take no bytes per row (JSON or Dynamic
+    /// with no paths, in the flattened form) could carry them, and every loop over the block's rows
+    /// (rendering it as text, say) would run for as long.
+    func checkRowCount(_ rows: Int) throws {
+        guard rows <= maximumPacketBytes else { throw tooLarge }
+    }
+
     var tooLarge: ClickHouseProtocolError {
         ClickHouseProtocolError("a packet from the server is larger than the \(maximumPacketBytes)-byte limit"
                                 + " (ClickHouseConfiguration.maximumPacketBytes), or its lengths are corrupt")
@@ -277,6 +284,7 @@ extension ServerPacketDecoder {
                 let columnCount = try reader.readLength()
                 let rowCount = try reader.readVarUInt()
                 guard rowCount <= UInt64(Int.max) else { throw NativeFormatError("block row count \(rowCount) is impossible") }
+                try checkRowCount(Int(rowCount))
                 assembly.header = (columnCount, Int(rowCount))
                 // Not more up front: the count is the server's word, bounded only by the bytes buffered.
                 assembly.columns.reserveCapacity(min(columnCount, 1024))
@@ -368,6 +376,7 @@ extension ServerPacketDecoder {
             }
             if let (block, consumedAll) = outcome {
                 guard consumedAll else { throw ClickHouseProtocolError("a compressed block did not end on a frame boundary") }
+                try checkRowCount(block.rowCount)
                 return block
             }
         }
