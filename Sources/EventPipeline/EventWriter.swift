@@ -12,7 +12,7 @@ public protocol EventSink: Sendable {
     func sendAll(_ envelopes: [EventEnvelope]) async -> [(any Error)?]
     /// Why writes fail right now (no broker reachable, ...), or nil.
     var unavailableReason: String? { get }
-    /// A round trip to the brokers, for readiness checks.
+    /// A round trip to the brokers that finds the topic, for readiness checks.
     func checkReachable() async throws
 }
 
@@ -74,12 +74,12 @@ public final class KafkaEventSink: EventSink {
     public var unavailableReason: String? { producer.unavailableReason }
 
     public func checkReachable() async throws {
-        let producer = self.producer
+        let (producer, topic) = (self.producer, self.topic)
         // rd_kafka_metadata blocks its thread; keep it off the cooperative pool.
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, Error>) in
             DispatchQueue.global().async {
                 do {
-                    try producer.checkBrokers(timeoutMilliseconds: 2000)
+                    try producer.checkTopic(topic, timeoutMilliseconds: 2000)
                     continuation.resume()
                 } catch {
                     continuation.resume(throwing: error)

@@ -172,6 +172,26 @@ public final class KafkaProducer: @unchecked Sendable {
         state.markAvailable()
     }
 
+    /// Asks the brokers for the topic's metadata as a send would (a broker that creates topics on
+    /// first use creates it now); throws when no broker answers in time, or when the topic does not
+    /// exist (a broker that does not create topics, or a name mistyped): every send to it would
+    /// wait out `message.timeout.ms` and fail.
+    public func checkTopic(_ name: String, timeoutMilliseconds: Int32 = 2000) throws {
+        let topic = try beginEnqueue(name)  // (`close` waits for the request to end)
+        defer { endEnqueue() }
+        var metadata: UnsafePointer<rd_kafka_metadata>?
+        let error = rd_kafka_metadata(handle, 0, topic, &metadata, timeoutMilliseconds)
+        defer { if let metadata { rd_kafka_metadata_destroy(metadata) } }
+        guard error == RD_KAFKA_RESP_ERR_NO_ERROR, let metadata else { throw KafkaError(error, context: "Kafka metadata request failed") }
+        state.markAvailable()
+        let topics = UnsafeBufferPointer(start: metadata.pointee.topics, count: Int(metadata.pointee.topic_cnt))
+        // Listed with another error (just created, its leader not elected yet), it exists.
+        if topics.contains(where: { String(cString: $0.topic) == name && $0.err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART }) {
+            throw KafkaError(code: Int32(RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART.rawValue),
+                             message: "topic \(name) does not exist, and the brokers do not create it on first use")
+        }
+    }
+
     /// Flushes what is queued (up to `timeoutMilliseconds`), then releases librdkafka's resources.
     /// Messages still undelivered then fail their `send` with a purge error.
     public func close(timeoutMilliseconds: Int32 = 10_000) {

@@ -74,6 +74,22 @@ import Testing
         try await onOwnThread { second.close() }
     }
 
+    /// `/ready` relies on it: a topic that does not exist, on brokers that do not create topics
+    /// (Compose's Kafka; Tansu when the client does not allow it), made every write wait out its
+    /// timeout while readiness said ready.
+    @Test func checkTopicFindsTheTopicOrSaysItIsMissing() async throws {
+        let topic = try await Self.freshTopic()
+        let producer = try KafkaProducer(configuration: KafkaConfiguration(brokers: Self.brokers, ["allow.auto.create.topics": "false"]))
+        try await onOwnThread { try producer.checkTopic(topic) }
+        let missing = "kafka-test-missing-\(UUID().uuidString.prefix(8).lowercased())"
+        await #expect(throws: KafkaError(code: 3, message: "topic \(missing) does not exist, and the brokers do not create it on first use")) {
+            try await onOwnThread { try producer.checkTopic(missing) }
+        }
+        let metadata = try await onOwnThread { try KafkaClusterMetadata.fetch(configuration: KafkaConfiguration(brokers: Self.brokers)) }
+        #expect(metadata.topic(named: missing) == nil, "the check did not create it")
+        producer.close()
+    }
+
     @Test func sendAllReportsEachMessageInOrderAndKeepsPerKeyOrder() async throws {
         let topic = try await Self.freshTopic()
         let producer = try KafkaProducer(configuration: KafkaConfiguration(brokers: Self.brokers))

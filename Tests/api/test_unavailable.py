@@ -16,6 +16,26 @@ def broker_down():
     yield from api_instance("broker-down", {"KAFKA_BROKERS": "127.0.0.1:1"})
 
 
+MISSING_TOPIC = "events-missing-" + uuid.uuid4().hex[:8]
+
+
+@pytest.fixture(scope="module")
+def topic_missing():
+    """event-api writing to a topic that does not exist, on brokers that do not create topics
+    (Compose's Kafka does not; Tansu does unless the client says no)."""
+    yield from api_instance("topic-missing", {"KAFKA_TOPIC": MISSING_TOPIC, "KAFKA_PROPERTY_allow.auto.create.topics": "false"})
+
+
+def test_ready_says_when_the_topic_does_not_exist(topic_missing):
+    # Found in review: /ready asked the brokers for metadata without naming the topic, so it said
+    # ready while every write waited out the send timeout and failed.
+    response = topic_missing.api().get("/ready", timeout=30)
+    assert response.status == 503, response
+    problem = "topic %s does not exist, and the brokers do not create it on first use" % MISSING_TOPIC
+    assert response.json == {"status": "unavailable", "clickhouse": "ok", "kafka": problem, "error": "Kafka: " + problem, "field": None}
+    assert response.header("Retry-After").isdigit()
+
+
 @pytest.fixture(scope="module")
 def clickhouse_down():
     """event-api pointed at a ClickHouse port where nothing listens."""
