@@ -111,19 +111,15 @@ enum Statement: Equatable {
         return position > 0 && bytes[position - 1] == UInt8(ascii: ",")
     }
 
-    /// The index after the spaces, `-- line` and `/* block */` comments (and `;` when asked) from `start`.
+    /// The index after the spaces and comments (and `;` when asked) from `start`.
     static func skipSpacesAndComments(_ bytes: [UInt8], from start: Int, alsoSemicolons: Bool) -> Int {
         var index = start
         while index < bytes.count {
             if isSpace(bytes[index]) || (alsoSemicolons && bytes[index] == UInt8(ascii: ";")) {
                 index += 1
-            } else if bytes[index] == UInt8(ascii: "-"), index + 1 < bytes.count, bytes[index + 1] == UInt8(ascii: "-") {
-                while index < bytes.count, bytes[index] != 0x0A { index += 1 }
-            } else if bytes[index] == UInt8(ascii: "/"), index + 1 < bytes.count, bytes[index + 1] == UInt8(ascii: "*") {
-                guard let end = (index + 2..<max(index + 2, bytes.count - 1)).first(where: { bytes[$0] == UInt8(ascii: "*") && bytes[$0 + 1] == UInt8(ascii: "/") }) else {
-                    return index  // unclosed: left for the server to report
-                }
-                index = end + 2
+            } else if let comment = SQLText.comment(bytes, at: index) {
+                guard comment.closed else { return index }  // left for the server to report
+                index = comment.end
             } else {
                 break
             }

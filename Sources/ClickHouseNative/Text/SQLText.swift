@@ -14,6 +14,10 @@ public enum SQLText {
         }
         while index < bytes.count {
             let byte = bytes[index]
+            if byte == UInt8(ascii: "-") || byte == UInt8(ascii: "/") || byte == UInt8(ascii: "#"), let comment = comment(bytes, at: index) {
+                index = comment.end
+                continue
+            }
             switch byte {
             case UInt8(ascii: "'"), UInt8(ascii: "\""), UInt8(ascii: "`"):
                 index += 1
@@ -21,12 +25,6 @@ public enum SQLText {
                     index += bytes[index] == 0x5C ? 2 : 1
                 }
                 index += 1  // the closing quote (a doubled quote reads as two strings, which is the same here)
-            case UInt8(ascii: "-") where index + 1 < bytes.count && bytes[index + 1] == UInt8(ascii: "-"):
-                while index < bytes.count, bytes[index] != 0x0A { index += 1 }
-            case UInt8(ascii: "/") where index + 1 < bytes.count && bytes[index + 1] == UInt8(ascii: "*"):
-                index += 2
-                while index + 1 < bytes.count, !(bytes[index] == UInt8(ascii: "*") && bytes[index + 1] == UInt8(ascii: "/")) { index += 1 }
-                index += 2
             case UInt8(ascii: "("), UInt8(ascii: "["), UInt8(ascii: "{"):
                 depth += 1
                 index += 1
@@ -47,6 +45,37 @@ public enum SQLText {
             // (an unclosed string or comment ends the scan: the server reports the syntax error)
         }
         return words
+    }
+
+    /// The end of the comment that starts at `index`, or nil when none does. As ClickHouse's lexer
+    /// reads them: `--` and `# ` or `#!` (`#` then anything else is not one) to the line's end,
+    /// `/* */` nested; an unclosed block comment runs to the text's end (`closed` false: the
+    /// server reports it).
+    public static func comment(_ bytes: [UInt8], at index: Int) -> (end: Int, closed: Bool)? {
+        guard index + 1 < bytes.count else { return nil }
+        switch (bytes[index], bytes[index + 1]) {
+        case (UInt8(ascii: "-"), UInt8(ascii: "-")), (UInt8(ascii: "#"), UInt8(ascii: " ")), (UInt8(ascii: "#"), UInt8(ascii: "!")):
+            return (bytes[index...].firstIndex(of: 0x0A) ?? bytes.count, true)
+        case (UInt8(ascii: "/"), UInt8(ascii: "*")):
+            var position = index + 2
+            var depth = 1
+            while position + 1 < bytes.count {
+                switch (bytes[position], bytes[position + 1]) {
+                case (UInt8(ascii: "/"), UInt8(ascii: "*")):
+                    depth += 1
+                    position += 2
+                case (UInt8(ascii: "*"), UInt8(ascii: "/")):
+                    depth -= 1
+                    position += 2
+                    if depth == 0 { return (position, true) }
+                default:
+                    position += 1
+                }
+            }
+            return (bytes.count, false)
+        default:
+            return nil
+        }
     }
 
     /// Whether `sql` is an INSERT that expects its rows from the client (`VALUES`, `FORMAT`, or
