@@ -191,6 +191,8 @@ import Glibc
 
     /// A server that claims a 2^40-byte string and keeps sending: the request fails as soon as the
     /// claim arrives, and the connection closes (it buffered everything the server sent, waiting).
+    /// Not as a transient error: the API would answer 503 "try again" for a result that is over
+    /// the limit every time.
     @Test func aPacketOverTheLimitFailsTheRequestAndClosesTheConnection() async throws {
         var exception = ByteWriter()
         exception.writeVarUInt(2)
@@ -200,9 +202,9 @@ import Glibc
         let peer = try FakePeer(answers: [try ProtocolGoldenTests.packet("server-hello-18.16"), exception.bytes])
         defer { peer.close() }
         let connection = try await ClickHouseConnection.connect(ClickHouseConfiguration(host: "127.0.0.1", port: peer.port, compression: .none))
-        await #expect(throws: ClickHouseConnectionError.closed("a packet from the server is larger than the 1073741824-byte limit (ClickHouseConfiguration.maximumPacketBytes), or its lengths are corrupt")) {
-            _ = try await connection.collect("SELECT 1")
-        }
+        let error = await #expect(throws: ClickHouseClientError.self) { _ = try await connection.collect("SELECT 1") }
+        #expect(error == ClickHouseClientError("a packet from the server is larger than the 1073741824-byte limit (ClickHouseConfiguration.maximumPacketBytes), or its lengths are corrupt"))
+        #expect(error.map { TransientErrors.contains($0) } == false, "the same result is over the limit every time")
         #expect(await !connection.isUsable)
     }
 
@@ -240,15 +242,18 @@ import Glibc
     }
 
     /// Found in review: a server that ended an INSERT without asking for its rows (no sample
-    /// block, just EndOfStream) made `insert` return as if the rows were stored.
+    /// block, just EndOfStream) made `insert` return as if the rows were stored. The error is not
+    /// transient (an `INSERT ... SELECT` sent again would run again), and the connection, still in
+    /// step, stays usable.
     @Test func anInsertEndedWithoutAskingForItsRowsFails() async throws {
         let peer = try FakePeer(answers: [try ProtocolGoldenTests.packet("server-hello-18.16"), [0x05]])
         defer { peer.close() }
         let connection = try await ClickHouseConnection.connect(ClickHouseConfiguration(host: "127.0.0.1", port: peer.port, compression: .none))
         let block = Block(columns: [NamedColumn("a", FixedWidthColumn(type: .uint8, values: [UInt8(1)]))])
-        await #expect(throws: ClickHouseConnectionError.closed("the server ended the INSERT without asking for its rows: nothing was inserted")) {
+        await #expect(throws: ClickHouseClientError("the server ended the INSERT without asking for the rows given: they were not sent")) {
             try await connection.insert(into: "t", block)
         }
+        #expect(await connection.isUsable)
     }
 
     // MARK: Deadlines and cancellation

@@ -129,6 +129,8 @@ import Testing
         var asRead: RepositoryRead<String> { RepositoryRead(sql: sql, externalTables: externalTables, decode: render) }
     }
 
+    static func version(_ row: EventRow) -> String { "\(row.fields.output) v\(row.version)\(row.isDeleted ? " deleted" : "")" }
+
     static func sortedByID<Value>(_ values: [UUID: Value]) -> String {
         values.sorted { $0.key.lowercasedString < $1.key.lowercasedString }.map { "\($0.key.lowercasedString): \($0.value)" }.joined(separator: "\n")
     }
@@ -143,9 +145,15 @@ import Testing
              "v3 v3 error true"),
             (RenderedRead("event, deleted", repository.eventRead(ids.deleted)), "nil"),
             (RenderedRead("event, unknown", repository.eventRead(ids.unknown)), "nil"),
+            // Whole rows, compared between the servers; then what the dataset says of them.
             (RenderedRead("current rows", repository.currentRowsRead(all), sortedByID), nil),
-            (RenderedRead("current rows, deleted flag", repository.currentRowsRead([ids.deleted])) { "\($0[ids.deleted]?.isDeleted ?? false)" }, "true"),
-            (RenderedRead("stored row sizes", repository.storedRowSizesRead(all), sortedByID), nil),
+            (RenderedRead("current rows, latest versions", repository.currentRowsRead(all)) { sortedByID($0.mapValues(version)) },
+             sortedByID([ids.updated: "v3 v3", ids.deleted: "d v4 deleted", ids.tie[1]: "t1 v5", ids.tie[0]: "t0 v6",
+                         ids.failing[0]: " v8", ids.failing[1]: " v13", ids.failing[2]: " v10"])),
+            // conversation_id + event_name + input + output of the latest version.
+            (RenderedRead("stored row sizes", repository.storedRowSizesRead(all), sortedByID),
+             sortedByID([ids.updated: 1 + 4 + 5 + 2, ids.deleted: 1 + 4 + 4 + 1, ids.tie[1]: 1 + 4 + 5 + 2, ids.tie[0]: 1 + 4 + 5 + 2,
+                         ids.failing[0]: 2 + 4 + 3, ids.failing[1]: 2 + 4 + 3, ids.failing[2]: 2 + 4 + 3])),
             (RenderedRead("conversation, first page", repository.conversationPageRead("c", limit: 2, after: nil), page),
              page([(ids.updated, Self.now - 1000), (ids.tie[0], Self.now), (ids.tie[1], Self.now)])),
             (RenderedRead("conversation, after the tie's first", repository.conversationPageRead("c", limit: 2, after: tieCursor), page),

@@ -70,57 +70,38 @@ struct FixedWidthCodec<Element: BitwiseCopyable & Sendable>: ColumnCodec, NullAw
 }
 
 /// Values a type's storage holds but the type does not allow, refused before they are sent: the
-/// server stores whatever arrives in a Native block without looking. An Enum's undefined number is
-/// stored, and from then on every read of the table fails on it ("Unexpected value 5 in enum",
-/// both on 18.16 and 26.x); a Decimal with more digits than its precision is stored and shown as
-/// such (12345.6 in a Decimal(3, 1)), where the server's own text parsers refuse it.
-/// Decimals over 38 digits (256-bit storage) are not checked. Nor are a Nullable's NULL rows,
-/// whose placeholders the server never reads as values.
+/// server stores whatever arrives in a Native block without looking, and an Enum's undefined
+/// number, once stored, makes every later read of the table fail ("Unexpected value 5 in enum",
+/// on 18.16 and 26.x alike). Such a number can come from a server (a join's default row is 0
+/// whether or not the Enum defines it): it cannot be written back. A Nullable's NULL rows are not
+/// checked: the server never reads their placeholders as values. (Decimals are not checked: the
+/// server itself stores results of Decimal arithmetic with more digits than their precision.)
 enum ValueDomain: Sendable {
     case enumValues(Set<Int>)
-    /// The absolute value stays below 10^precision (as the unscaled integer).
-    case decimalDigits(precision: Int, scale: Int, bound: Int128)
 
     init?(_ type: ClickHouseType) {
         switch type {
-        case let .enum8(cases), let .enum16(cases):
-            self = .enumValues(Set(cases.map(\.value)))
-        case let .decimal(precision, scale) where precision <= 38:
-            var bound: Int128 = 1
-            for _ in 0..<precision { bound *= 10 }
-            self = .decimalDigits(precision: precision, scale: scale, bound: bound)
-        default:
-            return nil
+        case let .enum8(cases), let .enum16(cases): self = .enumValues(Set(cases.map(\.value)))
+        default: return nil
         }
     }
 
     /// Why the first value outside the domain cannot be sent, or nil when all are inside.
     /// `nulls`: a Nullable's null map, whose NULL rows are not checked.
     func firstValueOutside<Element>(_ values: [Element], of type: ClickHouseType, nulls: [UInt8]?) -> String? {
-        // The storage types of enums and decimals; only these reach here.
+        // The storage types of Enum8 and Enum16; only these reach here.
         switch values {
         case let values as [Int8]: return firstOutside(values, type, nulls)
         case let values as [Int16]: return firstOutside(values, type, nulls)
-        case let values as [Int32]: return firstOutside(values, type, nulls)
-        case let values as [Int64]: return firstOutside(values, type, nulls)
-        case let values as [Int128]: return firstOutside(values, type, nulls)
         default: return nil
         }
     }
 
     private func firstOutside<Integer: BinaryInteger>(_ values: [Integer], _ type: ClickHouseType, _ nulls: [UInt8]?) -> String? {
-        let outside: (Integer) -> Bool
         switch self {
-        case let .enumValues(defined): outside = { !defined.contains(Int($0)) }
-        case let .decimalDigits(_, _, bound): outside = { Int128($0) >= bound || Int128($0) <= -bound }
-        }
-        guard let row = values.indices.first(where: { (nulls == nil || nulls![$0] == 0) && outside(values[$0]) }) else { return nil }
-        switch self {
-        case .enumValues:
+        case let .enumValues(defined):
+            guard let row = values.indices.first(where: { (nulls == nil || nulls![$0] == 0) && !defined.contains(Int(values[$0])) }) else { return nil }
             return "value \(values[row]) at row \(row) is not one of \(type.name)"
-        case let .decimalDigits(precision, scale, _):
-            let text = ValueText.decimal(unscaled: String(values[row]), scale: scale)
-            return "value \(text) at row \(row) has more than the \(precision) digits of \(type.name)"
         }
     }
 }

@@ -130,8 +130,9 @@ final class ByteStreamHandler: ChannelInboundHandler, @unchecked Sendable {
         context.read()
     }
 
-    /// Ends the connection with `error` unless the server's first bytes arrive within `timeout`
-    /// (after TLS, when there is TLS). Must be called on the event loop.
+    /// Ends the connection with `error` unless the whole answer is here (``answerComplete()``) within
+    /// `timeout` (after TLS, when there is TLS); see ``answerDeadlinePassed(_:)``. Must be called on
+    /// the event loop.
     ///
     /// Asks the socket for them at once, too: with `autoRead` off nothing is read until asked,
     /// and the task that would ask (``nextChunk``) may wait for a thread of the concurrency pool.

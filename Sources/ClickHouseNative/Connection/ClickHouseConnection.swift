@@ -298,14 +298,17 @@ public actor ClickHouseConnection {
     where Blocks.Element == Block {
         try await exclusively {
             try await closingOnCancel {
-                try await runInsert(sql, settings: settings, blocksFor: { _ in blocks }, rowsUnasked: { try await Self.hasRows(blocks) })
+                try await runInsert(sql, settings: settings, blocksFor: { _ in blocks }, rowsUnasked: { Self.hasRows(blocks) })
             }
         }
     }
 
-    private static func hasRows<Blocks: AsyncSequence>(_ blocks: Blocks) async throws -> Bool where Blocks.Element == Block {
-        for try await block in blocks where block.rowCount > 0 { return true }
-        return false
+    /// Whether blocks given to an INSERT hold rows: a ``BlockSequence``'s are looked at; any other
+    /// sequence counts as having some (reading a live stream could wait without end, and would
+    /// take its first block).
+    private static func hasRows<Blocks: AsyncSequence>(_ blocks: Blocks) -> Bool where Blocks.Element == Block {
+        guard let sequence = blocks as? BlockSequence else { return true }
+        return sequence.blocks.contains { $0.rowCount > 0 }
     }
 
     /// Inserts the blocks that `blocksFor` makes from the server's sample block (the table's
@@ -334,9 +337,9 @@ public actor ClickHouseConnection {
 
     /// `rowsUnasked`: whether the caller has rows, asked when the server ends the statement without
     /// asking for data (an `INSERT ... SELECT` or inline `VALUES` needs none). Rows it never asked
-    /// for were not inserted: that is an error, not a success.
+    /// for were not sent: that is an error, not a success.
     private func runInsert<Blocks: AsyncSequence>(_ sql: String, settings: [QuerySetting],
-                                                  blocksFor: (Block) throws -> Blocks, rowsUnasked: (() async throws -> Bool)?) async throws
+                                                  blocksFor: (Block) throws -> Blocks, rowsUnasked: (() -> Bool)?) async throws
     where Blocks.Element == Block {
         try await prepareForRequest()
         let bytes = try encodeQuery(sql, settings: settings, parameters: [:], queryID: "")
@@ -349,9 +352,10 @@ public actor ClickHouseConnection {
             switch machine.received(try await nextPacket()) {
             case let .sendData(sample): header = sample
             case .finished:
-                // A statement that needed no data; or rows were given, and none of them went in.
-                if let rowsUnasked, try await rowsUnasked() {
-                    throw fail("the server ended the INSERT without asking for its rows: nothing was inserted")
+                // A statement that needed no data; or rows were given, and none of them went. Not a
+                // transient error: sent again, an `INSERT ... SELECT` would run again.
+                if let rowsUnasked, rowsUnasked() {
+                    throw ClickHouseClientError("the server ended the INSERT without asking for the rows given: they were not sent")
                 }
                 return
             case let action: if let error = failure(ending: action) { throw error }
@@ -748,7 +752,9 @@ public actor ClickHouseConnection {
             return nil
         } catch let error as ClickHouseProtocolError {
             if info == nil { handshakeProtocolError = error }
-            throw fail(error.message)
+            let closed = fail(error.message)
+            // Not transient: a result over the limit is over it every time it is asked for.
+            throw error.isOverLimit ? ClickHouseClientError(error.message) : closed
         } catch {
             throw fail("cannot decode a server packet: \(error)")
         }

@@ -140,9 +140,10 @@ struct ServerPacketDecoder: Sendable {
             } catch let error as WireError {
                 throw Self.needMore(error, resumingAt: packetStart, reader)
             }
-        } catch let need as NeedMoreData where need.minimumBytes > maximumPacketBytes {
-            // A length over the limit, or a packet still incomplete after that many bytes: the
-            // connection would otherwise buffer whatever the server sends until it arrives.
+        } catch let need as NeedMoreData where assembly.receivedBytes + need.minimumBytes > maximumPacketBytes {
+            // A length over the limit, or a packet still incomplete after that many bytes (with
+            // the columns of its block decoded so far): the connection would otherwise buffer
+            // whatever the server sends until it arrives.
             assembly.reset()
             throw tooLarge
         }
@@ -156,8 +157,10 @@ struct ServerPacketDecoder: Sendable {
     }
 
     var tooLarge: ClickHouseProtocolError {
-        ClickHouseProtocolError("a packet from the server is larger than the \(maximumPacketBytes)-byte limit"
-                                + " (ClickHouseConfiguration.maximumPacketBytes), or its lengths are corrupt")
+        var error = ClickHouseProtocolError("a packet from the server is larger than the \(maximumPacketBytes)-byte limit"
+                                            + " (ClickHouseConfiguration.maximumPacketBytes), or its lengths are corrupt")
+        error.isOverLimit = true
+        return error
     }
 
     private func decodePacket(_ reader: inout ByteReader) throws -> ServerPacket {
@@ -462,6 +465,9 @@ public struct ClickHouseProtocolError: Error, Equatable, Sendable, CustomStringC
     /// The code, when the error is a packet this client does not know (what a port of another
     /// service sends first).
     var unknownPacketCode: UInt64?
+    /// A packet over ``ClickHouseConfiguration/maximumPacketBytes``: the same request fails the same
+    /// way when sent again.
+    var isOverLimit = false
     public init(_ message: String) { self.message = message }
     public var description: String { "protocol error: \(message)" }
     /// Errors are equal by what they say.
