@@ -382,7 +382,7 @@ public final class EventConsumer: Service, @unchecked Sendable {
                                  metadata: ["error": "\(error)", "messages": "\(messages.count)"])
                     return
                 }
-                if (error is ServerException || error is ClickHouseConnectionError) && !TransientErrors.contains(error) {
+                if (error is ServerException || error is ClickHouseConnectionError || error is ClickHouseClientError) && !TransientErrors.contains(error) {
                     // Retried all the same (the batch is never dropped), but this one does not pass
                     // by itself: someone has to fix the table or the server.
                     logger.error("batch write refused by ClickHouse, and it will be until the table or the server is fixed; retrying",
