@@ -28,6 +28,13 @@ enum Statement: Equatable {
                !Self.followsListPosition(bytes, words: words, index: words.count - 2) {
                 let format = words[words.count - 1]
                 self = .query(sql: string(0..<words[words.count - 2].range.lowerBound), outputFormat: string(format.range))
+            } else if let clause = words.indices.last(where: { words[$0].word == "FORMAT" }), clause + 2 < words.count,
+                      Self.outputFormats.contains(words[clause + 1].word), words[clause + 2].word == "SETTINGS",
+                      !Self.followsListPosition(bytes, words: words, index: clause) {
+                // `FORMAT Name SETTINGS ...`, which current servers accept too: the settings stay
+                // (18.16 takes them only before FORMAT, which is where they go).
+                self = .query(sql: string(0..<words[clause].range.lowerBound) + string(words[clause + 2].range.lowerBound..<bytes.count),
+                              outputFormat: string(words[clause + 1].range))
             } else {
                 self = .query(sql: text, outputFormat: nil)
             }
