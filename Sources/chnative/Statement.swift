@@ -32,9 +32,11 @@ enum Statement: Equatable {
                       Self.outputFormats.contains(words[clause + 1].word), words[clause + 2].word == "SETTINGS",
                       !Self.followsListPosition(bytes, words: words, index: clause) {
                 // `FORMAT Name SETTINGS ...`, which current servers accept too: the settings stay
-                // (18.16 takes them only before FORMAT, which is where they go).
-                self = .query(sql: string(0..<words[clause].range.lowerBound) + string(words[clause + 2].range.lowerBound..<bytes.count),
-                              outputFormat: string(words[clause + 1].range))
+                // (18.16 takes them only before FORMAT, which is where they go, joined to a
+                // SETTINGS clause already there: it takes one only).
+                let joined = words[..<clause].contains { $0.word == "SETTINGS" }
+                let settings = joined ? ", " + string(words[clause + 2].range.upperBound..<bytes.count) : string(words[clause + 2].range.lowerBound..<bytes.count)
+                self = .query(sql: string(0..<words[clause].range.lowerBound) + settings, outputFormat: string(words[clause + 1].range))
             } else {
                 self = .query(sql: text, outputFormat: nil)
             }

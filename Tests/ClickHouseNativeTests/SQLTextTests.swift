@@ -1,8 +1,8 @@
 import Testing
 @testable import ClickHouseNative
 
-/// Comments as ClickHouse's lexer reads them (checked with chdb, 26.x): `SELECT 1 # c` and
-/// `#!/x` lines are comments, `SELECT 1 #c` is a syntax error, and block comments nest.
+/// Comments as ClickHouse's lexer reads them (checked with chdb, 26.x): `SELECT 1 # c`, `#!/x`
+/// and `SELECT 1 // c` lines are comments, `SELECT 1 #c` is a syntax error, and block comments nest.
 @Suite struct SQLTextTests {
     static func words(_ text: String) -> [String] { SQLText.topLevelWords(text).map(\.word) }
 
@@ -10,6 +10,14 @@ import Testing
         #expect(Self.words("SELECT 1 # FORMAT JSON\nFROM t") == ["SELECT", "1", "FROM", "T"])
         #expect(Self.words("#!/usr/bin/env chnative\nSELECT 2") == ["SELECT", "2"])
         #expect(Self.words("SELECT 1 #c") == ["SELECT", "1", "C"])
+    }
+
+    /// Found in review: `//` comments (18.16 has them too) were read as words, so an INSERT with
+    /// `// copy values` before its SELECT was taken for one with VALUES.
+    @Test func doubleSlashCommentsRunToTheLineEnd() {
+        #expect(Self.words("INSERT INTO t // copy values\nSELECT * FROM s") == ["INSERT", "INTO", "T", "SELECT", "FROM", "S"])
+        #expect(!SQLText.isInsertOfClientRows("INSERT INTO t // copy values\nSELECT * FROM s"))
+        #expect(Self.words("SELECT 4 / 2") == ["SELECT", "4", "2"])
     }
 
     @Test func blockCommentsNest() {

@@ -140,10 +140,10 @@ struct ServerPacketDecoder: Sendable {
             } catch let error as WireError {
                 throw Self.needMore(error, resumingAt: packetStart, reader)
             }
-        } catch let need as NeedMoreData where assembly.receivedBytes + need.minimumBytes > maximumPacketBytes {
+        } catch let need as NeedMoreData where assembly.bytesSoFar + need.minimumBytes > maximumPacketBytes {
             // A length over the limit, or a packet still incomplete after that many bytes (with
-            // the columns of its block decoded so far): the connection would otherwise buffer
-            // whatever the server sends until it arrives.
+            // what its block took so far): the connection would otherwise buffer whatever the
+            // server sends until it arrives.
             assembly.reset()
             throw tooLarge
         }
@@ -433,6 +433,10 @@ final class BlockAssembly: @unchecked Sendable {
 
     /// True when no block is being received.
     var isIdle: Bool { kind == nil }
+
+    /// What the block took so far, against the limit; a column being filled was counted whole
+    /// when its filling began, so its remaining bytes are not counted again.
+    var bytesSoFar: Int { fill != nil ? 0 : receivedBytes + decompressed.count }
 
     /// Counts a column's bytes (decoded, or allocated for filling) against the decoder's limit.
     func count(_ bytes: Int, limit decoder: ServerPacketDecoder) throws {

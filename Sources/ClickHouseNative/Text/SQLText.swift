@@ -48,13 +48,14 @@ public enum SQLText {
     }
 
     /// The end of the comment that starts at `index`, or nil when none does. As ClickHouse's lexer
-    /// reads them: `--` and `# ` or `#!` (`#` then anything else is not one) to the line's end,
-    /// `/* */` nested; an unclosed block comment runs to the text's end (`closed` false: the
-    /// server reports it).
+    /// reads them: `--`, `//` and `# ` or `#!` (`#` then anything else is not one) to the line's
+    /// end, `/* */` nested (as current servers nest them; 18.16 ends one at its first `*/`); an
+    /// unclosed block comment runs to the text's end (`closed` false: the server reports it).
     public static func comment(_ bytes: [UInt8], at index: Int) -> (end: Int, closed: Bool)? {
         guard index + 1 < bytes.count else { return nil }
         switch (bytes[index], bytes[index + 1]) {
-        case (UInt8(ascii: "-"), UInt8(ascii: "-")), (UInt8(ascii: "#"), UInt8(ascii: " ")), (UInt8(ascii: "#"), UInt8(ascii: "!")):
+        case (UInt8(ascii: "-"), UInt8(ascii: "-")), (UInt8(ascii: "/"), UInt8(ascii: "/")), (UInt8(ascii: "#"), UInt8(ascii: " ")),
+             (UInt8(ascii: "#"), UInt8(ascii: "!")):
             return (bytes[index...].firstIndex(of: 0x0A) ?? bytes.count, true)
         case (UInt8(ascii: "/"), UInt8(ascii: "*")):
             var position = index + 2
