@@ -58,9 +58,7 @@ struct FixedWidthCodec<Element: BitwiseCopyable & Sendable>: ColumnCodec, NullAw
 
     func write(_ column: any Column, to writer: inout ByteWriter, nulls: [UInt8]?) throws {
         let values = try cast(column, to: FixedWidthColumn<Element>.self).values
-        if let domain = ValueDomain(type), let refusal = domain.firstValueOutside(values, of: type, nulls: nulls) {
-            throw ColumnCodecError.invalid(refusal)
-        }
+        if let refusal = undefinedEnumValue(values, of: type, nulls: nulls) { throw ColumnCodecError.invalid(refusal) }
         writer.writeFixedWidthArray(values)
     }
 
@@ -69,44 +67,33 @@ struct FixedWidthCodec<Element: BitwiseCopyable & Sendable>: ColumnCodec, NullAw
     }
 }
 
-/// Values a type's storage holds but the type does not allow, refused before they are sent: the
-/// server stores whatever arrives in a Native block without looking, and an Enum's undefined
-/// number, once stored, makes every later read of the table fail ("Unexpected value 5 in enum",
-/// on 18.16 and 26.x alike). Such a number can come from a server (a join's default row is 0
-/// whether or not the Enum defines it): it cannot be written back. A Nullable's NULL rows are not
-/// checked: the server never reads their placeholders as values. (Decimals are not checked: the
-/// server itself stores results of Decimal arithmetic with more digits than their precision.)
-enum ValueDomain: Sendable {
-    case enumValues(Set<Int>)
-
-    init?(_ type: ClickHouseType) {
-        switch type {
-        case let .enum8(cases), let .enum16(cases): self = .enumValues(Set(cases.map(\.value)))
-        default: return nil
-        }
+/// Why the first Enum number the type does not define cannot be sent, or nil when all are defined
+/// (or the type is no Enum). The server stores whatever arrives in a Native block without looking,
+/// and an undefined number, once stored, makes every later read of the table fail ("Unexpected
+/// value 5 in enum", on 18.16 and 26.x alike). Such a number can come from a server (a join's
+/// default row is 0 whether or not the Enum defines it): it cannot be written back. `nulls`: a
+/// Nullable's null map; its NULL rows hold placeholders the server never reads as values.
+/// (Decimals are not checked: the server itself stores results of Decimal arithmetic with more
+/// digits than their precision.)
+func undefinedEnumValue<Element>(_ values: [Element], of type: ClickHouseType, nulls: [UInt8]?) -> String? {
+    let cases: [ClickHouseType.EnumCase]
+    switch type {
+    case let .enum8(enumCases), let .enum16(enumCases): cases = enumCases
+    default: return nil
     }
-
-    /// Why the first value outside the domain cannot be sent, or nil when all are inside.
-    /// `nulls`: a Nullable's null map, whose NULL rows are not checked.
-    func firstValueOutside<Element>(_ values: [Element], of type: ClickHouseType, nulls: [UInt8]?) -> String? {
-        // The storage types of Enum8 and Enum16; only these reach here.
-        switch values {
-        case let values as [Int8]: return firstOutside(values, type, nulls)
-        case let values as [Int16]: return firstOutside(values, type, nulls)
-        default: return nil
-        }
+    let defined = Set(cases.map(\.value))
+    func first<Integer: BinaryInteger>(_ values: [Integer]) -> String? {
+        guard let row = values.indices.first(where: { (nulls == nil || nulls![$0] == 0) && !defined.contains(Int(values[$0])) }) else { return nil }
+        return "value \(values[row]) at row \(row) is not one of \(type.name)"
     }
-
-    private func firstOutside<Integer: BinaryInteger>(_ values: [Integer], _ type: ClickHouseType, _ nulls: [UInt8]?) -> String? {
-        switch self {
-        case let .enumValues(defined):
-            guard let row = values.indices.first(where: { (nulls == nil || nulls![$0] == 0) && !defined.contains(Int(values[$0])) }) else { return nil }
-            return "value \(values[row]) at row \(row) is not one of \(type.name)"
-        }
+    switch values {  // the storage types of Enum8 and Enum16
+    case let values as [Int8]: return first(values)
+    case let values as [Int16]: return first(values)
+    default: return nil
     }
 }
 
-/// A codec that checks values before it writes them (``ValueDomain``), told which rows a
+/// A codec that checks values before it writes them (``undefinedEnumValue(_:of:nulls:)``), told which rows a
 /// Nullable marks NULL so that their placeholders are not checked.
 protocol NullAwareWriting {
     func write(_ column: any Column, to writer: inout ByteWriter, nulls: [UInt8]?) throws

@@ -112,7 +112,7 @@ final class ByteStreamHandler: ChannelInboundHandler, @unchecked Sendable {
         timeoutTask = eventLoop.scheduleTask(in: timeout) { [weak self] in
             guard let self, let waiter = self.waiter else { return }
             self.waiter = nil
-            let error = ClickHouseConnectionError.timeout("no data from the server for \(timeout.nanoseconds / 1_000_000) ms")
+            let error = ClickHouseConnectionError.timeout("no data from the server for \(timeout.milliseconds) ms")
             self.failure = error
             waiter.fail(error)
             self.context?.close(promise: nil)

@@ -65,3 +65,8 @@ extension Duration {
     /// "no timeout" would overflow otherwise and stop the program.
     var timeAmount: TimeAmount { TimeAmount(max(self, .zero)) }  // NIO's conversion clamps at Int64.max nanoseconds
 }
+
+extension TimeAmount {
+    /// Whole milliseconds, for messages.
+    var milliseconds: Int64 { nanoseconds / 1_000_000 }
+}

@@ -166,7 +166,7 @@ public actor ClickHouseConnection {
         // server alone: while bytes wait for a reader whose task is slow to run, it does not expire
         // (a test blocking the cooperative threads once stalled the process for 27 s).
         let timeout = configuration.handshakeTimeout.timeAmount
-        let expiry = ClickHouseConnectionError.timeout("no handshake from \(configuration.host):\(configuration.port) within \(timeout.nanoseconds / 1_000_000) ms"
+        let expiry = ClickHouseConnectionError.timeout("no handshake from \(configuration.host):\(configuration.port) within \(timeout.milliseconds) ms"
                                                        + " (is it ClickHouse's native port? usually 9000, 9440 with TLS)")
         let hello = channel.allocator.buffer(bytes: writer.bytes)
         do {
@@ -263,14 +263,12 @@ public actor ClickHouseConnection {
                 case let .close(reason): throw fail(reason)
                 default:
                     guard ContinuousClock.now < deadline else {
-                        throw fail("no Pong within \(Self.milliseconds(configuration.readTimeout)) ms: the server sent other packets instead")
+                        throw fail("no Pong within \(configuration.readTimeout.timeAmount.milliseconds) ms: the server sent other packets instead")
                     }
                 }
             }
         }
     }
-
-    static func milliseconds(_ duration: Duration) -> Int64 { duration.timeAmount.nanoseconds / 1_000_000 }
 
     /// Runs `body`; if the calling task is cancelled meanwhile, the socket is closed, so that the
     /// body's waits end at once (with an error) instead of at the read timeout, and the connection
@@ -298,7 +296,7 @@ public actor ClickHouseConnection {
     where Blocks.Element == Block {
         try await exclusively {
             try await closingOnCancel {
-                try await runInsert(sql, settings: settings, blocksFor: { _ in blocks }, rowsUnasked: { Self.hasRows(blocks) })
+                try await runInsert(sql, settings: settings, blocksFor: { _ in blocks }, rowsGiven: Self.hasRows(blocks))
             }
         }
     }
@@ -316,7 +314,7 @@ public actor ClickHouseConnection {
     public func insert<Blocks: AsyncSequence>(_ sql: String, settings: [QuerySetting] = [],
                                               blocksFor: (Block) throws -> Blocks) async throws
     where Blocks.Element == Block {
-        try await exclusively { try await closingOnCancel { try await runInsert(sql, settings: settings, blocksFor: blocksFor, rowsUnasked: nil) } }
+        try await exclusively { try await closingOnCancel { try await runInsert(sql, settings: settings, blocksFor: blocksFor, rowsGiven: false) } }
     }
 
     /// Whether a task is inside a request's wait on this connection (the actor lets another task in
@@ -335,11 +333,11 @@ public actor ClickHouseConnection {
         return try await body()
     }
 
-    /// `rowsUnasked`: whether the caller has rows, asked when the server ends the statement without
-    /// asking for data (an `INSERT ... SELECT` or inline `VALUES` needs none). Rows it never asked
-    /// for were not sent: that is an error, not a success.
+    /// `rowsGiven`: whether the caller has rows, for a server that ends the statement without asking
+    /// for data (an `INSERT ... SELECT` or inline `VALUES` needs none). Rows it never asked for were
+    /// not sent: that is an error, not a success.
     private func runInsert<Blocks: AsyncSequence>(_ sql: String, settings: [QuerySetting],
-                                                  blocksFor: (Block) throws -> Blocks, rowsUnasked: (() -> Bool)?) async throws
+                                                  blocksFor: (Block) throws -> Blocks, rowsGiven: Bool) async throws
     where Blocks.Element == Block {
         try await prepareForRequest()
         let bytes = try encodeQuery(sql, settings: settings, parameters: [:], queryID: "")
@@ -354,7 +352,7 @@ public actor ClickHouseConnection {
             case .finished:
                 // A statement that needed no data; or rows were given, and none of them went. Not a
                 // transient error: sent again, an `INSERT ... SELECT` would run again.
-                if let rowsUnasked, rowsUnasked() {
+                if rowsGiven {
                     throw ClickHouseClientError("the server ended the INSERT without asking for the rows given: they were not sent")
                 }
                 return
@@ -493,8 +491,8 @@ public actor ClickHouseConnection {
         case .idle:
             // Nothing comes between answers: bytes left over belong to no request (a server bug, or
             // someone on the path), and would be read as the start of the next answer.
-            guard strayByteCount == 0 else {
-                let count = strayByteCount
+            let count = strayByteCount
+            guard count == 0 else {
                 throw fail("the server sent \(count) byte\(count == 1 ? "" : "s") after the end of its last answer; the connection is out of step")
             }
             return
@@ -524,7 +522,7 @@ public actor ClickHouseConnection {
             case let .close(reason): throw fail(reason)
             default:
                 guard ContinuousClock.now < deadline else {
-                    throw fail("the server went on answering for \(Self.milliseconds(configuration.readTimeout)) ms after its query was cancelled")
+                    throw fail("the server went on answering for \(configuration.readTimeout.timeAmount.milliseconds) ms after its query was cancelled")
                 }
             }
         }

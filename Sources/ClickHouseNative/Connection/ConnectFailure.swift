@@ -31,7 +31,7 @@ enum ConnectFailure {
         case let error as IOError:
             return "\(String(cString: strerror(error.errnoCode))) (errno \(error.errnoCode))"
         case ChannelError.connectTimeout(let amount):
-            return "no connection within \(amount.nanoseconds / 1_000_000) ms"
+            return "no connection within \(amount.milliseconds) ms"
         default:
             return "\(error)"
         }

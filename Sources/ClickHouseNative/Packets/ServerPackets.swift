@@ -156,6 +156,12 @@ struct ServerPacketDecoder: Sendable {
         guard rows <= maximumPacketBytes else { throw tooLarge }
     }
 
+    /// Counts a column's bytes (decoded, or allocated for filling) against the limit.
+    func count(_ bytes: Int) throws {
+        assembly.receivedBytes += bytes
+        guard assembly.receivedBytes <= maximumPacketBytes else { throw tooLarge }
+    }
+
     var tooLarge: ClickHouseProtocolError {
         var error = ClickHouseProtocolError("a packet from the server is larger than the \(maximumPacketBytes)-byte limit"
                                             + " (ClickHouseConfiguration.maximumPacketBytes), or its lengths are corrupt")
@@ -319,10 +325,10 @@ extension ServerPacketDecoder {
                 }
                 switch try NativeFormat.readColumnDataOrBeginFill(&reader, name: header.name, type: header.type, rows: rowCount) {
                 case let .complete(column):
-                    try assembly.count(reader.offset - columnStart, limit: self)
+                    try count(reader.offset - columnStart)
                     assembly.columns.append(NamedColumn(header.name, column))
                 case let .filling(fill):
-                    try assembly.count(reader.offset - columnStart + fill.remainingBytes, limit: self)
+                    try count(reader.offset - columnStart + fill.remainingBytes)
                     assembly.fill = fill
                     // It took all there was.
                     throw NeedMoreData(resumeOffset: reader.offset, minimumBytes: 1, completingBytes: fill.remainingBytes)
@@ -437,12 +443,6 @@ final class BlockAssembly: @unchecked Sendable {
     /// What the block took so far, against the limit; a column being filled was counted whole
     /// when its filling began, so its remaining bytes are not counted again.
     var bytesSoFar: Int { fill != nil ? 0 : receivedBytes + decompressed.count }
-
-    /// Counts a column's bytes (decoded, or allocated for filling) against the decoder's limit.
-    func count(_ bytes: Int, limit decoder: ServerPacketDecoder) throws {
-        receivedBytes += bytes
-        guard receivedBytes <= decoder.maximumPacketBytes else { throw decoder.tooLarge }
-    }
 
     func begin(_ kind: Kind, compressed: Bool) {
         reset()
